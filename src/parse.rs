@@ -1,0 +1,326 @@
+//! Raw bytes → [`ParsedMail`], with mail-parser.
+//!
+//! Parsing never fails: a message mail-parser cannot make sense of still yields a
+//! `ParsedMail` (with `problem` set), so the raw bytes are stored and the mail is flagged
+//! instead of lost.
+
+use chrono::{DateTime, TimeZone, Utc};
+use mail_parser::{MessageParser, MimeHeaders};
+use serde::Serialize;
+
+/// A mailbox address with an optional display name. The address is kept as written,
+/// compare with [`Address::normalized`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub name: Option<String>,
+    pub address: String,
+}
+
+impl Address {
+    pub fn new(name: Option<&str>, address: &str) -> Self {
+        Self {
+            name: name
+                .map(|n| n.trim().trim_matches('"').trim().to_string())
+                .filter(|n| !n.is_empty()),
+            address: address.trim().to_string(),
+        }
+    }
+
+    /// Lower-cased address, for comparisons (local parts are case-insensitive in practice).
+    pub fn normalized(&self) -> String {
+        self.address.to_ascii_lowercase()
+    }
+
+    /// The domain part, lower-cased.
+    pub fn domain(&self) -> Option<String> {
+        self.address
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n} <{}>", self.address),
+            None => write!(f, "<{}>", self.address),
+        }
+    }
+}
+
+/// One attachment (any non-body part), bytes decoded from its transfer encoding.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    /// e.g. `application/pdf`, `message/rfc822`.
+    pub content_type: String,
+    pub data: Vec<u8>,
+    /// An attached mail (message/rfc822 and friends): `data` is that mail's raw bytes.
+    pub is_message: bool,
+}
+
+/// What klachtpost needs to know of a mail. Owned, so it outlives the raw buffer.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMail {
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    /// In-Reply-To ids, without angle brackets.
+    pub in_reply_to: Vec<String>,
+    /// References ids, without angle brackets, oldest first.
+    pub references: Vec<String>,
+    pub from: Option<Address>,
+    pub sender: Option<Address>,
+    pub reply_to: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    /// Subject, decoded; empty when absent.
+    pub subject: String,
+    /// The Date header, if present and valid.
+    pub date: Option<DateTime<Utc>>,
+    /// The text of the mail: the text/plain body, or the HTML body turned into text.
+    pub text: String,
+    /// Top-level content type with its `report-type` when present, lower-cased:
+    /// e.g. `multipart/report; report-type=delivery-status`.
+    pub content_type: String,
+    /// Every top-level header as (name, raw value), unfolded, in order.
+    pub headers: Vec<(String, String)>,
+    pub attachments: Vec<Attachment>,
+    /// Set when the message could not be parsed as a mail (the raw bytes are still kept).
+    pub problem: Option<String>,
+}
+
+impl ParsedMail {
+    /// The first value of a header, case-insensitive name, trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// Whether a header is present at all.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The Return-Path as given: `Some("")` for the null sender `<>`.
+    pub fn return_path(&self) -> Option<String> {
+        self.header("Return-Path").map(|v| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_string()
+        })
+    }
+
+    /// Attached mails, parsed.
+    pub fn attached_messages(&self) -> impl Iterator<Item = ParsedMail> + '_ {
+        self.attachments
+            .iter()
+            .filter(|a| a.is_message)
+            .map(|a| parse(&a.data))
+    }
+}
+
+/// Parse a raw message. Never panics on bad input, never fails: see [`ParsedMail::problem`].
+pub fn parse(raw: &[u8]) -> ParsedMail {
+    let parsed = std::panic::catch_unwind(|| parse_inner(raw));
+    match parsed {
+        Ok(Some(mail)) => mail,
+        Ok(None) => ParsedMail {
+            problem: Some("not a mail message: no headers could be read".into()),
+            text: String::from_utf8_lossy(raw).into_owned(),
+            ..Default::default()
+        },
+        Err(_) => ParsedMail {
+            problem: Some("the mail parser failed on this message".into()),
+            text: String::from_utf8_lossy(raw).into_owned(),
+            ..Default::default()
+        },
+    }
+}
+
+fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
+    let msg = MessageParser::default().parse(raw)?;
+    // mail-parser reads almost anything as "a header"; a mail has at least one it knows.
+    if !msg.headers().iter().any(|h| !h.name.is_other()) {
+        return None;
+    }
+
+    let first_addr = |a: Option<&mail_parser::Address>| -> Option<Address> {
+        a.and_then(|a| a.first())
+            .and_then(|a| a.address().map(|ad| Address::new(a.name(), ad)))
+    };
+    let all_addrs = |a: Option<&mail_parser::Address>| -> Vec<Address> {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|a| a.address().map(|ad| Address::new(a.name(), ad)))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+        match v {
+            mail_parser::HeaderValue::Text(t) => vec![clean_id(t)],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| clean_id(t)).collect(),
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
+    };
+
+    let headers = msg
+        .headers()
+        .iter()
+        .map(|h| {
+            let start = h.offset_start as usize;
+            let end = (h.offset_end as usize).min(raw.len());
+            let value = raw
+                .get(start..end)
+                .map(|b| unfold(&String::from_utf8_lossy(b)))
+                .unwrap_or_default();
+            (h.name.as_str().to_string(), value)
+        })
+        .collect();
+
+    let content_type = msg
+        .root_part()
+        .content_type()
+        .map(|ct| {
+            let mut s = ct.ctype().to_ascii_lowercase();
+            if let Some(sub) = ct.subtype() {
+                s.push('/');
+                s.push_str(&sub.to_ascii_lowercase());
+            }
+            if let Some(rt) = ct.attribute("report-type") {
+                s.push_str("; report-type=");
+                s.push_str(&rt.to_ascii_lowercase());
+            }
+            s
+        })
+        .unwrap_or_else(|| "text/plain".into());
+
+    let date = msg.date().and_then(|d| {
+        if d.is_valid() {
+            Utc.timestamp_opt(d.to_timestamp(), 0).single()
+        } else {
+            None
+        }
+    });
+
+    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+
+    let attachments = msg
+        .attachments()
+        .map(|part| {
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                    None => ct.ctype().to_ascii_lowercase(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let is_message = part.is_message();
+            let data = if is_message {
+                // The embedded message as it stood in the mail.
+                part.message()
+                    .map(|m| m.raw_message().to_vec())
+                    .unwrap_or_else(|| part.contents().to_vec())
+            } else {
+                part.contents().to_vec()
+            };
+            Attachment {
+                filename: part.attachment_name().map(str::to_string),
+                content_type,
+                data,
+                is_message,
+            }
+        })
+        .collect();
+
+    Some(ParsedMail {
+        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
+        in_reply_to: ids(msg.in_reply_to()),
+        references: ids(msg.references()),
+        from: first_addr(msg.from()),
+        sender: first_addr(msg.sender()),
+        reply_to: first_addr(msg.reply_to()),
+        to: all_addrs(msg.to()),
+        cc: all_addrs(msg.cc()),
+        subject: msg.subject().unwrap_or_default().trim().to_string(),
+        date,
+        text,
+        content_type,
+        headers,
+        attachments,
+        problem: None,
+    })
+}
+
+fn clean_id(s: &str) -> String {
+    s.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn unfold(v: &str) -> String {
+    v.replace("\r\n", "\n")
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_plain_complaint() {
+        let raw = b"From: \"Jan de Vries\" <jan@example.nl>\r\nTo: klachten@firma.nl\r\nSubject: Klacht over de training\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <abc@example.nl>\r\nAuto-Submitted: no\r\n\r\nIk ben niet tevreden.\r\n";
+        let m = parse(raw);
+        assert!(m.problem.is_none());
+        assert_eq!(m.message_id.as_deref(), Some("abc@example.nl"));
+        let from = m.from.clone().unwrap();
+        assert_eq!(from.name.as_deref(), Some("Jan de Vries"));
+        assert_eq!(from.address, "jan@example.nl");
+        assert_eq!(m.subject, "Klacht over de training");
+        assert_eq!(m.date.unwrap().to_rfc3339(), "2026-11-19T09:15:00+00:00");
+        assert!(m.text.contains("niet tevreden"));
+        assert_eq!(m.header("auto-submitted"), Some("no"));
+    }
+
+    #[test]
+    fn html_only_mail_becomes_text() {
+        let raw = b"From: a@b.nl\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Slechte <b>service</b></p></body></html>\r\n";
+        let m = parse(raw);
+        assert!(m.text.contains("Slechte"), "{:?}", m.text);
+        assert!(!m.text.contains("<b>"), "{:?}", m.text);
+    }
+
+    #[test]
+    fn garbage_is_flagged_not_lost() {
+        let m = parse(b"\x00\x01\x02 not a mail");
+        assert!(m.problem.is_some());
+        let m = parse(b"");
+        assert!(m.problem.is_some());
+    }
+
+    #[test]
+    fn references_and_attachments() {
+        let raw = b"From: a@b.nl\r\nSubject: Re: x\r\nIn-Reply-To: <one@x>\r\nReferences: <zero@x> <one@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nzie bijlage\r\n--XX\r\nContent-Type: application/pdf; name=factuur.pdf\r\nContent-Disposition: attachment; filename=factuur.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--XX--\r\n";
+        let m = parse(raw);
+        assert_eq!(m.in_reply_to, vec!["one@x"]);
+        assert_eq!(m.references, vec!["zero@x", "one@x"]);
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].filename.as_deref(), Some("factuur.pdf"));
+        assert_eq!(m.attachments[0].data, b"%PDF-");
+    }
+}
