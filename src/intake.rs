@@ -1,1 +1,341 @@
-//! (being built)
+//! Intake: one fetched mail in, one transaction out.
+//!
+//! For each mail: skip it if its source key is already stored (a re-fetch after a crash),
+//! parse it, ask the store what the classifier needs, classify, then in ONE transaction
+//! store the raw message and its attachments, open the case (reference, partner,
+//! deadlines) or attach to one, and queue the acknowledgement in the outbox. Only after
+//! the commit may the mailbox move the mail away. A crash anywhere means a re-fetch,
+//! never a duplicate and never a lost mail.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::classify::{self, Context, Decision, Direction, Kind};
+use crate::clock::Clock;
+use crate::compose::{self, Template};
+use crate::config::Config;
+use crate::deadlines;
+use crate::parse::{self, ParsedMail};
+use crate::store::{self, NewCase, NewMessage, Store};
+
+/// Everything intake needs, built once at start-up.
+pub struct Pipeline<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub clock: &'a dyn Clock,
+    pub ack_template: Template,
+}
+
+/// What happened to one mail.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Already stored earlier (same source key): nothing was written.
+    pub duplicate: bool,
+    pub decision: Option<Decision>,
+    /// The case opened or threaded to.
+    pub case: Option<String>,
+    pub opened: bool,
+    pub ack_queued: bool,
+    pub message_row: Option<i64>,
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(config: &'a Config, store: &'a Store, clock: &'a dyn Clock) -> Result<Self> {
+        let ack_template = Template::load(&config.templates.acknowledgement)?;
+        Ok(Pipeline {
+            config,
+            store,
+            clock,
+            ack_template,
+        })
+    }
+
+    /// The classifier's context for a mail received at `received_at`.
+    pub fn context(&self, received_at: DateTime<Utc>) -> Context<'a> {
+        let mut own = vec![
+            self.config.firm.address.clone(),
+            self.config.outgoing.from.to_ascii_lowercase(),
+        ];
+        own.dedup();
+        Context {
+            firm: &self.config.firm,
+            own_addresses: own,
+            received_at,
+        }
+    }
+
+    /// Take in one mail. `source_key` identifies it in its mailbox (None: no dedup).
+    pub async fn take_in(
+        &self,
+        source_key: Option<&str>,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Outcome> {
+        if let Some(key) = source_key {
+            if self.store.source_seen(key).await? {
+                return Ok(Outcome {
+                    duplicate: true,
+                    decision: None,
+                    case: None,
+                    opened: false,
+                    ack_queued: false,
+                    message_row: None,
+                });
+            }
+        }
+        let mail = if raw.len() > self.config.intake.max_message_bytes {
+            ParsedMail {
+                problem: Some(format!(
+                    "the message is {} bytes, over intake.max_message_bytes ({}); stored raw, not parsed",
+                    raw.len(),
+                    self.config.intake.max_message_bytes
+                )),
+                ..Default::default()
+            }
+        } else {
+            parse::parse(raw)
+        };
+        let known = self.store.known(&classify::lookups(&mail)).await?;
+        let decision = classify::classify(&mail, &self.context(received_at), &known);
+        self.record(source_key, raw, received_at, &mail, decision)
+            .await
+    }
+
+    async fn record(
+        &self,
+        source_key: Option<&str>,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+        mail: &ParsedMail,
+        decision: Decision,
+    ) -> Result<Outcome> {
+        let now = self.clock.now();
+        let config = self.config;
+        let partner = if decision.kind.opens_case() {
+            Some(
+                self.store
+                    .least_loaded_partner(&config.firm.partners)
+                    .await?
+                    .context("no partner configured")?
+                    .clone(),
+            )
+        } else {
+            None
+        };
+
+        let mut tx = self.store.begin().await?;
+        let mut outcome = Outcome {
+            duplicate: false,
+            decision: None,
+            case: decision.case.clone(),
+            opened: false,
+            ack_queued: false,
+            message_row: None,
+        };
+
+        let case_id = if let Some(partner) = &partner {
+            let local_year = now.with_timezone(&config.firm.timezone).year();
+            let seq = store::next_sequence(&mut tx, local_year).await?;
+            let reference = format!("KL-{local_year}-{seq:04}");
+            let d = deadlines::compute(&config.calendar, &config.deadlines, decision.received_at);
+            let complainant = decision.complainant.as_ref();
+            let source = complainant_source(&decision);
+            let id = store::insert_case(
+                &mut tx,
+                &NewCase {
+                    reference: &reference,
+                    channel: decision.channel.as_str(),
+                    complainant_name: complainant.and_then(|c| c.name.as_deref()),
+                    complainant_address: complainant.map(|c| c.address.as_str()),
+                    complainant_source: &source,
+                    subject: &mail.subject,
+                    received_at: decision.received_at,
+                    opened_at: now,
+                    partner_name: &partner.name,
+                    partner_email: &partner.email,
+                    staff_address: decision.staff.as_ref().map(|s| s.address.as_str()),
+                    ack_due_at: d.acknowledge,
+                    response_due_at: d.response,
+                    resolution_due_at: d.resolution,
+                    deadline_explanation: &d.explanation,
+                    flags: &decision.flags,
+                },
+            )
+            .await?;
+            store::add_event(
+                &mut tx,
+                id,
+                now,
+                "case.opened",
+                &format!(
+                    "{} via {}; responsible partner {}",
+                    decision.kind.as_str(),
+                    decision.channel.as_str(),
+                    partner.name
+                ),
+            )
+            .await?;
+            outcome.case = Some(reference.clone());
+            outcome.opened = true;
+            Some((id, reference, d))
+        } else {
+            None
+        };
+
+        let threaded_case_id = match (&case_id, &decision.case) {
+            (Some((id, _, _)), _) => Some(*id),
+            (None, Some(reference)) => store::case_id_by_reference(&mut tx, reference).await?,
+            (None, None) => None,
+        };
+
+        let from = mail.from.as_ref();
+        let message_row = store::insert_message(
+            &mut tx,
+            &NewMessage {
+                case_id: threaded_case_id,
+                direction: match decision.direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+                kind: decision.kind.as_str(),
+                source_key,
+                message_id: mail.message_id.as_deref(),
+                from_name: from.and_then(|f| f.name.as_deref()),
+                from_address: from.map(|f| f.address.as_str()),
+                subject: &mail.subject,
+                date_header: mail.date,
+                received_at,
+                text: &mail.text,
+                decision_reason: &decision.reason,
+                flags: &decision.flags,
+                raw,
+                created_at: now,
+            },
+        )
+        .await?;
+        for a in &mail.attachments {
+            store::insert_attachment(
+                &mut tx,
+                message_row,
+                a.filename.as_deref(),
+                &a.content_type,
+                &a.data,
+            )
+            .await?;
+        }
+        outcome.message_row = Some(message_row);
+
+        if let (None, Some(id)) = (&case_id, threaded_case_id) {
+            store::add_event(
+                &mut tx,
+                id,
+                now,
+                &format!("message.{}", decision.kind.as_str()),
+                &decision.reason,
+            )
+            .await?;
+            for flag in &decision.flags {
+                store::add_flag(&mut tx, id, flag).await?;
+            }
+        }
+
+        if let (Some((id, reference, d)), true) = (&case_id, decision.acknowledge) {
+            if let Some(to) = decision.complainant.as_ref() {
+                let partner_name = partner
+                    .as_ref()
+                    .map(|p| p.name.as_str())
+                    .unwrap_or_default();
+                let ack = compose::acknowledgement(
+                    &self.ack_template,
+                    &compose::Acknowledgement {
+                        firm_name: &config.firm.name,
+                        firm_domain: config.firm.domain(),
+                        from: &config.outgoing.from,
+                        to_name: to.name.as_deref(),
+                        to_address: &to.address,
+                        reference,
+                        original_subject: &mail.subject,
+                        in_reply_to: mail.message_id.as_deref(),
+                        references: &mail.references,
+                        received: decision.received_at,
+                        respond_by: d.response,
+                        resolve_by: d.resolution,
+                        partner_name,
+                        timezone: config.firm.timezone,
+                        now,
+                    },
+                )?;
+                let ack_row = store::insert_message(
+                    &mut tx,
+                    &NewMessage {
+                        case_id: Some(*id),
+                        direction: "outbound",
+                        kind: "acknowledgement",
+                        source_key: None,
+                        message_id: Some(&ack.message_id),
+                        from_name: Some(&config.firm.name),
+                        from_address: Some(&config.outgoing.from),
+                        subject: &ack.subject,
+                        date_header: Some(now),
+                        received_at: now,
+                        text: &ack.text,
+                        decision_reason: "acknowledgement of a new complaint",
+                        flags: &[],
+                        raw: &ack.raw,
+                        created_at: now,
+                    },
+                )
+                .await?;
+                store::enqueue(
+                    &mut tx,
+                    ack_row,
+                    Some(*id),
+                    "acknowledgement",
+                    &config.outgoing.from,
+                    &[to.address.clone()],
+                    now,
+                )
+                .await?;
+                store::add_event(
+                    &mut tx,
+                    *id,
+                    now,
+                    "acknowledgement.queued",
+                    "acknowledgement queued for sending",
+                )
+                .await?;
+                outcome.ack_queued = true;
+            }
+        }
+        tx.commit().await?;
+
+        // Logs carry the kind, the case and the source, never names, addresses or text.
+        tracing::info!(
+            event = "mail.taken_in",
+            kind = decision.kind.as_str(),
+            case = outcome.case.as_deref().unwrap_or("-"),
+            opened = outcome.opened,
+            ack_queued = outcome.ack_queued,
+            source = source_key.unwrap_or("-"),
+            "mail stored and classified"
+        );
+        if decision.kind == Kind::Triage {
+            tracing::warn!(
+                event = "mail.triage",
+                source = source_key.unwrap_or("-"),
+                "mail needs a partner's look"
+            );
+        }
+        outcome.decision = Some(decision);
+        Ok(outcome)
+    }
+}
+
+fn complainant_source(d: &Decision) -> String {
+    match (d.kind, &d.complainant) {
+        (_, None) => "none recognised".into(),
+        (Kind::Forward, Some(_)) => "original sender of a forwarded mail".into(),
+        (Kind::Note, Some(_)) => "named in a staff note".into(),
+        _ => "From header".into(),
+    }
+}

@@ -1,1 +1,770 @@
-//! (being built)
+//! The database. sqlx with SQLite (WAL, foreign keys) by default; the SQL is kept
+//! portable (`$n` placeholders, `RETURNING`, `ON CONFLICT … DO UPDATE`, TEXT timestamps)
+//! so a PostgreSQL backend is a matter of a second migrations folder and a pool type.
+//!
+//! Timestamps are stored as RFC 3339 UTC text of one fixed format ([`ts`]), so they sort
+//! and compare as text.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::classify::{CaseInfo, Known, Lookups};
+
+/// A database error, with the action that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("stored time {0:?} is not RFC 3339")]
+    Time(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An open transaction; everything intake writes for one mail goes through one.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Format a time the one way the store keeps it.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Read a stored time.
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Time(s.to_string()))
+}
+
+/// The handle to the database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating the file and its folder if needed) and migrate.
+    pub async fn open(url: &str) -> Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let filename = options.get_filename();
+        if let Some(dir) = filename.parent() {
+            if !dir.as_os_str().is_empty() && filename.as_os_str() != ":memory:" {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let in_memory = url.contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives in one connection.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Whether a fetched message (by its mailbox key) is already stored.
+    pub async fn source_seen(&self, source_key: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM messages WHERE source_key = $1")
+            .bind(source_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Answer the classifier's questions.
+    pub async fn known(&self, lookups: &Lookups) -> Result<Known> {
+        let mut known = Known::default();
+        let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
+        for id in &lookups.message_ids {
+            let row = sqlx::query(
+                "SELECT case_id FROM messages WHERE message_id = $1 AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                let case_id: i64 = row.try_get(0)?;
+                let info = self.case_info(case_id, &mut infos).await?;
+                known.by_message_id.insert(id.clone(), info);
+            }
+        }
+        for reference in &lookups.references {
+            let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+                .bind(reference)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                let case_id: i64 = row.try_get(0)?;
+                let info = self.case_info(case_id, &mut infos).await?;
+                known.by_reference.insert(reference.clone(), info);
+            }
+        }
+        Ok(known)
+    }
+
+    async fn case_info(
+        &self,
+        case_id: i64,
+        cache: &mut HashMap<i64, CaseInfo>,
+    ) -> Result<CaseInfo> {
+        if let Some(info) = cache.get(&case_id) {
+            return Ok(info.clone());
+        }
+        let row = sqlx::query("SELECT reference, complainant_address FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(&self.pool)
+            .await?;
+        let reference: String = row.try_get(0)?;
+        let complainant: Option<String> = row.try_get(1)?;
+        let parties: Vec<String> = sqlx::query(
+            "SELECT DISTINCT from_address FROM messages WHERE case_id = $1 AND from_address IS NOT NULL",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+        let mut recipients: Vec<String> =
+            sqlx::query("SELECT recipients FROM outbox WHERE case_id = $1")
+                .bind(case_id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .filter_map(|r| r.try_get::<String, _>(0).ok())
+                .flat_map(|r| {
+                    r.lines()
+                        .map(|l| l.to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let mut parties = parties;
+        parties.append(&mut recipients);
+        parties.sort();
+        parties.dedup();
+        let info = CaseInfo {
+            reference,
+            complainant,
+            parties,
+        };
+        cache.insert(case_id, info.clone());
+        Ok(info)
+    }
+
+    /// The partner with the fewest open cases (ties: the first in the config).
+    pub async fn least_loaded_partner<'p>(
+        &self,
+        partners: &'p [crate::config::Partner],
+    ) -> Result<Option<&'p crate::config::Partner>> {
+        let mut best: Option<(&crate::config::Partner, i64)> = None;
+        for p in partners {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM cases WHERE partner_email = $1 AND status = 'open'",
+            )
+            .bind(&p.email)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+            if best.is_none_or(|(_, m)| n < m) {
+                best = Some((p, n));
+            }
+        }
+        Ok(best.map(|(p, _)| p))
+    }
+
+    // ---- the mailbox checkpoint ----
+
+    /// (uidvalidity, last_uid) stored for a mailbox folder.
+    pub async fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
+        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
+            .bind(mailbox)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get::<i64, _>(0)? as u32,
+                r.try_get::<i64, _>(1)? as u32,
+            )),
+            None => None,
+        })
+    }
+
+    pub async fn set_checkpoint(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        last_uid: u32,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- the outbox ----
+
+    /// Queued rows due at `now`, oldest first.
+    pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference
+             FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
+             WHERE o.status = 'queued' AND o.next_attempt_at <= $1
+             ORDER BY o.next_attempt_at, o.id LIMIT $2",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: r.try_get(0)?,
+                    envelope_from: r.try_get(1)?,
+                    recipients: r
+                        .try_get::<String, _>(2)?
+                        .lines()
+                        .map(str::to_string)
+                        .collect(),
+                    attempts: r.try_get::<i64, _>(3)? as u32,
+                    purpose: r.try_get(4)?,
+                    raw: r.try_get(5)?,
+                    case_reference: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next queued row is due, if any.
+    pub async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        let t: Option<String> = row.try_get(0)?;
+        t.as_deref().map(parse_ts).transpose()
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL WHERE id = $2")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        case_event_for_outbox(&mut tx, id, now, "sent", "delivered to the outgoing server").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
+            .bind(ts(next))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Give up on a row: it stays in the table as failed, the case gets a flag and an event.
+    pub async fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1 WHERE id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let case_id: Option<i64> = row.try_get(0)?;
+        let purpose: String = row.try_get(1)?;
+        if let Some(case_id) = case_id {
+            add_flag(
+                &mut tx,
+                case_id,
+                &format!("{purpose} could not be sent: {error}"),
+            )
+            .await?;
+        }
+        case_event_for_outbox(&mut tx, id, now, "send_failed", error).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts per outbox status, for the demo and for operators.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    // ---- reading cases ----
+
+    pub async fn list_cases(&self) -> Result<Vec<CaseSummary>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            case_columns!(),
+            " FROM cases ORDER BY id DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    pub async fn case(&self, reference: &str) -> Result<Option<CaseDetail>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            case_columns!(),
+            ", id FROM cases WHERE reference = $1"
+        ))
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let summary = case_from_row(&row)?;
+        let id: i64 = row.try_get("id")?;
+        let messages = sqlx::query(
+            "SELECT m.id, m.direction, m.kind, m.from_name, m.from_address, m.subject, m.received_at, m.text, m.size, m.flags,
+                    (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id),
+                    (SELECT o.status FROM outbox o WHERE o.message_id = m.id),
+                    m.message_id
+             FROM messages m WHERE m.case_id = $1 ORDER BY m.received_at, m.id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CaseMessage {
+                id: r.try_get(0)?,
+                direction: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                from_name: r.try_get(3)?,
+                from_address: r.try_get(4)?,
+                subject: r.try_get(5)?,
+                received_at: r.try_get(6)?,
+                text: r.try_get(7)?,
+                size: r.try_get(8)?,
+                flags: split_lines(&r.try_get::<String, _>(9)?),
+                attachments: r.try_get(10)?,
+                delivery: r.try_get(11)?,
+                message_id: r.try_get(12)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let events = sqlx::query(
+            "SELECT at, event, detail FROM case_events WHERE case_id = $1 ORDER BY at, id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CaseEvent {
+                at: r.try_get(0)?,
+                event: r.try_get(1)?,
+                detail: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Some(CaseDetail {
+            case: summary,
+            messages,
+            events,
+        }))
+    }
+
+    /// The raw bytes of a stored message.
+    pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT raw FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+}
+
+/// The columns [`case_from_row`] reads (a macro so queries stay `&'static str`).
+macro_rules! case_columns {
+    () => {
+        "reference, status, channel, complainant_name, complainant_address, complainant_source, subject, received_at, opened_at, partner_name, partner_email, staff_address, ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, closed_at"
+    };
+}
+use case_columns;
+
+fn split_lines(s: &str) -> Vec<String> {
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn case_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseSummary> {
+    Ok(CaseSummary {
+        reference: r.try_get("reference")?,
+        status: r.try_get("status")?,
+        channel: r.try_get("channel")?,
+        complainant_name: r.try_get("complainant_name")?,
+        complainant_address: r.try_get("complainant_address")?,
+        complainant_source: r.try_get("complainant_source")?,
+        subject: r.try_get("subject")?,
+        received_at: r.try_get("received_at")?,
+        opened_at: r.try_get("opened_at")?,
+        partner_name: r.try_get("partner_name")?,
+        partner_email: r.try_get("partner_email")?,
+        staff_address: r.try_get("staff_address")?,
+        ack_due_at: r.try_get("ack_due_at")?,
+        response_due_at: r.try_get("response_due_at")?,
+        resolution_due_at: r.try_get("resolution_due_at")?,
+        deadline_explanation: r.try_get("deadline_explanation")?,
+        flags: split_lines(&r.try_get::<String, _>("flags")?),
+        closed_at: r.try_get("closed_at")?,
+    })
+}
+
+/// One queued outgoing message.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub attempts: u32,
+    pub purpose: String,
+    pub raw: Vec<u8>,
+    pub case_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub reference: String,
+    pub status: String,
+    pub channel: String,
+    pub complainant_name: Option<String>,
+    pub complainant_address: Option<String>,
+    pub complainant_source: String,
+    pub subject: String,
+    pub received_at: String,
+    pub opened_at: String,
+    pub partner_name: String,
+    pub partner_email: String,
+    pub staff_address: Option<String>,
+    pub ack_due_at: String,
+    pub response_due_at: String,
+    pub resolution_due_at: String,
+    pub deadline_explanation: String,
+    pub flags: Vec<String>,
+    pub closed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseMessage {
+    pub id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub from_name: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: String,
+    pub received_at: String,
+    pub text: String,
+    pub size: i64,
+    pub flags: Vec<String>,
+    pub attachments: i64,
+    /// For outgoing mail: queued, sent or failed.
+    pub delivery: Option<String>,
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseEvent {
+    pub at: String,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: CaseSummary,
+    pub messages: Vec<CaseMessage>,
+    pub events: Vec<CaseEvent>,
+}
+
+// ---- writing, inside a transaction ----
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub case_id: Option<i64>,
+    pub direction: &'a str,
+    pub kind: &'a str,
+    pub source_key: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub from_name: Option<&'a str>,
+    pub from_address: Option<&'a str>,
+    pub subject: &'a str,
+    pub date_header: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub text: &'a str,
+    pub decision_reason: &'a str,
+    pub flags: &'a [String],
+    pub raw: &'a [u8],
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
+                               date_header, received_at, text, decision_reason, flags, size, raw, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(m.case_id)
+    .bind(m.direction)
+    .bind(m.kind)
+    .bind(m.source_key)
+    .bind(m.message_id)
+    .bind(m.from_name)
+    .bind(m.from_address.map(str::to_ascii_lowercase))
+    .bind(m.subject)
+    .bind(m.date_header.map(ts))
+    .bind(ts(m.received_at))
+    .bind(m.text)
+    .bind(m.decision_reason)
+    .bind(m.flags.join("\n"))
+    .bind(m.raw.len() as i64)
+    .bind(m.raw)
+    .bind(ts(m.created_at))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+pub async fn insert_attachment(
+    tx: &mut SqliteConnection,
+    message_id: i64,
+    filename: Option<&str>,
+    content_type: &str,
+    data: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(message_id)
+    .bind(filename)
+    .bind(content_type)
+    .bind(data.len() as i64)
+    .bind(data)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Hand out the next sequence number of a year, atomically.
+pub async fn next_sequence(tx: &mut SqliteConnection, year: i32) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO case_sequences (year, last) VALUES ($1, 1)
+         ON CONFLICT (year) DO UPDATE SET last = case_sequences.last + 1 RETURNING last",
+    )
+    .bind(year)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// A case to open.
+#[derive(Debug, Clone)]
+pub struct NewCase<'a> {
+    pub reference: &'a str,
+    pub channel: &'a str,
+    pub complainant_name: Option<&'a str>,
+    pub complainant_address: Option<&'a str>,
+    pub complainant_source: &'a str,
+    pub subject: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub opened_at: DateTime<Utc>,
+    pub partner_name: &'a str,
+    pub partner_email: &'a str,
+    pub staff_address: Option<&'a str>,
+    pub ack_due_at: DateTime<Utc>,
+    pub response_due_at: DateTime<Utc>,
+    pub resolution_due_at: DateTime<Utc>,
+    pub deadline_explanation: &'a str,
+    pub flags: &'a [String],
+}
+
+pub async fn insert_case(tx: &mut SqliteConnection, c: &NewCase<'_>) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
+                            subject, received_at, opened_at, partner_name, partner_email, staff_address,
+                            ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags)
+         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(c.reference)
+    .bind(c.channel)
+    .bind(c.complainant_name)
+    .bind(c.complainant_address.map(str::to_ascii_lowercase))
+    .bind(c.complainant_source)
+    .bind(c.subject)
+    .bind(ts(c.received_at))
+    .bind(ts(c.opened_at))
+    .bind(c.partner_name)
+    .bind(c.partner_email)
+    .bind(c.staff_address)
+    .bind(ts(c.ack_due_at))
+    .bind(ts(c.response_due_at))
+    .bind(ts(c.resolution_due_at))
+    .bind(c.deadline_explanation)
+    .bind(c.flags.join("\n"))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+pub async fn case_id_by_reference(
+    tx: &mut SqliteConnection,
+    reference: &str,
+) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
+pub async fn add_event(
+    tx: &mut SqliteConnection,
+    case_id: i64,
+    at: DateTime<Utc>,
+    event: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO case_events (case_id, at, event, detail) VALUES ($1, $2, $3, $4)")
+        .bind(case_id)
+        .bind(ts(at))
+        .bind(event)
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn add_flag(tx: &mut SqliteConnection, case_id: i64, flag: &str) -> Result<()> {
+    let current: String = sqlx::query("SELECT flags FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    let flags = if current.is_empty() {
+        flag.to_string()
+    } else {
+        format!("{current}\n{flag}")
+    };
+    sqlx::query("UPDATE cases SET flags = $1 WHERE id = $2")
+        .bind(flags)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Queue an outgoing message (already stored in `messages`).
+pub async fn enqueue(
+    tx: &mut SqliteConnection,
+    message_row: i64,
+    case_id: Option<i64>,
+    purpose: &str,
+    envelope_from: &str,
+    recipients: &[String],
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6) RETURNING id",
+    )
+    .bind(message_row)
+    .bind(case_id)
+    .bind(purpose)
+    .bind(envelope_from)
+    .bind(recipients.join("\n"))
+    .bind(ts(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+async fn case_event_for_outbox(
+    tx: &mut SqliteConnection,
+    outbox_id: i64,
+    at: DateTime<Utc>,
+    what: &str,
+    detail: &str,
+) -> Result<()> {
+    let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
+        .bind(outbox_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let case_id: Option<i64> = row.try_get(0)?;
+    let purpose: String = row.try_get(1)?;
+    if let Some(case_id) = case_id {
+        add_event(tx, case_id, at, &format!("{purpose}.{what}"), detail).await?;
+    }
+    Ok(())
+}

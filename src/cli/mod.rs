@@ -101,7 +101,11 @@ pub enum DeadlinesCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::daemon::init_tracing();
+    // The daemon logs its work; one-shot commands only warnings, so their output reads.
+    crate::daemon::init_tracing(match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
