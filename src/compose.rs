@@ -203,6 +203,46 @@ pub fn acknowledgement(t: &Template, a: &Acknowledgement<'_>) -> Result<Outgoing
     })
 }
 
+/// A short internal notice (to a partner or staff member), plain text, auto-generated.
+#[allow(clippy::too_many_arguments)]
+pub fn notice(
+    firm_name: &str,
+    firm_domain: &str,
+    from: &str,
+    to: &str,
+    reference: &str,
+    subject: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Outgoing, ComposeError> {
+    let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
+    let message_id = make_message_id("notice", reference, now, firm_domain);
+    let message = lettre::Message::builder()
+        .from(Mailbox::new(
+            Some(format!("klachtpost ({firm_name})")),
+            from.parse().map_err(|e| err(&e))?,
+        ))
+        .to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?))
+        .subject(subject)
+        .date(now.into())
+        .message_id(Some(format!("<{message_id}>")))
+        .raw_header(raw_header("Auto-Submitted", "auto-generated")?)
+        .raw_header(raw_header("X-Auto-Response-Suppress", "All")?)
+        .raw_header(raw_header("X-Klachtpost-Case", reference)?)
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body.to_string()),
+        )
+        .map_err(|e| err(&e))?;
+    Ok(Outgoing {
+        message_id,
+        subject: subject.to_string(),
+        text: body.to_string(),
+        raw: message.formatted(),
+    })
+}
+
 fn build(
     a: &Acknowledgement<'_>,
     subject: &str,

@@ -91,13 +91,7 @@ pub async fn run_with(
         let mut mailbox = Mailbox::open(&config).await?;
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
         mailbox.close().await;
-        outbox::drain_once(
-            &store,
-            &sender,
-            clock.as_ref(),
-            config.outgoing.max_attempts,
-        )
-        .await?;
+        outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
         return Ok(());
     }
 
@@ -224,14 +218,7 @@ async fn sender_loop(
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = outbox::drain_once(
-            &store,
-            &sender,
-            clock.as_ref(),
-            config.outgoing.max_attempts,
-        )
-        .await
-        {
+        if let Err(e) = outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
             tracing::warn!(event = "outbox.drain_failed", error = %format!("{e:#}"), "cannot read the outbox");
         }
         let wait = match store.outbox_next_due().await {

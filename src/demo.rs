@@ -76,13 +76,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
 
     println!("\n2. klachtpost takes them in and sends the acknowledgements:");
     intake_pass(&mut mailbox, &pipeline).await?;
-    let drained = outbox::drain_once(
-        &store,
-        &sender,
-        clock.as_ref(),
-        config.outgoing.max_attempts,
-    )
-    .await?;
+    let drained = outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
     println!(
         "   {} acknowledgement(s) written to {}",
         drained.sent,
@@ -115,13 +109,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
     deliver(maildir, &format!("{stamp}.demo4"), reply.as_bytes())?;
     println!("\n3. Jan de Vries answers the acknowledgement; it is threaded into his case:");
     intake_pass(&mut mailbox, &pipeline).await?;
-    outbox::drain_once(
-        &store,
-        &sender,
-        clock.as_ref(),
-        config.outgoing.max_attempts,
-    )
-    .await?;
+    outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
     let _ = &domain;
 
     println!("\n4. The register now holds:\n");

@@ -71,17 +71,17 @@ impl<'a> Pipeline<'a> {
         raw: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Outcome> {
-        if let Some(key) = source_key {
-            if self.store.source_seen(key).await? {
-                return Ok(Outcome {
-                    duplicate: true,
-                    decision: None,
-                    case: None,
-                    opened: false,
-                    ack_queued: false,
-                    message_row: None,
-                });
-            }
+        if let Some(key) = source_key
+            && self.store.source_seen(key).await?
+        {
+            return Ok(Outcome {
+                duplicate: true,
+                decision: None,
+                case: None,
+                opened: false,
+                ack_queued: false,
+                message_row: None,
+            });
         }
         let mail = if raw.len() > self.config.intake.max_message_bytes {
             ParsedMail {
@@ -239,73 +239,73 @@ impl<'a> Pipeline<'a> {
             }
         }
 
-        if let (Some((id, reference, d)), true) = (&case_id, decision.acknowledge) {
-            if let Some(to) = decision.complainant.as_ref() {
-                let partner_name = partner
-                    .as_ref()
-                    .map(|p| p.name.as_str())
-                    .unwrap_or_default();
-                let ack = compose::acknowledgement(
-                    &self.ack_template,
-                    &compose::Acknowledgement {
-                        firm_name: &config.firm.name,
-                        firm_domain: config.firm.domain(),
-                        from: &config.outgoing.from,
-                        to_name: to.name.as_deref(),
-                        to_address: &to.address,
-                        reference,
-                        original_subject: &mail.subject,
-                        in_reply_to: mail.message_id.as_deref(),
-                        references: &mail.references,
-                        received: decision.received_at,
-                        respond_by: d.response,
-                        resolve_by: d.resolution,
-                        partner_name,
-                        timezone: config.firm.timezone,
-                        now,
-                    },
-                )?;
-                let ack_row = store::insert_message(
-                    &mut tx,
-                    &NewMessage {
-                        case_id: Some(*id),
-                        direction: "outbound",
-                        kind: "acknowledgement",
-                        source_key: None,
-                        message_id: Some(&ack.message_id),
-                        from_name: Some(&config.firm.name),
-                        from_address: Some(&config.outgoing.from),
-                        subject: &ack.subject,
-                        date_header: Some(now),
-                        received_at: now,
-                        text: &ack.text,
-                        decision_reason: "acknowledgement of a new complaint",
-                        flags: &[],
-                        raw: &ack.raw,
-                        created_at: now,
-                    },
-                )
-                .await?;
-                store::enqueue(
-                    &mut tx,
-                    ack_row,
-                    Some(*id),
-                    "acknowledgement",
-                    &config.outgoing.from,
-                    &[to.address.clone()],
+        if let (Some((id, reference, d)), true) = (&case_id, decision.acknowledge)
+            && let Some(to) = decision.complainant.as_ref()
+        {
+            let partner_name = partner
+                .as_ref()
+                .map(|p| p.name.as_str())
+                .unwrap_or_default();
+            let ack = compose::acknowledgement(
+                &self.ack_template,
+                &compose::Acknowledgement {
+                    firm_name: &config.firm.name,
+                    firm_domain: config.firm.domain(),
+                    from: &config.outgoing.from,
+                    to_name: to.name.as_deref(),
+                    to_address: &to.address,
+                    reference,
+                    original_subject: &mail.subject,
+                    in_reply_to: mail.message_id.as_deref(),
+                    references: &mail.references,
+                    received: decision.received_at,
+                    respond_by: d.response,
+                    resolve_by: d.resolution,
+                    partner_name,
+                    timezone: config.firm.timezone,
                     now,
-                )
-                .await?;
-                store::add_event(
-                    &mut tx,
-                    *id,
-                    now,
-                    "acknowledgement.queued",
-                    "acknowledgement queued for sending",
-                )
-                .await?;
-                outcome.ack_queued = true;
-            }
+                },
+            )?;
+            let ack_row = store::insert_message(
+                &mut tx,
+                &NewMessage {
+                    case_id: Some(*id),
+                    direction: "outbound",
+                    kind: "acknowledgement",
+                    source_key: None,
+                    message_id: Some(&ack.message_id),
+                    from_name: Some(&config.firm.name),
+                    from_address: Some(&config.outgoing.from),
+                    subject: &ack.subject,
+                    date_header: Some(now),
+                    received_at: now,
+                    text: &ack.text,
+                    decision_reason: "acknowledgement of a new complaint",
+                    flags: &[],
+                    raw: &ack.raw,
+                    created_at: now,
+                },
+            )
+            .await?;
+            store::enqueue(
+                &mut tx,
+                ack_row,
+                Some(*id),
+                "acknowledgement",
+                &config.outgoing.from,
+                std::slice::from_ref(&to.address),
+                now,
+            )
+            .await?;
+            store::add_event(
+                &mut tx,
+                *id,
+                now,
+                "acknowledgement.queued",
+                "acknowledgement queued for sending",
+            )
+            .await?;
+            outcome.ack_queued = true;
         }
         tx.commit().await?;
 

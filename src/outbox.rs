@@ -9,6 +9,8 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::Clock;
+use crate::compose;
+use crate::config::Config;
 use crate::send::{SendError, Sender};
 use crate::store::Store;
 
@@ -36,8 +38,9 @@ pub async fn drain_once(
     store: &Store,
     sender: &Sender,
     clock: &dyn Clock,
-    max_attempts: u32,
+    config: &Config,
 ) -> Result<Drained> {
+    let max_attempts = config.outgoing.max_attempts;
     let mut report = Drained::default();
     loop {
         let now = clock.now();
@@ -97,10 +100,54 @@ pub async fn drain_once(
                         error = %why,
                         "sending failed for good; the case is flagged"
                     );
+                    if item.purpose == "acknowledgement"
+                        && let Some(reference) = &item.case_reference
+                    {
+                        tell_partner(store, clock, config, reference, &why).await?;
+                    }
                 }
             }
         }
     }
+}
+
+/// The acknowledgement of a case could not be delivered: the procedure still requires the
+/// complainant to hear from the firm, so the responsible partner is told to reach them
+/// another way. (A failed notice is not noticed again: no loops.)
+async fn tell_partner(
+    store: &Store,
+    clock: &dyn Clock,
+    config: &Config,
+    reference: &str,
+    why: &str,
+) -> Result<()> {
+    let Some((name, email)) = store.case_partner(reference).await? else {
+        return Ok(());
+    };
+    let body = format!(
+        "Beste {name},\n\nDe ontvangstbevestiging van klacht {reference} kon niet worden verzonden:\n{why}\n\n\
+         Neem op een andere manier contact op met de klager, zodat de ontvangst tijdig wordt bevestigd.\n\
+         Bekijk de zaak met: klachtpost cases show {reference}\n\n-- klachtpost\n"
+    );
+    let out = compose::notice(
+        &config.firm.name,
+        config.firm.domain(),
+        &config.outgoing.from,
+        &email,
+        reference,
+        &format!("[{reference}] Ontvangstbevestiging niet verzonden"),
+        &body,
+        clock.now(),
+    )?;
+    store
+        .queue_notice(reference, &email, &out, &config.outgoing.from, clock.now())
+        .await?;
+    tracing::info!(
+        event = "notice.queued",
+        case = reference,
+        "the responsible partner is told"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -71,13 +71,14 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let filename = options.get_filename();
-        if let Some(dir) = filename.parent() {
-            if !dir.as_os_str().is_empty() && filename.as_os_str() != ":memory:" {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
+        if let Some(dir) = filename.parent()
+            && !dir.as_os_str().is_empty()
+            && filename.as_os_str() != ":memory:"
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let in_memory = url.contains(":memory:");
         let pool = SqlitePoolOptions::new()
@@ -338,6 +339,64 @@ impl Store {
         case_event_for_outbox(&mut tx, id, now, "send_failed", error).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Queue an internal notice about a case (to its partner), in one transaction.
+    pub async fn queue_notice(
+        &self,
+        reference: &str,
+        to: &str,
+        out: &crate::compose::Outgoing,
+        from: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let case_id = case_id_by_reference(&mut tx, reference).await?;
+        let row = insert_message(
+            &mut tx,
+            &NewMessage {
+                case_id,
+                direction: "outbound",
+                kind: "notice",
+                source_key: None,
+                message_id: Some(&out.message_id),
+                from_name: Some("klachtpost"),
+                from_address: Some(from),
+                subject: &out.subject,
+                date_header: Some(now),
+                received_at: now,
+                text: &out.text,
+                decision_reason: "internal notice",
+                flags: &[],
+                raw: &out.raw,
+                created_at: now,
+            },
+        )
+        .await?;
+        let id = enqueue(
+            &mut tx,
+            row,
+            case_id,
+            "notice",
+            from,
+            &[to.to_string()],
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The responsible partner of a case: (name, email).
+    pub async fn case_partner(&self, reference: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT partner_name, partner_email FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
     }
 
     /// Counts per outbox status, for the demo and for operators.

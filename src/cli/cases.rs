@@ -29,8 +29,8 @@ pub async fn list(config: &Config, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<14} {:<7} {:<10} {:<28} {:<20} {}",
-        "REFERENCE", "STATUS", "CHANNEL", "COMPLAINANT", "PARTNER", "RESPOND BY"
+        "{:<14} {:<7} {:<10} {:<28} {:<20} RESPOND BY",
+        "REFERENCE", "STATUS", "CHANNEL", "COMPLAINANT", "PARTNER"
     );
     for c in cases {
         println!(

@@ -1,0 +1,250 @@
+//! Intake end to end on the embedded default (Maildir in, file outbox out, SQLite file),
+//! with a manual clock: what is stored, what is queued, what is sent, and that nothing is
+//! taken in twice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{Clock, ManualClock};
+use klachtpost::config::Config;
+use klachtpost::daemon::intake_pass;
+use klachtpost::fetch::Mailbox;
+use klachtpost::intake::Pipeline;
+use klachtpost::outbox;
+use klachtpost::send::Sender;
+use klachtpost::store::Store;
+
+fn config(dir: &Path) -> Config {
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}, {{ name = "Bob Partner", email = "bob@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "maildir"
+path = "{maildir}"
+[outgoing]
+kind = "file"
+dir = "{outbox}"
+[templates]
+acknowledgement = "{template}"
+"#,
+        db = dir.join("k.db").display(),
+        maildir = dir.join("mailbox").display(),
+        outbox = dir.join("outbox").display(),
+        template = template.display(),
+    );
+    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+}
+
+fn deliver(dir: &Path, name: &str, raw: &[u8]) {
+    let md = dir.join("mailbox");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    std::fs::write(md.join("tmp").join(name), raw).unwrap();
+    std::fs::rename(md.join("tmp").join(name), md.join("new").join(name)).unwrap();
+}
+
+const COMPLAINT: &[u8] = b"From: \"Jan de Vries\" <Jan@Example.nl>\r\nTo: klachten@firma.nl\r\nSubject: Klacht over de factuur\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <c1@example.nl>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDe factuur klopt niet.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"factuur.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+
+#[tokio::test]
+async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+
+    deliver(dir, "1.complaint", COMPLAINT);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    // Processed mail left new/ for cur/.
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/new")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/cur")).unwrap().count(),
+        1
+    );
+
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 1);
+    let case = &cases[0];
+    assert_eq!(case.reference, "KL-2026-0001");
+    assert_eq!(case.complainant_address.as_deref(), Some("jan@example.nl"));
+    assert_eq!(case.complainant_name.as_deref(), Some("Jan de Vries"));
+    assert_eq!(case.channel, "email");
+    assert_eq!(case.partner_name, "Anna Partner");
+
+    let detail = store.case("KL-2026-0001").await.unwrap().unwrap();
+    let complaint = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "complaint")
+        .unwrap();
+    assert_eq!(complaint.attachments, 1);
+    assert_eq!(
+        store.raw_message(complaint.id).await.unwrap().unwrap(),
+        COMPLAINT,
+        "raw kept byte for byte"
+    );
+    let ack = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "acknowledgement")
+        .unwrap();
+    assert_eq!(ack.delivery.as_deref(), Some("queued"));
+
+    // The sender writes exactly one acknowledgement file.
+    let drained = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        drained,
+        outbox::Drained {
+            sent: 1,
+            retried: 0,
+            failed: 0
+        }
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let sent = klachtpost::parse::parse(&std::fs::read(&files[0]).unwrap());
+    assert_eq!(
+        sent.subject,
+        "[KL-2026-0001] Ontvangstbevestiging: Klacht over de factuur"
+    );
+    assert_eq!(sent.to[0].address, "Jan@Example.nl");
+    assert_eq!(sent.in_reply_to, vec!["c1@example.nl"]);
+    assert_eq!(sent.header("Auto-Submitted"), Some("auto-replied"));
+    assert_eq!(sent.header("X-Auto-Response-Suppress"), Some("All"));
+    assert!(sent.message_id.as_deref().unwrap().ends_with("@firma.nl"));
+    assert!(sent.text.contains("KL-2026-0001"));
+    // Nothing more is due.
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap(),
+        outbox::Drained::default()
+    );
+
+    // The same mail fetched again (a crash before the move) is not taken in twice.
+    let again = pipeline
+        .take_in(Some("maildir:1.complaint"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+
+    // The complainant answers the acknowledgement: threaded, not a new case, no new ack.
+    let reply = format!(
+        "From: Jan de Vries <jan@example.nl>\r\nTo: klachten@firma.nl\r\nSubject: Re: {}\r\nMessage-ID: <r1@example.nl>\r\nIn-Reply-To: <{}>\r\n\r\nDank u.\r\n",
+        sent.subject,
+        sent.message_id.as_deref().unwrap()
+    );
+    deliver(dir, "2.reply", reply.as_bytes());
+    clock.advance(chrono::Duration::hours(1));
+    intake_pass(&mut mailbox, &pipeline).await.unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+    let detail = store.case("KL-2026-0001").await.unwrap().unwrap();
+    assert_eq!(
+        detail.messages.iter().filter(|m| m.kind == "reply").count(),
+        1
+    );
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap()
+            .sent,
+        0
+    );
+
+    // A second complaint gets the next number and the less busy partner.
+    deliver(dir, "3.complaint", &COMPLAINT.to_vec().replace_id());
+    intake_pass(&mut mailbox, &pipeline).await.unwrap();
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases[0].reference, "KL-2026-0002");
+    assert_eq!(cases[0].partner_name, "Bob Partner");
+}
+
+trait ReplaceId {
+    fn replace_id(self) -> Vec<u8>;
+}
+impl ReplaceId for Vec<u8> {
+    fn replace_id(self) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("<c1@example.nl>", "<c2@example.nl>")
+            .into_bytes()
+    }
+}
+
+#[tokio::test]
+async fn garbage_is_stored_raw_and_flagged_never_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let raw = b"\x00\x01\x02\xff\xfe this is no mail at all";
+    let out = pipeline
+        .take_in(Some("test:garbage"), raw, clock.now())
+        .await
+        .unwrap();
+    let decision = out.decision.unwrap();
+    assert!(!decision.acknowledge);
+    assert!(!out.ack_queued);
+    assert!(
+        decision.flags.iter().any(|f| f.contains("unparseable")),
+        "{:?}",
+        decision.flags
+    );
+    let row = out.message_row.unwrap();
+    assert_eq!(store.raw_message(row).await.unwrap().unwrap(), raw);
+    let counts = store.outbox_counts().await.unwrap();
+    assert!(counts.is_empty(), "{counts:?}");
+}
+
+#[tokio::test]
+async fn sequence_restarts_each_year_and_survives_reopening() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 31, 22, 30, 0).unwrap(),
+    ));
+    {
+        let store = Store::open(&config.database_url).await.unwrap();
+        let pipeline = Pipeline::new(&config, &store, clock.as_ref()).unwrap();
+        let o = pipeline
+            .take_in(Some("k1"), COMPLAINT, clock.now())
+            .await
+            .unwrap();
+        assert_eq!(o.case.as_deref(), Some("KL-2026-0001"));
+    }
+    // 23:30 UTC on 31 December is already 2027 in Amsterdam.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 31, 23, 30, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, clock.as_ref()).unwrap();
+    let raw2 = COMPLAINT.to_vec().replace_id();
+    let o = pipeline
+        .take_in(Some("k2"), &raw2, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(o.case.as_deref(), Some("KL-2027-0001"));
+}
