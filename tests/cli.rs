@@ -1,0 +1,177 @@
+//! The command line as a newcomer uses it: the demo on the shipped default config, the
+//! register commands, and check-config's reporting.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+}
+
+/// A working directory holding a copy of the shipped `config/`, as in a fresh checkout.
+fn checkout_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    copy_dir(&src, &tmp.path().join("config"));
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn demo_shows_the_whole_flow_on_the_default_config() {
+    let dir = checkout_copy();
+    let out = bin().arg("demo").current_dir(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Ontvangstbevestiging"), "{stdout}");
+
+    // Two acknowledgements were written, none for the out-of-office reply.
+    let ems: Vec<_> = std::fs::read_dir(dir.path().join("var/outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(ems.len(), 2, "{ems:?}");
+
+    // The register, as JSON.
+    let out = bin()
+        .args(["cases", "list", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    let jan = cases
+        .iter()
+        .find(|c| c["complainant_address"] == "jan.devries@client-example.nl")
+        .expect("Jan's case");
+    let reference = jan["reference"].as_str().unwrap();
+    assert!(
+        reference.starts_with("KL-") && reference.len() == "KL-2026-0001".len(),
+        "{reference}"
+    );
+
+    let out = bin()
+        .args(["cases", "show", reference, "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let case: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = case["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "reply").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "acknowledgement").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Text output and an unknown reference.
+    let out = bin()
+        .args(["cases", "show", reference])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("correspondence"));
+    let out = bin()
+        .args(["cases", "show", "KL-1999-0001"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no case KL-1999-0001"));
+}
+
+#[test]
+fn check_config_reports_every_problem_and_never_a_password() {
+    let dir = checkout_copy();
+    let bad = r#"
+[firm]
+name = "X"
+address = "not-an-address"
+partners = []
+bogus = 1
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+username = "u"
+password_env = "KP_SECRET_FOR_TEST"
+[outgoing]
+kind = "file"
+"#;
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = bin()
+        .args(["check-config", "--config", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "firm.address",
+        "firm.partners",
+        "firm.bogus: unknown key",
+        "KP_SECRET_FOR_TEST is not set",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+
+    // The shipped default is valid and usable offline.
+    let out = bin()
+        .args(["check-config"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outbox"));
+
+    // A password given through the environment is never echoed.
+    let good = std::fs::read_to_string(dir.path().join("config/klachtpost.toml"))
+        .unwrap()
+        .replace("kind = \"maildir\"\npath = \"var/mailbox\"", "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"KP_SECRET_FOR_TEST\"");
+    std::fs::write(dir.path().join("imap.toml"), good).unwrap();
+    let out = bin()
+        .args(["check-config", "--config", "imap.toml"])
+        .env("KP_SECRET_FOR_TEST", "s3cr3t-value")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "port 9 should not answer: {all}");
+    assert!(all.contains("cannot connect"), "{all}");
+    assert!(!all.contains("s3cr3t-value"), "{all}");
+}
