@@ -1,0 +1,213 @@
+//! The mail path against real servers started by the test: a private Dovecot (IMAP over
+//! implicit TLS, STARTTLS or plain) and Postfix's smtp-sink. A complaint is APPENDed to the
+//! mailbox; klachtpost must open a case, keep the original byte for byte, move the mail to
+//! the processed folder, and send exactly one acknowledgement with the right headers.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{Clock, ManualClock, SystemClock};
+use klachtpost::config::Config;
+use klachtpost::daemon::run_with;
+use klachtpost::outbox;
+use klachtpost::send::Sender;
+use klachtpost::store::Store;
+use support::{Dovecot, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(dir: &Path, imap: &Dovecot, security: &str, smtp_port: u16, max_attempts: u32) -> Config {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let port = if security == "tls" { imap.imaps_port } else { imap.imap_port };
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "localhost"
+port = {port}
+security = "{security}"
+username = "{user}"
+password_env = "KP_TEST_IMAP_PASSWORD"
+ca_file = "{ca}"
+poll_interval_secs = 1
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "klachten@firma.nl"
+max_attempts = {max_attempts}
+[templates]
+acknowledgement = "{template}"
+"#,
+        db = dir.join("k.db").display(),
+        user = imap.user,
+        ca = imap.ca_pem.display(),
+        template = template.display(),
+    );
+    let password = imap.password.clone();
+    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
+        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
+    })
+    .expect("valid test config")
+}
+
+fn complaint(id: &str) -> Vec<u8> {
+    format!(
+        "From: \"Marieke Jansen\" <marieke@client.example>\r\nTo: klachten@firma.nl\r\nSubject: =?utf-8?q?Klacht_over_het_advies_=E2=80=94_project_X?=\r\nDate: Thu, 19 Nov 2026 16:55:00 +0100\r\nMessage-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHet advies kwam te laat en klopte niet.\r\nGroet, Marieke\r\n"
+    )
+    .into_bytes()
+}
+
+async fn never() {
+    std::future::pending::<()>().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &imap, "tls", smtp.port, 12);
+    let raw = complaint("tls-1@client.example");
+    imap.append("INBOX", &raw).await;
+
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    run_with(config.clone(), store.clone(), clock.clone(), true, never()).await.unwrap();
+
+    // The case, with the original byte for byte.
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 1);
+    let case = &cases[0];
+    assert!(case.reference.starts_with("KL-20"), "{}", case.reference);
+    assert_eq!(case.complainant_address.as_deref(), Some("marieke@client.example"));
+    assert_eq!(case.subject, "Klacht over het advies — project X");
+    let detail = store.case(&case.reference).await.unwrap().unwrap();
+    let original = detail.messages.iter().find(|m| m.kind == "complaint").unwrap();
+    assert_eq!(store.raw_message(original.id).await.unwrap().unwrap(), raw);
+
+    // Moved to the processed folder (created by klachtpost), gone from INBOX.
+    assert_eq!(imap.count("INBOX").await, 0);
+    assert_eq!(imap.fetch_all("Processed").await, vec![raw.clone()]);
+
+    // Exactly one acknowledgement reached the SMTP server.
+    let sent = smtp.wait_for(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].mail_from, "klachten@firma.nl");
+    assert_eq!(sent[0].rcpt_to, vec!["marieke@client.example"]);
+    let ack = klachtpost::parse::parse(&sent[0].data);
+    assert_eq!(
+        ack.subject,
+        format!("[{}] Ontvangstbevestiging: Klacht over het advies — project X", case.reference)
+    );
+    assert_eq!(ack.in_reply_to, vec!["tls-1@client.example"]);
+    assert_eq!(ack.references, vec!["tls-1@client.example"]);
+    assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
+    assert_eq!(ack.header("X-Auto-Response-Suppress"), Some("All"));
+    assert!(ack.message_id.as_deref().unwrap().ends_with("@firma.nl"));
+    assert!(ack.text.contains(&case.reference));
+
+    // A second run finds nothing new: no second case, no second acknowledgement.
+    run_with(config, store.clone(), clock, true, never()).await.unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &imap, "starttls", smtp.port, 12);
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(run_with(config, store.clone(), clock, false, async move {
+        let _ = stop_rx.await;
+    }));
+
+    // Mail arriving while the daemon waits (IDLE) is taken in and acknowledged.
+    imap.append("INBOX", &complaint("live-1@client.example")).await;
+    let sent = smtp.wait_for(1, WAIT).await;
+    let ack = klachtpost::parse::parse(&sent[0].data);
+    let reference = store.list_cases().await.unwrap()[0].reference.clone();
+
+    // The complainant answers the acknowledgement: threaded, no second acknowledgement.
+    let reply = format!(
+        "From: Marieke Jansen <marieke@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Re: {}\r\nMessage-ID: <live-2@client.example>\r\nIn-Reply-To: <{}>\r\n\r\nAanvulling: het ging om project X.\r\n",
+        ack.subject,
+        ack.message_id.as_deref().unwrap()
+    );
+    imap.append("INBOX", reply.as_bytes()).await;
+    imap.wait_for_count("Processed", 2, WAIT).await;
+    let detail = store.case(&reference).await.unwrap().unwrap();
+    assert_eq!(detail.messages.iter().filter(|m| m.kind == "reply").count(), 1);
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(WAIT, daemon).await.expect("daemon stops").unwrap().unwrap();
+    assert_eq!(smtp.messages().len(), 1, "no acknowledgement for the reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
+    let imap = Dovecot::start();
+    // 450 on every RCPT TO: temporary.
+    let soft = SmtpSink::start(&["-r", "rcpt"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &imap, "none", soft.port, 3);
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 16, 0, 0).unwrap());
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    imap.append("INBOX", &complaint("retry-1@client.example")).await;
+    run_with(config.clone(), store.clone(), shared, true, never()).await.unwrap();
+
+    let sender = Sender::from_config(&config).unwrap();
+    // The first attempt (inside run) failed; it is queued again for later.
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(counts, vec![("queued".to_string(), 1)]);
+    // Not due yet: nothing is tried.
+    assert_eq!(outbox::drain_once(&store, &sender, &clock, &config).await.unwrap(), outbox::Drained::default());
+    // Due after the backoff: the second attempt fails again and is rescheduled.
+    clock.advance(chrono::Duration::minutes(2));
+    let d = outbox::drain_once(&store, &sender, &clock, &config).await.unwrap();
+    assert_eq!(d.retried, 1);
+    // The third and last attempt (max_attempts = 3) gives up: failed, flagged, partner told.
+    clock.advance(chrono::Duration::minutes(5));
+    let d = outbox::drain_once(&store, &sender, &clock, &config).await.unwrap();
+    assert_eq!(d.failed, 1);
+    let case = &store.list_cases().await.unwrap()[0];
+    assert!(case.flags.iter().any(|f| f.contains("could not be sent")), "{:?}", case.flags);
+    let detail = store.case(&case.reference).await.unwrap().unwrap();
+    let ack = detail.messages.iter().find(|m| m.kind == "acknowledgement").unwrap();
+    assert_eq!(ack.delivery.as_deref(), Some("failed"));
+    let notice = detail.messages.iter().find(|m| m.kind == "notice").expect("the partner is told");
+    assert_eq!(notice.delivery.as_deref(), Some("queued"));
+    assert!(soft.messages().is_empty());
+
+    // 5xx: permanent at once, no retry.
+    let hard = SmtpSink::start(&["-f", "rcpt"]);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let config2 = config(tmp2.path(), &imap, "none", hard.port, 12);
+    let store2 = Store::open(&config2.database_url).await.unwrap();
+    imap.append("INBOX", &complaint("hard-1@client.example")).await;
+    let shared2: Arc<dyn Clock> = Arc::new(clock.clone());
+    run_with(config2, store2.clone(), shared2, true, never()).await.unwrap();
+    // Both the acknowledgement and the notice to the partner were refused for good (the
+    // same server refuses every recipient); both stay in the outbox as failed.
+    let counts = store2.outbox_counts().await.unwrap();
+    assert_eq!(counts, vec![("failed".to_string(), 2)]);
+    assert!(hard.messages().is_empty());
+}
