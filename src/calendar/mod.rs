@@ -132,7 +132,7 @@ impl<'de> Deserialize<'de> for ClosingDaySetting {
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "closing_days: a date \"YYYY-MM-DD\", a range \"YYYY-MM-DD..YYYY-MM-DD\", \
+                    "a closing day: a date \"YYYY-MM-DD\", a range \"YYYY-MM-DD..YYYY-MM-DD\", \
                      or a table { date = \"...\", name = \"...\" }",
                 )
             }
@@ -153,15 +153,14 @@ impl<'de> Deserialize<'de> for ClosingDaySetting {
                         "name" => name = Some(map.next_value::<String>()?),
                         other => {
                             return Err(de::Error::custom(format!(
-                                "closing_days: unknown key `{other}` in a closing day \
+                                "unknown key `{other}` in a closing day \
                                  (known: date, name)"
                             )));
                         }
                     }
                 }
-                let date = date.ok_or_else(|| {
-                    de::Error::custom("closing_days: a closing day table needs a `date`")
-                })?;
+                let date =
+                    date.ok_or_else(|| de::Error::custom("a closing day table needs a `date`"))?;
                 Ok(ClosingDaySetting { date, name })
             }
         }
@@ -513,10 +512,10 @@ impl Calendar {
                 .first
                 .max(NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(c.first));
             while d <= c.last && d.year() <= year {
-                if d.year() == year {
-                    if let Some(off) = self.day_off(d) {
-                        days.entry(d).or_insert(off);
-                    }
+                if d.year() == year
+                    && let Some(off) = self.day_off(d)
+                {
+                    days.entry(d).or_insert(off);
                 }
                 match d.succ_opt() {
                     Some(n) => d = n,

@@ -28,13 +28,16 @@ pub fn calendar(config: &Path, year: i32, json: bool) -> Result<ExitCode> {
     let cal = &config.calendar;
     let days = cal.days_off(year);
     if json {
-        let list: Vec<serde_json::Value> = days
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            date: String,
+            name: &'a str,
+        }
+        let list: Vec<Json> = days
             .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "date": d.date.format("%Y-%m-%d").to_string(),
-                    "name": d.name,
-                })
+            .map(|d| Json {
+                date: d.date.format("%Y-%m-%d").to_string(),
+                name: &d.name,
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -165,11 +168,18 @@ pub fn deadlines_explain(config: &Path, received: &str, json: bool) -> Result<Ex
         if let Some(note) = &received.note {
             eprintln!("note: {note}");
         }
-        let value = serde_json::json!({
-            "acknowledge": at(c.acknowledge.due),
-            "response": at(c.response.due),
-            "resolution": at(c.resolution.due),
-        });
+        // A struct, not json!, so the keys come in deadline order.
+        #[derive(serde::Serialize)]
+        struct Json {
+            acknowledge: String,
+            response: String,
+            resolution: String,
+        }
+        let value = Json {
+            acknowledge: at(c.acknowledge.due),
+            response: at(c.response.due),
+            resolution: at(c.resolution.due),
+        };
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
