@@ -346,18 +346,28 @@ pub fn describe(cal: &Calendar, year: i32, d: &Deadline) -> String {
         cal.local(d.due).format("%H:%M")
     ));
     if !d.skipped.is_empty() {
-        s.push_str(&format!(" (skipped: {})", group_days_off(&d.skipped, year)));
+        s.push_str(&format!(
+            " (skipped: {})",
+            group_days_off(cal, &d.skipped, year)
+        ));
     }
     s
 }
 
-/// "Mon 28 Dec–Thu 31 Dec Kerstsluiting, Fri 1 Jan 2027 New Year's Day": runs of
-/// consecutive days with the same name are grouped.
-fn group_days_off(days: &[DayOff], year: i32) -> String {
+/// "Mon 28 Dec–Thu 31 Dec Kerstsluiting, Fri 1 Jan 2027 New Year's Day": runs of days with
+/// the same name, consecutive but for days of the week the firm never works, are grouped.
+fn group_days_off(cal: &Calendar, days: &[DayOff], year: i32) -> String {
     let mut groups: Vec<(NaiveDate, NaiveDate, &str)> = Vec::new();
     for d in days {
         match groups.last_mut() {
-            Some((_, last, name)) if *name == d.name && last.succ_opt() == Some(d.date) => {
+            Some((_, last, name))
+                if *name == d.name
+                    && last
+                        .iter_days()
+                        .skip(1)
+                        .take_while(|x| *x < d.date)
+                        .all(|x| !cal.is_working_weekday(x.weekday())) =>
+            {
                 *last = d.date;
             }
             _ => groups.push((d.date, d.date, &d.name)),
