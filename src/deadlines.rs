@@ -336,6 +336,8 @@ pub fn describe(cal: &Calendar, year: i32, d: &Deadline) -> String {
         s.push_str(&fmt_day(*from, year));
         if why.ends_with("not a working day") {
             s.push_str(" is not a working day");
+        } else if why == "closing day" {
+            s.push_str(" is a closing day");
         } else {
             s.push_str(&format!(" is {why}"));
         }
@@ -399,7 +401,7 @@ pub struct Extension {
 
 impl Extension {
     /// "resolution extended from Thu 30 Apr 2026 17:00 to Fri 15 May 2026 17:00
-    /// (Europe/Amsterdam): <reason>".
+    /// (Europe/Amsterdam): waiting for documents".
     pub fn describe(&self, cal: &Calendar) -> String {
         let (a, b) = (cal.local(self.previous), cal.local(self.resolution));
         format!(
@@ -759,6 +761,24 @@ mod tests {
                 "acknowledge by end of next working day → Mon 4 Jan 2027 17:00 (skipped: \
                  Wed 30 Dec–Thu 31 Dec Kerstsluiting, Fri 1 Jan 2027 New Year's Day)"
             ),
+            "{}",
+            c.explanation
+        );
+        // An unnamed closing day.
+        let unnamed = cal_with(|s| {
+            s.closing_days = vec![ClosingDaySetting {
+                date: "2026-06-19".into(),
+                name: None,
+            }]
+        });
+        let c = explain(
+            &unnamed,
+            &periods("1 week", "4 weeks"),
+            ams("2026-06-12 10:00"),
+        );
+        assert!(
+            c.explanation
+                .contains("response 1 week → Fri 19 Jun is a closing day → Mon 22 Jun 17:00"),
             "{}",
             c.explanation
         );
