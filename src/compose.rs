@@ -47,6 +47,8 @@ const PLACEHOLDERS: &[&str] = &[
     "respond_by",
     "resolve_by",
     "partner",
+    "previous",
+    "reason",
 ];
 
 /// A parsed template: a subject line and a body, both with placeholders.
@@ -152,6 +154,13 @@ pub struct Acknowledgement<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// What an extension notice adds to a case mail.
+#[derive(Debug, Clone)]
+pub struct ExtensionText<'a> {
+    pub previous: DateTime<Utc>,
+    pub reason: &'a str,
+}
+
 /// A message ready to store and queue.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -174,6 +183,16 @@ pub fn make_message_id(kind: &str, reference: &str, now: DateTime<Utc>, domain: 
 
 /// Build an acknowledgement from the template.
 pub fn acknowledgement(t: &Template, a: &Acknowledgement<'_>) -> Result<Outgoing, ComposeError> {
+    case_mail(t, a, None)
+}
+
+/// Tell the complainant the resolution deadline was extended (`a.resolve_by` is the new
+/// one). Sent on a partner's action, so not marked as an auto-reply.
+pub fn extension(t: &Template, a: &Acknowledgement<'_>, e: &ExtensionText<'_>) -> Result<Outgoing, ComposeError> {
+    case_mail(t, a, Some(e))
+}
+
+fn case_mail(t: &Template, a: &Acknowledgement<'_>, ext: Option<&ExtensionText<'_>>) -> Result<Outgoing, ComposeError> {
     let subject_clean = if a.original_subject.trim().is_empty() {
         "(geen onderwerp)".to_string()
     } else {
@@ -192,10 +211,16 @@ pub fn acknowledgement(t: &Template, a: &Acknowledgement<'_>) -> Result<Outgoing
         ("respond_by", dutch_date(a.respond_by, a.timezone)),
         ("resolve_by", dutch_date(a.resolve_by, a.timezone)),
         ("partner", a.partner_name.to_string()),
+        (
+            "previous",
+            ext.map(|e| dutch_date(e.previous, a.timezone)).unwrap_or_default(),
+        ),
+        ("reason", ext.map(|e| e.reason.to_string()).unwrap_or_default()),
     ];
     let (subject, body) = t.render(&values);
-    let message_id = make_message_id("ack", a.reference, a.now, a.firm_domain);
-    build(a, &subject, &body, &message_id).map(|raw| Outgoing {
+    let kind = if ext.is_some() { "ext" } else { "ack" };
+    let message_id = make_message_id(kind, a.reference, a.now, a.firm_domain);
+    build(a, &subject, &body, &message_id, ext.is_none()).map(|raw| Outgoing {
         message_id,
         subject,
         text: body,
@@ -248,6 +273,7 @@ fn build(
     subject: &str,
     body: &str,
     message_id: &str,
+    auto_reply: bool,
 ) -> Result<Vec<u8>, ComposeError> {
     let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let from: Mailbox = Mailbox::new(
@@ -264,9 +290,12 @@ fn build(
         .subject(subject)
         .date(a.now.into())
         .message_id(Some(format!("<{message_id}>")))
-        .raw_header(raw_header("Auto-Submitted", "auto-replied")?)
-        .raw_header(raw_header("X-Auto-Response-Suppress", "All")?)
         .raw_header(raw_header("X-Klachtpost-Case", a.reference)?);
+    if auto_reply {
+        builder = builder
+            .raw_header(raw_header("Auto-Submitted", "auto-replied")?)
+            .raw_header(raw_header("X-Auto-Response-Suppress", "All")?);
+    }
     if let Some(parent) = a.in_reply_to {
         builder = builder.in_reply_to(format!("<{parent}>"));
         let mut refs: Vec<String> = a.references.iter().map(|r| format!("<{r}>")).collect();

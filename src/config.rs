@@ -134,6 +134,7 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub acknowledgement: PathBuf,
+    pub extension: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +186,7 @@ struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 struct RawTemplates {
     acknowledgement: Option<PathBuf>,
+    extension: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -494,11 +496,13 @@ impl Config {
         let acknowledgement = templates
             .acknowledgement
             .unwrap_or_else(|| "config/templates/acknowledgement.nl.txt".into());
-        if let Err(e) = std::fs::metadata(&acknowledgement) {
-            problems.push(format!(
-                "templates.acknowledgement: cannot read {}: {e}",
-                acknowledgement.display()
-            ));
+        let extension = templates
+            .extension
+            .unwrap_or_else(|| "config/templates/extension.nl.txt".into());
+        for (key, path) in [("acknowledgement", &acknowledgement), ("extension", &extension)] {
+            if let Err(e) = crate::compose::Template::load(path) {
+                problems.push(format!("templates.{key}: {e}"));
+            }
         }
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
@@ -523,7 +527,10 @@ impl Config {
                 calendar,
                 calendar_settings,
                 deadlines,
-                templates: Templates { acknowledgement },
+                templates: Templates {
+                    acknowledgement,
+                    extension,
+                },
                 intake: IntakeSettings { max_message_bytes },
             }),
             _ => Err(err(problems)),
@@ -745,7 +752,7 @@ password_env = "KP_TEST_PW"
 kind = "file"
 dir = "var/outbox"
 [templates]
-acknowledgement = "Cargo.toml"
+acknowledgement = "config/templates/acknowledgement.nl.txt"
 "#;
 
     #[test]

@@ -237,6 +237,10 @@ impl<'a> Pipeline<'a> {
             for flag in &decision.flags {
                 store::add_flag(&mut tx, id, flag).await?;
             }
+            let from_staff = from.is_some_and(|f| config.firm.is_staff(&f.address));
+            if decision.direction == Direction::Outbound && from_staff {
+                store::mark_response(&mut tx, id, received_at).await?;
+            }
         }
 
         if let (Some((id, reference, d)), true) = (&case_id, decision.acknowledge)

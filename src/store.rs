@@ -399,6 +399,92 @@ impl Store {
         })
     }
 
+    /// Extend the resolution deadline: record it, and queue the mail telling the complainant
+    /// (when there is an address), in one transaction.
+    pub async fn extend_case(
+        &self,
+        reference: &str,
+        ext: &crate::deadlines::Extension,
+        mail: Option<(&crate::compose::Outgoing, &str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let id = case_id_by_reference(&mut tx, reference)
+            .await?
+            .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))?;
+        sqlx::query(
+            "UPDATE cases SET original_resolution_due_at = COALESCE(original_resolution_due_at, resolution_due_at),
+                              resolution_due_at = $1, extension_reason = $2 WHERE id = $3",
+        )
+        .bind(ts(ext.resolution))
+        .bind(&ext.reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        add_event(
+            &mut tx,
+            id,
+            now,
+            "deadline.extended",
+            &format!("resolution {} → {}: {}", ts(ext.previous), ts(ext.resolution), ext.reason),
+        )
+        .await?;
+        if let Some((out, from, to)) = mail {
+            let row = insert_message(
+                &mut tx,
+                &NewMessage {
+                    case_id: Some(id),
+                    direction: "outbound",
+                    kind: "extension",
+                    source_key: None,
+                    message_id: Some(&out.message_id),
+                    from_name: None,
+                    from_address: Some(from),
+                    subject: &out.subject,
+                    date_header: Some(now),
+                    received_at: now,
+                    text: &out.text,
+                    decision_reason: "extension of the resolution deadline",
+                    flags: &[],
+                    raw: &out.raw,
+                    created_at: now,
+                },
+            )
+            .await?;
+            enqueue(&mut tx, row, Some(id), "extension", from, &[to.to_string()], now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Close a case, recording whether the client said to be satisfied, and whether the
+    /// resolution deadline was met.
+    pub async fn close_case(&self, reference: &str, satisfied: Option<bool>, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT id, resolution_due_at, status FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let id: i64 = row.try_get(0)?;
+        let due = parse_ts(&row.try_get::<String, _>(1)?)?;
+        sqlx::query("UPDATE cases SET status = 'closed', closed_at = $1, client_satisfied = $2 WHERE id = $3")
+            .bind(ts(now))
+            .bind(satisfied.map(i64::from))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let met = if now <= due { "resolution deadline met" } else { "resolution deadline missed" };
+        let sat = match satisfied {
+            Some(true) => "client satisfied",
+            Some(false) => "client not satisfied",
+            None => "client satisfaction not recorded",
+        };
+        add_event(&mut tx, id, now, "case.closed", &format!("{met}; {sat}")).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Counts per outbox status, for the demo and for operators.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
         let rows =
@@ -502,7 +588,7 @@ impl Store {
 /// The columns [`case_from_row`] reads (a macro so queries stay `&'static str`).
 macro_rules! case_columns {
     () => {
-        "reference, status, channel, complainant_name, complainant_address, complainant_source, subject, received_at, opened_at, partner_name, partner_email, staff_address, ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, closed_at"
+        "reference, status, channel, complainant_name, complainant_address, complainant_source, subject, received_at, opened_at, partner_name, partner_email, staff_address, ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, closed_at, response_met_at, original_resolution_due_at, extension_reason, client_satisfied"
     };
 }
 use case_columns;
@@ -534,6 +620,10 @@ fn case_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseSummary> {
         deadline_explanation: r.try_get("deadline_explanation")?,
         flags: split_lines(&r.try_get::<String, _>("flags")?),
         closed_at: r.try_get("closed_at")?,
+        response_met_at: r.try_get("response_met_at")?,
+        original_resolution_due_at: r.try_get("original_resolution_due_at")?,
+        extension_reason: r.try_get("extension_reason")?,
+        client_satisfied: r.try_get::<Option<i64>, _>("client_satisfied")?.map(|v| v != 0),
     })
 }
 
@@ -569,6 +659,12 @@ pub struct CaseSummary {
     pub deadline_explanation: String,
     pub flags: Vec<String>,
     pub closed_at: Option<String>,
+    /// When staff or a partner first wrote to the complainant (the response deadline met).
+    pub response_met_at: Option<String>,
+    /// The resolution deadline before the first extension.
+    pub original_resolution_due_at: Option<String>,
+    pub extension_reason: Option<String>,
+    pub client_satisfied: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -762,6 +858,20 @@ pub async fn add_event(
         .bind(detail)
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// The response deadline is met by the first message from staff or a partner to the
+/// complainant recorded on the case.
+pub async fn mark_response(tx: &mut SqliteConnection, case_id: i64, at: DateTime<Utc>) -> Result<()> {
+    let done = sqlx::query("UPDATE cases SET response_met_at = $1 WHERE id = $2 AND response_met_at IS NULL")
+        .bind(ts(at))
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() > 0 {
+        add_event(tx, case_id, at, "deadline.response_met", "first message from the firm to the complainant").await?;
+    }
     Ok(())
 }
 

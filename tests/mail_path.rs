@@ -20,7 +20,7 @@ use support::{Dovecot, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn config(dir: &Path, imap: &Dovecot, security: &str, smtp_port: u16, max_attempts: u32) -> Config {
+fn imap_config(dir: &Path, imap: &Dovecot, security: &str, smtp_port: u16, max_attempts: u32) -> Config {
     let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let port = if security == "tls" { imap.imaps_port } else { imap.imap_port };
     let text = format!(
@@ -79,7 +79,7 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     let imap = Dovecot::start();
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), &imap, "tls", smtp.port, 12);
+    let config = imap_config(tmp.path(), &imap, "tls", smtp.port, 12);
     let raw = complaint("tls-1@client.example");
     imap.append("INBOX", &raw).await;
 
@@ -130,7 +130,7 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     let imap = Dovecot::start();
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), &imap, "starttls", smtp.port, 12);
+    let config = imap_config(tmp.path(), &imap, "starttls", smtp.port, 12);
     let store = Store::open(&config.database_url).await.unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -167,7 +167,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     // 450 on every RCPT TO: temporary.
     let soft = SmtpSink::start(&["-r", "rcpt"]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), &imap, "none", soft.port, 3);
+    let config = imap_config(tmp.path(), &imap, "none", soft.port, 3);
     let store = Store::open(&config.database_url).await.unwrap();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 16, 0, 0).unwrap());
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
@@ -200,7 +200,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     // 5xx: permanent at once, no retry.
     let hard = SmtpSink::start(&["-f", "rcpt"]);
     let tmp2 = tempfile::tempdir().unwrap();
-    let config2 = config(tmp2.path(), &imap, "none", hard.port, 12);
+    let config2 = imap_config(tmp2.path(), &imap, "none", hard.port, 12);
     let store2 = Store::open(&config2.database_url).await.unwrap();
     imap.append("INBOX", &complaint("hard-1@client.example")).await;
     let shared2: Arc<dyn Clock> = Arc::new(clock.clone());

@@ -84,6 +84,23 @@ pub enum CasesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Extend the resolution deadline (the complainant is told by mail).
+    Extend {
+        reference: String,
+        /// The new last day, YYYY-MM-DD (a working day; due at its end).
+        #[arg(long)]
+        until: String,
+        /// Why; it is recorded and told to the complainant.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close a case.
+    Close {
+        reference: String,
+        /// Whether the client said to be satisfied with the solution: yes or no.
+        #[arg(long)]
+        satisfied: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +165,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 CasesCommand::Show { reference, json } => {
                     cases::show(&config, &reference, json).await
                 }
+                CasesCommand::Extend {
+                    reference,
+                    until,
+                    reason,
+                } => cases::extend(&config, &reference, &until, &reason).await,
+                CasesCommand::Close {
+                    reference,
+                    satisfied,
+                } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
         Command::Explain { file, json } => explain::run(&cli.config, &file, json),
