@@ -53,7 +53,8 @@ async fn dovecot_logs_in_over_plain_starttls_and_tls() {
     assert_eq!(log.matches("Login: user=<complaints>").count(), 3, "{log}");
     assert_eq!(log.matches(", TLS, session=").count(), 2, "{log}");
 
-    // A wrong password is refused, without Dovecot's default 2 s delay.
+    // A wrong password is refused, without Dovecot's default 2 s delay (it answers failures
+    // on a 0.5 s timer).
     let started = Instant::now();
     let client = dovecot.connect(Security::Plain).await.expect("connect");
     let refused = client.login(&dovecot.user, "wrong").await;
@@ -330,4 +331,104 @@ async fn smtp_sink_faults_are_transient_or_permanent() {
         .unwrap_err();
     assert!(!err.is_transient() && !err.is_permanent(), "{err:?}");
     assert!(hangup.messages().is_empty());
+}
+
+mod postfix {
+    use super::*;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use support::{DovecotOptions, Postfix};
+
+    fn tls_parameters(ca_pem: &std::path::Path) -> TlsParameters {
+        let ca = Certificate::from_pem(&std::fs::read(ca_pem).unwrap()).unwrap();
+        TlsParameters::builder("127.0.0.1".into())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .unwrap()
+    }
+
+    fn message(subject: &str) -> Vec<u8> {
+        format!(
+            "From: klachten@example.com\r\nTo: jos@example.org\r\nSubject: {subject}\r\n\
+             Message-ID: <{subject}@example.com>\r\n\r\nUw klacht is ontvangen.\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn postfix_delivers_over_starttls_and_tls_into_the_complainants_mailbox() {
+        let started = Instant::now();
+        let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+        let postfix = Postfix::start(&dovecot);
+        eprintln!("Dovecot + Postfix ready after {:?}", started.elapsed());
+        let jos = dovecot.add_user("jos");
+        let envelope = Envelope::new(
+            Some("klachten@example.com".parse().unwrap()),
+            vec!["jos@example.org".parse().unwrap()],
+        )
+        .unwrap();
+        let credentials = Credentials::new(dovecot.user.clone(), dovecot.password.clone());
+
+        // STARTTLS on the smtp port, with AUTH as the complaints account.
+        let starttls = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(postfix.host)
+            .port(postfix.smtp_port)
+            .tls(Tls::Required(tls_parameters(&postfix.ca_pem)))
+            .credentials(credentials.clone())
+            .timeout(Some(Duration::from_secs(5)))
+            .build();
+        starttls
+            .send_raw(&envelope, &message("starttls"))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}\n{}", postfix.log()));
+
+        // Implicit TLS on the submissions port.
+        let implicit = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(postfix.host)
+            .port(postfix.submissions_port)
+            .tls(Tls::Wrapper(tls_parameters(&postfix.ca_pem)))
+            .credentials(credentials)
+            .timeout(Some(Duration::from_secs(5)))
+            .build();
+        implicit
+            .send_raw(&envelope, &message("implicit"))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}\n{}", postfix.log()));
+
+        let as_jos = dovecot.as_user(&jos);
+        let sent = Instant::now();
+        as_jos
+            .wait_for_count("INBOX", 2, Duration::from_secs(10))
+            .await;
+        eprintln!("both delivered {:?} after sending", sent.elapsed());
+        let mut subjects: Vec<String> = as_jos
+            .fetch_all("INBOX")
+            .await
+            .iter()
+            .map(|raw| {
+                let text = String::from_utf8_lossy(raw);
+                let line = text.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+                line.trim_start_matches("Subject: ").to_owned()
+            })
+            .collect();
+        subjects.sort();
+        assert_eq!(subjects, ["implicit", "starttls"]);
+        let log = postfix.log();
+        assert_eq!(log.matches("status=sent").count(), 2, "{log}");
+        assert_eq!(log.matches("sasl_username=complaints").count(), 2, "{log}");
+    }
+
+    #[tokio::test]
+    async fn postfix_refuses_a_wrong_password_permanently() {
+        let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+        let postfix = Postfix::start(&dovecot);
+        let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(postfix.host)
+            .port(postfix.submissions_port)
+            .tls(Tls::Wrapper(tls_parameters(&postfix.ca_pem)))
+            .credentials(Credentials::new(dovecot.user.clone(), "wrong".into()))
+            .timeout(Some(Duration::from_secs(5)))
+            .build();
+        let envelope = Envelope::new(None, vec!["jos@example.org".parse().unwrap()]).unwrap();
+        let err = mailer.send_raw(&envelope, &message("x")).await.unwrap_err();
+        assert!(err.is_permanent(), "{err:?}");
+        assert_eq!(err.status().map(|c| c.to_string()), Some("535".into()));
+    }
 }

@@ -59,6 +59,19 @@ pub struct DovecotOptions {
     /// Also listen for LMTP on 127.0.0.1 (needs the `dovecot-lmtpd` package), so an MTA
     /// can deliver into the mailboxes. See [`Dovecot::lmtp_port`].
     pub lmtp: bool,
+    /// Also offer Dovecot's authentication service on a TCP port, so an MTA can check SMTP
+    /// AUTH against the same users (Postfix's `smtpd_sasl_type = dovecot`).
+    pub sasl: bool,
+}
+
+impl DovecotOptions {
+    /// What [`super::Postfix`] needs: LMTP and SASL.
+    pub fn for_postfix() -> DovecotOptions {
+        DovecotOptions {
+            lmtp: true,
+            sasl: true,
+        }
+    }
 }
 
 /// A running Dovecot. Stopped (its whole process group is killed) on drop.
@@ -70,8 +83,10 @@ pub struct Dovecot {
     pub imap_port: u16,
     /// IMAP over implicit TLS.
     pub imaps_port: u16,
-    /// LMTP (plain, no auth) when started with `DovecotOptions { lmtp: true }`.
+    /// LMTP (plain, no auth) when started with `DovecotOptions { lmtp: true, .. }`.
     pub lmtp_port: Option<u16>,
+    /// Dovecot's auth protocol for MTAs when started with `DovecotOptions { sasl: true, .. }`.
+    pub auth_port: Option<u16>,
     /// The main account, [`MAIN_USER`], with a random password.
     pub user: String,
     pub password: String,
@@ -124,8 +139,15 @@ impl Dovecot {
             let imap_port = process::pick_port();
             let imaps_port = process::pick_port();
             let lmtp_port = options.lmtp.then(process::pick_port);
+            let auth_port = options.sasl.then(process::pick_port);
             let greeting = format!("klachtpost-test-{} ready.", process::random_token());
-            let conf = config(&dir, &user, imap_port, imaps_port, lmtp_port, &greeting);
+            let ports = Ports {
+                imap: imap_port,
+                imaps: imaps_port,
+                lmtp: lmtp_port,
+                auth: auth_port,
+            };
+            let conf = config(&dir, &user, &ports, &greeting);
             std::fs::write(dir.join("dovecot.conf"), conf).expect("write dovecot.conf");
 
             let mut child = spawn_dovecot(&dir);
@@ -136,6 +158,7 @@ impl Dovecot {
                         imap_port,
                         imaps_port,
                         lmtp_port,
+                        auth_port,
                         user: MAIN_USER.to_owned(),
                         password,
                         tls: certs.client_config(),
@@ -460,18 +483,19 @@ async fn read_greeting(client: &mut ImapClient) -> io::Result<()> {
     }
 }
 
+struct Ports {
+    imap: u16,
+    imaps: u16,
+    lmtp: Option<u16>,
+    auth: Option<u16>,
+}
+
 /// The whole configuration; nothing from /etc/dovecot is read.
-fn config(
-    dir: &Path,
-    user: &SystemUser,
-    imap_port: u16,
-    imaps_port: u16,
-    lmtp_port: Option<u16>,
-    greeting: &str,
-) -> String {
+fn config(dir: &Path, user: &SystemUser, ports: &Ports, greeting: &str) -> String {
     let d = dir.display();
+    let (imap_port, imaps_port) = (ports.imap, ports.imaps);
     let (name, group, uid, gid) = (&user.name, &user.group, user.uid, user.gid);
-    let protocols = if lmtp_port.is_some() {
+    let protocols = if ports.lmtp.is_some() {
         "imap lmtp"
     } else {
         "imap"
@@ -496,7 +520,8 @@ first_valid_uid = {uid}
 first_valid_gid = {gid}
 
 # Plain LOGIN over the unencrypted port is fine on loopback, and tests of the plain mode
-# need it. No delay after a failed login (default 2 s), so wrong-password tests are quick.
+# need it. No added delay after a failed login (default 2 s), so wrong-password tests are
+# quick; the auth process still answers failures on its 0.5 s timer.
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -556,7 +581,21 @@ service auth-worker {{
 }}
 "#
     );
-    if let Some(lmtp_port) = lmtp_port {
+    if let Some(auth_port) = ports.auth {
+        write!(
+            conf,
+            r#"service auth {{
+  # For Postfix's smtpd_sasl_path = inet:127.0.0.1:PORT (the default unix sockets stay).
+  inet_listener sasl {{
+    address = 127.0.0.1
+    port = {auth_port}
+  }}
+}}
+"#
+        )
+        .unwrap();
+    }
+    if let Some(lmtp_port) = ports.lmtp {
         write!(
             conf,
             r#"service lmtp {{
@@ -604,7 +643,7 @@ fn spawn_dovecot(dir: &Path) -> Child {
         .stdin(Stdio::null())
         .stdout(stderr.try_clone().expect("dup the stderr file"))
         .stderr(stderr);
-    process::spawn(cmd).unwrap_or_else(|e| {
+    process::spawn(cmd, true).unwrap_or_else(|e| {
         panic!("cannot run {DOVECOT}: {e} (install it with scripts/install-deps)")
     })
 }

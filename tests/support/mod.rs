@@ -28,7 +28,7 @@
 
 pub mod certs;
 pub mod dovecot;
-// pub mod postfix;
+pub mod postfix;
 mod process;
 pub mod smtp;
 
@@ -37,6 +37,6 @@ pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
     UserImap,
 };
+pub use postfix::Postfix;
 pub use process::force_next_ports;
-// pub use postfix::Postfix;
 pub use smtp::{Received, SmtpSink};

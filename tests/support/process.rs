@@ -80,17 +80,20 @@ pub(crate) fn random_token() -> String {
 /// Test threads end with each test (and tokio's blocking threads after 10 s idle), so all
 /// servers are forked from one thread that lives as long as the process.
 ///
-/// The child leads a new process group, so `terminate` can stop it together with the
-/// processes it forks (Dovecot's services).
+/// With `new_group` the child leads a new process group, so `terminate` can stop it together
+/// with the processes it forks (Dovecot's services). Postfix's master makes itself a session
+/// (and group) leader, which fails if it already leads a group: pass `false` for it.
 ///
 /// stdin must be set by the caller to `/dev/null` and stdout/stderr to files: Dovecot's
 /// master keeps inherited descriptors open for good, and a caller waiting for EOF on a pipe
 /// would hang.
-pub(crate) fn spawn(mut cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn(mut cmd: Command, new_group: bool) -> io::Result<Child> {
     type Job = (Command, mpsc::Sender<io::Result<Child>>);
     static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
 
-    cmd.process_group(0);
+    if new_group {
+        cmd.process_group(0);
+    }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (prctl, getppid); it allocates nothing on the success path.

@@ -194,7 +194,7 @@ fn spawn_sink(dir: &Path, user: &SystemUser, faults: &[&str], port: u16) -> Chil
         .stdin(Stdio::null())
         .stdout(stderr.try_clone().expect("dup the log file"))
         .stderr(stderr);
-    process::spawn(cmd).unwrap_or_else(|e| {
+    process::spawn(cmd, true).unwrap_or_else(|e| {
         panic!("cannot run {SMTP_SINK}: {e} (install postfix with scripts/install-deps)")
     })
 }
