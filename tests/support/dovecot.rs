@@ -1,0 +1,711 @@
+//! A private Dovecot IMAP server per test, plus IMAP helpers that go through the real protocol
+//! (async-imap as the client, tokio-rustls for TLS).
+//!
+//! Each instance has its own temp dir holding its config, certificates, passwd-file, runtime
+//! sockets, log and mail, and listens on 127.0.0.1 only: an IMAP port (plain and STARTTLS)
+//! and an IMAPS port (implicit TLS). It starts in a few tens of milliseconds and is stopped
+//! when the value is dropped.
+
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdTcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use tempfile::TempDir;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::{IpAddr, ServerName};
+
+use super::certs::{self, TestCa};
+use super::process::{self, SystemUser};
+
+const DOVECOT: &str = "/usr/sbin/dovecot";
+const DOVECOT_LMTP: &str = "/usr/lib/dovecot/lmtp";
+
+/// The account every instance starts with: the mailbox the daemon under test watches.
+pub const MAIN_USER: &str = "complaints";
+
+/// A user and password Dovecot accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub user: String,
+    pub password: String,
+}
+
+/// How an IMAP client connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP on `imap_port` (fine on loopback; Dovecot allows plaintext LOGIN here).
+    Plain,
+    /// `STARTTLS` on `imap_port`, then TLS.
+    StartTls,
+    /// Implicit TLS on `imaps_port`.
+    Tls,
+}
+
+/// Options for [`Dovecot::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct DovecotOptions {
+    /// Also listen for LMTP on 127.0.0.1 (needs the `dovecot-lmtpd` package), so an MTA
+    /// can deliver into the mailboxes. See [`Dovecot::lmtp_port`].
+    pub lmtp: bool,
+    /// Also offer Dovecot's authentication service on a TCP port, so an MTA can check SMTP
+    /// AUTH against the same users (Postfix's `smtpd_sasl_type = dovecot`).
+    pub sasl: bool,
+}
+
+impl DovecotOptions {
+    /// What [`super::Postfix`] needs: LMTP and SASL.
+    pub fn for_postfix() -> DovecotOptions {
+        DovecotOptions {
+            lmtp: true,
+            sasl: true,
+        }
+    }
+}
+
+/// A running Dovecot. Stopped (its whole process group is killed) on drop.
+#[derive(Debug)]
+pub struct Dovecot {
+    /// Always `"127.0.0.1"`.
+    pub host: &'static str,
+    /// Plain IMAP with STARTTLS offered.
+    pub imap_port: u16,
+    /// IMAP over implicit TLS.
+    pub imaps_port: u16,
+    /// LMTP (plain, no auth) when started with `DovecotOptions { lmtp: true, .. }`.
+    pub lmtp_port: Option<u16>,
+    /// Dovecot's auth protocol for MTAs when started with `DovecotOptions { sasl: true, .. }`.
+    pub auth_port: Option<u16>,
+    /// The main account, [`MAIN_USER`], with a random password.
+    pub user: String,
+    pub password: String,
+    /// The CA that signed the server certificate; clients trust this file.
+    pub ca_pem: PathBuf,
+    /// The instance's directory (config, `dovecot.log`, `mail/<user>`).
+    pub dir: PathBuf,
+    child: Child,
+    tls: Arc<ClientConfig>,
+    _tmp: TempDir,
+}
+
+impl Dovecot {
+    /// Starts a Dovecot with IMAP and IMAPS, panicking (with its log) if it cannot.
+    pub fn start() -> Dovecot {
+        Dovecot::start_with(DovecotOptions::default())
+    }
+
+    /// Starts a Dovecot with options, panicking (with its log) if it cannot.
+    ///
+    /// Ports are picked fresh for each attempt; if Dovecot cannot bind them (another test
+    /// or process took one in the meantime) it exits, and the start is retried with new
+    /// ports. Readiness is a TCP connect plus our own greeting (`login_greeting` carries a
+    /// random token, so a foreign server on the port is never mistaken for ours; and
+    /// imap-login only greets once the auth process answers, so LOGIN works right away).
+    pub fn start_with(options: DovecotOptions) -> Dovecot {
+        let tmp = tempfile::Builder::new()
+            .prefix("klachtpost-dovecot-")
+            .tempdir()
+            .expect("create a temp dir for Dovecot");
+        let dir = tmp.path().to_owned();
+        // Dovecot's unprivileged processes must be able to reach the files in here.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the Dovecot dir");
+        let certs = TestCa::in_dir(&dir);
+        // As root, Dovecot's own system user; otherwise ourselves (see `SystemUser`).
+        let user = SystemUser::for_server(&["dovecot", "nobody"]);
+        let mail = dir.join("mail");
+        std::fs::create_dir(&mail).expect("create the mail dir");
+        process::hand_over(&mail, &user).expect("chown the mail dir to Dovecot's user");
+        if options.lmtp && !Path::new(DOVECOT_LMTP).exists() {
+            panic!("{DOVECOT_LMTP} is missing: install dovecot-lmtpd (scripts/install-deps)");
+        }
+
+        let password = process::random_token();
+        write_passwd(&dir, &[(MAIN_USER, password.as_str())]);
+
+        let mut last_error = String::new();
+        for _attempt in 0..process::START_ATTEMPTS {
+            let imap_port = process::pick_port();
+            let imaps_port = process::pick_port();
+            let lmtp_port = options.lmtp.then(process::pick_port);
+            let auth_port = options.sasl.then(process::pick_port);
+            let greeting = format!("klachtpost-test-{} ready.", process::random_token());
+            let ports = Ports {
+                imap: imap_port,
+                imaps: imaps_port,
+                lmtp: lmtp_port,
+                auth: auth_port,
+            };
+            let conf = config(&dir, &user, &ports, &greeting);
+            std::fs::write(dir.join("dovecot.conf"), conf).expect("write dovecot.conf");
+
+            let mut child = spawn_dovecot(&dir);
+            match wait_ready(&mut child, &dir, imap_port, &greeting) {
+                Ok(()) => {
+                    return Dovecot {
+                        host: "127.0.0.1",
+                        imap_port,
+                        imaps_port,
+                        lmtp_port,
+                        auth_port,
+                        user: MAIN_USER.to_owned(),
+                        password,
+                        tls: certs.client_config(),
+                        ca_pem: certs.ca_pem,
+                        dir,
+                        child,
+                        _tmp: tmp,
+                    };
+                }
+                Err(StartError::PortInUse(msg)) => last_error = msg,
+                Err(StartError::Failed(msg)) => {
+                    process::terminate(&mut child);
+                    panic!("Dovecot did not start: {msg}\n--- dovecot.log ---\n{}", {
+                        process::tail(&dir.join("dovecot.log"), 4000)
+                    });
+                }
+            }
+        }
+        panic!(
+            "Dovecot could not bind free ports in {} attempts; last error: {last_error}",
+            process::START_ATTEMPTS
+        );
+    }
+
+    /// The main account.
+    pub fn account(&self) -> Account {
+        Account {
+            user: self.user.clone(),
+            password: self.password.clone(),
+        }
+    }
+
+    /// Adds a user (e.g. a complainant, so a test can read what the daemon sent them) and
+    /// returns its account. Dovecot rereads the passwd-file when it changes; every user's
+    /// mail lives in `dir/mail/<user>` (the part before any `@`).
+    pub fn add_user(&self, user: &str) -> Account {
+        assert!(
+            !user.is_empty() && !user.contains([':', '\n', '/', ' ']),
+            "unusable user name {user:?}"
+        );
+        let path = self.dir.join("passwd");
+        let mut passwd = std::fs::read_to_string(&path).expect("read the passwd-file");
+        let password = process::random_token();
+        writeln!(passwd, "{user}:{{PLAIN}}{password}").unwrap();
+        write_atomically(&path, passwd.as_bytes());
+        Account {
+            user: user.to_owned(),
+            password,
+        }
+    }
+
+    /// Dovecot's log so far (logins, deliveries, errors), for failure messages.
+    pub fn log(&self) -> String {
+        process::tail(&self.dir.join("dovecot.log"), usize::MAX)
+    }
+
+    /// The rustls client configuration that trusts this server's CA.
+    pub fn tls_config(&self) -> Arc<ClientConfig> {
+        self.tls.clone()
+    }
+
+    /// An IMAP client on a fresh connection, greeting read, not logged in.
+    pub async fn connect(&self, security: Security) -> io::Result<ImapClient> {
+        let port = match security {
+            Security::Tls => self.imaps_port,
+            Security::Plain | Security::StartTls => self.imap_port,
+        };
+        let tcp = TcpStream::connect((self.host, port)).await?;
+        tcp.set_nodelay(true)?;
+        let connector = TlsConnector::from(self.tls.clone());
+        // The certificate names both `localhost` and `127.0.0.1`; the daemon will usually be
+        // configured with the IP, so check that one.
+        let server_name = ServerName::IpAddress(IpAddr::from(Ipv4Addr::LOCALHOST));
+        let mut client = match security {
+            Security::Tls => {
+                let tls = connector.connect(server_name.clone(), tcp).await?;
+                async_imap::Client::new(ImapStream::Tls(Box::new(tls)))
+            }
+            Security::Plain | Security::StartTls => async_imap::Client::new(ImapStream::Plain(tcp)),
+        };
+        read_greeting(&mut client).await?;
+        if security == Security::StartTls {
+            client
+                .run_command_and_check_ok("STARTTLS", None)
+                .await
+                .map_err(io::Error::other)?;
+            // RFC 3501 §6.2.1: no new greeting after the TLS handshake.
+            let ImapStream::Plain(tcp) = client.into_inner() else {
+                unreachable!("STARTTLS runs on a plain connection")
+            };
+            let tls = connector.connect(server_name, tcp).await?;
+            client = async_imap::Client::new(ImapStream::Tls(Box::new(tls)));
+        }
+        Ok(client)
+    }
+
+    /// A logged-in session of the main account.
+    pub async fn login(&self, security: Security) -> async_imap::error::Result<ImapSession> {
+        self.login_as(&self.account(), security).await
+    }
+
+    /// A logged-in session of `account`.
+    pub async fn login_as(
+        &self,
+        account: &Account,
+        security: Security,
+    ) -> async_imap::error::Result<ImapSession> {
+        let client = self.connect(security).await?;
+        client
+            .login(&account.user, &account.password)
+            .await
+            .map_err(|(e, _client)| e)
+    }
+
+    /// Helpers acting as `account` (each opens its own plain connection).
+    pub fn as_user(&self, account: &Account) -> UserImap<'_> {
+        UserImap {
+            dovecot: self,
+            account: account.clone(),
+        }
+    }
+
+    fn main_user(&self) -> UserImap<'_> {
+        self.as_user(&self.account())
+    }
+
+    /// APPENDs `raw` to `folder` of the main account. Lines should end in CRLF (IMAP's
+    /// canonical form, RFC 3501 §4.3): Dovecot stores bare LF and returns CRLF.
+    pub async fn append(&self, folder: &str, raw: &[u8]) {
+        self.main_user().append(folder, raw).await
+    }
+
+    /// All messages in `folder` of the main account, in sequence order, exactly as the
+    /// server returns them for `BODY.PEEK[]` (does not set `\Seen`).
+    pub async fn fetch_all(&self, folder: &str) -> Vec<Vec<u8>> {
+        self.main_user().fetch_all(folder).await
+    }
+
+    /// The number of messages in `folder` of the main account (STATUS MESSAGES).
+    pub async fn count(&self, folder: &str) -> u32 {
+        self.main_user().count(folder).await
+    }
+
+    /// Creates `folder` for the main account. The hierarchy separator is `/`.
+    pub async fn create_folder(&self, folder: &str) {
+        self.main_user().create_folder(folder).await
+    }
+
+    /// Polls until `folder` of the main account holds exactly `n` messages; panics after
+    /// `timeout` with the last count seen. A missing folder counts as not there yet.
+    pub async fn wait_for_count(&self, folder: &str, n: u32, timeout: Duration) {
+        self.main_user().wait_for_count(folder, n, timeout).await
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        process::terminate(&mut self.child);
+    }
+}
+
+/// The IMAP helpers for one account; see [`Dovecot::as_user`]. They panic on failure, with
+/// the server's answer, since they are test set-up and checks.
+pub struct UserImap<'a> {
+    dovecot: &'a Dovecot,
+    account: Account,
+}
+
+impl UserImap<'_> {
+    async fn session(&self) -> ImapSession {
+        self.dovecot
+            .login_as(&self.account, Security::Plain)
+            .await
+            .unwrap_or_else(|e| panic!("IMAP login as {}: {e}", self.account.user))
+    }
+
+    /// See [`Dovecot::append`].
+    pub async fn append(&self, folder: &str, raw: &[u8]) {
+        let mut session = self.session().await;
+        session
+            .append(folder, None, None, raw)
+            .await
+            .unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
+        let _ = session.logout().await;
+    }
+
+    /// See [`Dovecot::fetch_all`].
+    pub async fn fetch_all(&self, folder: &str) -> Vec<Vec<u8>> {
+        let mut session = self.session().await;
+        let mailbox = session
+            .examine(folder)
+            .await
+            .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
+        let mut bodies = Vec::new();
+        if mailbox.exists > 0 {
+            let mut fetches: Vec<_> = session
+                .fetch("1:*", "BODY.PEEK[]")
+                .await
+                .unwrap_or_else(|e| panic!("FETCH in {folder}: {e}"))
+                .try_collect()
+                .await
+                .unwrap_or_else(|e| panic!("FETCH in {folder}: {e}"));
+            fetches.sort_by_key(|f| f.message);
+            bodies = fetches
+                .iter()
+                .map(|f| f.body().expect("FETCH returned BODY[]").to_vec())
+                .collect();
+        }
+        let _ = session.logout().await;
+        bodies
+    }
+
+    /// See [`Dovecot::count`].
+    pub async fn count(&self, folder: &str) -> u32 {
+        let mut session = self.session().await;
+        let n = status_messages(&mut session, folder)
+            .await
+            .unwrap_or_else(|e| panic!("STATUS {folder}: {e}"));
+        let _ = session.logout().await;
+        n
+    }
+
+    /// See [`Dovecot::create_folder`].
+    pub async fn create_folder(&self, folder: &str) {
+        let mut session = self.session().await;
+        session
+            .create(folder)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        let _ = session.logout().await;
+    }
+
+    /// See [`Dovecot::wait_for_count`]. Keeps one session and repeats STATUS every 20 ms.
+    pub async fn wait_for_count(&self, folder: &str, n: u32, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut session = self.session().await;
+        loop {
+            let last = match status_messages(&mut session, folder).await {
+                Ok(count) if count == n => break,
+                Ok(count) => format!("{count} messages"),
+                Err(async_imap::error::Error::No(text)) => format!("NO {text}"),
+                Err(e) => panic!("STATUS {folder}: {e}"),
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not have {n} messages in {folder} within {timeout:?}; last: {last}",
+                    self.account.user
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = session.logout().await;
+    }
+}
+
+async fn status_messages(
+    session: &mut ImapSession,
+    folder: &str,
+) -> async_imap::error::Result<u32> {
+    Ok(session.status(folder, "(MESSAGES)").await?.exists)
+}
+
+/// An async-imap client on a connection to the test Dovecot.
+pub type ImapClient = async_imap::Client<ImapStream>;
+/// A logged-in async-imap session on a connection to the test Dovecot.
+pub type ImapSession = async_imap::Session<ImapStream>;
+
+/// A connection that is plain or TLS, so one session type serves all three [`Security`]s.
+#[derive(Debug)]
+pub enum ImapStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ImapStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ImapStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+async fn read_greeting(client: &mut ImapClient) -> io::Result<()> {
+    match client.read_response().await? {
+        Some(_greeting) => Ok(()),
+        None => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed before the IMAP greeting",
+        )),
+    }
+}
+
+struct Ports {
+    imap: u16,
+    imaps: u16,
+    lmtp: Option<u16>,
+    auth: Option<u16>,
+}
+
+/// The whole configuration; nothing from /etc/dovecot is read.
+fn config(dir: &Path, user: &SystemUser, ports: &Ports, greeting: &str) -> String {
+    let d = dir.display();
+    let (imap_port, imaps_port) = (ports.imap, ports.imaps);
+    let (name, group, uid, gid) = (&user.name, &user.group, user.uid, user.gid);
+    let protocols = if ports.lmtp.is_some() {
+        "imap lmtp"
+    } else {
+        "imap"
+    };
+    let mut conf = format!(
+        r#"# Written by tests/support/dovecot.rs for one test.
+protocols = {protocols}
+listen = 127.0.0.1
+# Runtime sockets, state and logs stay inside the test dir (no syslog, no /run).
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+# Carries a random token, so the readiness check knows it reached this instance.
+login_greeting = {greeting}
+
+# Run every service as one unprivileged user (us, or {name} when root): Dovecot needs all
+# three settings for that, and first_valid_uid/gid low enough to allow a system user.
+default_internal_user = {name}
+default_internal_group = {group}
+default_login_user = {name}
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+
+# Plain LOGIN over the unencrypted port is fine on loopback, and tests of the plain mode
+# need it. No added delay after a failed login (default 2 s), so wrong-password tests are
+# quick; the auth process still answers failures on its 0.5 s timer.
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_verbose = yes
+
+# STARTTLS on the imap port, implicit TLS on imaps (below).
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+
+# sdbox: Dovecot's own format; unlike Maildir++ it allows '.' in folder names. Tests read
+# mail through IMAP, so the on-disk format does not matter otherwise.
+mail_location = sdbox:~/mail
+namespace inbox {{
+  inbox = yes
+  # '/' is what most servers use.
+  separator = /
+}}
+# The test does not survive a crash anyway; skipping fsync makes saving much faster.
+mail_fsync = never
+# Default 10 per user and IP: too few when a test opens many connections.
+mail_max_userip_connections = 1000
+# Needed by LMTP to send bounces (never happens here, but it must be set).
+postmaster_address = postmaster@localhost
+
+passdb {{
+  driver = passwd-file
+  # %n: "alice" and "alice@example.org" log in as the same user.
+  args = scheme=PLAIN username_format=%n {d}/passwd
+}}
+userdb {{
+  driver = static
+  # Any user the passdb knows (and any LMTP recipient) gets a mailbox under mail/.
+  args = uid={uid} gid={gid} home={d}/mail/%n allow_all_users=yes
+}}
+
+service imap-login {{
+  # No chroot: that needs root.
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service auth-worker {{
+  # Default is root, which an unprivileged master cannot switch to.
+  user = $default_internal_user
+}}
+"#
+    );
+    if let Some(auth_port) = ports.auth {
+        write!(
+            conf,
+            r#"service auth {{
+  # For Postfix's smtpd_sasl_path = inet:127.0.0.1:PORT (the default unix sockets stay).
+  inet_listener sasl {{
+    address = 127.0.0.1
+    port = {auth_port}
+  }}
+}}
+"#
+        )
+        .unwrap();
+    }
+    if let Some(lmtp_port) = ports.lmtp {
+        write!(
+            conf,
+            r#"service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  # Deliver to "alice@example.org" as user "alice", the same mailbox IMAP shows.
+  auth_username_format = %n
+}}
+"#
+        )
+        .unwrap();
+    }
+    conf
+}
+
+fn write_passwd(dir: &Path, users: &[(&str, &str)]) {
+    let mut passwd = String::new();
+    for (user, password) in users {
+        writeln!(passwd, "{user}:{{PLAIN}}{password}").unwrap();
+    }
+    write_atomically(&dir.join("passwd"), passwd.as_bytes());
+}
+
+/// Writes via a temporary file and rename, so Dovecot never reads half a passwd-file.
+fn write_atomically(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).expect("write the passwd-file");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod the passwd-file");
+    std::fs::rename(&tmp, path).expect("replace the passwd-file");
+}
+
+fn spawn_dovecot(dir: &Path) -> Child {
+    let stderr = std::fs::File::create(dir.join("stderr")).expect("create Dovecot's stderr file");
+    let mut cmd = Command::new(DOVECOT);
+    // -F: stay in the foreground, so the master is our child: its exit (e.g. a failed bind)
+    // is seen at once, and it can be stopped by pid.
+    cmd.arg("-F")
+        .arg("-c")
+        .arg(dir.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone().expect("dup the stderr file"))
+        .stderr(stderr);
+    process::spawn(cmd, true).unwrap_or_else(|e| {
+        panic!("cannot run {DOVECOT}: {e} (install it with scripts/install-deps)")
+    })
+}
+
+enum StartError {
+    PortInUse(String),
+    Failed(String),
+}
+
+fn wait_ready(
+    child: &mut Child,
+    dir: &Path,
+    imap_port: u16,
+    greeting: &str,
+) -> Result<(), StartError> {
+    let deadline = Instant::now() + process::START_DEADLINE;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, imap_port));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let stderr = process::tail(&dir.join("stderr"), 4000);
+            return Err(if stderr.contains("Address already in use") {
+                StartError::PortInUse(stderr)
+            } else {
+                StartError::Failed(format!("dovecot exited with {status}: {stderr}"))
+            });
+        }
+        // Only connect once our master holds the listening socket: a probe of a port that
+        // some other process took would wait for a greeting that never comes. The master
+        // binds all listeners before it starts any service (and exits if one fails), so
+        // the IMAPS and LMTP ports are bound too by then.
+        if process::listening_on(child.id(), imap_port) && greets(addr, greeting) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(StartError::Failed(format!(
+                "no greeting on port {imap_port} within {:?}",
+                process::START_DEADLINE
+            )));
+        }
+        std::thread::sleep(process::POLL);
+    }
+}
+
+/// Whether the server on `addr` sends an IMAP greeting that contains `token`.
+fn greets(addr: SocketAddr, token: &str) -> bool {
+    let Ok(mut stream) = StdTcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") && line.len() < 1024 {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let line = String::from_utf8_lossy(&line);
+    line.starts_with("* OK") && line.contains(token)
+}

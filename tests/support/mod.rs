@@ -1,0 +1,42 @@
+//! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP),
+//! Postfix's smtp-sink (SMTP with fault injection), a full Postfix with STARTTLS that
+//! delivers into the Dovecot, and the certificates they use.
+//!
+//! Include it from a test file with `mod support;`. Every server gets its own temp dir and
+//! ports on 127.0.0.1, so tests run in parallel; it is stopped when dropped, and also when
+//! the test process dies (parent-death signal). Starting waits for readiness by polling with
+//! a deadline, never by sleeping a fixed time. The servers come from Debian packages that
+//! `scripts/install-deps` installs.
+//!
+//! ```ignore
+//! mod support;
+//! use support::{Dovecot, SmtpSink};
+//!
+//! #[tokio::test]
+//! async fn acknowledges_a_complaint() {
+//!     let imap = Dovecot::start();
+//!     let smtp = SmtpSink::start(&[]);
+//!     imap.append("INBOX", b"From: a@example.org\r\nSubject: klacht\r\n\r\nHallo\r\n").await;
+//!     // ... run the daemon against imap.host / imap.imaps_port / smtp.port ...
+//!     let sent = smtp.wait_for(1, Duration::from_secs(5)).await;
+//!     assert_eq!(sent[0].rcpt_to, ["a@example.org"]);
+//! }
+//! ```
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod certs;
+pub mod dovecot;
+pub mod postfix;
+mod process;
+pub mod smtp;
+
+pub use certs::{TestCa, client_config};
+pub use dovecot::{
+    Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
+    UserImap,
+};
+pub use postfix::Postfix;
+pub use process::force_next_ports;
+pub use smtp::{Received, SmtpSink};
