@@ -188,11 +188,19 @@ pub fn acknowledgement(t: &Template, a: &Acknowledgement<'_>) -> Result<Outgoing
 
 /// Tell the complainant the resolution deadline was extended (`a.resolve_by` is the new
 /// one). Sent on a partner's action, so not marked as an auto-reply.
-pub fn extension(t: &Template, a: &Acknowledgement<'_>, e: &ExtensionText<'_>) -> Result<Outgoing, ComposeError> {
+pub fn extension(
+    t: &Template,
+    a: &Acknowledgement<'_>,
+    e: &ExtensionText<'_>,
+) -> Result<Outgoing, ComposeError> {
     case_mail(t, a, Some(e))
 }
 
-fn case_mail(t: &Template, a: &Acknowledgement<'_>, ext: Option<&ExtensionText<'_>>) -> Result<Outgoing, ComposeError> {
+fn case_mail(
+    t: &Template,
+    a: &Acknowledgement<'_>,
+    ext: Option<&ExtensionText<'_>>,
+) -> Result<Outgoing, ComposeError> {
     let subject_clean = if a.original_subject.trim().is_empty() {
         "(geen onderwerp)".to_string()
     } else {
@@ -213,9 +221,13 @@ fn case_mail(t: &Template, a: &Acknowledgement<'_>, ext: Option<&ExtensionText<'
         ("partner", a.partner_name.to_string()),
         (
             "previous",
-            ext.map(|e| dutch_date(e.previous, a.timezone)).unwrap_or_default(),
+            ext.map(|e| dutch_date(e.previous, a.timezone))
+                .unwrap_or_default(),
         ),
-        ("reason", ext.map(|e| e.reason.to_string()).unwrap_or_default()),
+        (
+            "reason",
+            ext.map(|e| e.reason.to_string()).unwrap_or_default(),
+        ),
     ];
     let (subject, body) = t.render(&values);
     let kind = if ext.is_some() { "ext" } else { "ack" };

@@ -499,7 +499,10 @@ impl Config {
         let extension = templates
             .extension
             .unwrap_or_else(|| "config/templates/extension.nl.txt".into());
-        for (key, path) in [("acknowledgement", &acknowledgement), ("extension", &extension)] {
+        for (key, path) in [
+            ("acknowledgement", &acknowledgement),
+            ("extension", &extension),
+        ] {
             if let Err(e) = crate::compose::Template::load(path) {
                 problems.push(format!("templates.{key}: {e}"));
             }

@@ -426,7 +426,12 @@ impl Store {
             id,
             now,
             "deadline.extended",
-            &format!("resolution {} → {}: {}", ts(ext.previous), ts(ext.resolution), ext.reason),
+            &format!(
+                "resolution {} → {}: {}",
+                ts(ext.previous),
+                ts(ext.resolution),
+                ext.reason
+            ),
         )
         .await?;
         if let Some((out, from, to)) = mail {
@@ -451,7 +456,16 @@ impl Store {
                 },
             )
             .await?;
-            enqueue(&mut tx, row, Some(id), "extension", from, &[to.to_string()], now).await?;
+            enqueue(
+                &mut tx,
+                row,
+                Some(id),
+                "extension",
+                from,
+                &[to.to_string()],
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -459,12 +473,18 @@ impl Store {
 
     /// Close a case, recording whether the client said to be satisfied, and whether the
     /// resolution deadline was met.
-    pub async fn close_case(&self, reference: &str, satisfied: Option<bool>, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn close_case(
+        &self,
+        reference: &str,
+        satisfied: Option<bool>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT id, resolution_due_at, status FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, resolution_due_at, status FROM cases WHERE reference = $1")
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(row) = row else { return Ok(false) };
         let id: i64 = row.try_get(0)?;
         let due = parse_ts(&row.try_get::<String, _>(1)?)?;
@@ -474,7 +494,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let met = if now <= due { "resolution deadline met" } else { "resolution deadline missed" };
+        let met = if now <= due {
+            "resolution deadline met"
+        } else {
+            "resolution deadline missed"
+        };
         let sat = match satisfied {
             Some(true) => "client satisfied",
             Some(false) => "client not satisfied",
@@ -623,7 +647,9 @@ fn case_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseSummary> {
         response_met_at: r.try_get("response_met_at")?,
         original_resolution_due_at: r.try_get("original_resolution_due_at")?,
         extension_reason: r.try_get("extension_reason")?,
-        client_satisfied: r.try_get::<Option<i64>, _>("client_satisfied")?.map(|v| v != 0),
+        client_satisfied: r
+            .try_get::<Option<i64>, _>("client_satisfied")?
+            .map(|v| v != 0),
     })
 }
 
@@ -863,14 +889,27 @@ pub async fn add_event(
 
 /// The response deadline is met by the first message from staff or a partner to the
 /// complainant recorded on the case.
-pub async fn mark_response(tx: &mut SqliteConnection, case_id: i64, at: DateTime<Utc>) -> Result<()> {
-    let done = sqlx::query("UPDATE cases SET response_met_at = $1 WHERE id = $2 AND response_met_at IS NULL")
-        .bind(ts(at))
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
+pub async fn mark_response(
+    tx: &mut SqliteConnection,
+    case_id: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE cases SET response_met_at = $1 WHERE id = $2 AND response_met_at IS NULL",
+    )
+    .bind(ts(at))
+    .bind(case_id)
+    .execute(&mut *tx)
+    .await?;
     if done.rows_affected() > 0 {
-        add_event(tx, case_id, at, "deadline.response_met", "first message from the firm to the complainant").await?;
+        add_event(
+            tx,
+            case_id,
+            at,
+            "deadline.response_met",
+            "first message from the firm to the complainant",
+        )
+        .await?;
     }
     Ok(())
 }

@@ -94,29 +94,93 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
 
     // A partner extends the resolution deadline: recorded, and the complainant is told.
     let out = bin()
-        .args(["cases", "extend", reference, "--until", "2035-03-06", "--reason", "Wij wachten op het verslag van de trainer."])
+        .args([
+            "cases",
+            "extend",
+            reference,
+            "--until",
+            "2035-03-06",
+            "--reason",
+            "Wij wachten op het verslag van de trainer.",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without a reason, or to a non-working day, it is refused.
-    let out = bin().args(["cases", "extend", reference, "--until", "2035-03-08", "--reason", " "]).current_dir(dir.path()).output().unwrap();
+    let out = bin()
+        .args([
+            "cases",
+            "extend",
+            reference,
+            "--until",
+            "2035-03-08",
+            "--reason",
+            " ",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    let out = bin().args(["cases", "extend", reference, "--until", "2035-12-25", "--reason", "x"]).current_dir(dir.path()).output().unwrap();
+    let out = bin()
+        .args([
+            "cases",
+            "extend",
+            reference,
+            "--until",
+            "2035-12-25",
+            "--reason",
+            "x",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a working day"));
-    let out = bin().args(["cases", "close", reference, "--satisfied", "ja"]).current_dir(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = bin().args(["cases", "show", reference, "--json"]).current_dir(dir.path()).output().unwrap();
+    let out = bin()
+        .args(["cases", "close", reference, "--satisfied", "ja"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .args(["cases", "show", reference, "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let case: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(case["status"], "closed");
     assert_eq!(case["client_satisfied"], true);
     assert_eq!(case["resolution_due_at"], "2035-03-06T16:00:00Z");
     assert!(case["original_resolution_due_at"].is_string());
-    assert_eq!(case["extension_reason"], "Wij wachten op het verslag van de trainer.");
-    let events: Vec<&str> = case["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert!(events.contains(&"deadline.extended") && events.contains(&"case.closed"), "{events:?}");
-    let ext = case["messages"].as_array().unwrap().iter().find(|m| m["kind"] == "extension").expect("extension mail");
+    assert_eq!(
+        case["extension_reason"],
+        "Wij wachten op het verslag van de trainer."
+    );
+    let events: Vec<&str> = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"deadline.extended") && events.contains(&"case.closed"),
+        "{events:?}"
+    );
+    let ext = case["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "extension")
+        .expect("extension mail");
     assert_eq!(ext["delivery"], "queued");
 
     // Text output and an unknown reference.

@@ -16,13 +16,24 @@ use klachtpost::daemon::run_with;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
 use klachtpost::store::Store;
-use support::{Dovecot, SmtpSink};
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn imap_config(dir: &Path, imap: &Dovecot, security: &str, smtp_port: u16, max_attempts: u32) -> Config {
-    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let port = if security == "tls" { imap.imaps_port } else { imap.imap_port };
+fn imap_config(
+    dir: &Path,
+    imap: &Dovecot,
+    security: &str,
+    smtp_port: u16,
+    max_attempts: u32,
+) -> Config {
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let port = if security == "tls" {
+        imap.imaps_port
+    } else {
+        imap.imap_port
+    };
     let text = format!(
         r#"
 [firm]
@@ -85,17 +96,26 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
 
     let store = Store::open(&config.database_url).await.unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    run_with(config.clone(), store.clone(), clock.clone(), true, never()).await.unwrap();
+    run_with(config.clone(), store.clone(), clock.clone(), true, never())
+        .await
+        .unwrap();
 
     // The case, with the original byte for byte.
     let cases = store.list_cases().await.unwrap();
     assert_eq!(cases.len(), 1);
     let case = &cases[0];
     assert!(case.reference.starts_with("KL-20"), "{}", case.reference);
-    assert_eq!(case.complainant_address.as_deref(), Some("marieke@client.example"));
+    assert_eq!(
+        case.complainant_address.as_deref(),
+        Some("marieke@client.example")
+    );
     assert_eq!(case.subject, "Klacht over het advies — project X");
     let detail = store.case(&case.reference).await.unwrap().unwrap();
-    let original = detail.messages.iter().find(|m| m.kind == "complaint").unwrap();
+    let original = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "complaint")
+        .unwrap();
     assert_eq!(store.raw_message(original.id).await.unwrap().unwrap(), raw);
 
     // Moved to the processed folder (created by klachtpost), gone from INBOX.
@@ -110,7 +130,10 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     let ack = klachtpost::parse::parse(&sent[0].data);
     assert_eq!(
         ack.subject,
-        format!("[{}] Ontvangstbevestiging: Klacht over het advies — project X", case.reference)
+        format!(
+            "[{}] Ontvangstbevestiging: Klacht over het advies — project X",
+            case.reference
+        )
     );
     assert_eq!(ack.in_reply_to, vec!["tls-1@client.example"]);
     assert_eq!(ack.references, vec!["tls-1@client.example"]);
@@ -120,7 +143,9 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     assert!(ack.text.contains(&case.reference));
 
     // A second run finds nothing new: no second case, no second acknowledgement.
-    run_with(config, store.clone(), clock, true, never()).await.unwrap();
+    run_with(config, store.clone(), clock, true, never())
+        .await
+        .unwrap();
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
     assert_eq!(smtp.messages().len(), 1);
 }
@@ -139,7 +164,8 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     }));
 
     // Mail arriving while the daemon waits (IDLE) is taken in and acknowledged.
-    imap.append("INBOX", &complaint("live-1@client.example")).await;
+    imap.append("INBOX", &complaint("live-1@client.example"))
+        .await;
     let sent = smtp.wait_for(1, WAIT).await;
     let ack = klachtpost::parse::parse(&sent[0].data);
     let reference = store.list_cases().await.unwrap()[0].reference.clone();
@@ -153,11 +179,18 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     imap.append("INBOX", reply.as_bytes()).await;
     imap.wait_for_count("Processed", 2, WAIT).await;
     let detail = store.case(&reference).await.unwrap().unwrap();
-    assert_eq!(detail.messages.iter().filter(|m| m.kind == "reply").count(), 1);
+    assert_eq!(
+        detail.messages.iter().filter(|m| m.kind == "reply").count(),
+        1
+    );
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(WAIT, daemon).await.expect("daemon stops").unwrap().unwrap();
+    tokio::time::timeout(WAIT, daemon)
+        .await
+        .expect("daemon stops")
+        .unwrap()
+        .unwrap();
     assert_eq!(smtp.messages().len(), 1, "no acknowledgement for the reply");
 }
 
@@ -171,29 +204,53 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let store = Store::open(&config.database_url).await.unwrap();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 16, 0, 0).unwrap());
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-    imap.append("INBOX", &complaint("retry-1@client.example")).await;
-    run_with(config.clone(), store.clone(), shared, true, never()).await.unwrap();
+    imap.append("INBOX", &complaint("retry-1@client.example"))
+        .await;
+    run_with(config.clone(), store.clone(), shared, true, never())
+        .await
+        .unwrap();
 
     let sender = Sender::from_config(&config).unwrap();
     // The first attempt (inside run) failed; it is queued again for later.
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!(counts, vec![("queued".to_string(), 1)]);
     // Not due yet: nothing is tried.
-    assert_eq!(outbox::drain_once(&store, &sender, &clock, &config).await.unwrap(), outbox::Drained::default());
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap(),
+        outbox::Drained::default()
+    );
     // Due after the backoff: the second attempt fails again and is rescheduled.
     clock.advance(chrono::Duration::minutes(2));
-    let d = outbox::drain_once(&store, &sender, &clock, &config).await.unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
     assert_eq!(d.retried, 1);
     // The third and last attempt (max_attempts = 3) gives up: failed, flagged, partner told.
     clock.advance(chrono::Duration::minutes(5));
-    let d = outbox::drain_once(&store, &sender, &clock, &config).await.unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
     assert_eq!(d.failed, 1);
     let case = &store.list_cases().await.unwrap()[0];
-    assert!(case.flags.iter().any(|f| f.contains("could not be sent")), "{:?}", case.flags);
+    assert!(
+        case.flags.iter().any(|f| f.contains("could not be sent")),
+        "{:?}",
+        case.flags
+    );
     let detail = store.case(&case.reference).await.unwrap().unwrap();
-    let ack = detail.messages.iter().find(|m| m.kind == "acknowledgement").unwrap();
+    let ack = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "acknowledgement")
+        .unwrap();
     assert_eq!(ack.delivery.as_deref(), Some("failed"));
-    let notice = detail.messages.iter().find(|m| m.kind == "notice").expect("the partner is told");
+    let notice = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "notice")
+        .expect("the partner is told");
     assert_eq!(notice.delivery.as_deref(), Some("queued"));
     assert!(soft.messages().is_empty());
 
@@ -202,12 +259,89 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let tmp2 = tempfile::tempdir().unwrap();
     let config2 = imap_config(tmp2.path(), &imap, "none", hard.port, 12);
     let store2 = Store::open(&config2.database_url).await.unwrap();
-    imap.append("INBOX", &complaint("hard-1@client.example")).await;
+    imap.append("INBOX", &complaint("hard-1@client.example"))
+        .await;
     let shared2: Arc<dyn Clock> = Arc::new(clock.clone());
-    run_with(config2, store2.clone(), shared2, true, never()).await.unwrap();
+    run_with(config2, store2.clone(), shared2, true, never())
+        .await
+        .unwrap();
     // Both the acknowledgement and the notice to the partner were refused for good (the
     // same server refuses every recipient); both stay in the outbox as failed.
     let counts = store2.outbox_counts().await.unwrap();
     assert_eq!(counts, vec![("failed".to_string(), 2)]);
     assert!(hard.messages().is_empty());
+}
+
+/// As the product is checked: klachtpost between a Dovecot and a Postfix on loopback, the
+/// acknowledgement looked for in the complainant's own mailbox. SMTP with STARTTLS and
+/// AUTH (password from the environment), certificates from the test CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acknowledgement_lands_in_the_complainants_mailbox_through_postfix() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let postfix = Postfix::start(&dovecot);
+    let marieke = dovecot.add_user("marieke");
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+port = {imaps}
+security = "tls"
+username = "{user}"
+password_env = "KP_PW"
+ca_file = "{ca}"
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp}
+security = "starttls"
+username = "{user}"
+password_env = "KP_PW"
+ca_file = "{ca}"
+from = "klachten@firma.nl"
+"#,
+        db = tmp.path().join("k.db").display(),
+        imaps = dovecot.imaps_port,
+        user = dovecot.user,
+        ca = dovecot.ca_pem.display(),
+        smtp = postfix.smtp_port,
+    );
+    let password = dovecot.password.clone();
+    let config = Config::from_toml(Path::new("postfix.toml"), &text, &[], &move |n| {
+        (n == "KP_PW").then(|| password.clone())
+    })
+    .expect("valid config");
+    // The complaint is from marieke@client.example; Postfix delivers to user "marieke".
+    let raw = complaint("postfix-1@client.example");
+    dovecot.append("INBOX", &raw).await;
+
+    let store = Store::open(&config.database_url).await.unwrap();
+    run_with(config, store.clone(), Arc::new(SystemClock), true, never())
+        .await
+        .unwrap();
+
+    let inbox = dovecot.as_user(&marieke);
+    inbox.wait_for_count("INBOX", 1, WAIT).await;
+    let got = inbox.fetch_all("INBOX").await;
+    assert_eq!(got.len(), 1, "exactly one acknowledgement");
+    let ack = klachtpost::parse::parse(&got[0]);
+    let reference = store.list_cases().await.unwrap()[0].reference.clone();
+    assert!(
+        ack.subject
+            .starts_with(&format!("[{reference}] Ontvangstbevestiging")),
+        "{}",
+        ack.subject
+    );
+    assert_eq!(ack.in_reply_to, vec!["postfix-1@client.example"]);
+    assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
+    let log = postfix.log();
+    assert!(log.contains("status=sent"), "{log}");
 }

@@ -146,7 +146,12 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub async fn extend(config: &Config, reference: &str, until: &str, reason: &str) -> Result<ExitCode> {
+pub async fn extend(
+    config: &Config,
+    reference: &str,
+    until: &str,
+    reason: &str,
+) -> Result<ExitCode> {
     let store = Store::open(&config.database_url).await?;
     let Some(d) = store.case(reference).await? else {
         eprintln!("klachtpost: no case {reference}");
@@ -164,7 +169,8 @@ pub async fn extend(config: &Config, reference: &str, until: &str, reason: &str)
         resolution: parse_ts(&c.resolution_due_at)?,
         explanation: c.deadline_explanation.clone(),
     };
-    let ext = deadlines::extend_to_date(&config.calendar, &current, date, reason).map_err(|e| anyhow::anyhow!(e))?;
+    let ext = deadlines::extend_to_date(&config.calendar, &current, date, reason)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let now = SystemClock.now();
     let template = Template::load(&config.templates.extension)?;
     let mail = match c.complainant_address.as_deref() {
@@ -196,7 +202,13 @@ pub async fn extend(config: &Config, reference: &str, until: &str, reason: &str)
     };
     let to = c.complainant_address.clone().unwrap_or_default();
     store
-        .extend_case(reference, &ext, mail.as_ref().map(|m| (m, config.outgoing.from.as_str(), to.as_str())), now)
+        .extend_case(
+            reference,
+            &ext,
+            mail.as_ref()
+                .map(|m| (m, config.outgoing.from.as_str(), to.as_str())),
+            now,
+        )
         .await?;
     println!("{reference}: {}", ext.describe(&config.calendar));
     if mail.is_some() {
@@ -215,7 +227,10 @@ pub async fn close(config: &Config, reference: &str, satisfied: Option<&str>) ->
         Some(s) => bail!("--satisfied {s:?}: expected yes or no"),
     };
     let store = Store::open(&config.database_url).await?;
-    if !store.close_case(reference, satisfied, SystemClock.now()).await? {
+    if !store
+        .close_case(reference, satisfied, SystemClock.now())
+        .await?
+    {
         eprintln!("klachtpost: no case {reference}");
         return Ok(ExitCode::FAILURE);
     }
