@@ -373,8 +373,8 @@ fn dsn_action(mail: &ParsedMail) -> Option<String> {
     let mut scan = |text: &str| {
         for line in text.lines() {
             let l = line.trim();
-            if l.len() > 7 && l[..7].eq_ignore_ascii_case("action:") {
-                actions.push(l[7..].trim().to_ascii_lowercase());
+            if let Some(value) = strip_label(l, "action:") {
+                actions.push(value.trim().to_ascii_lowercase());
             }
         }
     };
@@ -522,6 +522,16 @@ pub fn returned_message_ids(mail: &ParsedMail) -> Vec<String> {
     ids
 }
 
+/// The rest of a line after an ASCII label, compared without case.
+fn strip_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    let head = line.get(..label.len())?;
+    if head.eq_ignore_ascii_case(label) {
+        line.get(label.len()..)
+    } else {
+        None
+    }
+}
+
 /// Values of `Message-ID: <…>` lines anywhere in a text (quoted headers of a returned
 /// message).
 fn message_id_lines(text: &str) -> Vec<String> {
@@ -529,8 +539,8 @@ fn message_id_lines(text: &str) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let l = line.trim_start_matches(['>', ' ', '\t']);
-        if l.len() > 11 && l[..11].eq_ignore_ascii_case("message-id:") {
-            let mut v = l[11..].trim().to_string();
+        if let Some(value) = strip_label(l, "message-id:") {
+            let mut v = value.trim().to_string();
             // Folded onto the next line.
             if v.is_empty() {
                 if let Some(next) = lines.get(i + 1) {

@@ -352,26 +352,24 @@ fn split_inline_block(line: &str) -> Option<Vec<String>> {
         return None;
     }
     let mut parts = vec![format!("----- {words} -----")];
-    // Split before every known label written with a capital and followed by a colon.
+    // Split before every known label written with a capital and followed by a colon
+    // ("…<a@b>Aan: …CETOnderwerp: …").
+    let labels: Vec<&str> = labels::splittable_labels().collect();
     let mut cuts: Vec<usize> = vec![0];
-    for label in labels::splittable_labels() {
-        let lower_rest = rest.to_lowercase();
-        let pat = format!("{label}:");
-        let mut from = 1;
-        while let Some(rel) = lower_rest.get(from..).and_then(|s| s.find(&pat)) {
-            let at = from + rel;
-            let starts_upper = rest[at..].chars().next().is_some_and(char::is_uppercase);
-            if starts_upper && rest.is_char_boundary(at) {
-                cuts.push(at);
-            }
-            from = at + 1;
-            while !lower_rest.is_char_boundary(from) {
-                from += 1;
-            }
+    for (at, c) in rest.char_indices().skip(1) {
+        if !c.is_uppercase() {
+            continue;
+        }
+        let tail = &rest[at..];
+        let is_label = labels.iter().any(|label| {
+            let n = label.chars().count();
+            let head: String = tail.chars().take(n).collect::<String>().to_lowercase();
+            head == *label && tail.chars().nth(n) == Some(':')
+        });
+        if is_label {
+            cuts.push(at);
         }
     }
-    cuts.sort_unstable();
-    cuts.dedup();
     for w in cuts.windows(2) {
         parts.push(rest[w[0]..w[1]].trim().to_string());
     }

@@ -346,8 +346,42 @@ pub fn lookups(mail: &ParsedMail) -> Lookups {
 /// A forward's date later than its arrival by more than this is not believed.
 const CLOCK_SKEW: i64 = 10;
 
-/// Decide what a mail is. Pure.
+/// The flag a decision carries when classification itself failed.
+pub const CLASSIFICATION_FAILED: &str = "classification failed: a partner must look at this mail";
+
+/// Decide what a mail is. Pure, and never panics: should a rule fail on an odd mail, the
+/// mail becomes a flagged complaint without complainant (nothing is lost, nothing sent).
 pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
+    let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        classify_inner(mail, ctx, known)
+    }));
+    decided.unwrap_or_else(|_| Decision {
+        kind: Kind::Complaint,
+        case: None,
+        complainant: None,
+        channel: Channel::Email,
+        received_at: ctx.received_at,
+        acknowledge: false,
+        reason: "the classifier failed on this mail; it is kept and flagged for a partner".into(),
+        direction: Direction::Inbound,
+        staff: None,
+        flags: vec![CLASSIFICATION_FAILED.into()],
+        complainant_source: None,
+        complainant_name: None,
+        complainant_phone: None,
+        thread_evidence: None,
+        received_at_source: ReceivedAtSource::Arrival,
+        original_subject: None,
+        original_message_id: None,
+        complaint_text: None,
+        staff_comment: None,
+        new_part: String::new(),
+        channel_detail: None,
+        staff_summary: None,
+    })
+}
+
+fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
     let mut d = Decision {
         kind: Kind::Complaint,
         case: None,

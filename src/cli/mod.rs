@@ -3,7 +3,7 @@
 
 mod calendar;
 mod cases;
-mod explain;
+pub mod explain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
