@@ -364,7 +364,9 @@ fn split_inline_block(line: &str) -> Option<Vec<String>> {
         let is_label = labels.iter().any(|label| {
             let n = label.chars().count();
             let head: String = tail.chars().take(n).collect::<String>().to_lowercase();
-            head == *label && tail.chars().nth(n) == Some(':')
+            // "Cc: …", and French "Objet : …".
+            let after: String = tail.chars().skip(n).take(2).collect();
+            head == *label && (after.starts_with(':') || after == " :" || after == "\u{a0}:")
         });
         if is_label {
             cuts.push(at);

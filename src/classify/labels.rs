@@ -116,7 +116,7 @@ const LABELS: &[(Field, &[&str])] = &[
         Field::Cc,
         &[
             "cc", "bcc", "kopie", "kopia", "kopi", "kopio", "копия", "копія", "bilgi", "másolat",
-            "dw", "kópia", "cópia", "kópie",
+            "dw", "kópia", "cópia", "kópie", "copie",
         ],
     ),
     (
@@ -140,6 +140,7 @@ const LABELS: &[(Field, &[&str])] = &[
             "aihe",
             "tárgy",
             "subiect",
+            "sujet",
         ],
     ),
     (

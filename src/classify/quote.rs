@@ -19,7 +19,9 @@
 //! The signature cut: a "-- " (or "--") delimiter line and everything below it, and a
 //! mobile signature ("Sent from my iPhone", "Verzonden vanaf mijn iPhone",
 //! "Von meinem iPhone gesendet", "Get Outlook for iOS", …) among the last lines.
-//! A closing such as "Met vriendelijke groet" is kept: it is part of what the person wrote.
+//! A closing formula ("Met vriendelijke groet,", "Kind regards,") followed only by a few
+//! short lines (name, title, company) starts the signature too. The signature is kept in
+//! [`Split::signature`]; the full text is always stored.
 
 use super::labels::{self, Field};
 
@@ -96,6 +98,10 @@ const MOBILE: &[&str] = &[
     "outlook voor android",
     "von meinem ",
     "gesendet von meinem ",
+    "gesendet von outlook",
+    "envoyé à partir de ",
+    "verzonden vanuit ",
+    "verstuurd vanuit ",
     "gesendet mit ",
     "envoyé de mon ",
     "envoyé depuis ",
@@ -109,6 +115,33 @@ const MOBILE: &[&str] = &[
     "отправлено с ",
 ];
 
+/// Closing formulas that start a signature when only a few short lines (name, title,
+/// company) follow them (lower-case, without trailing punctuation).
+const CLOSINGS: &[&str] = &[
+    "regards",
+    "best regards",
+    "kind regards",
+    "warm regards",
+    "with kind regards",
+    "sincerely",
+    "yours sincerely",
+    "met vriendelijke groet",
+    "met vriendelijke groeten",
+    "vriendelijke groet",
+    "vriendelijke groeten",
+    "hartelijke groet",
+    "hartelijke groeten",
+    "met hartelijke groet",
+    "groet",
+    "groeten",
+    "mvg",
+    "mit freundlichen grüßen",
+    "freundliche grüße",
+    "viele grüße",
+    "cordialement",
+    "bien à vous",
+];
+
 /// Split a reply's text.
 pub fn split(text: &str) -> Split {
     let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -116,6 +149,7 @@ pub fn split(text: &str) -> Split {
 
     let (mut body, quoted): (Vec<&str>, Option<String>) = match quote_start(&lines) {
         Some(q) => {
+            let q = extend_upwards(&lines, q);
             let above: Vec<&str> = lines[..q].to_vec();
             let quoted = join_trimmed(&lines[q..]);
             if is_blank(&above) {
@@ -211,6 +245,30 @@ pub fn quote_start(lines: &[&str]) -> Option<usize> {
     None
 }
 
+/// Move the start of the quoted history up over what belongs to it: rules of `=`, `-`,
+/// `_` or `*`, and a short line with a date above a header block ("Message du : 12/12/2016
+/// 13:20").
+fn extend_upwards(lines: &[&str], q: usize) -> usize {
+    let mut q = q;
+    for _ in 0..3 {
+        let Some(prev) = (0..q).rev().find(|&j| !lines[j].trim().is_empty()) else {
+            break;
+        };
+        let t = lines[prev].trim();
+        let rule = t.chars().count() >= 3 && t.chars().all(|c| "=-_*~".contains(c));
+        let dated = t.chars().count() <= 60
+            && t.contains(':')
+            && t.chars().filter(char::is_ascii_digit).count() >= 4
+            && labels::header_line(lines[q]).is_some();
+        if rule || dated {
+            q = prev;
+        } else {
+            break;
+        }
+    }
+    q
+}
+
 fn is_message_separator(words: &str) -> bool {
     let w = words.to_lowercase();
     labels::is_original_message_words(words)
@@ -274,8 +332,14 @@ pub fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     }
     let mut joined = first.to_string();
     for n in 1..3 {
-        let next = labels::clean_line(lines.get(i + n)?).trim();
-        if next.is_empty() || labels::is_quoted(lines[i + n]) {
+        let raw_next = lines.get(i + n)?.trim();
+        // Gmail may wrap the closing ">:" of the address onto its own line.
+        let next = if raw_next == ">:" {
+            raw_next
+        } else {
+            labels::clean_line(raw_next).trim()
+        };
+        if next.is_empty() || (labels::is_quoted(raw_next) && next != ">:") {
             return None;
         }
         joined.push(' ');
@@ -289,18 +353,49 @@ pub fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
 
 /// Whether one (joined) line is an attribution line.
 pub fn is_attribution(line: &str) -> bool {
-    let s = line.trim().trim_start_matches('\u{feff}');
-    if !s.ends_with(':') || s.len() > 400 {
+    // Zoho writes "---- On … wrote ----".
+    let s = line
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .trim_matches(|c: char| c == '-' || c.is_whitespace());
+    if s.len() > 400 || s.is_empty() {
         return false;
     }
     let lower = s.to_lowercase();
-    let has_verb = WROTE.iter().any(|v| lower.contains(v));
     let has_anchor = s.chars().any(|c| c.is_ascii_digit() || c == '@');
-    if has_verb && has_anchor {
+    let colon = s.ends_with(':');
+    let body = lower.trim_end_matches([':', ' ']);
+    let has_verb = WROTE.iter().any(|v| lower.contains(v));
+    if colon && has_verb && has_anchor {
         return true;
     }
-    // "Jan de Vries wrote:" alone.
-    has_verb && s.split_whitespace().count() <= 6 && s.chars().count() <= 80
+    // "On Wed, 14 Nov 2018 08:14:43 -0200 John Doe <john@doe.com> wrote" (no colon).
+    if has_verb && has_anchor && WROTE.iter().any(|v| body.ends_with(v)) {
+        return true;
+    }
+    // "30.09.2017, 18.30, "John Doe" <john@x.com>:" (no verb): a date and an address that
+    // ends the line.
+    if colon && s.chars().filter(char::is_ascii_digit).count() >= 4 {
+        let before_colon = s.trim_end_matches(':').trim_end();
+        if let Some((_, end, _)) = super::address::find_all(before_colon).into_iter().last() {
+            let tail = before_colon[end..].trim();
+            if tail.is_empty() || tail == ">" || tail == ")" || tail == ">)" {
+                return true;
+            }
+        }
+    }
+    // "Jan de Vries wrote:" alone: a name and the verb, nothing else.
+    if colon && has_verb {
+        let words: Vec<&str> = body.split_whitespace().collect();
+        let particles = ["de", "van", "der", "den", "von", "le", "la"];
+        let original: Vec<&str> = s.trim_end_matches(':').split_whitespace().collect();
+        return words.len() <= 6
+            && WROTE.iter().any(|v| body.ends_with(v))
+            && original[..original.len().saturating_sub(1)]
+                .iter()
+                .all(|w| w.starts_with(char::is_uppercase) || particles.contains(w));
+    }
+    false
 }
 
 /// Where the signature starts in the new text, if it has one.
@@ -311,19 +406,36 @@ fn signature_start(lines: &[&str]) -> Option<usize> {
             .filter(|l| !l.trim().is_empty())
             .count()
     };
+    let short_after = |i: usize, max: usize| {
+        let after: Vec<&&str> = lines[i + 1..]
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        after.len() <= max && after.iter().all(|l| l.trim().chars().count() <= 60)
+    };
     for (i, line) in lines.iter().enumerate() {
-        if *line == "-- " || line.trim() == "--" {
-            // A delimiter on the first line would leave nothing; then it is content.
-            if lines[..i].iter().any(|l| !l.trim().is_empty()) {
-                return Some(i);
-            }
+        let has_text_above = lines[..i].iter().any(|l| !l.trim().is_empty());
+        if !has_text_above {
+            continue;
         }
-        let lower = line.trim().to_lowercase();
+        let t = line.trim();
+        // "-- " (RFC 3676 §4.3), and the bare "--" many clients write.
+        if *line == "-- " || t == "--" {
+            return Some(i);
+        }
+        // A rule of underscores above a short footer (mailing lists).
+        if t.chars().count() >= 2 && t.chars().all(|c| c == '_') && non_empty_after(i) <= 10 {
+            return Some(i);
+        }
+        let lower = t.to_lowercase();
         if lower.chars().count() <= 80
             && MOBILE.iter().any(|m| lower.starts_with(m))
             && non_empty_after(i) <= 3
-            && lines[..i].iter().any(|l| !l.trim().is_empty())
         {
+            return Some(i);
+        }
+        let closing = lower.trim_end_matches([',', '!', '.', ' ']);
+        if CLOSINGS.contains(&closing) && short_after(i, 4) {
             return Some(i);
         }
     }
