@@ -290,10 +290,15 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
         "List-Help",
         "X-Mailing-List",
         "Mailing-List",
+        "X-Mailman-Version",
+        "X-MLServer",
+        "X-ML-Name",
+        "X-Listname",
+        "X-Loop",
     ] {
         if mail.has_header(h) {
             return bounce_or(&format!(
-                "it has a {h} header: mailing-list or bulk mail (RFC 2369/2919)"
+                "it has a {h} header: mailing-list, bulk or looping mail (RFC 2369/2919)"
             ));
         }
     }
@@ -346,6 +351,24 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
         }
     }
     None
+}
+
+/// A person passing a delivery failure on: "Fwd: Returned mail: …" with the report inline,
+/// or a forwarded bounce attached. Not itself machine mail, but no complaint either.
+pub fn forwarded_failure(mail: &ParsedMail) -> bool {
+    if mail
+        .attached_messages()
+        .any(|m| detect(&m).is_some_and(|a| a.kind == AutoKind::Bounce))
+    {
+        return true;
+    }
+    if !reference::is_forward_subject(&mail.subject) {
+        return false;
+    }
+    let stripped = reference::strip_prefixes(&mail.subject).to_lowercase();
+    let head: String = mail.text.chars().take(8000).collect::<String>().to_lowercase();
+    FAILURE_SUBJECT_STRONG.iter().any(|p| stripped.contains(p))
+        && (FAILURE_BODY.iter().any(|p| head.contains(p)) || has_smtp_failure_code(&head))
 }
 
 /// Whether the From (address or display name) or Sender is a mail system.

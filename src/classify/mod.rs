@@ -16,6 +16,9 @@
 //!    (In-Reply-To/References, the returned message's Message-ID, or the subject's case
 //!    reference) `case` is set; a bounce on a case is flagged ("acknowledgement bounced"
 //!    when the bounced message is a known acknowledgement).
+//!    A person forwarding a delivery failure ("Fwd: Returned mail: …", or a bounce
+//!    attached) is handled the same way when it returns a message of a case (bounce,
+//!    attached, flagged); otherwise it is a triage item, never a complaint.
 //! 4. **On a case**: In-Reply-To, then References (newest first) against every Message-ID
 //!    the store knows for a case (ours included), then a case reference in the subject
 //!    ([`reference`]). Accepted as a *reply* only when the sender is a party to the case
@@ -478,6 +481,34 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                         auto.why
                     ),
                 };
+            }
+        }
+        return d;
+    }
+
+    // A person passing a delivery failure on: attached to the case of the returned
+    // message when there is one, else a partner looks. Never a complaint, never
+    // acknowledged (acknowledging bounce reports is how loops start).
+    if automatic::forwarded_failure(mail) {
+        match find_returned(mail, known).or(thread) {
+            Some((case, ev)) => {
+                d.kind = Kind::Bounce;
+                d.case = Some(case.reference.clone());
+                d.reason = format!(
+                    "someone forwarded a delivery failure report; {} case {}; attached to the case and flagged, never acknowledged",
+                    ev.describe(),
+                    case.reference
+                );
+                d.thread_evidence = Some(ev);
+                d.flags.push(
+                    "a forwarded delivery failure: the partner must check the complainant's address".into(),
+                );
+            }
+            None => {
+                d.kind = Kind::Triage;
+                d.reason = "someone forwarded a delivery failure report that returns no message of a known case: a triage item for a partner, not a complaint, never acknowledged".into();
+                d.flags
+                    .push("a forwarded delivery failure that matches no case".into());
             }
         }
         return d;
