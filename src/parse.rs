@@ -362,7 +362,9 @@ mod tests {
             "<div>Hi. I am fine.</div><div><br></div><div>Thanks,</div><DIV>Alex</DIV><blockquote>Old</blockquote>x",
         );
         assert_eq!(
-            t.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>(),
+            t.lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>(),
             vec!["Hi. I am fine.", "Thanks,", "Alex", "Old", "x"]
         );
     }

@@ -131,7 +131,10 @@ fn reply_by_in_reply_to() {
     let d = decide_with("reply-in-reply-to.eml", &known());
     assert_eq!(d.kind, Kind::Reply);
     assert_eq!(d.case.as_deref(), Some("KL-2026-0042"));
-    assert_eq!(d.thread_evidence.as_ref().unwrap().via, ThreadVia::InReplyTo);
+    assert_eq!(
+        d.thread_evidence.as_ref().unwrap().via,
+        ThreadVia::InReplyTo
+    );
     assert!(!d.acknowledge);
     assert!(!d.kind.opens_case());
     assert_eq!(d.direction, Direction::Inbound);
@@ -189,16 +192,23 @@ fn dutch_outlook_forward() {
     assert_eq!(d.received_at, utc("2026-11-19T09:15:00Z"));
     assert_eq!(d.received_at_source, ReceivedAtSource::ForwardedDate);
     assert!(d.acknowledge);
-    assert_eq!(
-        d.staff.as_ref().unwrap().address,
-        "piet@example-firm.nl"
+    assert_eq!(d.staff.as_ref().unwrap().address, "piet@example-firm.nl");
+    assert!(
+        d.staff_comment
+            .as_deref()
+            .unwrap()
+            .contains("graag als klacht")
     );
-    assert!(d.staff_comment.as_deref().unwrap().contains("graag als klacht"));
     assert_eq!(
         d.original_subject.as_deref(),
         Some("Slechte ervaring met de cursus")
     );
-    assert!(d.complaint_text.as_deref().unwrap().contains("niet voorbereid"));
+    assert!(
+        d.complaint_text
+            .as_deref()
+            .unwrap()
+            .contains("niet voorbereid")
+    );
     let summary = d.staff_summary.unwrap();
     assert!(summary.contains("Karin Bakker"), "{summary}");
     assert!(summary.contains("19-11-2026 10:15"), "{summary}");
@@ -235,7 +245,10 @@ fn forward_as_attachment() {
     let d = decide("forward-attached.eml");
     assert_eq!(d.kind, Kind::Forward);
     assert_eq!(addr(&d).as_deref(), Some("els.visser@example.com"));
-    assert_eq!(d.original_message_id.as_deref(), Some("original-els@example.com"));
+    assert_eq!(
+        d.original_message_id.as_deref(),
+        Some("original-els@example.com")
+    );
     assert_eq!(d.received_at, utc("2026-11-19T09:15:00Z"));
     assert!(d.acknowledge);
 }
@@ -267,7 +280,12 @@ fn verbal_note_with_address() {
     assert_eq!(d.received_at_source, ReceivedAtSource::NoteDate);
     assert!(d.acknowledge);
     assert_eq!(d.staff.as_ref().unwrap().address, "piet@example-firm.nl");
-    assert!(d.complaint_text.as_deref().unwrap().starts_with("Meneer Jansen belde"));
+    assert!(
+        d.complaint_text
+            .as_deref()
+            .unwrap()
+            .starts_with("Meneer Jansen belde")
+    );
     assert!(d.staff_summary.unwrap().contains("Henk Jansen"));
 }
 
@@ -341,7 +359,9 @@ fn bounce_of_our_acknowledgement() {
     );
     assert!(!d.acknowledge);
     assert!(
-        d.flags.iter().any(|f| f.contains("acknowledgement bounced")),
+        d.flags
+            .iter()
+            .any(|f| f.contains("acknowledgement bounced")),
         "{:?}",
         d.flags
     );
@@ -382,7 +402,11 @@ fn staff_mail_that_is_neither_forward_nor_note() {
     assert!(d.kind.opens_case());
     assert!(d.complainant.is_none());
     assert!(!d.acknowledge);
-    assert!(d.flags.iter().any(|f| f.contains("no complainant recognised")));
+    assert!(
+        d.flags
+            .iter()
+            .any(|f| f.contains("no complainant recognised"))
+    );
     assert!(d.staff.is_some());
     assert!(d.staff_summary.unwrap().contains("geen klager herkend"));
 }
@@ -424,7 +448,11 @@ fn every_fixture_has_the_explain_keys_and_no_personal_data_in_reason() {
             }
             assert!(DateTime::parse_from_rfc3339(json["received_at"].as_str().unwrap()).is_ok());
             assert!(!d.reason.contains('@'), "{name}: {}", d.reason);
-            assert!(d.flags.iter().all(|f| !f.contains('@')), "{name}: {:?}", d.flags);
+            assert!(
+                d.flags.iter().all(|f| !f.contains('@')),
+                "{name}: {:?}",
+                d.flags
+            );
             // Only new cases can be acknowledged.
             assert!(!d.acknowledge || d.kind.opens_case(), "{name}");
         }

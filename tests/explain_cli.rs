@@ -77,10 +77,9 @@ fn explain_json_has_the_checked_keys() {
 fn explain_json_for_a_bounce_and_a_complaint() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let v: serde_json::Value = serde_json::from_slice(
-        &explain(&config, &fixture("bounce-of-ack.eml"), true).stdout,
-    )
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&explain(&config, &fixture("bounce-of-ack.eml"), true).stdout)
+            .unwrap();
     assert_eq!(v["kind"], "bounce");
     assert_eq!(v["acknowledge"], false);
     assert!(v["complainant"].is_null());
@@ -91,10 +90,9 @@ fn explain_json_for_a_bounce_and_a_complaint() {
             .iter()
             .any(|id| id == "ack-KL-2026-0043@example-firm.nl")
     );
-    let v: serde_json::Value = serde_json::from_slice(
-        &explain(&config, &fixture("complaint-plain-nl.eml"), true).stdout,
-    )
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&explain(&config, &fixture("complaint-plain-nl.eml"), true).stdout)
+            .unwrap();
     assert_eq!(v["kind"], "complaint");
     assert_eq!(v["channel"], "email");
     assert_eq!(v["acknowledge"], true);
@@ -120,7 +118,12 @@ fn explain_text_and_a_mail_without_date() {
     let v: serde_json::Value =
         serde_json::from_slice(&explain(&config, &undated, true).stdout).unwrap();
     assert_eq!(v["kind"], "complaint");
-    assert!(v["arrival"]["from"].as_str().unwrap().contains("modification time"));
+    assert!(
+        v["arrival"]["from"]
+            .as_str()
+            .unwrap()
+            .contains("modification time")
+    );
 }
 
 #[test]

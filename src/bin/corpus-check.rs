@@ -495,11 +495,7 @@ fn forwards(root: &Path, firm: &Firm, allow: &Allowlist, report: &mut Report) {
             if ok {
                 recognised += 1;
             } else {
-                missed.push(format!(
-                    "{label} ({} {:?})",
-                    d.kind.as_str(),
-                    got_addr
-                ));
+                missed.push(format!("{label} ({} {:?})", d.kind.as_str(), got_addr));
             }
             let got_name = d
                 .complainant
@@ -613,7 +609,11 @@ fn crisp_replies(root: &Path, firm: &Firm, report: &mut Report) {
     {
         Some(v) => v,
         None => {
-            report.check(corpus, false, "cannot read expectations.derived.json".into());
+            report.check(
+                corpus,
+                false,
+                "cannot read expectations.derived.json".into(),
+            );
             return;
         }
     };
@@ -702,7 +702,10 @@ fn crisp_replies(root: &Path, firm: &Firm, report: &mut Report) {
         ok,
     );
     report.check(
-        &format!("replies (crisp): new part as expected in ≥ {:.0}%", CRISP_REPLY_THRESHOLD * 100.0),
+        &format!(
+            "replies (crisp): new part as expected in ≥ {:.0}%",
+            CRISP_REPLY_THRESHOLD * 100.0
+        ),
         rate >= CRISP_REPLY_THRESHOLD && assessable > 0,
         format!(
             "{ok} of {assessable} ({:.1}%); wrong: {}",
@@ -732,8 +735,9 @@ fn talon(root: &Path, report: &mut Report) {
             continue;
         };
         n += 1;
-        let expected = std::fs::read_to_string(base.join(format!("standard_replies/{stem}_reply_text")))
-            .unwrap_or_else(|_| "Hello".into());
+        let expected =
+            std::fs::read_to_string(base.join(format!("standard_replies/{stem}_reply_text")))
+                .unwrap_or_else(|_| "Hello".into());
         let mail = parse(&std::fs::read(&path).unwrap_or_default());
         let got = quote::split(&mail.text).without_quote();
         if normalize(&got) == normalize(&expected) {
@@ -766,9 +770,16 @@ fn talon(root: &Path, report: &mut Report) {
     let rate = if n == 0 { 0.0 } else { ok as f64 / n as f64 };
     report.row("talon: expected reply text", n, n, ok);
     report.check(
-        &format!("replies (talon): reply text as expected in ≥ {:.0}%", TALON_THRESHOLD * 100.0),
+        &format!(
+            "replies (talon): reply text as expected in ≥ {:.0}%",
+            TALON_THRESHOLD * 100.0
+        ),
         rate >= TALON_THRESHOLD && n > 0,
-        format!("{ok} of {n} ({:.1}%); wrong: {}", rate * 100.0, list(&wrong)),
+        format!(
+            "{ok} of {n} ({:.1}%); wrong: {}",
+            rate * 100.0,
+            list(&wrong)
+        ),
     );
 }
 

@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn forms_of_a_from_value() {
-        let jd = (Some("John Doe".to_string()), "john.doe@acme.com".to_string());
+        let jd = (
+            Some("John Doe".to_string()),
+            "john.doe@acme.com".to_string(),
+        );
         assert_eq!(addr("John Doe <john.doe@acme.com>"), jd);
         assert_eq!(addr("\"John Doe\" <john.doe@acme.com>"), jd);
         assert_eq!(addr("John Doe [mailto:john.doe@acme.com]"), jd);
@@ -164,14 +167,20 @@ mod tests {
         );
         assert_eq!(addr("John Doe (<john.doe@acme.com>)"), jd);
         assert_eq!(addr("John Doe, john.doe@acme.com"), jd);
-        assert_eq!(addr("john.doe@acme.com"), (None, "john.doe@acme.com".into()));
+        assert_eq!(
+            addr("john.doe@acme.com"),
+            (None, "john.doe@acme.com".into())
+        );
         assert_eq!(
             addr("bessie@acme.com <bessie@acme.com>"),
             (None, "bessie@acme.com".into())
         );
         assert_eq!(
             addr("O'Brien, Patrick <p.o'brien@example.com>"),
-            (Some("O'Brien, Patrick".into()), "p.o'brien@example.com".into())
+            (
+                Some("O'Brien, Patrick".into()),
+                "p.o'brien@example.com".into()
+            )
         );
         assert_eq!(name_only("John Doe").as_deref(), Some("John Doe"));
         assert_eq!(name_only("  "), None);

@@ -309,7 +309,10 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
         .header("X-Apple-Action")
         .is_some_and(|v| v.eq_ignore_ascii_case("vacation"))
     {
-        return by(AutoKind::Automatic, "it is a vacation reply (X-Apple-Action)");
+        return by(
+            AutoKind::Automatic,
+            "it is a vacation reply (X-Apple-Action)",
+        );
     }
     if let Some(rp) = mail.return_path() {
         if rp.is_empty() || rp.eq_ignore_ascii_case("null") {
@@ -329,7 +332,10 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
     if !reference::is_forward_subject(&mail.subject)
         && AUTO_REPLY_SUBJECT.iter().any(|p| subject.contains(p))
     {
-        return by(AutoKind::Automatic, "the subject says it is an automatic reply");
+        return by(
+            AutoKind::Automatic,
+            "the subject says it is an automatic reply",
+        );
     }
     if is_abuse_report(mail) {
         return by(
@@ -366,7 +372,12 @@ pub fn forwarded_failure(mail: &ParsedMail) -> bool {
         return false;
     }
     let stripped = reference::strip_prefixes(&mail.subject).to_lowercase();
-    let head: String = mail.text.chars().take(8000).collect::<String>().to_lowercase();
+    let head: String = mail
+        .text
+        .chars()
+        .take(8000)
+        .collect::<String>()
+        .to_lowercase();
     FAILURE_SUBJECT_STRONG.iter().any(|p| stripped.contains(p))
         && (FAILURE_BODY.iter().any(|p| head.contains(p)) || has_smtp_failure_code(&head))
 }
@@ -387,7 +398,9 @@ fn is_mail_system_sender(mail: &ParsedMail) -> bool {
 
 /// A report part of this content type (as an attachment or nested in one).
 fn has_part(mail: &ParsedMail, content_type: &str) -> bool {
-    mail.attachments.iter().any(|a| a.content_type == content_type)
+    mail.attachments
+        .iter()
+        .any(|a| a.content_type == content_type)
 }
 
 /// The `Action:` of the first recipient in a delivery status part (RFC 3464 §2.3.3).
@@ -436,9 +449,15 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
     let subject = mail.subject.to_lowercase();
     // "Fwd: Undeliverable: …" is a person passing a bounce on, not a bounce.
     let forwarded_by_person = reference::is_forward_subject(&mail.subject);
-    let not_failure = ["(delay)", "(success)", "(relay)", "delayed", "warning: delay"]
-        .iter()
-        .any(|p| subject.contains(p));
+    let not_failure = [
+        "(delay)",
+        "(success)",
+        "(relay)",
+        "delayed",
+        "warning: delay",
+    ]
+    .iter()
+    .any(|p| subject.contains(p));
     if !forwarded_by_person && !not_failure {
         if FAILURE_SUBJECT_STRONG.iter().any(|p| subject.contains(p)) {
             return ev(true, "the subject reports a delivery failure");
@@ -450,10 +469,18 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
             "it returns the headers of an undelivered message (a report part)",
         );
     }
-    if !forwarded_by_person && !not_failure && FAILURE_SUBJECT_WEAK.iter().any(|p| subject.contains(p)) {
+    if !forwarded_by_person
+        && !not_failure
+        && FAILURE_SUBJECT_WEAK.iter().any(|p| subject.contains(p))
+    {
         return ev(false, "the subject suggests a delivery failure");
     }
-    let head: String = mail.text.chars().take(6000).collect::<String>().to_lowercase();
+    let head: String = mail
+        .text
+        .chars()
+        .take(6000)
+        .collect::<String>()
+        .to_lowercase();
     if FAILURE_BODY.iter().any(|p| head.contains(p)) || has_smtp_failure_code(&head) {
         return ev(false, "the text reports a delivery failure");
     }
@@ -598,7 +625,9 @@ mod tests {
         let base = "From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: Hallo\r\n";
         assert_eq!(det(&format!("{base}\r\nIk heb een klacht.\r\n")), None);
         assert_eq!(
-            det(&format!("{base}Auto-Submitted: no\r\n\r\nIk heb een klacht.\r\n")),
+            det(&format!(
+                "{base}Auto-Submitted: no\r\n\r\nIk heb een klacht.\r\n"
+            )),
             None
         );
         for h in [

@@ -181,7 +181,9 @@ const ZONES: &[(&str, i32)] = &[
 ];
 
 fn month_of(token: &str) -> Option<u32> {
-    let t = token.trim_matches(|c: char| !c.is_alphabetic()).to_lowercase();
+    let t = token
+        .trim_matches(|c: char| !c.is_alphabetic())
+        .to_lowercase();
     if t.chars().count() < 3 {
         return None;
     }
@@ -227,8 +229,14 @@ fn zone_of(token: &str) -> Option<i32> {
     }
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i32>().ok()?, 0),
-        3 => (digits[..1].parse::<i32>().ok()?, digits[1..].parse::<i32>().ok()?),
-        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
+        3 => (
+            digits[..1].parse::<i32>().ok()?,
+            digits[1..].parse::<i32>().ok()?,
+        ),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
         _ => return None,
     };
     if h > 14 || m > 59 {
@@ -239,7 +247,10 @@ fn zone_of(token: &str) -> Option<i32> {
 
 fn numeric_parts<'a>(token: &'a str, seps: &[char]) -> Option<Vec<&'a str>> {
     let parts: Vec<&str> = token.split(|c| seps.contains(&c)).collect();
-    if parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+    if parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
         Some(parts)
     } else {
         None
@@ -307,7 +318,10 @@ fn time_tok(parts: &[&str]) -> Option<Tok> {
 }
 
 fn date_tok(parts: &[&str]) -> Option<Tok> {
-    let n: Vec<u32> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let n: Vec<u32> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let year = |v: u32, len: usize| -> Option<i32> {
         match len {
             4 => Some(v as i32),
@@ -497,11 +511,23 @@ mod tests {
             p("Mi., 27. Okt. 2021 um 09:31 Uhr"),
             "2021-10-27T07:31:00+00:00"
         );
-        assert_eq!(p("ke 27. lokak. 2021 klo 9.31"), "2021-10-27T07:31:00+00:00");
+        assert_eq!(
+            p("ke 27. lokak. 2021 klo 9.31"),
+            "2021-10-27T07:31:00+00:00"
+        );
         assert_eq!(p("mer. 27 oct. 2021 à 09:31"), "2021-10-27T07:31:00+00:00");
-        assert_eq!(p("mié, 27 oct 2021 a las 9:31"), "2021-10-27T07:31:00+00:00");
-        assert_eq!(p("martedì 2 novembre 2021, 09:26:50 CET"), "2021-11-02T08:26:50+00:00");
-        assert_eq!(p("2021. október 26. 14:25:08 EEST"), "2021-10-26T11:25:08+00:00");
+        assert_eq!(
+            p("mié, 27 oct 2021 a las 9:31"),
+            "2021-10-27T07:31:00+00:00"
+        );
+        assert_eq!(
+            p("martedì 2 novembre 2021, 09:26:50 CET"),
+            "2021-11-02T08:26:50+00:00"
+        );
+        assert_eq!(
+            p("2021. október 26. 14:25:08 EEST"),
+            "2021-10-26T11:25:08+00:00"
+        );
         assert_eq!(
             p("четверг, 28 октября 2021 г. в 12:46"),
             "2021-10-28T10:46:00+00:00"

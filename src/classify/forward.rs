@@ -109,8 +109,10 @@ pub fn inline(text: &str, subject: &str, tz: Tz) -> Vec<Forward> {
         match block_at(&lines, i, reply_subject, forward_subject) {
             Some(found) => {
                 let comment = join(&lines[comment_from..i]);
-                let body_lines: Vec<&str> =
-                    lines[found.end..].iter().map(|l| labels::unquote(l)).collect();
+                let body_lines: Vec<&str> = lines[found.end..]
+                    .iter()
+                    .map(|l| labels::unquote(l))
+                    .collect();
                 let mut fwd = found.forward;
                 fwd.comment = comment;
                 fwd.text = join(&body_lines);
@@ -177,7 +179,10 @@ fn block_at(lines: &[&str], i: usize, reply_subject: bool, forward_subject: bool
     // An attribution line with a forward subject (Outlook for Mac).
     if forward_subject {
         if let Some(n) = quote::attribution_at(lines, i) {
-            let joined: Vec<&str> = lines[i..i + n].iter().map(|l| labels::clean_line(l)).collect();
+            let joined: Vec<&str> = lines[i..i + n]
+                .iter()
+                .map(|l| labels::clean_line(l))
+                .collect();
             let joined = joined.join(" ");
             // The text before the address is the whole "On … heeft" phrase, not a name.
             let sender = address::first_address(&joined)
@@ -291,7 +296,9 @@ fn attribution_name(line: &str) -> Option<String> {
             }
         }
     }
-    let particles = ["de", "van", "der", "den", "ten", "ter", "von", "le", "la", "da", "di"];
+    let particles = [
+        "de", "van", "der", "den", "ten", "ter", "von", "le", "la", "da", "di",
+    ];
     let mut words: Vec<&str> = Vec::new();
     for w in before.split_whitespace().rev() {
         let w = w.trim_end_matches(',');
@@ -327,7 +334,10 @@ fn join(lines: &[&str]) -> String {
 /// Lines of the text, with Yahoo's one-line header blocks ("----- Forwarded Message -----
 /// From: A <a@b>To: c@dSent: …Subject: x") split into one line per header.
 fn prepare(text: &str) -> Vec<String> {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{feff}', "");
+    let text = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\u{feff}', "");
     let mut out = Vec::new();
     for line in text.split('\n') {
         match split_inline_block(line) {

@@ -115,8 +115,21 @@ const LABELS: &[(Field, &[&str])] = &[
     (
         Field::Cc,
         &[
-            "cc", "bcc", "kopie", "kopia", "kopi", "kopio", "копия", "копія", "bilgi", "másolat",
-            "dw", "kópia", "cópia", "kópie", "copie",
+            "cc",
+            "bcc",
+            "kopie",
+            "kopia",
+            "kopi",
+            "kopio",
+            "копия",
+            "копія",
+            "bilgi",
+            "másolat",
+            "dw",
+            "kópia",
+            "cópia",
+            "kópie",
+            "copie",
         ],
     ),
     (
@@ -145,7 +158,13 @@ const LABELS: &[(Field, &[&str])] = &[
     ),
     (
         Field::ReplyTo,
-        &["reply-to", "antwoord aan", "antwort an", "répondre à", "responder a"],
+        &[
+            "reply-to",
+            "antwoord aan",
+            "antwort an",
+            "répondre à",
+            "responder a",
+        ],
     ),
 ];
 
@@ -177,7 +196,8 @@ pub fn unquote(line: &str) -> &str {
 
 /// Whether a line is quoted (starts with `>`).
 pub fn is_quoted(line: &str) -> bool {
-    line.trim_start_matches([' ', '\t', '\u{feff}']).starts_with('>')
+    line.trim_start_matches([' ', '\t', '\u{feff}'])
+        .starts_with('>')
 }
 
 /// `Label: value` → the field and the value, if the label is a known one. Accepts the

@@ -522,8 +522,9 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
         d.case = Some(case.reference.clone());
         d.thread_evidence = Some(ev.clone());
         if let Some(other) = other_subject_case(mail, known, &case) {
-            d.flags
-                .push(format!("the subject also names another known case, {other}"));
+            d.flags.push(format!(
+                "the subject also names another known case, {other}"
+            ));
         }
         if is_party(mail, ctx, &case) {
             d.kind = Kind::Reply;
@@ -615,7 +616,9 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     d.complainant = Some(from);
     d.complainant_source = Some(ComplainantSource::From);
     d.acknowledge = true;
-    d.reason = "a new mail from outside the firm that is not on any case: a new complaint, acknowledged".into();
+    d.reason =
+        "a new mail from outside the firm that is not on any case: a new complaint, acknowledged"
+            .into();
     d
 }
 
@@ -700,7 +703,8 @@ fn staff_mail(
                     .find_map(|f| f.sender_name.clone())
                     .filter(|_| first.sender.is_none());
                 let when = forward_date(chosen, ctx, d);
-                d.flags.push("no complainant recognised in the forward".into());
+                d.flags
+                    .push("no complainant recognised in the forward".into());
                 d.reason = format!(
                     "a staff member forwarded a mail ({how}) but no complainant address was recognised{}; the case is opened and flagged for the partner, the staff member is told, and {when}",
                     if forwards.iter().all(|f| f.sender.is_some()) {
@@ -943,7 +947,9 @@ fn is_party(mail: &ParsedMail, ctx: &Context<'_>, case: &CaseInfo) -> bool {
         }
     }
     candidates.iter().any(|a| {
-        case.complainant.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(a))
+        case.complainant
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(a))
             || case.parties.iter().any(|p| p.eq_ignore_ascii_case(a))
             || ctx.firm.is_staff(a)
     })

@@ -141,7 +141,9 @@ fn key_line(line: &str) -> Option<(Key, &str)> {
     if key.is_empty() || key.chars().count() > 20 {
         return None;
     }
-    let (k, _) = KEYS.iter().find(|(_, names)| names.contains(&key.as_str()))?;
+    let (k, _) = KEYS
+        .iter()
+        .find(|(_, names)| names.contains(&key.as_str()))?;
     Some((*k, t[sep + 1..].trim()))
 }
 
@@ -257,8 +259,7 @@ fn complainant_value(value: &str) -> (Option<String>, Option<String>, Option<Str
 fn is_phone(s: &str) -> bool {
     let digits = s.chars().filter(char::is_ascii_digit).count();
     digits >= 6
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_digit() || " +-()./".contains(c) || c.is_whitespace())
 }
 
@@ -283,7 +284,11 @@ mod tests {
 
     #[test]
     fn forgiving_forms() {
-        let n = parse("client = Jan Jansen, jan@x.nl\n- date: 2026-11-20 14:10\n\ntext", AMS).unwrap();
+        let n = parse(
+            "client = Jan Jansen, jan@x.nl\n- date: 2026-11-20 14:10\n\ntext",
+            AMS,
+        )
+        .unwrap();
         assert_eq!(n.complainant.unwrap().name.as_deref(), Some("Jan Jansen"));
         let n = parse("KLANT: Piet Pietersen, 06 1234 5678\n\ntext", AMS).unwrap();
         assert!(n.complainant.is_none());

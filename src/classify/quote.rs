@@ -326,8 +326,7 @@ pub fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     }
     // Wrapped: only when the first line already looks like the start of one (a date or
     // an address) and does not end a sentence.
-    if !first.chars().any(|c| c.is_ascii_digit() || c == '@') || first.ends_with(['.', '!', '?'])
-    {
+    if !first.chars().any(|c| c.is_ascii_digit() || c == '@') || first.ends_with(['.', '!', '?']) {
         return None;
     }
     let mut joined = first.to_string();

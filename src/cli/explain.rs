@@ -63,10 +63,7 @@ impl Explained {
                     "from": self.arrival_basis.as_str(),
                 }),
             );
-            map.insert(
-                "store_consulted".into(),
-                serde_json::Value::Bool(false),
-            );
+            map.insert("store_consulted".into(), serde_json::Value::Bool(false));
         }
         v
     }
@@ -236,7 +233,12 @@ pub fn text(e: &Explained, firm: &Firm) -> String {
             ),
         );
     }
-    let preview: String = d.new_part.lines().take(6).collect::<Vec<_>>().join("\n              ");
+    let preview: String = d
+        .new_part
+        .lines()
+        .take(6)
+        .collect::<Vec<_>>()
+        .join("\n              ");
     if !preview.trim().is_empty() {
         line("new part:", &preview);
     }
