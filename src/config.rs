@@ -664,10 +664,10 @@ fn server_settings(
     if name == "mailbox" && raw.username.is_none() {
         problems.push(format!("{name}.username: missing"));
     }
-    if let Some(ca) = &raw.ca_file {
-        if let Err(e) = std::fs::metadata(ca) {
-            problems.push(format!("{name}.ca_file: cannot read {}: {e}", ca.display()));
-        }
+    if let Some(ca) = &raw.ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        problems.push(format!("{name}.ca_file: cannot read {}: {e}", ca.display()));
     }
     ServerSettings {
         host: host.trim().to_string(),

@@ -278,10 +278,10 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
             return bounce_or(&format!("Precedence: {v} marks it as bulk or automatic"));
         }
     }
-    if let Some(v) = mail.header("X-Precedence") {
-        if v.to_ascii_lowercase().contains("auto") {
-            return bounce_or("X-Precedence marks it as automatic");
-        }
+    if let Some(v) = mail.header("X-Precedence")
+        && v.to_ascii_lowercase().contains("auto")
+    {
+        return bounce_or("X-Precedence marks it as automatic");
     }
     for h in [
         "List-Id",
@@ -458,10 +458,11 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
     ]
     .iter()
     .any(|p| subject.contains(p));
-    if !forwarded_by_person && !not_failure {
-        if FAILURE_SUBJECT_STRONG.iter().any(|p| subject.contains(p)) {
-            return ev(true, "the subject reports a delivery failure");
-        }
+    if !forwarded_by_person
+        && !not_failure
+        && FAILURE_SUBJECT_STRONG.iter().any(|p| subject.contains(p))
+    {
+        return ev(true, "the subject reports a delivery failure");
     }
     if has_part(mail, "text/rfc822-headers") || has_part(mail, "message/rfc822-headers") {
         return ev(
@@ -592,16 +593,16 @@ fn message_id_lines(text: &str) -> Vec<String> {
         if let Some(value) = strip_label(l, "message-id:") {
             let mut v = value.trim().to_string();
             // Folded onto the next line.
-            if v.is_empty() {
-                if let Some(next) = lines.get(i + 1) {
-                    v = next.trim().to_string();
-                }
+            if v.is_empty()
+                && let Some(next) = lines.get(i + 1)
+            {
+                v = next.trim().to_string();
             }
-            if let (Some(s), Some(e)) = (v.find('<'), v.find('>')) {
-                if s < e {
-                    out.push(v[s + 1..e].to_string());
-                    continue;
-                }
+            if let (Some(s), Some(e)) = (v.find('<'), v.find('>'))
+                && s < e
+            {
+                out.push(v[s + 1..e].to_string());
+                continue;
             }
             if let Some(first) = v.split_whitespace().next() {
                 out.push(first.to_string());

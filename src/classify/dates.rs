@@ -271,10 +271,10 @@ fn classify_token(raw: &str) -> Tok {
     }
     let t = t.trim_end_matches('.');
     // Time: 10:15, 9.31, 14:25:08, 14.25.08
-    if let Some(parts) = numeric_parts(t, &[':']) {
-        if parts.len() >= 2 {
-            return time_tok(&parts).unwrap_or(Tok::Word);
-        }
+    if let Some(parts) = numeric_parts(t, &[':'])
+        && parts.len() >= 2
+    {
+        return time_tok(&parts).unwrap_or(Tok::Word);
     }
     // Numeric date: 2026-11-19, 19-11-2026, 19/11/2026, 19.11.2026, 28/10/21
     if let Some(parts) = numeric_parts(t, &['-', '/', '.']) {

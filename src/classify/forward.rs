@@ -171,38 +171,37 @@ fn block_at(lines: &[&str], i: usize, reply_subject: bool, forward_subject: bool
         }
     }
     // A bare header block (new Outlook).
-    if !reply_subject && labels::header_line(line).is_some() {
-        if let Some(found) = from_block(lines, i, 3, Form::HeaderBlock) {
-            return Some(found);
-        }
+    if !reply_subject
+        && labels::header_line(line).is_some()
+        && let Some(found) = from_block(lines, i, 3, Form::HeaderBlock)
+    {
+        return Some(found);
     }
     // An attribution line with a forward subject (Outlook for Mac).
-    if forward_subject {
-        if let Some(n) = quote::attribution_at(lines, i) {
-            let joined: Vec<&str> = lines[i..i + n]
-                .iter()
-                .map(|l| labels::clean_line(l))
-                .collect();
-            let joined = joined.join(" ");
-            // The text before the address is the whole "On … heeft" phrase, not a name.
-            let sender = address::first_address(&joined)
-                .map(|a| Address::new(attribution_name(&joined).as_deref(), &a.address));
-            if sender.is_some() {
-                return Some(Found {
-                    forward: Forward {
-                        form: Form::Attribution,
-                        sender,
-                        sender_name: None,
-                        date_text: None,
-                        date: None,
-                        subject: None,
-                        message_id: None,
-                        text: String::new(),
-                        comment: String::new(),
-                    },
-                    end: i + n,
-                });
-            }
+    if forward_subject && let Some(n) = quote::attribution_at(lines, i) {
+        let joined: Vec<&str> = lines[i..i + n]
+            .iter()
+            .map(|l| labels::clean_line(l))
+            .collect();
+        let joined = joined.join(" ");
+        // The text before the address is the whole "On … heeft" phrase, not a name.
+        let sender = address::first_address(&joined)
+            .map(|a| Address::new(attribution_name(&joined).as_deref(), &a.address));
+        if sender.is_some() {
+            return Some(Found {
+                forward: Forward {
+                    form: Form::Attribution,
+                    sender,
+                    sender_name: None,
+                    date_text: None,
+                    date: None,
+                    subject: None,
+                    message_id: None,
+                    text: String::new(),
+                    comment: String::new(),
+                },
+                end: i + n,
+            });
         }
     }
     None
@@ -290,10 +289,10 @@ fn attribution_name(line: &str) -> Option<String> {
     let before = line[..start].trim_end_matches(['<', '(', '[', ' ', '\u{a0}']);
     // Quoted: "John Doe" or « John Doe ».
     for (open, close) in [('"', '"'), ('«', '»'), ('“', '”')] {
-        if let Some(stripped) = before.trim_end().strip_suffix(close) {
-            if let Some(o) = stripped.rfind(open) {
-                return address::clean_name(&stripped[o + open.len_utf8()..]);
-            }
+        if let Some(stripped) = before.trim_end().strip_suffix(close)
+            && let Some(o) = stripped.rfind(open)
+        {
+            return address::clean_name(&stripped[o + open.len_utf8()..]);
         }
     }
     let particles = [

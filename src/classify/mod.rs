@@ -308,13 +308,13 @@ impl Decision {
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(map) = &mut v {
-            if self.complainant.is_none() {
-                if let Some(name) = &self.complainant_name {
-                    map.insert(
-                        "complainant".into(),
-                        serde_json::json!({ "name": name, "address": null }),
-                    );
-                }
+            if self.complainant.is_none()
+                && let Some(name) = &self.complainant_name
+            {
+                map.insert(
+                    "complainant".into(),
+                    serde_json::json!({ "name": name, "address": null }),
+                );
             }
             map.insert(
                 "received_at".into(),
@@ -940,10 +940,10 @@ fn is_party(mail: &ParsedMail, ctx: &Context<'_>, case: &CaseInfo) -> bool {
     let mut candidates: Vec<String> = Vec::new();
     if let Some(f) = &mail.from {
         candidates.push(f.normalized());
-        if address::is_no_reply(&f.address) {
-            if let Some(r) = &mail.reply_to {
-                candidates.push(r.normalized());
-            }
+        if address::is_no_reply(&f.address)
+            && let Some(r) = &mail.reply_to
+        {
+            candidates.push(r.normalized());
         }
     }
     candidates.iter().any(|a| {

@@ -226,10 +226,10 @@ pub fn parse(text: &str, tz: Tz) -> Option<Note> {
 
 /// `Naam <adres>`, `Naam, adres, 06-…`, `adres`, `Naam` → address, name, phone.
 fn complainant_value(value: &str) -> (Option<String>, Option<String>, Option<String>) {
-    if let Some(a) = address::first_address(value) {
-        if value.contains('<') || value.contains('[') || value.contains('(') {
-            return (Some(a.address), a.name, None);
-        }
+    if let Some(a) = address::first_address(value)
+        && (value.contains('<') || value.contains('[') || value.contains('('))
+    {
+        return (Some(a.address), a.name, None);
     }
     let mut addr = None;
     let mut names: Vec<String> = Vec::new();

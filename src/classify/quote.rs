@@ -230,10 +230,10 @@ pub fn quote_start(lines: &[&str]) -> Option<usize> {
         if attribution_at(lines, i).is_some() {
             return Some(i);
         }
-        if let Some(words) = labels::dash_separator(line) {
-            if is_message_separator(words) || next_is_header(lines, i) {
-                return Some(i);
-            }
+        if let Some(words) = labels::dash_separator(line)
+            && (is_message_separator(words) || next_is_header(lines, i))
+        {
+            return Some(i);
         }
         if labels::is_underscore_rule(line) && next_is_header(lines, i) {
             return Some(i);

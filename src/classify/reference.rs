@@ -108,14 +108,15 @@ pub fn in_subject(subject: &str) -> Vec<String> {
             && bytes[i + 1].eq_ignore_ascii_case(&b'l')
             && bytes[i + 2] == b'-';
         let boundary_before = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-        if is_kl && boundary_before {
-            if let Some((reference, len)) = reference_at(&bytes[i..]) {
-                if !out.contains(&reference) {
-                    out.push(reference);
-                }
-                i += len;
-                continue;
+        if is_kl
+            && boundary_before
+            && let Some((reference, len)) = reference_at(&bytes[i..])
+        {
+            if !out.contains(&reference) {
+                out.push(reference);
             }
+            i += len;
+            continue;
         }
         i += 1;
     }
