@@ -98,6 +98,7 @@ const FAILURE_SUBJECT_WEAK: &[&str] = &[
     "delivery notice",
     "error sending",
     "mail delivery",
+    "mail failure",
 ];
 
 /// Body wording of delivery failures (lower-case).
@@ -155,6 +156,9 @@ const FAILURE_BODY: &[&str] = &[
     "failed recipient",
     "bounced",
     "delivery to the following",
+    "invalid user address",
+    "requested action not taken",
+    "recipient addresses that were",
 ];
 
 /// Subjects of auto-replies (lower-case, after reply prefixes are stripped or not).

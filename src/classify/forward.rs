@@ -95,6 +95,9 @@ pub fn find(mail: &ParsedMail, tz: Tz) -> Vec<Forward> {
     out
 }
 
+/// How many nested forwards are read at most.
+const MAX_FORWARDS: usize = 20;
+
 /// Forwards written inline in a text.
 pub fn inline(text: &str, subject: &str, tz: Tz) -> Vec<Forward> {
     let prepared = prepare(text);
@@ -120,6 +123,10 @@ pub fn inline(text: &str, subject: &str, tz: Tz) -> Vec<Forward> {
                     fwd.date = dates::parse(t, tz).map(|d| d.at);
                 }
                 out.push(fwd);
+                // Deeply nested chains: the outer ones decide; keep the work bounded.
+                if out.len() >= MAX_FORWARDS {
+                    break;
+                }
                 comment_from = found.end;
                 i = found.end.max(i + 1);
             }

@@ -399,12 +399,12 @@ pub fn is_attribution(line: &str) -> bool {
 
 /// Where the signature starts in the new text, if it has one.
 fn signature_start(lines: &[&str]) -> Option<usize> {
-    let non_empty_after = |i: usize| {
-        lines[i + 1..]
-            .iter()
-            .filter(|l| !l.trim().is_empty())
-            .count()
-    };
+    // Non-empty lines after each line, counted once (long texts stay linear).
+    let mut after = vec![0usize; lines.len() + 1];
+    for i in (0..lines.len()).rev() {
+        after[i] = after[i + 1] + usize::from(!lines[i].trim().is_empty());
+    }
+    let non_empty_after = |i: usize| after[i + 1];
     let short_after = |i: usize, max: usize| {
         let after: Vec<&&str> = lines[i + 1..]
             .iter()
