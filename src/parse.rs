@@ -126,7 +126,15 @@ impl ParsedMail {
 }
 
 /// Parse a raw message. Never panics on bad input, never fails: see [`ParsedMail::problem`].
+/// A message with bare CR line endings (old Mac mail stores) is read with CRLF.
 pub fn parse(raw: &[u8]) -> ParsedMail {
+    let converted;
+    let raw = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
+        converted = cr_to_crlf(raw);
+        &converted[..]
+    } else {
+        raw
+    };
     let parsed = std::panic::catch_unwind(|| parse_inner(raw));
     match parsed {
         Ok(Some(mail)) => mail,
@@ -312,6 +320,17 @@ pub fn html_to_text(html: &str) -> String {
     mail_parser::decoders::html::html_to_text(&out)
 }
 
+fn cr_to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for &b in raw {
+        out.push(b);
+        if b == b'\r' {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 fn clean_id(s: &str) -> String {
     s.trim()
         .trim_start_matches('<')
@@ -367,6 +386,16 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["Hi. I am fine.", "Thanks,", "Alex", "Old", "x"]
         );
+    }
+
+    #[test]
+    fn bare_cr_line_endings() {
+        let m =
+            parse(b"From: a@b.nl\rSubject: x\rDate: Thu, 19 Nov 2026 10:15:00 +0100\r\rTekst\r");
+        assert!(m.problem.is_none());
+        assert_eq!(m.from.unwrap().address, "a@b.nl");
+        assert_eq!(m.subject, "x");
+        assert!(m.text.contains("Tekst"));
     }
 
     #[test]

@@ -360,6 +360,48 @@ fn bounces(root: &Path, firm: &Firm, allow: &Allowlist, report: &mut Report) {
         ),
     );
 
+    // sisimai's maildir/mac and maildir/dos repeat the *-01 files with CR and CRLF line
+    // endings; those folders are not in the corpora, so the same is done here in memory.
+    let mut variants = 0;
+    let mut variant_wrong = Vec::new();
+    for path in bsd.iter().filter(|p| name_of(p).ends_with("-01.eml")) {
+        let raw = std::fs::read(path).unwrap_or_default();
+        let lf: Vec<u8> = raw.iter().copied().filter(|b| *b != b'\r').collect();
+        let cr: Vec<u8> = lf
+            .iter()
+            .map(|b| if *b == b'\n' { b'\r' } else { *b })
+            .collect();
+        let mut crlf = Vec::with_capacity(lf.len() + lf.len() / 20);
+        for b in &lf {
+            if *b == b'\n' {
+                crlf.push(b'\r');
+            }
+            crlf.push(*b);
+        }
+        for (ending, bytes) in [("cr", cr), ("crlf", crlf)] {
+            variants += 1;
+            let d = decide(firm, &parse(&bytes), &Known::default());
+            if d.acknowledge || d.kind.opens_case() {
+                variant_wrong.push(format!("{} ({ending}, {})", name_of(path), d.kind.as_str()));
+            }
+        }
+    }
+    report.row(
+        "bounces-sisimai/maildir/bsd *-01 as CR and CRLF: neither",
+        variants,
+        variants,
+        variants - variant_wrong.len(),
+    );
+    report.check(
+        "bsd *-01 with CR and CRLF line endings: none acknowledged, none opens a case",
+        variant_wrong.is_empty() && variants > 0,
+        format!(
+            "{} of {variants}; wrong: {}",
+            variants - variant_wrong.len(),
+            list(&variant_wrong)
+        ),
+    );
+
     // maildir/not and maildir/tmp: not bounces, except the documented ones.
     for sub in ["not", "tmp"] {
         let corpus = format!("bounces-sisimai/maildir/{sub}");
