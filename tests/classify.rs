@@ -460,3 +460,17 @@ fn every_fixture_has_the_explain_keys_and_no_personal_data_in_reason() {
     }
     assert!(n >= 19);
 }
+
+#[test]
+fn a_declared_forward_to_someone_outside_is_still_a_forward() {
+    let raw = b"From: Piet <piet@example-firm.nl>\r\nTo: Extern Bureau <info@extern.example>\r\nCc: klachten@example-firm.nl\r\nSubject: FW: Klacht\r\nDate: Fri, 20 Nov 2026 10:00:00 +0100\r\n\r\nVan: Klant <klant@example.nl>\r\nVerzonden: donderdag 19 november 2026 10:15\r\nAan: Piet <piet@example-firm.nl>\r\nOnderwerp: Klacht\r\n\r\nSlecht.\r\n";
+    let firm = firm();
+    let ctx = Context {
+        firm: &firm,
+        own_addresses: vec!["klachten@example-firm.nl".into()],
+        received_at: arrival(),
+    };
+    let d = classify::classify(&parse(raw), &ctx, &Known::default());
+    assert_eq!(d.kind, Kind::Forward);
+    assert_eq!(addr(&d).as_deref(), Some("klant@example.nl"));
+}

@@ -27,8 +27,10 @@
 //!    *triage* (the case's partner looks; nothing of the case goes to the sender). A reply
 //!    is never acknowledged.
 //! 5. **Staff mail** (sender in `staff_domains` or a partner) not on a case:
-//!    - addressed to someone outside the firm with the mailbox only in Cc/Bcc: *triage*
-//!      ("staff correspondence copied to the mailbox that matches no case"), outbound;
+//!    - addressed to someone outside the firm with the mailbox only in Cc/Bcc, and not
+//!      declared a forward by its subject ("FW:", "Doorst:") or an attached message:
+//!      *triage* ("staff correspondence copied to the mailbox that matches no case"),
+//!      outbound;
 //!    - a *forward* ([`forward`]): the original sender (the first one in nested forwards
 //!      who is not staff) is the complainant, the original date the receipt date, channel
 //!      "forwarded"; acknowledged when an address is known;
@@ -639,8 +641,15 @@ fn staff_mail(
     let mailbox_in_cc = mail.cc.iter().any(|a| is_own(&a.address));
     d.staff = Some(staff);
 
+    let forwards = forward::find(mail, tz);
+    // The mail client's own word for it: a forward subject ("FW:", "Doorst:") or an
+    // attached message makes a forward even when it is addressed to someone outside.
+    let declared_forward = forwards.first().is_some_and(|f| {
+        reference::is_forward_subject(&mail.subject) || f.form == forward::Form::Attached
+    });
+
     // Correspondence with someone outside, the mailbox only in Cc/Bcc.
-    if outsiders_to > 0 && !mailbox_in_to {
+    if outsiders_to > 0 && !mailbox_in_to && !declared_forward {
         d.kind = Kind::Triage;
         d.direction = Direction::Outbound;
         d.staff = None;
@@ -654,7 +663,6 @@ fn staff_mail(
     }
 
     // A forward.
-    let forwards = forward::find(mail, tz);
     if let Some(first) = forwards.first() {
         d.kind = Kind::Forward;
         d.channel = Channel::Forwarded;
