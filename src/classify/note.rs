@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Forgiving: keys are Dutch or English, any case, with `:` or `=`, optionally bulleted
-//! (`-`, `*`, `•`); blank lines between key lines are allowed; unknown keys end the block.
+//! (`-`, `*`, `•`); blank lines between key lines are allowed; unknown keys end the block;
+//! one or two short greeting lines ("Hoi,") may stand above the key lines.
 //!
 //! | what | keys |
 //! | --- | --- |
@@ -151,7 +152,18 @@ fn key_line(line: &str) -> Option<(Key, &str)> {
 pub fn parse(text: &str, tz: Tz) -> Option<Note> {
     let text = text.replace("\r\n", "\n").replace('\u{feff}', "");
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut i = 0;
+    // The key lines start the body; a short greeting line or two above them ("Hoi,") is
+    // allowed.
+    let non_blank: Vec<usize> = (0..lines.len())
+        .filter(|&j| !lines[j].trim().is_empty())
+        .take(3)
+        .collect();
+    let mut i = non_blank
+        .iter()
+        .take_while(|&&j| key_line(lines[j]).is_none() && lines[j].trim().chars().count() <= 40)
+        .take(2)
+        .last()
+        .map_or(0, |j| j + 1);
     while i < lines.len() && lines[i].trim().is_empty() {
         i += 1;
     }
@@ -302,7 +314,15 @@ mod tests {
 
     #[test]
     fn not_a_note() {
-        assert!(parse("Beste collega,\n\nKlant: x", AMS).is_none());
+        assert!(
+            parse(
+                "Beste collega, hieronder iets heel anders dan een notitie\n\nKlant: x",
+                AMS
+            )
+            .is_none()
+        );
+        let n = parse("Hoi,\n\nKlant: Jan, jan@x.nl\n\nBelde boos.", AMS).unwrap();
+        assert_eq!(n.complainant.unwrap().address, "jan@x.nl");
         assert!(parse("Datum: 20-11-2026\n\nIets", AMS).is_none());
         assert!(parse("", AMS).is_none());
     }
