@@ -3,7 +3,7 @@
 
 mod calendar;
 mod cases;
-pub mod explain;
+mod explain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
