@@ -126,7 +126,15 @@ impl ParsedMail {
 }
 
 /// Parse a raw message. Never panics on bad input, never fails: see [`ParsedMail::problem`].
+/// A message with bare CR line endings (old Mac mail stores) is read with CRLF.
 pub fn parse(raw: &[u8]) -> ParsedMail {
+    let converted;
+    let raw = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
+        converted = cr_to_crlf(raw);
+        &converted[..]
+    } else {
+        raw
+    };
     let parsed = std::panic::catch_unwind(|| parse_inner(raw));
     match parsed {
         Ok(Some(mail)) => mail,
@@ -212,7 +220,11 @@ fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
         }
     });
 
-    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    // An HTML-only body: mail-parser's conversion, with block elements as line breaks.
+    let text = match msg.text_part(0).map(|p| &p.body) {
+        Some(mail_parser::PartType::Html(html)) => html_to_text(html),
+        _ => msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+    };
 
     let attachments = msg
         .attachments()
@@ -261,6 +273,64 @@ fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
     })
 }
 
+/// HTML → text, keeping the line structure: mail-parser's conversion breaks lines only at
+/// `<br>` and `</p>`; here every block element (`div`, `li`, `tr`, `blockquote`, headings,
+/// `hr`, tables) ends a line too, so quote headers ("On … wrote:", "Van: …") start lines.
+pub fn html_to_text(html: &str) -> String {
+    const BLOCKS: &[&str] = &[
+        "div",
+        "li",
+        "tr",
+        "table",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+        "ul",
+        "ol",
+        "dl",
+        "dd",
+        "dt",
+    ];
+    let mut out = String::with_capacity(html.len() + html.len() / 16);
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let tag = &rest[lt..];
+        let end = tag.find('>').map(|e| e + 1).unwrap_or(tag.len());
+        let inner = tag[1..end.saturating_sub(1).max(1)].trim_start();
+        let closing = inner.starts_with('/');
+        let name: String = inner
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        out.push_str(&tag[..end]);
+        if (closing && BLOCKS.contains(&name.as_str())) || name == "hr" {
+            out.push_str("<br>");
+        }
+        rest = &tag[end..];
+    }
+    out.push_str(rest);
+    mail_parser::decoders::html::html_to_text(&out)
+}
+
+fn cr_to_crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for &b in raw {
+        out.push(b);
+        if b == b'\r' {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 fn clean_id(s: &str) -> String {
     s.trim()
         .trim_start_matches('<')
@@ -303,6 +373,29 @@ mod tests {
         let m = parse(raw);
         assert!(m.text.contains("Slechte"), "{:?}", m.text);
         assert!(!m.text.contains("<b>"), "{:?}", m.text);
+    }
+
+    #[test]
+    fn html_blocks_become_lines() {
+        let t = html_to_text(
+            "<div>Hi. I am fine.</div><div><br></div><div>Thanks,</div><DIV>Alex</DIV><blockquote>Old</blockquote>x",
+        );
+        assert_eq!(
+            t.lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>(),
+            vec!["Hi. I am fine.", "Thanks,", "Alex", "Old", "x"]
+        );
+    }
+
+    #[test]
+    fn bare_cr_line_endings() {
+        let m =
+            parse(b"From: a@b.nl\rSubject: x\rDate: Thu, 19 Nov 2026 10:15:00 +0100\r\rTekst\r");
+        assert!(m.problem.is_none());
+        assert_eq!(m.from.unwrap().address, "a@b.nl");
+        assert_eq!(m.subject, "x");
+        assert!(m.text.contains("Tekst"));
     }
 
     #[test]
