@@ -111,7 +111,9 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Outcome> {
         let now = self.clock.now();
         let config = self.config;
-        let partner = if decision.kind.opens_case() {
+        let partner = if decision.kind.opens_case()
+            || (decision.kind == Kind::Triage && decision.case.is_none())
+        {
             Some(
                 self.store
                     .least_loaded_partner(&config.firm.partners)
@@ -133,22 +135,31 @@ impl<'a> Pipeline<'a> {
             message_row: None,
         };
 
-        let case_id = if let Some(partner) = &partner {
+        let case_id = if let (Some(partner), true) = (&partner, decision.kind.opens_case()) {
             let local_year = now.with_timezone(&config.firm.timezone).year();
             let seq = store::next_sequence(&mut tx, local_year).await?;
             let reference = format!("KL-{local_year}-{seq:04}");
             let d = deadlines::compute(&config.calendar, &config.deadlines, decision.received_at);
             let complainant = decision.complainant.as_ref();
-            let source = complainant_source(&decision);
+            let source = decision
+                .complainant_source
+                .map(|s| s.describe())
+                .unwrap_or("none recognised");
+            let subject = decision
+                .original_subject
+                .as_deref()
+                .unwrap_or(&mail.subject);
             let id = store::insert_case(
                 &mut tx,
                 &NewCase {
                     reference: &reference,
                     channel: decision.channel.as_str(),
-                    complainant_name: complainant.and_then(|c| c.name.as_deref()),
+                    complainant_name: complainant
+                        .and_then(|c| c.name.as_deref())
+                        .or(decision.complainant_name.as_deref()),
                     complainant_address: complainant.map(|c| c.address.as_str()),
-                    complainant_source: &source,
-                    subject: &mail.subject,
+                    complainant_source: source,
+                    subject,
                     received_at: decision.received_at,
                     opened_at: now,
                     partner_name: &partner.name,
@@ -184,6 +195,9 @@ impl<'a> Pipeline<'a> {
 
         let threaded_case_id = match (&case_id, &decision.case) {
             (Some((id, _, _)), _) => Some(*id),
+            // A triage item is not correspondence: attaching it would make its sender a
+            // party to the case. The case gets an event; the partner is told.
+            (None, Some(_)) if decision.kind == Kind::Triage => None,
             (None, Some(reference)) => store::case_id_by_reference(&mut tx, reference).await?,
             (None, None) => None,
         };
@@ -311,6 +325,15 @@ impl<'a> Pipeline<'a> {
             .await?;
             outcome.ack_queued = true;
         }
+        self.queue_notices(
+            &mut tx,
+            &decision,
+            case_id.as_ref().map(|(id, r, _)| (*id, r.as_str())),
+            partner.as_ref(),
+            message_row,
+            now,
+        )
+        .await?;
         tx.commit().await?;
 
         // Logs carry the kind, the case and the source, never names, addresses or text.
@@ -335,11 +358,113 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-fn complainant_source(d: &Decision) -> String {
-    match (d.kind, &d.complainant) {
-        (_, None) => "none recognised".into(),
-        (Kind::Forward, Some(_)) => "original sender of a forwarded mail".into(),
-        (Kind::Note, Some(_)) => "named in a staff note".into(),
-        _ => "From header".into(),
+impl Pipeline<'_> {
+    /// The internal mail a decision calls for, queued in the intake transaction: the staff
+    /// member who forwarded a complaint or wrote a note is told what was recognised; a
+    /// partner is told about a triage item. Never the sender of a triage item.
+    async fn queue_notices(
+        &self,
+        tx: &mut store::Tx,
+        decision: &Decision,
+        opened: Option<(i64, &str)>,
+        partner: Option<&crate::config::Partner>,
+        message_row: i64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let config = self.config;
+        let notice = |to: &str, reference: &str, subject: String, body: String| {
+            compose::notice(
+                &config.firm.name,
+                config.firm.domain(),
+                &config.outgoing.from,
+                to,
+                reference,
+                &subject,
+                &body,
+                now,
+            )
+        };
+        if let (Some((case_id, reference)), Some(staff)) = (opened, decision.staff.as_ref()) {
+            let partner_name = partner
+                .map(|p| p.name.as_str())
+                .unwrap_or("de verantwoordelijke partner");
+            let summary = decision
+                .staff_summary
+                .clone()
+                .unwrap_or_else(|| "De klacht is geregistreerd.".into());
+            let body = format!(
+                "{summary}\n\nZaaknummer: {reference}\nVerantwoordelijke partner: {partner_name}\n\n\
+                 Klopt de klager niet? Antwoord op dit bericht met de juiste naam en het juiste\n\
+                 e-mailadres; uw antwoord komt bij de zaak en {partner_name} past het aan.\n\n-- klachtpost\n"
+            );
+            let out = notice(
+                &staff.address,
+                reference,
+                format!("[{reference}] Klacht geregistreerd"),
+                body,
+            )?;
+            store::queue_notice(
+                tx,
+                Some(case_id),
+                &staff.address,
+                &out,
+                &config.outgoing.from,
+                now,
+            )
+            .await?;
+            store::add_event(
+                tx,
+                case_id,
+                now,
+                "staff.confirmation_queued",
+                "the staff member is told what was recognised",
+            )
+            .await?;
+        }
+        if decision.kind == Kind::Triage {
+            let (case_id, reference, to) = match &decision.case {
+                Some(reference) => {
+                    let id = store::case_id_by_reference(tx, reference).await?;
+                    let partner = store::case_partner_email(tx, reference).await?;
+                    (id, reference.clone(), partner)
+                }
+                None => (None, "triage".to_string(), partner.map(|p| p.email.clone())),
+            };
+            if let Some(to) = to {
+                let about = if case_id.is_some() {
+                    format!(
+                        "Het lijkt bij zaak {reference} te horen, maar de afzender is geen partij in die zaak. De afzender heeft niets over de zaak te zien gekregen."
+                    )
+                } else {
+                    "Het hoort bij geen bekende zaak.".to_string()
+                };
+                let body = format!(
+                    "Er kwam een bericht binnen in de klachtenbus dat een partner moet bekijken.\n\n\
+                     Waarom: {}\n{about}\n\nHet bericht is bewaard (nummer {message_row}).\n\n-- klachtpost\n",
+                    decision.reason
+                );
+                let out = notice(
+                    &to,
+                    &reference,
+                    format!("[{reference}] Bericht ter beoordeling"),
+                    body,
+                )?;
+                store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
+                if let Some(id) = case_id {
+                    store::add_event(
+                        tx,
+                        id,
+                        now,
+                        "message.triage",
+                        &format!(
+                            "message {message_row} needs a partner's look: {}",
+                            decision.reason
+                        ),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -117,13 +117,16 @@ impl Store {
         let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
         for id in &lookups.message_ids {
             let row = sqlx::query(
-                "SELECT case_id FROM messages WHERE message_id = $1 AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+                "SELECT case_id, kind FROM messages WHERE message_id = $1 AND case_id IS NOT NULL ORDER BY id LIMIT 1",
             )
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = row {
                 let case_id: i64 = row.try_get(0)?;
+                if row.try_get::<String, _>(1)? == "acknowledgement" {
+                    known.acknowledgements.insert(id.clone());
+                }
                 let info = self.case_info(case_id, &mut infos).await?;
                 known.by_message_id.insert(id.clone(), info);
             }
@@ -352,37 +355,7 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = self.begin().await?;
         let case_id = case_id_by_reference(&mut tx, reference).await?;
-        let row = insert_message(
-            &mut tx,
-            &NewMessage {
-                case_id,
-                direction: "outbound",
-                kind: "notice",
-                source_key: None,
-                message_id: Some(&out.message_id),
-                from_name: Some("klachtpost"),
-                from_address: Some(from),
-                subject: &out.subject,
-                date_header: Some(now),
-                received_at: now,
-                text: &out.text,
-                decision_reason: "internal notice",
-                flags: &[],
-                raw: &out.raw,
-                created_at: now,
-            },
-        )
-        .await?;
-        let id = enqueue(
-            &mut tx,
-            row,
-            case_id,
-            "notice",
-            from,
-            &[to.to_string()],
-            now,
-        )
-        .await?;
+        let id = queue_notice(&mut tx, case_id, to, out, from, now).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -870,6 +843,20 @@ pub async fn case_id_by_reference(
     })
 }
 
+pub async fn case_partner_email(
+    tx: &mut SqliteConnection,
+    reference: &str,
+) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT partner_email FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}
+
 pub async fn add_event(
     tx: &mut SqliteConnection,
     case_id: i64,
@@ -931,6 +918,39 @@ pub async fn add_flag(tx: &mut SqliteConnection, case_id: i64, flag: &str) -> Re
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Store an internal notice (to a partner or staff member) and queue it.
+pub async fn queue_notice(
+    tx: &mut SqliteConnection,
+    case_id: Option<i64>,
+    to: &str,
+    out: &crate::compose::Outgoing,
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = insert_message(
+        tx,
+        &NewMessage {
+            case_id,
+            direction: "outbound",
+            kind: "notice",
+            source_key: None,
+            message_id: Some(&out.message_id),
+            from_name: Some("klachtpost"),
+            from_address: Some(from),
+            subject: &out.subject,
+            date_header: Some(now),
+            received_at: now,
+            text: &out.text,
+            decision_reason: "internal notice",
+            flags: &[],
+            raw: &out.raw,
+            created_at: now,
+        },
+    )
+    .await?;
+    enqueue(tx, row, case_id, "notice", from, &[to.to_string()], now).await
 }
 
 /// Queue an outgoing message (already stored in `messages`).

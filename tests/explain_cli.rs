@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn config(dir: &Path) -> PathBuf {
     let ack = dir.join("ack.txt");
-    std::fs::write(&ack, "Geachte {naam},\n").unwrap();
+    std::fs::write(&ack, "Geachte {greeting_name},\n").unwrap();
     let text = format!(
         r#"
 [firm]
