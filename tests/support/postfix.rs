@@ -39,13 +39,6 @@ pub struct Postfix {
 }
 
 impl Postfix {
-    /// Whether Postfix can run here: as root, with the package installed. Tests that need
-    /// it may return early when this is false, so the suite still passes for a developer
-    /// who runs it as a normal user (CI runs as root, where it is always true).
-    pub fn can_run() -> bool {
-        process::is_root() && Path::new(MASTER).exists()
-    }
-
     /// Starts a Postfix that delivers into `dovecot` and authenticates against it, which must
     /// have been started with [`super::DovecotOptions::for_postfix`]. Panics (with the mail
     /// log) if it cannot start.
