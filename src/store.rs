@@ -94,6 +94,30 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Open an existing database read-only, without migrating (for `explain`, which must
+    /// change nothing). `None` when there is no database yet.
+    pub async fn open_read_only(url: &str) -> Result<Option<Store>> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?
+            .read_only(true)
+            .create_if_missing(false);
+        if url.contains(":memory:") || !options.get_filename().exists() {
+            return Ok(None);
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        Ok(Some(Store { pool }))
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

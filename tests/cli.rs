@@ -92,6 +92,26 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
         "{kinds:?}"
     );
 
+    // explain consults the register read-only: a reply by the subject tag threads to the case.
+    let reply = format!(
+        "From: Jan de Vries <jan.devries@client-example.nl>\r\nTo: klachten@voorbeeld.nl\r\nSubject: Antw: [{reference}] nog een vraag\r\nDate: Fri, 20 Nov 2026 10:00:00 +0100\r\nMessage-ID: <q@client-example.nl>\r\n\r\nNog een vraag.\r\n"
+    );
+    std::fs::write(dir.path().join("reply.eml"), reply).unwrap();
+    let out = bin()
+        .args(["explain", "reply.eml", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["kind"], "reply");
+    assert_eq!(d["case"], reference);
+    assert_eq!(d["acknowledge"], false);
+
     // A partner extends the resolution deadline: recorded, and the complainant is told.
     let out = bin()
         .args([

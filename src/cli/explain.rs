@@ -106,7 +106,9 @@ pub fn decide(
     }
 }
 
-pub fn run(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
+/// Explain one mail. When the database exists it is consulted read-only, so a reply shows
+/// the case it threads to; nothing is written.
+pub async fn run(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
     let loaded = Config::load(config_path)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
@@ -131,12 +133,20 @@ pub fn run(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
         .and_then(|m| m.modified())
         .ok()
         .map(DateTime::<Utc>::from);
+    let known = match crate::store::Store::open_read_only(&config.database_url).await {
+        Ok(Some(store)) => store
+            .known(&crate::classify::lookups(&crate::parse::parse(&raw)))
+            .await
+            .context("cannot read the database")?,
+        Ok(None) => Known::default(),
+        Err(e) => return Err(e).context("cannot open the database"),
+    };
     let explained = decide(
         &config.firm,
         own_addresses(&config),
         &raw,
         file_time,
-        &Known::default(),
+        &known,
     );
     if json {
         println!(

@@ -176,7 +176,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
-        Command::Explain { file, json } => explain::run(&cli.config, &file, json),
+        Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {
             command: DeadlinesCommand::Explain { received, json },
