@@ -599,10 +599,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => Some(r.try_get(0)?),
-            None => None,
-        })
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 }
 
@@ -861,10 +858,7 @@ pub async fn case_id_by_reference(
         .bind(reference)
         .fetch_optional(&mut *tx)
         .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
-    })
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 pub async fn case_partner_email(
@@ -875,10 +869,7 @@ pub async fn case_partner_email(
         .bind(reference)
         .fetch_optional(&mut *tx)
         .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
-    })
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 pub async fn add_event(
