@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
 
 use super::dovecot::Dovecot;
-use super::process::{self, SystemUser};
+use super::process::{self, Listening, SystemUser};
 
 const MASTER: &str = "/usr/lib/postfix/sbin/master";
 
@@ -35,6 +35,8 @@ pub struct Postfix {
     /// The instance's directory: `conf/`, `queue/`, `maillog`.
     pub dir: PathBuf,
     child: Child,
+    /// Released after the server is stopped (fields drop after `Drop::drop`).
+    _leases: Vec<process::PortLease>,
     _tmp: TempDir,
 }
 
@@ -78,8 +80,9 @@ impl Postfix {
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
-            let smtp_port = process::pick_port();
-            let submissions_port = process::pick_port();
+            let smtp = process::pick_port();
+            let submissions = process::pick_port();
+            let (smtp_port, submissions_port) = (smtp.port, submissions.port);
             let conf = dir.join("conf");
             write_config(&conf.join("main.cf"), &main_cf(&dir, lmtp_port, auth_port));
             write_config(
@@ -97,10 +100,12 @@ impl Postfix {
                         ca_pem: dovecot.ca_pem.clone(),
                         dir,
                         child,
+                        _leases: vec![smtp, submissions],
                         _tmp: tmp,
                     };
                 }
                 Err(StartError::PortInUse) => {
+                    process::terminate(&mut child);
                     last_error = format!("ports {smtp_port}, {submissions_port}");
                 }
                 Err(StartError::Failed(msg)) => {
@@ -122,6 +127,14 @@ impl Postfix {
     /// Postfix's log so far (each message's `status=sent`/`deferred` line is here).
     pub fn log(&self) -> String {
         process::tail(&self.dir.join("maillog"), usize::MAX)
+    }
+}
+
+impl Postfix {
+    /// Waits until `needle` occurs `n` times in the mail log (e.g. `"status=sent"`) and
+    /// returns the log. Panics after `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        process::wait_for_log(&self.dir.join("maillog"), needle, n, timeout).await
     }
 }
 
@@ -278,6 +291,9 @@ enum StartError {
 
 /// Waits until the master listens on all `ports`.
 ///
+/// The master sets SO_REUSEPORT, so another Postfix (or smtp-sink) of the same user can
+/// listen on the same port: that counts as a port conflict too.
+///
 /// A master that cannot bind a port logs nothing anywhere (its log service is not up yet)
 /// and exits with status 1 after Postfix's customary one-second pause; so an exit counts
 /// as a port conflict when one of the ports is now taken by someone else.
@@ -294,10 +310,14 @@ fn wait_listening(child: &mut Child, ports: &[u16]) -> Result<(), StartError> {
                 StartError::Failed(format!("master exited with {status}"))
             });
         }
-        if ports
+        let states: Vec<Listening> = ports
             .iter()
-            .all(|&port| process::listening_on(child.id(), port))
-        {
+            .map(|&port| process::listening(child.id(), port))
+            .collect();
+        if states.contains(&Listening::Shared) {
+            return Err(StartError::PortInUse);
+        }
+        if states.iter().all(|state| *state == Listening::Alone) {
             return Ok(());
         }
         if Instant::now() >= deadline {
