@@ -35,6 +35,8 @@ pub struct Postfix {
     /// The instance's directory: `conf/`, `queue/`, `maillog`.
     pub dir: PathBuf,
     child: Child,
+    /// Kills the master's process group when the test process dies (see `spawn_watchdog`).
+    watchdog: Child,
     /// Released after the server is stopped (fields drop after `Drop::drop`).
     _leases: Vec<process::PortLease>,
     _tmp: TempDir,
@@ -93,6 +95,7 @@ impl Postfix {
             let mut child = spawn_master(&dir);
             match wait_listening(&mut child, &[smtp_port, submissions_port]) {
                 Ok(()) => {
+                    let watchdog = spawn_watchdog(child.id());
                     return Postfix {
                         host: "127.0.0.1",
                         smtp_port,
@@ -100,6 +103,7 @@ impl Postfix {
                         ca_pem: dovecot.ca_pem.clone(),
                         dir,
                         child,
+                        watchdog,
                         _leases: vec![smtp, submissions],
                         _tmp: tmp,
                     };
@@ -142,6 +146,7 @@ impl Drop for Postfix {
     fn drop(&mut self) {
         // The master makes itself a session leader, so its pid is its process group.
         process::terminate(&mut self.child);
+        process::terminate(&mut self.watchdog);
     }
 }
 
@@ -282,6 +287,26 @@ fn spawn_master(dir: &Path) -> Child {
         .stdout(stderr.try_clone().expect("dup the output file"))
         .stderr(stderr);
     process::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot run {MASTER}: {e}"))
+}
+
+/// A shell that kills the master's process group when it gets SIGTERM, which
+/// `process::spawn` arranges for when the test process dies.
+///
+/// The master itself cannot have that parent-death signal: the kernel clears it whenever a
+/// process changes its effective uid, and the master briefly switches to the `postfix` user
+/// at startup. A master left behind would keep its ports and the temp dir.
+fn spawn_watchdog(master_pid: u32) -> Child {
+    let script = format!(
+        "trap 'kill -KILL -{master_pid}; kill -KILL 0' TERM; \
+         while :; do sleep 3600 & wait $!; done"
+    );
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    process::spawn(cmd, true).unwrap_or_else(|e| panic!("cannot run /bin/sh: {e}"))
 }
 
 enum StartError {
