@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -37,8 +37,8 @@ const PORT_LOW: u32 = 20_000;
 const PORT_SPAN: u32 = 12_000;
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
-/// A port on 127.0.0.1 reserved for one server of this process: a lock file held (flock)
-/// until the lease is dropped, so test processes using this harness (parallel test binaries,
+/// A port on 127.0.0.1 reserved for one server of this process: a lock on byte `port` of
+/// `$TMPDIR/klachtpost-test-ports.lock`, held until the lease is dropped, so test processes using this harness (parallel test binaries,
 /// nextest, other worktrees on the machine) never hand out the same port twice, even for the
 /// instant between choosing it and the server binding it. The kernel drops the lock when the
 /// process dies, so nothing stale is left.
@@ -79,27 +79,40 @@ pub(crate) fn pick_port() -> PortLease {
     );
 }
 
-/// Takes the lock file of `port` in a directory shared by all users of the machine, or
-/// `None` if another process (or another server of ours) holds it.
+/// Locks byte `port` of one lock file shared by all users of the machine (an open file
+/// description lock: per descriptor, so it also separates threads of one process), or
+/// returns `None` if another process or server holds it. The returned file holds the lock.
 fn lock_port(port: u16) -> Option<File> {
-    let dir = std::env::temp_dir().join("klachtpost-test-ports");
-    if std::fs::create_dir(&dir).is_ok() {
-        // Sticky and world-writable like /tmp: root in CI and users on a dev box share it.
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
-    }
-    let path = dir.join(port.to_string());
-    let file = std::fs::OpenOptions::new()
+    let path = std::env::temp_dir().join("klachtpost-test-ports.lock");
+    // Open an existing file without O_CREAT: in a sticky /tmp, fs.protected_regular forbids
+    // O_CREAT on another user's file.
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o666)
         .open(&path)
-        // A file another user created (and umask narrowed) can still be locked read-only.
-        .or_else(|_| File::open(&path))
-        .ok()?;
-    // SAFETY: flock(2) on a descriptor we own; the lock lives as long as `file`.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    {
+        Ok(file) => file,
+        Err(_) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .ok()?;
+            // World-writable, so root in CI and users on a dev box share it.
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+            file
+        }
+    };
+    // SAFETY: an all-zero `flock` is a valid value; the fields set below describe one byte.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = libc::off_t::from(port);
+    range.l_len = 1;
+    // SAFETY: fcntl(2) with a valid descriptor and a pointer to a live `flock`.
+    let locked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0;
     locked.then_some(file)
 }
 
