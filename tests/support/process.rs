@@ -38,10 +38,10 @@ const PORT_SPAN: u32 = 12_000;
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
 /// A port on 127.0.0.1 reserved for one server of this process: a lock on byte `port` of
-/// `$TMPDIR/klachtpost-test-ports.lock`, held until the lease is dropped, so test processes using this harness (parallel test binaries,
-/// nextest, other worktrees on the machine) never hand out the same port twice, even for the
-/// instant between choosing it and the server binding it. The kernel drops the lock when the
-/// process dies, so nothing stale is left.
+/// `$TMPDIR/klachtpost-test-ports.lock`, held until the lease is dropped, so test processes
+/// using this harness (parallel test binaries, nextest, other worktrees on the machine) never
+/// hand out the same port twice, even for the instant between choosing it and the server
+/// binding it. The kernel drops the lock when the process dies, so nothing stale is left.
 #[derive(Debug)]
 pub(crate) struct PortLease {
     pub port: u16,
@@ -63,14 +63,14 @@ pub(crate) fn pick_port() -> PortLease {
     for _ in 0..PORT_SPAN {
         let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
         let port = (PORT_LOW + (offset + n) % PORT_SPAN) as u16;
-        let Some(lock) = lock_port(port) else {
-            continue;
+        let lock = match lock_port(port) {
+            PortLock::Held(file) => Some(file),
+            PortLock::Busy => continue,
+            // No usable lock file (read-only temp dir?): bind checks and retries still work.
+            PortLock::Unavailable => None,
         };
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return PortLease {
-                port,
-                _lock: Some(lock),
-            };
+            return PortLease { port, _lock: lock };
         }
     }
     panic!(
@@ -79,10 +79,17 @@ pub(crate) fn pick_port() -> PortLease {
     );
 }
 
+enum PortLock {
+    /// The file holds the lock.
+    Held(File),
+    /// Another process, or another server of ours, holds it.
+    Busy,
+    Unavailable,
+}
+
 /// Locks byte `port` of one lock file shared by all users of the machine (an open file
-/// description lock: per descriptor, so it also separates threads of one process), or
-/// returns `None` if another process or server holds it. The returned file holds the lock.
-fn lock_port(port: u16) -> Option<File> {
+/// description lock: per descriptor, so it also separates threads of one process).
+fn lock_port(port: u16) -> PortLock {
     let path = std::env::temp_dir().join("klachtpost-test-ports.lock");
     // Open an existing file without O_CREAT: in a sticky /tmp, fs.protected_regular forbids
     // O_CREAT on another user's file.
@@ -98,8 +105,10 @@ fn lock_port(port: u16) -> Option<File> {
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .ok()?;
+                .open(&path);
+            let Ok(file) = file else {
+                return PortLock::Unavailable;
+            };
             // World-writable, so root in CI and users on a dev box share it.
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
             file
@@ -112,8 +121,11 @@ fn lock_port(port: u16) -> Option<File> {
     range.l_start = libc::off_t::from(port);
     range.l_len = 1;
     // SAFETY: fcntl(2) with a valid descriptor and a pointer to a live `flock`.
-    let locked = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0;
-    locked.then_some(file)
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0 {
+        PortLock::Held(file)
+    } else {
+        PortLock::Busy
+    }
 }
 
 thread_local! {
