@@ -109,11 +109,11 @@ impl Dovecot {
 
     /// Starts a Dovecot with options, panicking (with its log) if it cannot.
     ///
-    /// Ports are picked fresh for each attempt; if Dovecot cannot bind them (another test
-    /// or process took one in the meantime) it exits, and the start is retried with new
-    /// ports. Readiness is a TCP connect plus our own greeting (`login_greeting` carries a
-    /// random token, so a foreign server on the port is never mistaken for ours; and
-    /// imap-login only greets once the auth process answers, so LOGIN works right away).
+    /// Ports are leased fresh for each attempt; if Dovecot cannot bind them (a process
+    /// outside the harness took one in the meantime) it exits at once, and the start is
+    /// retried with new ports. Ready means: our master holds the IMAP listener (seen in
+    /// /proc), and a connection gets our own greeting (`login_greeting` carries a random
+    /// token; imap-login only greets once the auth process answers, so LOGIN works at once).
     pub fn start_with(options: DovecotOptions) -> Dovecot {
         let tmp = tempfile::Builder::new()
             .prefix("klachtpost-dovecot-")
