@@ -49,7 +49,9 @@ async fn dovecot_logs_in_over_plain_starttls_and_tls() {
     }
 
     // The log confirms what the server saw: one plaintext and two TLS logins.
-    let log = dovecot.log();
+    let log = dovecot
+        .wait_for_log("Login: user=<complaints>", 3, Duration::from_secs(2))
+        .await;
     assert_eq!(log.matches("Login: user=<complaints>").count(), 3, "{log}");
     assert_eq!(log.matches(", TLS, session=").count(), 2, "{log}");
 
@@ -221,6 +223,12 @@ fn a_taken_port_makes_the_start_retry_with_others() {
     support::force_next_ports(&[taken_port]);
     let sink = SmtpSink::start(&[]);
     assert_ne!(sink.port, taken_port);
+
+    // smtp-sink sets SO_REUSEPORT, so a second one on the same port binds without error
+    // and would get half the connections: the harness must notice and move it.
+    support::force_next_ports(&[sink.port]);
+    let second = SmtpSink::start(&[]);
+    assert_ne!(second.port, sink.port);
 }
 
 fn lettre_to(sink: &SmtpSink) -> AsyncSmtpTransport<Tokio1Executor> {
@@ -411,7 +419,9 @@ mod postfix {
             .collect();
         subjects.sort();
         assert_eq!(subjects, ["implicit", "starttls"]);
-        let log = postfix.log();
+        let log = postfix
+            .wait_for_log("status=sent", 2, Duration::from_secs(2))
+            .await;
         assert_eq!(log.matches("status=sent").count(), 2, "{log}");
         assert_eq!(log.matches("sasl_username=complaints").count(), 2, "{log}");
     }

@@ -27,7 +27,7 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::{IpAddr, ServerName};
 
 use super::certs::{self, TestCa};
-use super::process::{self, SystemUser};
+use super::process::{self, Listening, SystemUser};
 
 const DOVECOT: &str = "/usr/sbin/dovecot";
 const DOVECOT_LMTP: &str = "/usr/lib/dovecot/lmtp";
@@ -96,6 +96,8 @@ pub struct Dovecot {
     pub dir: PathBuf,
     child: Child,
     tls: Arc<ClientConfig>,
+    /// Released after the server is stopped (fields drop after `Drop::drop`).
+    _leases: Vec<process::PortLease>,
     _tmp: TempDir,
 }
 
@@ -107,11 +109,11 @@ impl Dovecot {
 
     /// Starts a Dovecot with options, panicking (with its log) if it cannot.
     ///
-    /// Ports are picked fresh for each attempt; if Dovecot cannot bind them (another test
-    /// or process took one in the meantime) it exits, and the start is retried with new
-    /// ports. Readiness is a TCP connect plus our own greeting (`login_greeting` carries a
-    /// random token, so a foreign server on the port is never mistaken for ours; and
-    /// imap-login only greets once the auth process answers, so LOGIN works right away).
+    /// Ports are leased fresh for each attempt; if Dovecot cannot bind them (a process
+    /// outside the harness took one in the meantime) it exits at once, and the start is
+    /// retried with new ports. Ready means: our master holds the IMAP listener (seen in
+    /// /proc), and a connection gets our own greeting (`login_greeting` carries a random
+    /// token; imap-login only greets once the auth process answers, so LOGIN works at once).
     pub fn start_with(options: DovecotOptions) -> Dovecot {
         let tmp = tempfile::Builder::new()
             .prefix("klachtpost-dovecot-")
@@ -136,10 +138,13 @@ impl Dovecot {
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
-            let imap_port = process::pick_port();
-            let imaps_port = process::pick_port();
-            let lmtp_port = options.lmtp.then(process::pick_port);
-            let auth_port = options.sasl.then(process::pick_port);
+            let imap = process::pick_port();
+            let imaps = process::pick_port();
+            let lmtp = options.lmtp.then(process::pick_port);
+            let auth = options.sasl.then(process::pick_port);
+            let (imap_port, imaps_port) = (imap.port, imaps.port);
+            let lmtp_port = lmtp.as_ref().map(|lease| lease.port);
+            let auth_port = auth.as_ref().map(|lease| lease.port);
             let greeting = format!("klachtpost-test-{} ready.", process::random_token());
             let ports = Ports {
                 imap: imap_port,
@@ -165,6 +170,10 @@ impl Dovecot {
                         ca_pem: certs.ca_pem,
                         dir,
                         child,
+                        _leases: [Some(imap), Some(imaps), lmtp, auth]
+                            .into_iter()
+                            .flatten()
+                            .collect(),
                         _tmp: tmp,
                     };
                 }
@@ -213,6 +222,12 @@ impl Dovecot {
     /// Dovecot's log so far (logins, deliveries, errors), for failure messages.
     pub fn log(&self) -> String {
         process::tail(&self.dir.join("dovecot.log"), usize::MAX)
+    }
+
+    /// Waits until `needle` occurs `n` times in the log (e.g. `"Login: user=<complaints>"`,
+    /// `", TLS, session="`) and returns the log. Panics after `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        process::wait_for_log(&self.dir.join("dovecot.log"), needle, n, timeout).await
     }
 
     /// The rustls client configuration that trusts this server's CA.
@@ -302,13 +317,15 @@ impl Dovecot {
         self.main_user().count(folder).await
     }
 
-    /// Creates `folder` for the main account. The hierarchy separator is `/`.
+    /// Creates `folder` for the main account (fine if it exists). The hierarchy separator
+    /// is `/`.
     pub async fn create_folder(&self, folder: &str) {
         self.main_user().create_folder(folder).await
     }
 
     /// Polls until `folder` of the main account holds exactly `n` messages; panics after
-    /// `timeout` with the last count seen. A missing folder counts as not there yet.
+    /// `timeout` with the last count seen. A folder that does not exist counts as empty, so
+    /// waiting for 1 also waits for the folder to be created.
     pub async fn wait_for_count(&self, folder: &str, n: u32, timeout: Duration) {
         self.main_user().wait_for_count(folder, n, timeout).await
     }
@@ -328,11 +345,17 @@ pub struct UserImap<'a> {
 }
 
 impl UserImap<'_> {
+    /// Panics with `what` and the end of Dovecot's log, which usually says why.
+    fn fail(&self, what: String) -> ! {
+        let log = process::tail(&self.dovecot.dir.join("dovecot.log"), 3000);
+        panic!("{what}\n--- end of dovecot.log ---\n{log}")
+    }
+
     async fn session(&self) -> ImapSession {
         self.dovecot
             .login_as(&self.account, Security::Plain)
             .await
-            .unwrap_or_else(|e| panic!("IMAP login as {}: {e}", self.account.user))
+            .unwrap_or_else(|e| self.fail(format!("IMAP login as {}: {e}", self.account.user)))
     }
 
     /// See [`Dovecot::append`].
@@ -341,7 +364,7 @@ impl UserImap<'_> {
         session
             .append(folder, None, None, raw)
             .await
-            .unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
+            .unwrap_or_else(|e| self.fail(format!("APPEND to {folder}: {e}")));
         let _ = session.logout().await;
     }
 
@@ -351,16 +374,16 @@ impl UserImap<'_> {
         let mailbox = session
             .examine(folder)
             .await
-            .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
+            .unwrap_or_else(|e| self.fail(format!("EXAMINE {folder}: {e}")));
         let mut bodies = Vec::new();
         if mailbox.exists > 0 {
             let mut fetches: Vec<_> = session
                 .fetch("1:*", "BODY.PEEK[]")
                 .await
-                .unwrap_or_else(|e| panic!("FETCH in {folder}: {e}"))
+                .unwrap_or_else(|e| self.fail(format!("FETCH in {folder}: {e}")))
                 .try_collect()
                 .await
-                .unwrap_or_else(|e| panic!("FETCH in {folder}: {e}"));
+                .unwrap_or_else(|e| self.fail(format!("FETCH in {folder}: {e}")));
             fetches.sort_by_key(|f| f.message);
             bodies = fetches
                 .iter()
@@ -376,7 +399,7 @@ impl UserImap<'_> {
         let mut session = self.session().await;
         let n = status_messages(&mut session, folder)
             .await
-            .unwrap_or_else(|e| panic!("STATUS {folder}: {e}"));
+            .unwrap_or_else(|e| self.fail(format!("STATUS {folder}: {e}")));
         let _ = session.logout().await;
         n
     }
@@ -384,34 +407,65 @@ impl UserImap<'_> {
     /// See [`Dovecot::create_folder`].
     pub async fn create_folder(&self, folder: &str) {
         let mut session = self.session().await;
-        session
-            .create(folder)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        match session.create(folder).await {
+            Ok(()) => {}
+            // Dovecot can answer this when another client's STATUS of the folder raced the
+            // CREATE; the folder exists afterwards all the same (RFC 5530 §3).
+            Err(async_imap::error::Error::No(text)) if text.contains("[ALREADYEXISTS]") => {}
+            Err(e) => self.fail(format!("CREATE {folder}: {e}")),
+        }
         let _ = session.logout().await;
     }
 
-    /// See [`Dovecot::wait_for_count`]. Keeps one session and repeats STATUS every 20 ms.
+    /// See [`Dovecot::wait_for_count`]. Keeps one session and repeats LIST + STATUS every
+    /// 20 ms.
+    ///
+    /// STATUS is only sent once LIST shows the folder: a STATUS that races with another
+    /// client's CREATE of the same folder can make that CREATE fail with ALREADYEXISTS
+    /// (seen with Dovecot 2.3 under load), which would break the code under test.
     pub async fn wait_for_count(&self, folder: &str, n: u32, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut session = self.session().await;
         loop {
-            let last = match status_messages(&mut session, folder).await {
-                Ok(count) if count == n => break,
-                Ok(count) => format!("{count} messages"),
-                Err(async_imap::error::Error::No(text)) => format!("NO {text}"),
-                Err(e) => panic!("STATUS {folder}: {e}"),
+            let exists = folder_exists(&mut session, folder)
+                .await
+                .unwrap_or_else(|e| self.fail(format!("LIST {folder}: {e}")));
+            let last = if !exists {
+                "no such folder".to_owned()
+            } else {
+                match status_messages(&mut session, folder).await {
+                    Ok(count) if count == n => break,
+                    Ok(count) => format!("{count} messages"),
+                    // LIST can show a folder whose CREATE is still running.
+                    Err(async_imap::error::Error::No(text)) => format!("NO {text}"),
+                    Err(e) => self.fail(format!("STATUS {folder}: {e}")),
+                }
             };
+            if !exists && n == 0 {
+                break;
+            }
             if Instant::now() >= deadline {
-                panic!(
+                self.fail(format!(
                     "{} did not have {n} messages in {folder} within {timeout:?}; last: {last}",
                     self.account.user
-                );
+                ));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = session.logout().await;
     }
+}
+
+async fn folder_exists(session: &mut ImapSession, folder: &str) -> async_imap::error::Result<bool> {
+    let names: Vec<async_imap::types::Name> = session
+        .list(Some(""), Some(folder))
+        .await?
+        .try_collect()
+        .await?;
+    let is_inbox = |name: &str| name.eq_ignore_ascii_case("INBOX");
+    Ok(names
+        .iter()
+        .any(|name| name.name() == folder || (is_inbox(name.name()) && is_inbox(folder))))
 }
 
 async fn status_messages(
@@ -674,7 +728,7 @@ fn wait_ready(
         // some other process took would wait for a greeting that never comes. The master
         // binds all listeners before it starts any service (and exits if one fails), so
         // the IMAPS and LMTP ports are bound too by then.
-        if process::listening_on(child.id(), imap_port) && greets(addr, greeting) {
+        if process::listening(child.id(), imap_port) == Listening::Alone && greets(addr, greeting) {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -21,7 +21,23 @@
 //!     let sent = smtp.wait_for(1, Duration::from_secs(5)).await;
 //!     assert_eq!(sent[0].rcpt_to, ["a@example.org"]);
 //! }
+//!
+//! // SMTP over TLS, read back from the complainant's mailbox (Postfix needs root):
+//! #[tokio::test]
+//! async fn acknowledgement_reaches_the_complainant() {
+//!     if !Postfix::can_run() { return; }
+//!     let imap = Dovecot::start_with(DovecotOptions::for_postfix());
+//!     let smtp = Postfix::start(&imap);
+//!     let jos = imap.add_user("jos");
+//!     // ... daemon sends via smtp.host / smtp.smtp_port (STARTTLS) or
+//!     //     smtp.submissions_port (implicit TLS), AUTH imap.user / imap.password,
+//!     //     trusting imap.ca_pem ...
+//!     imap.as_user(&jos).wait_for_count("INBOX", 1, Duration::from_secs(5)).await;
+//! }
 //! ```
+//!
+//! Clients must trust `ca_pem` (the certificate names `localhost` and `127.0.0.1`).
+//! Helpers panic with the server's log when something fails, since they are test set-up.
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]

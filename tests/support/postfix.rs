@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tempfile::TempDir;
 
 use super::dovecot::Dovecot;
-use super::process::{self, SystemUser};
+use super::process::{self, Listening, SystemUser};
 
 const MASTER: &str = "/usr/lib/postfix/sbin/master";
 
@@ -35,6 +35,10 @@ pub struct Postfix {
     /// The instance's directory: `conf/`, `queue/`, `maillog`.
     pub dir: PathBuf,
     child: Child,
+    /// Kills the master's process group when the test process dies (see `spawn_watchdog`).
+    watchdog: Child,
+    /// Released after the server is stopped (fields drop after `Drop::drop`).
+    _leases: Vec<process::PortLease>,
     _tmp: TempDir,
 }
 
@@ -71,8 +75,9 @@ impl Postfix {
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
-            let smtp_port = process::pick_port();
-            let submissions_port = process::pick_port();
+            let smtp = process::pick_port();
+            let submissions = process::pick_port();
+            let (smtp_port, submissions_port) = (smtp.port, submissions.port);
             let conf = dir.join("conf");
             write_config(&conf.join("main.cf"), &main_cf(&dir, lmtp_port, auth_port));
             write_config(
@@ -83,6 +88,7 @@ impl Postfix {
             let mut child = spawn_master(&dir);
             match wait_listening(&mut child, &[smtp_port, submissions_port]) {
                 Ok(()) => {
+                    let watchdog = spawn_watchdog(child.id());
                     return Postfix {
                         host: "127.0.0.1",
                         smtp_port,
@@ -90,10 +96,13 @@ impl Postfix {
                         ca_pem: dovecot.ca_pem.clone(),
                         dir,
                         child,
+                        watchdog,
+                        _leases: vec![smtp, submissions],
                         _tmp: tmp,
                     };
                 }
                 Err(StartError::PortInUse) => {
+                    process::terminate(&mut child);
                     last_error = format!("ports {smtp_port}, {submissions_port}");
                 }
                 Err(StartError::Failed(msg)) => {
@@ -118,10 +127,19 @@ impl Postfix {
     }
 }
 
+impl Postfix {
+    /// Waits until `needle` occurs `n` times in the mail log (e.g. `"status=sent"`) and
+    /// returns the log. Panics after `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        process::wait_for_log(&self.dir.join("maillog"), needle, n, timeout).await
+    }
+}
+
 impl Drop for Postfix {
     fn drop(&mut self) {
         // The master makes itself a session leader, so its pid is its process group.
         process::terminate(&mut self.child);
+        process::terminate(&mut self.watchdog);
     }
 }
 
@@ -264,12 +282,35 @@ fn spawn_master(dir: &Path) -> Child {
     process::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot run {MASTER}: {e}"))
 }
 
+/// A shell that kills the master's process group when it gets SIGTERM, which
+/// `process::spawn` arranges for when the test process dies.
+///
+/// The master itself cannot have that parent-death signal: the kernel clears it whenever a
+/// process changes its effective uid, and the master briefly switches to the `postfix` user
+/// at startup. A master left behind would keep its ports and the temp dir.
+fn spawn_watchdog(master_pid: u32) -> Child {
+    let script = format!(
+        "trap 'kill -KILL -{master_pid}; kill -KILL 0' TERM; \
+         while :; do sleep 3600 & wait $!; done"
+    );
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    process::spawn(cmd, true).unwrap_or_else(|e| panic!("cannot run /bin/sh: {e}"))
+}
+
 enum StartError {
     PortInUse,
     Failed(String),
 }
 
 /// Waits until the master listens on all `ports`.
+///
+/// The master sets SO_REUSEPORT, so another Postfix (or smtp-sink) of the same user can
+/// listen on the same port: that counts as a port conflict too.
 ///
 /// A master that cannot bind a port logs nothing anywhere (its log service is not up yet)
 /// and exits with status 1 after Postfix's customary one-second pause; so an exit counts
@@ -287,10 +328,14 @@ fn wait_listening(child: &mut Child, ports: &[u16]) -> Result<(), StartError> {
                 StartError::Failed(format!("master exited with {status}"))
             });
         }
-        if ports
+        let states: Vec<Listening> = ports
             .iter()
-            .all(|&port| process::listening_on(child.id(), port))
-        {
+            .map(|&port| process::listening(child.id(), port))
+            .collect();
+        if states.contains(&Listening::Shared) {
+            return Err(StartError::PortInUse);
+        }
+        if states.iter().all(|state| *state == Listening::Alone) {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -6,9 +6,12 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -34,25 +37,94 @@ const PORT_LOW: u32 = 20_000;
 const PORT_SPAN: u32 = 12_000;
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 reserved for one server of this process: a lock on byte `port` of
+/// `$TMPDIR/klachtpost-test-ports.lock`, held until the lease is dropped, so test processes
+/// using this harness (parallel test binaries, nextest, other worktrees on the machine) never
+/// hand out the same port twice, even for the instant between choosing it and the server
+/// binding it. The kernel drops the lock when the process dies, so nothing stale is left.
+#[derive(Debug)]
+pub(crate) struct PortLease {
+    pub port: u16,
+    _lock: Option<File>,
+}
+
+/// Reserves a port on 127.0.0.1 that is free right now.
 ///
-/// Each process walks the range from its own pid-derived offset (tests of one binary run in
-/// threads and share the counter; nextest and other worktrees run separate processes, which
-/// start far apart) and skips ports it cannot bind right now. That makes collisions rare but
-/// not impossible: another process may take the port before the server binds it, so callers
-/// also detect a failed bind and retry with new ports.
-pub(crate) fn pick_port() -> u16 {
+/// Each process walks the range from its own pid-derived offset and skips ports another
+/// process has leased or that something has bound. Processes outside this harness may still
+/// take the port before the server binds it, so callers also detect a failed (or, for
+/// Postfix's SO_REUSEPORT listeners, shared) bind and retry with new ports.
+pub(crate) fn pick_port() -> PortLease {
     if let Some(port) = FORCED_PORTS.with(|forced| forced.borrow_mut().pop_front()) {
-        return port;
+        return PortLease { port, _lock: None };
     }
     // Knuth's multiplicative hash spreads neighbouring pids over the range.
     let offset = std::process::id().wrapping_mul(2_654_435_761) % PORT_SPAN;
-    loop {
+    for _ in 0..PORT_SPAN {
         let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
         let port = (PORT_LOW + (offset + n) % PORT_SPAN) as u16;
+        let lock = match lock_port(port) {
+            PortLock::Held(file) => Some(file),
+            PortLock::Busy => continue,
+            // No usable lock file (read-only temp dir?): bind checks and retries still work.
+            PortLock::Unavailable => None,
+        };
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+            return PortLease { port, _lock: lock };
         }
+    }
+    panic!(
+        "no free port in 127.0.0.1:{PORT_LOW}..{}",
+        PORT_LOW + PORT_SPAN
+    );
+}
+
+enum PortLock {
+    /// The file holds the lock.
+    Held(File),
+    /// Another process, or another server of ours, holds it.
+    Busy,
+    Unavailable,
+}
+
+/// Locks byte `port` of one lock file shared by all users of the machine (an open file
+/// description lock: per descriptor, so it also separates threads of one process).
+fn lock_port(port: u16) -> PortLock {
+    let path = std::env::temp_dir().join("klachtpost-test-ports.lock");
+    // Open an existing file without O_CREAT: in a sticky /tmp, fs.protected_regular forbids
+    // O_CREAT on another user's file.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(_) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path);
+            let Ok(file) = file else {
+                return PortLock::Unavailable;
+            };
+            // World-writable, so root in CI and users on a dev box share it.
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+            file
+        }
+    };
+    // SAFETY: an all-zero `flock` is a valid value; the fields set below describe one byte.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = libc::off_t::from(port);
+    range.l_len = 1;
+    // SAFETY: fcntl(2) with a valid descriptor and a pointer to a live `flock`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) } == 0 {
+        PortLock::Held(file)
+    } else {
+        PortLock::Busy
     }
 }
 
@@ -140,40 +212,73 @@ pub(crate) fn terminate(child: &mut Child) {
         return;
     }
     // SAFETY: killpg(2) on the group our unreaped child leads; no memory is involved.
-    unsafe {
-        libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
+    let killed = unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) } == 0;
+    if !killed {
+        // Not a group leader (yet): Postfix's master before its setsid().
+        let _ = child.kill();
     }
     let _ = child.wait();
 }
 
-/// Whether process `pid` holds a socket listening on 127.0.0.1:`port`. Used to know that a
-/// server is up without connecting to it (a probe connection would count as a session for
-/// smtp-sink's `-n`, and would be refused or dropped in its CONNECT fault modes).
-pub(crate) fn listening_on(pid: u32, port: u16) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
+/// Who listens on 127.0.0.1:`port`, as seen from process `pid`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Listening {
+    /// `pid` does not (yet) hold a listening socket on the port.
+    NotYet,
+    /// Only `pid` does.
+    Alone,
+    /// `pid` does, and so does someone else: Postfix's programs (smtp-sink, master) set
+    /// SO_REUSEPORT, so two of them can listen on one port and the kernel spreads the
+    /// connections between them. The server must be restarted on another port.
+    Shared,
+}
+
+/// Whether process `pid` listens on 127.0.0.1:`port`, and alone. Read from /proc, so the
+/// server is not disturbed by a probe connection (which would count as a session for
+/// smtp-sink's `-n`, and be refused or dropped in its CONNECT fault modes).
+pub(crate) fn listening(pid: u32, port: u16) -> Listening {
+    let ours: HashSet<String> = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_str()?;
+                Some(
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_owned(),
+                )
+            })
+            .collect(),
+        Err(_) => return Listening::NotYet,
     };
-    let inodes: HashSet<String> = fds
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_str()?;
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_owned(),
-            )
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return Listening::NotYet;
+    };
+    // 127.0.0.1 or 0.0.0.0 (a wildcard listener with SO_REUSEPORT shares the port too).
+    let addresses = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    let listeners: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            (fields.len() > 9 && addresses.iter().any(|a| a == fields[1]) && fields[3] == "0A")
+                .then(|| fields[9])
         })
         .collect();
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
-    };
-    let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-        fields.len() > 9 && fields[1] == local && fields[3] == "0A" && inodes.contains(fields[9])
-    })
+    let mine = listeners
+        .iter()
+        .filter(|inode| ours.contains(**inode))
+        .count();
+    match (mine, listeners.len() - mine) {
+        (0, _) => Listening::NotYet,
+        (_, 0) => Listening::Alone,
+        _ => Listening::Shared,
+    }
 }
 
 /// A system user the servers run as.
@@ -252,4 +357,24 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let start = text.len().saturating_sub(max);
     String::from_utf8_lossy(&text[start..]).into_owned()
+}
+
+/// Polls the log file at `path` (every 10 ms) until `needle` occurs at least `n` times, and
+/// returns the log; panics after `timeout` with the log. Log lines are written by a separate
+/// process (Dovecot's log service, Postfix's postlogd), so they can trail the event a bit.
+pub(crate) async fn wait_for_log(path: &Path, needle: &str, n: usize, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = tail(path, usize::MAX);
+        if log.matches(needle).count() >= n {
+            return log;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{needle:?} not {n} times in {} within {timeout:?}:\n{log}",
+                path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

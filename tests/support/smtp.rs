@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
-use super::process::{self, SystemUser};
+use super::process::{self, Listening, SystemUser};
 
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 const SETPRIV: &str = "/usr/bin/setpriv";
@@ -54,6 +54,8 @@ pub struct SmtpSink {
     /// The instance's directory; messages are in `dir/dump`, its output in `dir/stderr`.
     pub dir: PathBuf,
     child: Child,
+    /// Released after the server is stopped (fields drop after `Drop::drop`).
+    _lease: process::PortLease,
     _tmp: TempDir,
 }
 
@@ -80,7 +82,8 @@ impl SmtpSink {
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
-            let port = process::pick_port();
+            let lease = process::pick_port();
+            let port = lease.port;
             let mut child = spawn_sink(&dir, &user, faults, port);
             match wait_listening(&mut child, &dir, port) {
                 Ok(()) => {
@@ -89,10 +92,14 @@ impl SmtpSink {
                         port,
                         dir,
                         child,
+                        _lease: lease,
                         _tmp: tmp,
                     };
                 }
-                Err(stderr) if stderr.contains("Address already in use") => last_error = stderr,
+                Err(stderr) if stderr.contains("Address already in use") => {
+                    process::terminate(&mut child);
+                    last_error = stderr;
+                }
                 Err(stderr) => {
                     process::terminate(&mut child);
                     panic!("smtp-sink {faults:?} did not start: {stderr}");
@@ -109,16 +116,18 @@ impl SmtpSink {
     /// out: smtp-sink keeps its file open until the final "." and closes it before it
     /// replies, so once the client has its 250 the message is here.
     pub fn messages(&self) -> Vec<Received> {
-        let open = open_files(self.child.id());
-        let mut files: Vec<(SystemTime, PathBuf)> = std::fs::read_dir(self.dir.join("dump"))
+        let listed: Vec<PathBuf> = std::fs::read_dir(self.dir.join("dump"))
             .expect("read the dump dir")
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let modified = entry.metadata().ok()?.modified().ok()?;
-                Some((modified, entry.path()))
-            })
-            .filter(|(_, path)| !open.contains(path))
+            .filter_map(|entry| Some(entry.ok()?.path()))
             .collect();
+        // Only after listing: a file created after a look at the open files would seem done.
+        let open = open_files(self.child.id());
+        let mut files: Vec<(SystemTime, PathBuf)> = listed
+            .into_iter()
+            .filter(|path| !open.contains(path))
+            .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+            .collect();
+        // Oldest first: the mtime is the time of the final ".".
         files.sort();
         files
             .into_iter()
@@ -214,8 +223,15 @@ fn wait_listening(child: &mut Child, dir: &Path, port: u16) -> Result<(), String
             process::terminate(child);
             return Err(output);
         }
-        if process::listening_on(child.id(), port) {
-            return Ok(());
+        match process::listening(child.id(), port) {
+            Listening::Alone => return Ok(()),
+            Listening::Shared => {
+                process::terminate(child);
+                return Err(format!(
+                    "port {port}: Address already in use (SO_REUSEPORT)"
+                ));
+            }
+            Listening::NotYet => {}
         }
         if Instant::now() >= deadline {
             return Err(format!(
