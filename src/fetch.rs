@@ -559,10 +559,12 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         names.iter().any(|n| n.name() == folder)
     };
     if !exists {
-        session
-            .create(folder)
-            .await
-            .with_context(|| format!("cannot create the folder {folder}"))?;
+        match session.create(folder).await {
+            Ok(()) => {}
+            // Another client created it between our LIST and CREATE (RFC 5530).
+            Err(e) if e.to_string().contains("ALREADYEXISTS") => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot create the folder {folder}")),
+        }
         tracing::info!(
             event = "mailbox.folder_created",
             folder,

@@ -25,7 +25,6 @@
 //! // SMTP over TLS, read back from the complainant's mailbox (Postfix needs root):
 //! #[tokio::test]
 //! async fn acknowledgement_reaches_the_complainant() {
-//!     if !Postfix::can_run() { return; }
 //!     let imap = Dovecot::start_with(DovecotOptions::for_postfix());
 //!     let smtp = Postfix::start(&imap);
 //!     let jos = imap.add_user("jos");
