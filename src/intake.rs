@@ -284,34 +284,15 @@ impl<'a> Pipeline<'a> {
                     now,
                 },
             )?;
-            let ack_row = store::insert_message(
+            store::queue_outgoing(
                 &mut tx,
-                &NewMessage {
-                    case_id: Some(*id),
-                    direction: "outbound",
-                    kind: "acknowledgement",
-                    source_key: None,
-                    message_id: Some(&ack.message_id),
-                    from_name: Some(&config.firm.name),
-                    from_address: Some(&config.outgoing.from),
-                    subject: &ack.subject,
-                    date_header: Some(now),
-                    received_at: now,
-                    text: &ack.text,
-                    decision_reason: "acknowledgement of a new complaint",
-                    flags: &[],
-                    raw: &ack.raw,
-                    created_at: now,
-                },
-            )
-            .await?;
-            store::enqueue(
-                &mut tx,
-                ack_row,
                 Some(*id),
                 "acknowledgement",
+                Some(&config.firm.name),
                 &config.outgoing.from,
-                std::slice::from_ref(&to.address),
+                &to.address,
+                &ack,
+                "acknowledgement of a new complaint",
                 now,
             )
             .await?;

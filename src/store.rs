@@ -432,34 +432,15 @@ impl Store {
         )
         .await?;
         if let Some((out, from, to)) = mail {
-            let row = insert_message(
+            queue_outgoing(
                 &mut tx,
-                &NewMessage {
-                    case_id: Some(id),
-                    direction: "outbound",
-                    kind: "extension",
-                    source_key: None,
-                    message_id: Some(&out.message_id),
-                    from_name: None,
-                    from_address: Some(from),
-                    subject: &out.subject,
-                    date_header: Some(now),
-                    received_at: now,
-                    text: &out.text,
-                    decision_reason: "extension of the resolution deadline",
-                    flags: &[],
-                    raw: &out.raw,
-                    created_at: now,
-                },
-            )
-            .await?;
-            enqueue(
-                &mut tx,
-                row,
                 Some(id),
                 "extension",
+                None,
                 from,
-                &[to.to_string()],
+                to,
+                out,
+                "extension of the resolution deadline",
                 now,
             )
             .await?;
@@ -935,6 +916,45 @@ pub async fn add_flag(tx: &mut SqliteConnection, case_id: i64, flag: &str) -> Re
     Ok(())
 }
 
+/// Store a message klachtpost sends and queue it for delivery, in the caller's
+/// transaction. `purpose` is both the message's kind and the outbox purpose
+/// (acknowledgement, extension, notice).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_outgoing(
+    tx: &mut SqliteConnection,
+    case_id: Option<i64>,
+    purpose: &str,
+    from_name: Option<&str>,
+    from: &str,
+    to: &str,
+    out: &crate::compose::Outgoing,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = insert_message(
+        tx,
+        &NewMessage {
+            case_id,
+            direction: "outbound",
+            kind: purpose,
+            source_key: None,
+            message_id: Some(&out.message_id),
+            from_name,
+            from_address: Some(from),
+            subject: &out.subject,
+            date_header: Some(now),
+            received_at: now,
+            text: &out.text,
+            decision_reason: reason,
+            flags: &[],
+            raw: &out.raw,
+            created_at: now,
+        },
+    )
+    .await?;
+    enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await
+}
+
 /// Store an internal notice (to a partner or staff member) and queue it.
 pub async fn queue_notice(
     tx: &mut SqliteConnection,
@@ -944,28 +964,18 @@ pub async fn queue_notice(
     from: &str,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let row = insert_message(
+    queue_outgoing(
         tx,
-        &NewMessage {
-            case_id,
-            direction: "outbound",
-            kind: "notice",
-            source_key: None,
-            message_id: Some(&out.message_id),
-            from_name: Some("klachtpost"),
-            from_address: Some(from),
-            subject: &out.subject,
-            date_header: Some(now),
-            received_at: now,
-            text: &out.text,
-            decision_reason: "internal notice",
-            flags: &[],
-            raw: &out.raw,
-            created_at: now,
-        },
+        case_id,
+        "notice",
+        Some("klachtpost"),
+        from,
+        to,
+        out,
+        "internal notice",
+        now,
     )
-    .await?;
-    enqueue(tx, row, case_id, "notice", from, &[to.to_string()], now).await
+    .await
 }
 
 /// Queue an outgoing message (already stored in `messages`).
