@@ -5,8 +5,13 @@
 //! `KLACHTPOST__DATABASE__URL=sqlite:///srv/klachtpost.db`. Values are read as TOML
 //! when they parse as a number or boolean, else as a string.
 //!
-//! Relative paths (database file, maildir, outbox, templates, CA files) are taken from
-//! the working directory.
+//! Relative paths (database file, maildir, outbox, templates, CA and password files) are
+//! taken from the folder of the config file, so the daemon starts from any working
+//! directory.
+//!
+//! Secrets are read when the config is loaded for work that needs them
+//! ([`Secrets::Read`]); commands that only read the register load it with
+//! [`Secrets::Skip`] and need no mailbox or SMTP password.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,15 @@ use crate::deadlines::DeadlineSettings;
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/klachtpost.toml";
+
+/// Whether loading a config reads the mailbox and SMTP secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read them; a missing one is a problem (the daemon, `check-config`).
+    Read,
+    /// Leave them unread (commands that only read or change the register).
+    Skip,
+}
 
 /// Everything wrong with a config, one sentence per problem.
 #[derive(Debug, thiserror::Error)]
@@ -236,14 +250,24 @@ const OUTGOING_FILE_KEYS: &[&str] = &["kind", "dir", "from", "max_attempts"];
 const OUTGOING_SENDMAIL_KEYS: &[&str] = &["kind", "command", "from", "max_attempts"];
 
 impl Config {
-    /// Read, override from the process environment, and validate.
+    /// Read, override from the process environment, and validate, secrets included.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, Secrets::Read)
+    }
+
+    /// [`Config::load`], choosing whether the secrets are read.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             problems: vec![format!("cannot read the config file: {e}")],
         })?;
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::from_toml(path, &text, &env, &|name| std::env::var(name).ok())
+        let getenv = |name: &str| std::env::var(name).ok();
+        let skip = |_: &str| None;
+        match secrets {
+            Secrets::Read => Self::from_toml(path, &text, &env, &getenv),
+            Secrets::Skip => Self::parse(path, &text, &env, &skip, Secrets::Skip),
+        }
     }
 
     /// Parse and validate. `env` is the environment for overrides, `getenv` the lookup
@@ -254,6 +278,17 @@ impl Config {
         env: &[(String, String)],
         getenv: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Self::parse(path, text, env, getenv, Secrets::Read)
+    }
+
+    fn parse(
+        path: &Path,
+        text: &str,
+        env: &[(String, String)],
+        getenv: &dyn Fn(&str) -> Option<String>,
+        secrets: Secrets,
+    ) -> Result<Config, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new(""));
         let mut problems = Vec::new();
         let err = |problems: Vec<String>| ConfigError {
             path: path.to_path_buf(),
@@ -345,9 +380,12 @@ impl Config {
             .collect();
 
         // [database]
-        let database_url = database
-            .url
-            .unwrap_or_else(|| "sqlite://var/klachtpost.db".into());
+        let database_url = sqlite_url_from(
+            base,
+            &database
+                .url
+                .unwrap_or_else(|| "sqlite://var/klachtpost.db".into()),
+        );
         if !(database_url.starts_with("sqlite:")) {
             problems.push(format!(
                 "database.url: only sqlite: URLs are supported in this version (got a {:?} URL)",
@@ -365,7 +403,17 @@ impl Config {
                     "kind = \"imap\"",
                     &mut problems,
                 );
-                let server = server_settings("mailbox", &mailbox, 993, getenv, &mut problems);
+                let server = server_settings(
+                    "mailbox",
+                    &mailbox,
+                    ServerContext {
+                        default_tls_port: 993,
+                        base,
+                        getenv,
+                        secrets,
+                    },
+                    &mut problems,
+                );
                 Mailbox::Imap {
                     server,
                     folder: mailbox.folder.clone().unwrap_or_else(|| "INBOX".into()),
@@ -385,7 +433,7 @@ impl Config {
                     &mut problems,
                 );
                 Mailbox::Maildir {
-                    path: mailbox.path.clone().unwrap_or_else(|| "var/mailbox".into()),
+                    path: base.join(mailbox.path.clone().unwrap_or_else(|| "var/mailbox".into())),
                 }
             }
             Some(other) => {
@@ -417,8 +465,12 @@ impl Config {
                 Transport::Smtp(server_settings(
                     "outgoing",
                     &outgoing,
-                    587,
-                    getenv,
+                    ServerContext {
+                        default_tls_port: 587,
+                        base,
+                        getenv,
+                        secrets,
+                    },
                     &mut problems,
                 ))
             }
@@ -431,7 +483,7 @@ impl Config {
                     &mut problems,
                 );
                 Transport::File {
-                    dir: outgoing.dir.clone().unwrap_or_else(|| "var/outbox".into()),
+                    dir: base.join(outgoing.dir.clone().unwrap_or_else(|| "var/outbox".into())),
                 }
             }
             Some("sendmail") => {
@@ -493,12 +545,24 @@ impl Config {
         );
 
         // [templates]
+        let default_template = |name: &str| {
+            // Beside the config (config/templates/), else the working directory's
+            // config/templates/ as before.
+            let beside = base.join("templates").join(name);
+            if beside.exists() {
+                beside
+            } else {
+                Path::new("config/templates").join(name)
+            }
+        };
         let acknowledgement = templates
             .acknowledgement
-            .unwrap_or_else(|| "config/templates/acknowledgement.nl.txt".into());
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| default_template("acknowledgement.nl.txt"));
         let extension = templates
             .extension
-            .unwrap_or_else(|| "config/templates/extension.nl.txt".into());
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| default_template("extension.nl.txt"));
         for (key, path) in [
             ("acknowledgement", &acknowledgement),
             ("extension", &extension),
@@ -614,13 +678,27 @@ fn check_keys(
     }
 }
 
+/// What [`server_settings`] needs besides the section itself.
+struct ServerContext<'a> {
+    default_tls_port: u16,
+    /// The config file's folder: relative paths are taken from it.
+    base: &'a Path,
+    getenv: &'a dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
+}
+
 fn server_settings(
     name: &str,
     raw: &RawServer,
-    default_tls_port: u16,
-    getenv: &dyn Fn(&str) -> Option<String>,
+    cx: ServerContext<'_>,
     problems: &mut Vec<String>,
 ) -> ServerSettings {
+    let ServerContext {
+        default_tls_port,
+        base,
+        getenv,
+        secrets,
+    } = cx;
     let host = raw.host.clone().unwrap_or_default();
     if host.trim().is_empty() {
         problems.push(format!("{name}.host: missing"));
@@ -632,13 +710,16 @@ fn server_settings(
         (_, Security::Tls) => 465,
         _ => 587,
     });
-    let password = match (&raw.password_env, &raw.password_file) {
+    let password_file = raw.password_file.as_ref().map(|f| base.join(f));
+    let ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
+    let password = match (&raw.password_env, &password_file) {
         (Some(_), Some(_)) => {
             problems.push(format!(
                 "{name}.password_env, {name}.password_file: give one, not both"
             ));
             None
         }
+        (_, _) if secrets == Secrets::Skip => None,
         (Some(var), None) => match getenv(var) {
             Some(v) if !v.is_empty() => Some(SecretString::from(v)),
             _ => {
@@ -674,7 +755,7 @@ fn server_settings(
     if name == "mailbox" && raw.username.is_none() {
         problems.push(format!("{name}.username: missing"));
     }
-    if let Some(ca) = &raw.ca_file
+    if let Some(ca) = &ca_file
         && let Err(e) = std::fs::metadata(ca)
     {
         problems.push(format!("{name}.ca_file: cannot read {}: {e}", ca.display()));
@@ -685,8 +766,31 @@ fn server_settings(
         security,
         username: raw.username.clone(),
         password,
-        ca_file: raw.ca_file.clone(),
+        ca_file,
     }
+}
+
+/// A SQLite URL with its relative file path taken from `base` (the config's folder).
+/// `sqlite::memory:`, absolute paths and other schemes are left as they are.
+fn sqlite_url_from(base: &Path, url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return url.to_string();
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (file, query) = match rest.split_once('?') {
+        Some((f, q)) => (f, Some(q)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file.starts_with(':') || Path::new(file).is_absolute() {
+        return url.to_string();
+    }
+    let joined = base.join(file);
+    let mut out = format!("sqlite://{}", joined.display());
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// `KLACHTPOST__SECTION__KEY=value` → `[section] key = value`.
@@ -798,6 +902,42 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_config_folder() {
+        let base = Path::new("/etc/klachtpost");
+        assert_eq!(
+            sqlite_url_from(base, "sqlite://var/k.db"),
+            "sqlite:///etc/klachtpost/var/k.db"
+        );
+        assert_eq!(
+            sqlite_url_from(base, "sqlite:../k.db?mode=rwc"),
+            "sqlite:///etc/klachtpost/../k.db?mode=rwc"
+        );
+        for kept in ["sqlite:///srv/k.db", "sqlite::memory:", "postgres://h/db"] {
+            assert_eq!(sqlite_url_from(base, kept), kept);
+        }
+        let text = GOOD.replace("dir = \"var/outbox\"", "dir = \"out\"");
+        let c = Config::from_toml(Path::new("/etc/klachtpost/k.toml"), &text, &[], &|_| {
+            Some("pw".into())
+        });
+        // The template does not exist under /etc/klachtpost; the problem names that path.
+        let e = c.unwrap_err().problems.join("\n");
+        assert!(e.contains("/etc/klachtpost/config/templates"), "{e}");
+    }
+
+    #[test]
+    fn skipping_secrets_needs_no_password() {
+        let c = Config::parse(Path::new("t.toml"), GOOD, &[], &|_| None, Secrets::Skip).unwrap();
+        match c.mailbox {
+            Mailbox::Imap { server, .. } => assert!(server.password.is_none()),
+            _ => panic!("imap expected"),
+        }
+        assert!(
+            load(GOOD, &[]).is_err(),
+            "reading secrets reports the missing one"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Secrets};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,14 +142,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config> {
-    Ok(Config::load(path)?)
+/// The config for commands that only read or change the register: no mailbox or SMTP
+/// secret is needed (outgoing mail is queued; the daemon sends it).
+fn load_register(path: &std::path::Path) -> Result<Config> {
+    Ok(Config::load_with(path, Secrets::Skip)?)
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { once } => {
-            let config = load(&cli.config)?;
+            let config = Config::load(&cli.config)?;
             crate::daemon::run(config, once).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -159,7 +161,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig { offline } => check_config(&cli.config, offline).await,
         Command::Cases { command } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             match command {
                 CasesCommand::List { json } => cases::list(&config, json).await,
                 CasesCommand::Show { reference, json } => {

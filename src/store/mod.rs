@@ -51,6 +51,17 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| StoreError::Time(s.to_string()))
 }
 
+/// Apply the migrations under the database's write lock, so any number of processes may
+/// start at once on a new or an older database: the first applies what is missing, the
+/// others wait for it and then find everything applied. (sqlx takes no lock for SQLite;
+/// without one two processes both saw an empty database and both created its tables.)
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::migrate!("./migrations").run(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The handle to the database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -67,7 +78,9 @@ impl Store {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Once a mail leaves INBOX its case must survive a power loss: in WAL mode
+            // FULL syncs the log at every commit (NORMAL could lose the last commits).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let filename = options.get_filename();
@@ -90,7 +103,7 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
         Ok(Store { pool })
     }
 
@@ -123,7 +136,10 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        // IMMEDIATE takes the write lock up front: a transaction that read first and
+        // writes later could otherwise fail with SQLITE_BUSY on a stale snapshot instead
+        // of waiting its turn (busy_timeout only covers waiting for the lock).
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Whether a fetched message (by its mailbox key) is already stored.
