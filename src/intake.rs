@@ -251,9 +251,9 @@ impl<'a> Pipeline<'a> {
             for flag in &decision.flags {
                 store::add_flag(&mut tx, id, flag).await?;
             }
-            // Only staff the firm's server vouched for (when it is asked to) meet the
-            // response deadline.
-            if decision.direction == Direction::Outbound && decision.from_staff {
+            // Only staff the firm's server vouched for (when it is asked to), writing to
+            // the complainant, meet the response deadline.
+            if decision.direction == Direction::Outbound && decision.answers_complainant {
                 store::mark_response(&mut tx, id, received_at).await?;
             }
         }

@@ -710,3 +710,18 @@ fn a_staff_from_counts_only_when_the_firms_server_vouches_for_it() {
     assert_eq!(d.kind, Kind::Forward);
     assert!(d.from_staff);
 }
+
+#[test]
+fn only_staff_writing_to_the_complainant_meets_the_response_deadline() {
+    let d = decide_with("staff-answer-cc.eml", &known());
+    assert_eq!(d.kind, Kind::Reply);
+    assert!(d.answers_complainant);
+    // A partner answering klachtpost's internal notice (to the mailbox only): on the
+    // case, but no answer to the client.
+    let d = decide_raw(
+        "From: Anna Partner <anna@example-firm.nl>\nTo: klachten@example-firm.nl\nSubject: Re: [KL-2026-0042] Bericht ter beoordeling\n\nIk bel hem.\n",
+        &known(),
+    );
+    assert_eq!((d.kind, d.direction), (Kind::Reply, Direction::Outbound));
+    assert!(!d.answers_complainant);
+}

@@ -333,8 +333,12 @@ pub struct Decision {
     /// Whether the sender counts as staff or a partner: a staff address, and (with
     /// `firm.trusted_authserv_id` set) authenticated by the firm's own server.
     pub from_staff: bool,
-    /// Whether `case` is closed (a reply to it is kept and its partner told).
+    /// Whether `case` is closed and the mail comes from outside the firm (it is kept on
+    /// the case and its partner told).
     pub case_closed: bool,
+    /// Staff (authenticated when required) wrote to the case's complainant or another
+    /// party: this meets the response deadline.
+    pub answers_complainant: bool,
     /// Addresses that become parties to the case (opened or replied to), lower-cased:
     /// the complainant, and those the complainant's own mail (or staff's answer) put in
     /// To or Cc.
@@ -443,6 +447,7 @@ pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision
         staff_summary: None,
         from_staff: false,
         case_closed: false,
+        answers_complainant: false,
         new_parties: Vec::new(),
     })
 }
@@ -473,6 +478,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
         staff_summary: None,
         from_staff: false,
         case_closed: false,
+        answers_complainant: false,
         new_parties: Vec::new(),
     };
 
@@ -657,7 +663,18 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
             if from_is_staff || sender_is_complainant(mail, &case) {
                 d.new_parties = addressed(mail, ctx, Some(&case));
             }
-            if case.closed {
+            // The response deadline is met by the firm writing to the complainant (or a
+            // party), not by a partner answering one of klachtpost's internal notices.
+            d.answers_complainant = from_is_staff
+                && mail.to.iter().chain(mail.cc.iter()).any(|a| {
+                    let a = a.normalized();
+                    !is_own(&a)
+                        && !ctx.firm.is_staff(&a)
+                        && (case.complainant.as_deref() == Some(a.as_str())
+                            || case.parties.contains(&a))
+                });
+            // The firm writing on its own closed case needs no notice to itself.
+            if case.closed && !from_is_staff {
                 d.case_closed = true;
                 d.flags.push(
                     "mail on a closed case: the responsible partner decides whether to reopen it"
