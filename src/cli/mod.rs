@@ -198,7 +198,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Mail {
             command: MailCommand::List { unfiled, json },
-        } => mail::list(&load(&cli.config)?, unfiled, json).await,
+        } => mail::list(&load_register(&cli.config)?, unfiled, json).await,
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {
