@@ -37,6 +37,7 @@ pub mod daemon;
 pub mod deadlines;
 pub mod demo;
 pub mod fetch;
+pub mod health;
 pub mod intake;
 pub mod outbox;
 pub mod parse;

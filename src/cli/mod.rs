@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,11 @@ pub enum Command {
     Calendar {
         #[arg(long)]
         year: i32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Is intake working: the last good pass, the backlog, open outages, the outbox.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -176,6 +182,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
+        Command::Status { json } => status::status(&load(&cli.config)?, json).await,
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {

@@ -16,6 +16,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+pub mod health;
+mod receipt;
+
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
