@@ -581,7 +581,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         )
     };
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(bad());
     }
     let mut secs: u64 = 0;

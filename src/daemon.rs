@@ -356,14 +356,16 @@ async fn intake_loop(
     // the first command must not be hammered.
     let mut backoff = Backoff::reconnect();
     let failed = |error: anyhow::Error, event: &'static str, what: &'static str| {
-        let (store, config, clock) = (&store, &config, &clock);
+        let (store, config, clock, kick) = (&store, &config, &clock, &kick);
         async move {
             let error = format!("{error:#}");
             tracing::warn!(event, error = %error, "{what}");
-            if let Err(e) =
-                health::failed(store, config, clock.as_ref(), Channel::Mailbox, &error).await
-            {
-                tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the mailbox outage");
+            match health::failed(store, config, clock.as_ref(), Channel::Mailbox, &error).await {
+                Ok(true) => kick.notify_one(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the mailbox outage");
+                }
             }
         }
     };
@@ -390,7 +392,7 @@ async fn intake_loop(
                 Ok(n) => {
                     backoff.reset();
                     let waiting = mailbox.waiting();
-                    if let Err(e) = health::succeeded(
+                    match health::succeeded(
                         &store,
                         &config,
                         clock.as_ref(),
@@ -399,7 +401,11 @@ async fn intake_loop(
                     )
                     .await
                     {
-                        tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the intake pass");
+                        Ok(true) => kick.notify_one(),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the intake pass");
+                        }
                     }
                     if n > 0 {
                         kick.notify_one();
@@ -550,7 +556,7 @@ mod tests {
         let r = supervise("test", QUICK, stop_rx, move || {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     panic!("boom {n}");
                 }
                 anyhow::bail!("cannot do it {n}")

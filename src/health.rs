@@ -97,14 +97,15 @@ impl ChannelState {
     }
 }
 
-/// Record a failed pass of `channel`; queue the outage notice when it is due.
+/// Record a failed pass of `channel`; queue the outage notice when it is due. `true` when
+/// a notice was queued (the sender should be woken).
 pub async fn failed(
     store: &Store,
     config: &Config,
     clock: &dyn Clock,
     channel: Channel,
     error: &str,
-) -> Result<()> {
+) -> Result<bool> {
     // One line, bounded: it goes into a mail and a table.
     let error: String = error.replace(['\r', '\n'], " ").chars().take(500).collect();
     let alert_after =
@@ -116,13 +117,14 @@ pub async fn failed(
 }
 
 /// Record a pass of `channel` that worked, with the backlog it saw (if it knows one).
+/// `true` when the all-clear was queued.
 pub async fn succeeded(
     store: &Store,
     config: &Config,
     clock: &dyn Clock,
     channel: Channel,
     backlog: Option<u32>,
-) -> Result<()> {
+) -> Result<bool> {
     change(store, config, clock, channel, |s, now| {
         s.succeed(now, backlog.map(i64::from))
     })
@@ -135,7 +137,7 @@ async fn change(
     clock: &dyn Clock,
     channel: Channel,
     step: impl FnOnce(&mut ChannelState, DateTime<Utc>) -> Option<Notice>,
-) -> Result<()> {
+) -> Result<bool> {
     let now = clock.now();
     let mut tx = store.begin().await?;
     let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
@@ -205,6 +207,7 @@ async fn change(
     tx.commit()
         .await
         .context("cannot record the channel state")?;
+    let queued = notice.is_some();
     match notice {
         Some(Notice::Outage { since, .. }) => tracing::error!(
             event = "health.outage_reported",
@@ -220,7 +223,7 @@ async fn change(
         ),
         None => {}
     }
-    Ok(())
+    Ok(queued)
 }
 
 /// What `klachtpost status` shows.
