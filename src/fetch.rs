@@ -38,6 +38,10 @@ const FETCH_BATCH: usize = 25;
 /// The longest one IDLE lasts before it is ended and issued again: servers may drop an
 /// idling client after 30 minutes (RFC 2177 §3 asks clients to re-issue within 29).
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const _: () = assert!(
+    IDLE_RENEW.as_secs() < 29 * 60,
+    "RFC 2177: re-issue within 29 min"
+);
 
 /// One fetched message.
 #[derive(Debug, Clone)]
@@ -708,4 +712,34 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_receipt_time_is_internaldate_else_the_date_header_never_later_than_now_never_1970() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        let raw = b"From: a@example.nl\r\nDate: Tue, 1 Dec 2026 10:00:00 +0100\r\n\r\nx\r\n";
+        let internal = chrono::FixedOffset::east_opt(3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 12, 1, 11, 0, 0)
+            .unwrap();
+        assert_eq!(
+            receipt_time(Some(internal), raw, now),
+            (Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(), None)
+        );
+        let (t, note) = receipt_time(None, raw, now);
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
+        assert!(note.unwrap().contains("Date header"));
+        // A sender's clock ahead of ours: clamped to now.
+        let future = b"Date: Fri, 1 Jan 2027 10:00:00 +0000\r\n\r\nx\r\n";
+        assert_eq!(receipt_time(None, future, now).0, now);
+        // No usable Date either: now, and said so; never the epoch.
+        let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
+        assert_eq!(t, now);
+        assert!(note.unwrap().contains("time of intake"));
+    }
 }
