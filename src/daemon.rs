@@ -2,6 +2,14 @@
 //! sender task (outbox → [`send`](crate::send)), each with the same shape: do what is due,
 //! then wait for new work, a kick, a timer or shutdown. Shutdown (SIGINT/SIGTERM) is in two
 //! phases: stop taking work, then a bounded grace period for what is under way.
+//!
+//! Nothing spins: every retry waits with [`Backoff`] (1 s doubling to 5 min, jittered),
+//! reset only after a pass that worked, so a server that accepts the login and then fails
+//! every command is not hammered. Each task runs under [`supervise`]: a task that fails
+//! (error or panic) is logged at error and restarted with backoff; one that keeps failing
+//! stops the daemon with an error, so the process exits non-zero and systemd restarts it.
+//! Every pass of the intake task is recorded in [`health`](crate::health), which tells the
+//! partners about a long outage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +113,15 @@ pub async fn run_with(
         let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
+        // For `status`: when intake last worked (a run from cron counts too).
+        health::succeeded(
+            &store,
+            &config,
+            clock.as_ref(),
+            Channel::Mailbox,
+            mailbox.waiting(),
+        )
+        .await?;
         mailbox.close().await;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
         return Ok(());
