@@ -431,6 +431,7 @@ impl ImapMailbox {
             .into_iter()
             .filter(|u| *u >= from)
             .collect();
+        still_open(session)?;
         uids.sort_unstable();
         let found = uids.len();
         uids.truncate(limit);
@@ -524,7 +525,8 @@ impl ImapMailbox {
                 .map_err(anyhow::Error::from)
         } else {
             move_by_copy(session, uid, &target, has_uidplus).await
-        };
+        }
+        .and_then(|()| still_open(session));
         // The checkpoint moves even when the move failed: the message is stored, and must
         // not be fetched again; it stays in the folder for a person to look at.
         self.last_uid = self.last_uid.max(uid);
@@ -597,6 +599,7 @@ async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<V
         .try_collect()
         .await
         .context("cannot read fetched mail")?;
+    still_open(session)?;
     Ok(fetches
         .iter()
         .filter_map(|f| {
@@ -609,12 +612,22 @@ async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<V
         .collect())
 }
 
+/// Fails when the server has closed the connection: an answer cut short by that must not
+/// count as "nothing new".
+fn still_open(session: &Session<ImapStream>) -> Result<()> {
+    if session.get_ref().closed() {
+        bail!("the IMAP server closed the connection");
+    }
+    Ok(())
+}
+
 /// Whether a UID is still in the selected folder.
 async fn still_there(session: &mut Session<ImapStream>, uid: u32) -> Result<bool> {
     let found = session
         .uid_search(format!("UID {uid}"))
         .await
         .context("cannot search the mailbox")?;
+    still_open(session)?;
     Ok(found.contains(&uid))
 }
 

@@ -282,6 +282,49 @@ async fn a_fetch_without_answer_times_out_and_the_mail_is_taken_in_after_the_tha
     assert!(status.success(), "{status:?}");
 }
 
+/// The hot loop of issue 7: the server accepts the login and then fails the first command.
+/// The backoff must not start again at every successful login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_fails_after_login_is_retried_with_backoff_not_in_a_hot_loop() {
+    let imap = Dovecot::start();
+    let proxy = FreezingProxy::start(imap.imap_port).await;
+    proxy.cut_on(b"UID SEARCH");
+    imap.append("INBOX", &complaint("after-login")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        tmp.path(),
+        &config_text(tmp.path(), proxy.port, "30 min"),
+        &imap.password,
+    );
+    daemon.wait_for_log("intake pass failed", 1, WAIT).await;
+    let first = Instant::now();
+    daemon.wait_for_log("intake pass failed", 4, WAIT).await;
+    // Pauses of about 1, 2 and 4 s (±20 %) between the four failures: at least 5.6 s.
+    let took = first.elapsed();
+    assert!(
+        took >= Duration::from_millis(5500),
+        "{took:?}:\n{}",
+        daemon.log()
+    );
+    assert!(
+        proxy.connections() <= 5,
+        "{} connections:\n{}",
+        proxy.connections(),
+        daemon.log()
+    );
+    daemon.wait_for_log("klachtpost is running", 1, WAIT).await;
+    let store = Store::open(&format!("sqlite://{}", tmp.path().join("k.db").display()))
+        .await
+        .unwrap();
+    assert!(store.list_cases().await.unwrap().is_empty());
+
+    // The server behaves again: the mail is taken in at the next attempt.
+    proxy.stop_cutting();
+    wait_for_cases(&store, 1, WAIT, &daemon).await;
+    let status = daemon.stop().await;
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_move_only_our_uid_is_expunged_and_a_mail_deleted_by_someone_else_survives() {
     let imap = Dovecot::start_with(DovecotOptions {

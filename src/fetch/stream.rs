@@ -63,6 +63,8 @@ pub struct TimedTcp {
     limit: Arc<AtomicU64>,
     /// The last time bytes moved (or the connection was made).
     last: Instant,
+    /// The server closed the connection (a read returned end of file).
+    eof: bool,
     read_timer: Pin<Box<Sleep>>,
     write_timer: Pin<Box<Sleep>>,
 }
@@ -74,6 +76,7 @@ impl TimedTcp {
             inner,
             limit: Arc::new(AtomicU64::new(millis(limit))),
             last: now,
+            eof: false,
             read_timer: Box::pin(tokio::time::sleep_until(now)),
             write_timer: Box::pin(tokio::time::sleep_until(now)),
         }
@@ -125,9 +128,13 @@ impl AsyncRead for TimedTcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 this.last = Instant::now();
+                if r.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
+                    this.eof = true;
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => this.poll_stalled(cx, false),
@@ -191,6 +198,12 @@ impl ImapStream {
     /// (IDLE waits longer on purpose, then restores it).
     pub fn limit(&self) -> Limit {
         Limit(self.timed().limit.clone())
+    }
+
+    /// Whether the server closed the connection. A command cut off by that can look
+    /// like an empty answer to async-imap (a SEARCH that found nothing), so callers check.
+    pub fn closed(&self) -> bool {
+        self.timed().eof
     }
 
     /// The underlying TCP connection (to check its socket options).

@@ -2,6 +2,8 @@
 //! direction and holds what it receives, as a server that stops answering mid-command
 //! does (the connection stays open, no RST, no FIN). Thawing forwards again.
 //!
+//! `cut_on(b"UID SEARCH")` closes each connection when that command comes, instead.
+//!
 //! `freeze_on(b"UID FETCH")` freezes at the moment the client sends a chunk containing
 //! those bytes (the chunk is held too), so a test can make exactly one command hang.
 
@@ -15,6 +17,8 @@ use tokio::sync::watch;
 #[derive(Debug, Default)]
 struct Rules {
     trigger: Option<Vec<u8>>,
+    /// Close the connection whenever the client sends a chunk containing these bytes.
+    cut: Option<Vec<u8>>,
     /// How many client chunks froze the proxy.
     triggered: usize,
 }
@@ -80,6 +84,17 @@ impl FreezingProxy {
         self.rules.lock().unwrap().trigger = Some(needle.to_vec());
     }
 
+    /// Close every connection whose client sends bytes containing `needle` (before they
+    /// reach the server), until [`FreezingProxy::stop_cutting`]: a server that accepts the
+    /// login and then fails a later command.
+    pub fn cut_on(&self, needle: &[u8]) {
+        self.rules.lock().unwrap().cut = Some(needle.to_vec());
+    }
+
+    pub fn stop_cutting(&self) {
+        self.rules.lock().unwrap().cut = None;
+    }
+
     /// How many times a trigger froze the proxy.
     pub fn triggered(&self) -> usize {
         self.rules.lock().unwrap().triggered
@@ -121,6 +136,13 @@ async fn pump(
         };
         if let Some((freeze, rules)) = &trigger {
             let mut r = rules.lock().unwrap();
+            if let Some(needle) = &r.cut
+                && buf[..n]
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice())
+            {
+                return;
+            }
             if let Some(needle) = &r.trigger
                 && buf[..n]
                     .windows(needle.len())
