@@ -15,7 +15,9 @@
 //! - [`fetch`]: the mailbox edge. A [`fetch::Mailbox`] lists what is new, hands over raw
 //!   bytes with the server's receipt time, and moves a message away once it is stored.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`] (mail-parser); never fails, flags instead.
-//! - [`classify`]: the pure decision "what does this mail mean, for which case".
+//! - [`classify`]: the pure decision "what does this mail mean, for which case", including
+//!   who may write on a case and whether the firm's server vouches for a staff sender
+//!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
@@ -25,7 +27,8 @@
 //!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
 //! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once
 //!   after `alerts.alert_after`, and once on recovery; what `klachtpost status` shows.
-//! - [`store`]: the database (sqlx; SQLite by default, portable SQL).
+//! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
+//!   (e.g. a case's parties, the mail that opened no case).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
