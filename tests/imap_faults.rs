@@ -299,10 +299,11 @@ async fn a_server_that_fails_after_login_is_retried_with_backoff_not_in_a_hot_lo
     daemon.wait_for_log("intake pass failed", 1, WAIT).await;
     let first = Instant::now();
     daemon.wait_for_log("intake pass failed", 4, WAIT).await;
-    // Pauses of about 1, 2 and 4 s (±20 %) between the four failures: at least 5.6 s.
+    // Pauses of about 1, 2 and 4 s (±20 %) between the four failures: at least 5.6 s
+    // (checked with room for the log polling; a hot loop takes milliseconds).
     let took = first.elapsed();
     assert!(
-        took >= Duration::from_millis(5500),
+        took >= Duration::from_millis(5000),
         "{took:?}:\n{}",
         daemon.log()
     );
