@@ -280,6 +280,89 @@ pub fn notice(
     })
 }
 
+/// A channel klachtpost depends on was out, or is back (see [`crate::health`]). All of
+/// its text is here, in one place.
+#[derive(Debug, Clone)]
+pub struct ChannelNotice<'a> {
+    pub firm_name: &'a str,
+    pub firm_domain: &'a str,
+    pub from: &'a str,
+    /// Every partner.
+    pub to: &'a [String],
+    /// `mailbox` or `outgoing`.
+    pub channel: &'a str,
+    /// When the outage began.
+    pub since: DateTime<Utc>,
+    /// The last error (one line, no mail content); for an outage notice.
+    pub error: &'a str,
+    /// `false`: the outage notice; `true`: the all-clear.
+    pub recovered: bool,
+    pub timezone: Tz,
+    pub now: DateTime<Utc>,
+}
+
+/// The notice to the partners that a channel is out (once per outage) or back.
+pub fn channel_notice(n: &ChannelNotice<'_>) -> Result<Outgoing, ComposeError> {
+    let what = match n.channel {
+        "mailbox" => "de klachtenmailbox",
+        "outgoing" => "het verzenden van mail",
+        other => other,
+    };
+    let since = dutch_datetime(n.since, n.timezone);
+    let (subject, body) = if n.recovered {
+        (
+            format!("klachtpost: {what} werkt weer"),
+            format!(
+                "Beste partners,\n\n{what} werkt weer sinds {} (storing sinds {since}).\n\
+                 Wat in de tussentijd binnenkwam wordt nu verwerkt, met de oorspronkelijke ontvangsttijd.\n\
+                 Controleer met: klachtpost status\n\n-- klachtpost\n",
+                dutch_datetime(n.now, n.timezone)
+            ),
+        )
+    } else {
+        (
+            format!("klachtpost: storing, {what} werkt niet"),
+            format!(
+                "Beste partners,\n\nklachtpost kan {what} sinds {since} niet gebruiken.\n\
+                 Laatste fout: {}\n\n\
+                 Zolang dit duurt worden nieuwe klachten niet geregistreerd en niet bevestigd; \
+                 klachtpost blijft het proberen en meldt het wanneer het weer werkt. \
+                 Controleer de server, het wachtwoord en de map, en bekijk: klachtpost status\n\n-- klachtpost\n",
+                n.error
+            ),
+        )
+    };
+    let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
+    let kind = if n.recovered { "recovered" } else { "outage" };
+    let message_id = make_message_id(kind, n.channel, n.now, n.firm_domain);
+    let mut builder = lettre::Message::builder()
+        .from(Mailbox::new(
+            Some(format!("klachtpost ({})", n.firm_name)),
+            n.from.parse().map_err(|e| err(&e))?,
+        ))
+        .subject(subject.as_str())
+        .date(n.now.into())
+        .message_id(Some(format!("<{message_id}>")))
+        .raw_header(raw_header("Auto-Submitted", "auto-generated")?)
+        .raw_header(raw_header("X-Auto-Response-Suppress", "All")?);
+    for to in n.to {
+        builder = builder.to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?));
+    }
+    let message = builder
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body.clone()),
+        )
+        .map_err(|e| err(&e))?;
+    Ok(Outgoing {
+        message_id,
+        subject,
+        text: body,
+        raw: message.formatted(),
+    })
+}
+
 fn build(
     a: &Acknowledgement<'_>,
     subject: &str,

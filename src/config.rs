@@ -55,6 +55,7 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    pub alerts: AlertSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +118,9 @@ pub struct ServerSettings {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub ca_file: Option<PathBuf>,
+    /// How long one network step may go without progress before the connection is given
+    /// up (`timeout_secs`, default 60).
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +165,13 @@ pub struct IntakeSettings {
     pub max_message_bytes: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// How long a channel (the mailbox; later outgoing mail) may fail before the partners
+    /// are told (`alert_after`, default 30 minutes).
+    pub alert_after: std::time::Duration,
+}
+
 // ---- the file as written ----------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +201,7 @@ struct RawServer {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
@@ -209,6 +221,11 @@ struct RawTemplates {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawAlerts {
+    alert_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct RawIntake {
     max_message_bytes: Option<usize>,
 }
@@ -222,6 +239,7 @@ const SECTIONS: &[&str] = &[
     "deadlines",
     "templates",
     "intake",
+    "alerts",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -234,6 +252,7 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "timeout_secs",
     "folder",
     "processed_folder",
     "poll_interval_secs",
@@ -248,6 +267,7 @@ const OUTGOING_SMTP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "timeout_secs",
     "from",
     "max_attempts",
 ];
@@ -324,6 +344,7 @@ impl Config {
         let deadlines: DeadlineSettings = section(&table, "deadlines", &mut problems);
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
+        let alerts: RawAlerts = section(&table, "alerts", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -579,6 +600,16 @@ impl Config {
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
 
+        // [alerts]
+        let alert_after = match alerts.alert_after.as_deref().map(parse_duration) {
+            None => std::time::Duration::from_secs(30 * 60),
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                problems.push(format!("alerts.alert_after: {e}"));
+                std::time::Duration::from_secs(30 * 60)
+            }
+        };
+
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
@@ -609,10 +640,39 @@ impl Config {
                     extension,
                 },
                 intake: IntakeSettings { max_message_bytes },
+                alerts: AlertSettings { alert_after },
             }),
             _ => Err(err(problems)),
         }
     }
+}
+
+/// "30 min", "2 hours", "45 s", "1 h 30 min": a span of real time.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a duration like \"30 min\", \"2 hours\" or \"45 s\" (units: s, min, h)"
+        )
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let mut secs: u64 = 0;
+    for pair in words.chunks(2) {
+        let n: u64 = pair[0].parse().map_err(|_| bad())?;
+        let unit = match pair[1].to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" | "seconde" | "seconden" => 1,
+            "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" => 60,
+            "h" | "hour" | "hours" | "uur" => 3600,
+            _ => return Err(bad()),
+        };
+        secs = secs.saturating_add(n.saturating_mul(unit));
+    }
+    if secs == 0 {
+        return Err(format!("{text:?}: must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn is_address(s: &str) -> bool {
@@ -770,6 +830,10 @@ fn server_settings(
     {
         problems.push(format!("{name}.ca_file: cannot read {}: {e}", ca.display()));
     }
+    let timeout_secs = raw.timeout_secs.unwrap_or(60);
+    if timeout_secs == 0 {
+        problems.push(format!("{name}.timeout_secs: must be at least 1"));
+    }
     ServerSettings {
         host: host.trim().to_string(),
         port,
@@ -777,6 +841,7 @@ fn server_settings(
         username: raw.username.clone(),
         password,
         ca_file,
+        timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
     }
 }
 
@@ -948,6 +1013,37 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             load(GOOD, &[]).is_err(),
             "reading secrets reports the missing one"
         );
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30 min"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1 h 30 min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("3 s"), Ok(Duration::from_secs(3)));
+        for bad in ["", "30", "min", "30 parsecs", "0 min", "-1 min"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let c = load(
+            &format!("{GOOD}\n[alerts]\nalert_after = \"5 min\"\n"),
+            &[("KP_TEST_PW", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.alerts.alert_after, Duration::from_secs(300));
+        assert_eq!(
+            load(GOOD, &[("KP_TEST_PW", "x")])
+                .unwrap()
+                .alerts
+                .alert_after,
+            Duration::from_secs(1800)
+        );
+        let e = load(
+            &format!("{GOOD}\n[alerts]\nalert_after = \"soon\"\n"),
+            &[("KP_TEST_PW", "x")],
+        )
+        .unwrap_err();
+        assert!(e.problems.join("\n").contains("alerts.alert_after"), "{e}");
     }
 
     #[test]

@@ -6,14 +6,18 @@
 //!   is found by UID above the stored checkpoint (RFC 3501 §2.3.1.1), never by `\Seen`:
 //!   people open the shared mailbox in Outlook. Bodies are fetched with `BODY.PEEK[]` so
 //!   fetching marks nothing read. A stored message is moved to `processed_folder` (MOVE,
-//!   RFC 6851, or COPY + `\Deleted` + EXPUNGE where MOVE is missing), created if needed.
-//!   The receipt time is the server's INTERNALDATE.
+//!   RFC 6851; where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of that UID only,
+//!   never a plain EXPUNGE), created if needed. The receipt time is the server's
+//!   INTERNALDATE. No step can hang: the connection has TCP keepalive and an inactivity
+//!   limit (`[mailbox] timeout_secs`), and IDLE is re-issued every [`IDLE_RENEW`] at most
+//!   ([`stream`]).
 //! - Maildir (the embedded default): `new/` holds what is unprocessed, a stored message is
 //!   renamed into `cur/`. The receipt time is the file's modification time.
 
+pub mod stream;
+
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -21,19 +25,23 @@ use async_imap::Session;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+pub use stream::ImapStream;
 
 use crate::config::{Config, Mailbox as MailboxConfig, Security, ServerSettings};
 use crate::store::Store;
 
 /// How many messages one IMAP FETCH asks for, bounding memory on a large backlog.
 const FETCH_BATCH: usize = 25;
-/// How long one network step may take before the connection is given up.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one IDLE lasts before it is ended and issued again: servers may drop an
+/// idling client after 30 minutes (RFC 2177 §3 asks clients to re-issue within 29).
+pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const _: () = assert!(
+    IDLE_RENEW.as_secs() < 29 * 60,
+    "RFC 2177: re-issue within 29 min"
+);
 
 /// One fetched message.
 #[derive(Debug, Clone)]
@@ -43,6 +51,9 @@ pub struct Fetched {
     pub raw: Vec<u8>,
     /// When the firm received it (INTERNALDATE, file time).
     pub received_at: DateTime<Utc>,
+    /// Set when `received_at` is a fallback (no INTERNALDATE): what was used instead, for
+    /// the message's flags and the case's history.
+    pub received_note: Option<String>,
     handle: Handle,
 }
 
@@ -74,11 +85,26 @@ impl Mailbox {
         }
     }
 
-    /// New messages since the checkpoint, at most `limit`.
-    pub async fn fetch_new(&mut self, store: &Store, limit: usize) -> Result<Vec<Fetched>> {
+    /// New messages since the checkpoint, at most `limit`. `now` bounds a receipt time
+    /// that has to come from the Date header.
+    pub async fn fetch_new(
+        &mut self,
+        store: &Store,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Fetched>> {
         match self {
-            Mailbox::Imap(m) => m.fetch_new(store, limit).await,
+            Mailbox::Imap(m) => m.fetch_new(store, limit, now).await,
             Mailbox::Maildir(m) => m.fetch_new(limit),
+        }
+    }
+
+    /// How many messages were waiting in the folder at the last look, less those handed
+    /// out since (`None` before the first look).
+    pub fn waiting(&self) -> Option<u32> {
+        match self {
+            Mailbox::Imap(m) => m.waiting,
+            Mailbox::Maildir(m) => m.waiting,
         }
     }
 
@@ -157,6 +183,7 @@ pub async fn check(config: &Config) -> Result<String> {
 /// A local Maildir: `new/` is the inbox, `cur/` the processed folder.
 pub struct MaildirMailbox {
     root: PathBuf,
+    waiting: Option<u32>,
 }
 
 impl MaildirMailbox {
@@ -172,6 +199,7 @@ impl MaildirMailbox {
         }
         Ok(MaildirMailbox {
             root: root.to_path_buf(),
+            waiting: None,
         })
     }
 
@@ -196,7 +224,9 @@ impl MaildirMailbox {
 
     fn fetch_new(&mut self, limit: usize) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
-        for path in self.list_new()?.into_iter().take(limit) {
+        let new = self.list_new()?;
+        self.waiting = Some(u32::try_from(new.len().saturating_sub(limit)).unwrap_or(u32::MAX));
+        for path in new.into_iter().take(limit) {
             let raw =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let modified = std::fs::metadata(&path)
@@ -211,6 +241,7 @@ impl MaildirMailbox {
                 source_key: format!("maildir:{unique}"),
                 raw,
                 received_at: DateTime::<Utc>::from(modified),
+                received_note: None,
                 handle: Handle::File(path),
             });
         }
@@ -234,63 +265,11 @@ impl MaildirMailbox {
 
 // ---- IMAP ------------------------------------------------------------------------------
 
-/// A plain or TLS TCP stream, so one session type serves every security mode.
-#[derive(Debug)]
-pub enum ImapStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ImapStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ImapStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 /// Connect and log in to an IMAP server as configured.
 pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
-    let addr = (server.host.as_str(), server.port);
-    let tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+    // Every later step is bounded by the stream's inactivity limit (`stream`).
+    let tcp = stream::connect(&server.host, server.port, server.timeout)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "cannot connect to {}:{}: timed out",
-                server.host,
-                server.port
-            )
-        })?
         .with_context(|| format!("cannot connect to {}:{}", server.host, server.port))?;
     let tls = || -> Result<(TlsConnector, ServerName<'static>)> {
         let config = crate::tls::client_config(server.ca_file.as_deref())?;
@@ -337,7 +316,7 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
         .as_ref()
         .map(|p| p.expose_secret().to_string())
         .unwrap_or_default();
-    let session = tokio::time::timeout(IO_TIMEOUT, client.login(user, password))
+    let session = tokio::time::timeout(server.timeout, client.login(user, password))
         .await
         .map_err(|_| anyhow::anyhow!("IMAP login timed out"))?
         .map_err(|(e, _)| anyhow::anyhow!("IMAP login as {user} failed: {e}"))?;
@@ -345,11 +324,10 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
 }
 
 async fn read_greeting(c: &mut async_imap::Client<ImapStream>) -> Result<()> {
-    match tokio::time::timeout(IO_TIMEOUT, c.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => bail!("the IMAP server closed the connection before its greeting"),
-        Ok(Err(e)) => Err(e).context("cannot read the IMAP greeting"),
-        Err(_) => bail!("no IMAP greeting within {IO_TIMEOUT:?}"),
+    match c.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => bail!("the IMAP server closed the connection before its greeting"),
+        Err(e) => Err(e).context("cannot read the IMAP greeting"),
     }
 }
 
@@ -364,9 +342,18 @@ pub struct ImapMailbox {
     exists: u32,
     has_idle: bool,
     has_move: bool,
+    has_uidplus: bool,
     poll_interval: Duration,
+    /// The connection's inactivity limit outside IDLE.
+    timeout: Duration,
     last_uid: u32,
+    /// Messages found waiting at the last look (SEARCH), less those taken in since.
+    waiting: Option<u32>,
 }
+
+/// Logged once per process: a server without MOVE and UIDPLUS keeps processed mail in the
+/// folder, marked `\Deleted`.
+static WARNED_NO_EXPUNGE: AtomicBool = AtomicBool::new(false);
 
 impl ImapMailbox {
     pub async fn connect(
@@ -382,6 +369,7 @@ impl ImapMailbox {
             .context("cannot read the IMAP capabilities")?;
         let has_idle = caps.has_str("IDLE");
         let has_move = caps.has_str("MOVE");
+        let has_uidplus = caps.has_str("UIDPLUS");
         ensure_folder(&mut session, processed_folder).await?;
         let selected = session
             .select(folder)
@@ -403,8 +391,11 @@ impl ImapMailbox {
             exists: selected.exists,
             has_idle,
             has_move,
+            has_uidplus,
             poll_interval: Duration::from_secs(poll_interval_secs),
+            timeout: server.timeout,
             last_uid: 0,
+            waiting: None,
         })
     }
 
@@ -414,7 +405,12 @@ impl ImapMailbox {
             .ok_or_else(|| anyhow::anyhow!("the IMAP connection was lost"))
     }
 
-    async fn fetch_new(&mut self, store: &Store, limit: usize) -> Result<Vec<Fetched>> {
+    async fn fetch_new(
+        &mut self,
+        store: &Store,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Fetched>> {
         // The checkpoint only counts for the same UIDVALIDITY; a new one means the UIDs
         // were renumbered and everything in the folder is looked at again (duplicates are
         // caught by the source key; processed mail is no longer in the folder anyway).
@@ -435,41 +431,75 @@ impl ImapMailbox {
             .into_iter()
             .filter(|u| *u >= from)
             .collect();
+        still_open(session)?;
         uids.sort_unstable();
+        let found = uids.len();
         uids.truncate(limit);
         let mut out = Vec::with_capacity(uids.len());
-        for chunk in uids.chunks(FETCH_BATCH) {
+        'batches: for chunk in uids.chunks(FETCH_BATCH) {
             let set = chunk
                 .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            let fetches: Vec<_> = session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await
-                .context("cannot fetch new mail")?
-                .try_collect()
-                .await
-                .context("cannot read fetched mail")?;
-            for f in fetches {
-                let Some(uid) = f.uid else { continue };
-                let Some(body) = f.body() else { continue };
-                let received_at = f
-                    .internal_date()
-                    .map(|d| d.with_timezone(&Utc))
-                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-                out.push(Fetched {
-                    source_key: format!("{key_prefix}:{uid}"),
-                    raw: body.to_vec(),
-                    received_at,
-                    handle: Handle::Uid(uid),
-                });
+            let mut answers: Vec<Answer> = fetch_answers(session, &set).await?;
+            for &uid in chunk {
+                let mut answer = answers
+                    .iter()
+                    .position(|a| a.uid == uid)
+                    .map(|i| answers.swap_remove(i));
+                // An answer without a body or INTERNALDATE (a server under strain, a
+                // message being written) is asked for once more on its own before anything
+                // is decided: the checkpoint must never pass a mail that was not stored.
+                if !answer.as_ref().is_some_and(Answer::complete) {
+                    let again = fetch_answers(session, &uid.to_string()).await?;
+                    if let Some(a) = again.into_iter().find(|a| a.uid == uid) {
+                        answer = Some(a);
+                    }
+                }
+                match answer {
+                    Some(Answer {
+                        body: Some(raw),
+                        internal_date,
+                        ..
+                    }) => {
+                        let (received_at, received_note) = receipt_time(internal_date, &raw, now);
+                        out.push(Fetched {
+                            source_key: format!("{key_prefix}:{uid}"),
+                            raw,
+                            received_at,
+                            received_note,
+                            handle: Handle::Uid(uid),
+                        });
+                    }
+                    _ if !still_there(session, uid).await? => {
+                        // Expunged by another client between our SEARCH and FETCH: there
+                        // is nothing left to take in.
+                        tracing::info!(
+                            event = "mailbox.vanished",
+                            uid,
+                            "a new message was removed by another client before it could be fetched"
+                        );
+                    }
+                    _ => {
+                        // Stop before it: what came before is taken in, this one is asked
+                        // for again at the next pass (the pass fails if it is the first).
+                        tracing::warn!(
+                            event = "mailbox.fetch_incomplete",
+                            uid,
+                            "the server sent no body for a message; it is fetched again at the next pass"
+                        );
+                        if out.is_empty() {
+                            bail!(
+                                "the server sent no body for UID {uid}, twice; trying again later"
+                            );
+                        }
+                        break 'batches;
+                    }
+                }
             }
         }
-        out.sort_by_key(|f| match f.handle {
-            Handle::Uid(u) => u,
-            Handle::File(_) => 0,
-        });
+        self.waiting = Some(u32::try_from(found.saturating_sub(out.len())).unwrap_or(u32::MAX));
         Ok(out)
     }
 
@@ -482,7 +512,11 @@ impl ImapMailbox {
         let Handle::Uid(uid) = fetched.handle else {
             bail!("an IMAP message without a UID");
         };
-        let (has_move, target) = (self.has_move, self.processed_folder.clone());
+        let (has_move, has_uidplus, target) = (
+            self.has_move,
+            self.has_uidplus,
+            self.processed_folder.clone(),
+        );
         let session = self.session_mut()?;
         let moved = if has_move {
             session
@@ -490,8 +524,9 @@ impl ImapMailbox {
                 .await
                 .map_err(anyhow::Error::from)
         } else {
-            move_by_copy(session, uid, &target).await
-        };
+            move_by_copy(session, uid, &target, has_uidplus).await
+        }
+        .and_then(|()| still_open(session));
         // The checkpoint moves even when the move failed: the message is stored, and must
         // not be fetched again; it stays in the folder for a person to look at.
         self.last_uid = self.last_uid.max(uid);
@@ -502,7 +537,9 @@ impl ImapMailbox {
     }
 
     async fn wait(&mut self, max: Duration) -> Result<()> {
-        let max = max.min(self.poll_interval.max(Duration::from_secs(1)));
+        let max = max
+            .min(self.poll_interval.max(Duration::from_secs(1)))
+            .min(IDLE_RENEW);
         if !self.has_idle {
             tokio::time::sleep(max).await;
             return self
@@ -515,10 +552,15 @@ impl ImapMailbox {
             .session
             .take()
             .ok_or_else(|| anyhow::anyhow!("the IMAP connection was lost"))?;
+        let limit = session.get_ref().limit();
         let mut idle = session.idle();
         idle.init().await.context("cannot start IMAP IDLE")?;
+        // Silence is expected while idling: allow the whole wait, plus the usual limit for
+        // the server's answer to DONE.
+        limit.set(max + self.timeout);
         let (wait, _stop) = idle.wait_with_timeout(max);
         let result = wait.await;
+        limit.set(self.timeout);
         let session = idle.done().await.context("cannot end IMAP IDLE")?;
         self.session = Some(session);
         result.context("IMAP IDLE failed")?;
@@ -536,14 +578,125 @@ impl ImapMailbox {
     }
 }
 
-async fn move_by_copy(session: &mut Session<ImapStream>, uid: u32, target: &str) -> Result<()> {
+/// What the server answered for one UID.
+struct Answer {
+    uid: u32,
+    body: Option<Vec<u8>>,
+    internal_date: Option<DateTime<chrono::FixedOffset>>,
+}
+
+impl Answer {
+    fn complete(&self) -> bool {
+        self.body.is_some() && self.internal_date.is_some()
+    }
+}
+
+async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<Vec<Answer>> {
+    let fetches: Vec<_> = session
+        .uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])")
+        .await
+        .context("cannot fetch new mail")?
+        .try_collect()
+        .await
+        .context("cannot read fetched mail")?;
+    still_open(session)?;
+    Ok(fetches
+        .iter()
+        .filter_map(|f| {
+            Some(Answer {
+                uid: f.uid?,
+                body: f.body().map(<[u8]>::to_vec),
+                internal_date: f.internal_date(),
+            })
+        })
+        .collect())
+}
+
+/// Fails when the server has closed the connection: an answer cut short by that must not
+/// count as "nothing new".
+fn still_open(session: &Session<ImapStream>) -> Result<()> {
+    if session.get_ref().closed() {
+        bail!("the IMAP server closed the connection");
+    }
+    Ok(())
+}
+
+/// Whether a UID is still in the selected folder.
+async fn still_there(session: &mut Session<ImapStream>, uid: u32) -> Result<bool> {
+    let found = session
+        .uid_search(format!("UID {uid}"))
+        .await
+        .context("cannot search the mailbox")?;
+    still_open(session)?;
+    Ok(found.contains(&uid))
+}
+
+/// When the firm received a mail: the server's INTERNALDATE; without one the Date header,
+/// never later than now (a sender's clock may run ahead); without that, now. Never 1970.
+/// The second value says which fallback was used, for the message's flags.
+pub fn receipt_time(
+    internal_date: Option<DateTime<chrono::FixedOffset>>,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, Option<String>) {
+    if let Some(d) = internal_date {
+        return (d.with_timezone(&Utc), None);
+    }
+    let header = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.date().map(|d| d.to_timestamp()))
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
+    match header {
+        Some(d) => (
+            d.min(now),
+            Some(
+                "receipt time: the server gave no INTERNALDATE; the Date header was used (never later than the time of intake)"
+                    .to_string(),
+            ),
+        ),
+        None => (
+            now,
+            Some(
+                "receipt time: the server gave no INTERNALDATE and the Date header is unusable; the time of intake was used"
+                    .to_string(),
+            ),
+        ),
+    }
+}
+
+/// MOVE's stand-in (RFC 6851 §3.3): COPY, then `\Deleted` and `UID EXPUNGE` of this UID only
+/// (UIDPLUS, RFC 4315). Never a plain EXPUNGE: it would also remove what people marked
+/// deleted in the shared mailbox. Without UIDPLUS the original is only marked `\Deleted`
+/// and `\Seen`, and left for people (or the server's own cleanup) to expunge.
+async fn move_by_copy(
+    session: &mut Session<ImapStream>,
+    uid: u32,
+    target: &str,
+    uidplus: bool,
+) -> Result<()> {
     session.uid_copy(uid.to_string(), target).await?;
+    let flags = if uidplus {
+        "+FLAGS.SILENT (\\Deleted)"
+    } else {
+        "+FLAGS.SILENT (\\Deleted \\Seen)"
+    };
     let _: Vec<_> = session
-        .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+        .uid_store(uid.to_string(), flags)
         .await?
         .try_collect()
         .await?;
-    let _: Vec<_> = session.expunge().await?.try_collect().await?;
+    if uidplus {
+        let _: Vec<_> = session
+            .uid_expunge(uid.to_string())
+            .await?
+            .try_collect()
+            .await?;
+    } else if !WARNED_NO_EXPUNGE.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            event = "mailbox.no_expunge",
+            "the IMAP server has neither MOVE nor UIDPLUS: processed mail is copied and marked deleted and read, but left in the folder"
+        );
+    }
     Ok(())
 }
 
@@ -572,4 +725,34 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_receipt_time_is_internaldate_else_the_date_header_never_later_than_now_never_1970() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        let raw = b"From: a@example.nl\r\nDate: Tue, 1 Dec 2026 10:00:00 +0100\r\n\r\nx\r\n";
+        let internal = chrono::FixedOffset::east_opt(3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 12, 1, 11, 0, 0)
+            .unwrap();
+        assert_eq!(
+            receipt_time(Some(internal), raw, now),
+            (Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(), None)
+        );
+        let (t, note) = receipt_time(None, raw, now);
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
+        assert!(note.unwrap().contains("Date header"));
+        // A sender's clock ahead of ours: clamped to now.
+        let future = b"Date: Fri, 1 Jan 2027 10:00:00 +0000\r\n\r\nx\r\n";
+        assert_eq!(receipt_time(None, future, now).0, now);
+        // No usable Date either: now, and said so; never the epoch.
+        let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
+        assert_eq!(t, now);
+        assert!(note.unwrap().contains("time of intake"));
+    }
 }

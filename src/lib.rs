@@ -23,7 +23,10 @@
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
-//! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
+//! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
+//!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
+//! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once
+//!   after `alerts.alert_after`, and once on recovery; what `klachtpost status` shows.
 //! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
 //!   (e.g. a case's parties, the mail that opened no case).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
@@ -40,6 +43,7 @@ pub mod daemon;
 pub mod deadlines;
 pub mod demo;
 pub mod fetch;
+pub mod health;
 pub mod intake;
 pub mod outbox;
 pub mod parse;

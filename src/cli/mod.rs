@@ -5,6 +5,7 @@ mod calendar;
 mod cases;
 mod explain;
 mod mail;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,11 @@ pub enum Command {
     Calendar {
         #[arg(long)]
         year: i32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Is intake working: the last good pass, the backlog, open outages, the outbox.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -196,6 +202,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
+        Command::Status { json } => status::status(&load_register(&cli.config)?, json).await,
         Command::Mail {
             command: MailCommand::List { unfiled, json },
         } => mail::list(&load_register(&cli.config)?, unfiled, json).await,

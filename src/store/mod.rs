@@ -16,7 +16,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+pub mod health;
 mod parties;
+mod receipt;
 mod unfiled;
 
 pub use parties::add_party;
