@@ -41,6 +41,9 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    /// `[mailbox] quarantine_folder`: where a mail that cannot be taken in is moved (IMAP:
+    /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
+    pub quarantine_folder: String,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +177,7 @@ struct RawServer {
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
+    quarantine_folder: Option<String>,
     poll_interval_secs: Option<u64>,
     path: Option<PathBuf>,
     // outgoing
@@ -217,9 +221,10 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "ca_file",
     "folder",
     "processed_folder",
+    "quarantine_folder",
     "poll_interval_secs",
 ];
-const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path"];
+const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path", "quarantine_folder"];
 const OUTGOING_SMTP_KEYS: &[&str] = &[
     "kind",
     "host",
@@ -356,6 +361,10 @@ impl Config {
         }
 
         // [mailbox]
+        let quarantine_folder = mailbox
+            .quarantine_folder
+            .clone()
+            .unwrap_or_else(|| "Quarantine".into());
         let mailbox = match mailbox.kind.as_deref() {
             Some("imap") => {
                 check_keys(
@@ -403,6 +412,31 @@ impl Config {
                 }
             }
         };
+
+        match &mailbox {
+            _ if quarantine_folder.trim().is_empty() => {
+                problems.push("mailbox.quarantine_folder: empty".into());
+            }
+            Mailbox::Imap {
+                folder,
+                processed_folder,
+                ..
+            } if quarantine_folder == *folder || quarantine_folder == *processed_folder => {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} must differ from folder and processed_folder"
+                ));
+            }
+            Mailbox::Maildir { .. }
+                if quarantine_folder.contains(['/', '\\'])
+                    || quarantine_folder.starts_with('.')
+                    || ["new", "cur", "tmp"].contains(&quarantine_folder.as_str()) =>
+            {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} cannot be a Maildir++ folder name (no '/', no leading '.', not new/cur/tmp)"
+                ));
+            }
+            _ => {}
+        }
 
         // [outgoing]
         let transport = match outgoing.kind.as_deref() {
@@ -535,6 +569,7 @@ impl Config {
                     extension,
                 },
                 intake: IntakeSettings { max_message_bytes },
+                quarantine_folder,
             }),
             _ => Err(err(problems)),
         }

@@ -194,30 +194,68 @@ impl ReplaceId for Vec<u8> {
 }
 
 #[tokio::test]
-async fn garbage_is_stored_raw_and_flagged_never_acknowledged() {
+async fn garbage_is_quarantined_raw_never_acknowledged_and_the_partners_are_told() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
     let store = Store::open(&config.database_url).await.unwrap();
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
     let raw = b"\x00\x01\x02\xff\xfe this is no mail at all";
-    let out = pipeline
+    // Taken in directly, it is refused: nothing is written.
+    let refused = pipeline
         .take_in(Some("test:garbage"), raw, clock.now())
         .await
-        .unwrap();
-    let decision = out.decision.unwrap();
-    assert!(!decision.acknowledge);
-    assert!(!out.ack_queued);
+        .unwrap_err();
     assert!(
-        decision.flags.iter().any(|f| f.contains("unparseable")),
-        "{:?}",
-        decision.flags
+        format!("{refused:#}").contains("cannot be read"),
+        "{refused:#}"
     );
-    let row = out.message_row.unwrap();
-    assert_eq!(store.raw_message(row).await.unwrap().unwrap(), raw);
+    assert!(store.quarantine_items(true).await.unwrap().is_empty());
+
+    // Fetched from the mailbox, it goes to quarantine, raw, and the partners are told.
+    deliver(dir, "1.garbage", raw);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    let items = store.quarantine_items(false).await.unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].reference, "Q-0001");
+    assert!(
+        items[0].reason.contains("cannot be read"),
+        "{}",
+        items[0].reason
+    );
+    let (_, stored) = store.quarantine_item(items[0].id).await.unwrap().unwrap();
+    assert_eq!(stored, raw);
+    assert!(store.list_cases().await.unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/.Quarantine/cur"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/new")).unwrap().count(),
+        0
+    );
+    // One notice, to both partners, naming the reference; no acknowledgement.
     let counts = store.outbox_counts().await.unwrap();
-    assert!(counts.is_empty(), "{counts:?}");
+    assert_eq!(counts, vec![("queued".to_string(), 1)]);
+    let sender = Sender::from_config(&config).unwrap();
+    outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let notice = klachtpost::parse::parse(&std::fs::read(&files[0]).unwrap());
+    assert!(notice.subject.starts_with("[Q-0001]"), "{}", notice.subject);
+    let to: Vec<_> = notice.to.iter().map(|a| a.address.as_str()).collect();
+    assert_eq!(to, ["anna@firma.nl", "bob@firma.nl"]);
+    assert!(notice.text.contains("klachtpost quarantine retry Q-0001"));
+    assert!(!notice.text.contains("no mail at all"), "never the content");
 }
 
 #[tokio::test]

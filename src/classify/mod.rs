@@ -6,8 +6,9 @@
 //!
 //! # The rules, in order (the first that applies decides)
 //!
-//! 1. **Unparseable** (`ParsedMail::problem`): a complaint without complainant, flagged,
-//!    not acknowledged; the raw bytes are kept.
+//! 1. **Unparseable** (`ParsedMail::problem`): flagged, never acknowledged. Intake does
+//!    not open a case for it: it keeps the raw bytes in quarantine and tells the partners
+//!    (`crate::intake::quarantine`); this rule is what `explain` shows.
 //! 2. **Our own mail** (From is the mailbox or `outgoing.from`): automatic, never
 //!    acknowledged (no loops).
 //! 3. **Machine mail** ([`automatic`]): a delivery failure is a *bounce*, everything else
@@ -416,7 +417,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     if let Some(problem) = &mail.problem {
         d.flags.push(format!("unparseable: {problem}"));
         d.reason =
-            "the mail could not be parsed; it is kept raw and opened as a flagged case for a partner"
+            "the mail could not be parsed; intake keeps it raw in quarantine and tells the partners, no acknowledgement"
                 .into();
         return d;
     }
