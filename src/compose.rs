@@ -306,12 +306,9 @@ fn notice_to_all(
     })
 }
 
-/// Whether mail can be sent to `address` (a local part and a domain that a message can
-/// carry). Intake checks this before it queues an acknowledgement, so an address such as
-/// `jan` (no domain) opens a flagged case instead of failing the mail.
-pub fn is_answerable(address: &str) -> bool {
-    address.trim().parse::<lettre::Address>().is_ok()
-}
+/// Whether mail can be sent to `address`; intake checks it before it queues an
+/// acknowledgement, so `jan` (no domain) opens a flagged case instead of failing the mail.
+pub use crate::classify::is_answerable;
 
 /// What a quarantine notice says about the mail: never its content.
 #[derive(Debug, Clone)]

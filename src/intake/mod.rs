@@ -32,7 +32,7 @@ use crate::store::{self, NewCase, NewMessage, Seen, Store};
 use identity::Identity;
 
 /// The flag on a case whose complainant's address cannot be answered.
-pub const UNANSWERABLE_FLAG: &str = "cannot acknowledge: no usable address";
+pub use crate::classify::UNANSWERABLE as UNANSWERABLE_FLAG;
 
 /// A mail intake will not take in as it is; it goes to quarantine.
 #[derive(Debug, thiserror::Error)]
@@ -181,20 +181,19 @@ impl<'a> Pipeline<'a> {
         let now = self.clock.now();
         let config = self.config;
         // An acknowledgement needs an address mail can be sent to (`From: Jan <jan>` has
-        // none): without one the case still opens, flagged, and the partner is told.
-        let unanswerable = decision.kind.opens_case()
-            && decision.acknowledge
+        // none): the classifier flags such a case; checked here again before anything is
+        // queued, since a failed acknowledgement would fail the whole mail.
+        if decision.acknowledge
             && decision
                 .complainant
                 .as_ref()
-                .is_some_and(|c| !compose::is_answerable(&c.address));
-        if unanswerable {
+                .is_some_and(|c| !compose::is_answerable(&c.address))
+        {
             decision.acknowledge = false;
             decision.flags.push(UNANSWERABLE_FLAG.to_string());
-            decision.reason.push_str(
-                "; the sender's address cannot be answered, so no acknowledgement is queued and the partner is told",
-            );
         }
+        let unanswerable =
+            decision.kind.opens_case() && decision.flags.iter().any(|f| f == UNANSWERABLE_FLAG);
         let partner = if decision.kind.opens_case()
             || (decision.kind == Kind::Triage && decision.case.is_none())
         {
