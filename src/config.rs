@@ -142,7 +142,7 @@ pub struct Templates {
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
-    /// The largest mail taken in, in bytes; larger ones are stored raw and flagged, not parsed.
+    /// The largest mail taken in, in bytes; larger ones go to quarantine, raw, not parsed.
     pub max_message_bytes: usize,
 }
 
