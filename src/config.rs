@@ -852,4 +852,35 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             _ => panic!("imap expected"),
         }
     }
+
+    #[test]
+    fn the_quarantine_folder_has_a_default_and_is_checked() {
+        let pw = [("KP_TEST_PW", "x")];
+        assert_eq!(load(GOOD, &pw).unwrap().quarantine_folder, "Quarantine");
+        let named = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"Apart\"");
+        assert_eq!(load(&named, &pw).unwrap().quarantine_folder, "Apart");
+        let same = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"INBOX\"");
+        let e = load(&same, &pw).unwrap_err();
+        assert!(
+            e.problems.join("\n").contains("mailbox.quarantine_folder"),
+            "{e}"
+        );
+        let maildir = |name: &str| {
+            GOOD.replace(
+                "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\nusername = \"klachten\"\npassword_env = \"KP_TEST_PW\"",
+                &format!("kind = \"maildir\"\npath = \"var/mailbox\"\nquarantine_folder = \"{name}\""),
+            )
+        };
+        assert_eq!(
+            load(&maildir("Apart"), &[]).unwrap().quarantine_folder,
+            "Apart"
+        );
+        for bad in ["a/b", ".x", "cur", ""] {
+            let e = load(&maildir(bad), &[]).unwrap_err();
+            assert!(
+                e.problems.join("\n").contains("mailbox.quarantine_folder"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 }

@@ -286,3 +286,73 @@ async fn sequence_restarts_each_year_and_survives_reopening() {
         .unwrap();
     assert_eq!(o.case.as_deref(), Some("KL-2027-0001"));
 }
+
+#[tokio::test]
+async fn a_mail_seen_again_at_the_same_place_counts_up_one_duplicate_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    assert!(
+        !pipeline
+            .take_in(Some("maildir:1"), COMPLAINT, clock.now())
+            .await
+            .unwrap()
+            .duplicate
+    );
+    for _ in 0..3 {
+        let again = pipeline
+            .take_in(Some("maildir:1"), COMPLAINT, clock.now())
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert!(again.case.is_none() && !again.ack_queued);
+    }
+    // A copy elsewhere is another record.
+    let copy = pipeline
+        .take_in(Some("maildir:2"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    assert!(copy.duplicate);
+    let duplicates = store.duplicates().await.unwrap();
+    assert_eq!(duplicates.len(), 2, "{duplicates:?}");
+    let at_1 = duplicates
+        .iter()
+        .find(|d| d.source_key.as_deref() == Some("maildir:1"))
+        .unwrap();
+    assert_eq!((at_1.times, at_1.matched_by.as_str()), (3, "source_key"));
+    let at_2 = duplicates
+        .iter()
+        .find(|d| d.source_key.as_deref() == Some("maildir:2"))
+        .unwrap();
+    assert_eq!((at_2.times, at_2.matched_by.as_str()), (1, "identity"));
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn mail_stored_before_identities_existed_gets_one_and_is_still_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    pipeline
+        .take_in(Some("imap:old@host:993/INBOX:1:1"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    // As a row written before migration 0003.
+    sqlx::query("UPDATE messages SET identity = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let fill = |raw: &[u8]| klachtpost::intake::identity::of(raw).sha256;
+    assert_eq!(store.fill_identities(fill).await.unwrap(), 1);
+    assert_eq!(store.fill_identities(fill).await.unwrap(), 0, "done once");
+    let again = pipeline
+        .take_in(Some("imap:old/INBOX:1:1"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+}
