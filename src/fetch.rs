@@ -650,3 +650,17 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailbox_key_is_the_account_and_folder_not_the_server_name() {
+        assert_eq!(
+            mailbox_key(Some("klachten@firma.nl"), "INBOX"),
+            "imap:klachten@firma.nl/INBOX"
+        );
+        assert_eq!(mailbox_key(None, "Klachten/2026"), "imap:/Klachten/2026");
+    }
+}

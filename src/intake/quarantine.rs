@@ -270,3 +270,31 @@ fn store_unavailable(error: &anyhow::Error) -> bool {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_by_the_database_is_the_mails_problem_a_busy_database_is_not() {
+        let store = store::Store::open("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON case_sequences BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let refused = store::next_sequence(&mut tx, 2026).await.unwrap_err();
+        let refused = anyhow::Error::from(refused).context("cannot take in x");
+        assert!(!store_unavailable(&refused), "{refused:#}");
+        let constraint = anyhow::Error::from(StoreError::Time("x".into()));
+        assert!(!store_unavailable(&constraint));
+
+        let busy = anyhow::Error::from(StoreError::Sql(sqlx::Error::PoolTimedOut))
+            .context("cannot take in y");
+        assert!(store_unavailable(&busy));
+        let io = anyhow::Error::from(sqlx::Error::Io(std::io::Error::other("disk gone")));
+        assert!(store_unavailable(&io));
+    }
+}
