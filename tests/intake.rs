@@ -356,3 +356,53 @@ async fn mail_stored_before_identities_existed_gets_one_and_is_still_recognised(
     assert!(again.duplicate);
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    // The database refuses this mail as a message, and refuses its bytes in quarantine too
+    // (as a blob over the database's size limit would be refused).
+    for trigger in [
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd'
+         BEGIN SELECT RAISE(ABORT, 'refused as a message'); END",
+        "CREATE TRIGGER too_big BEFORE INSERT ON quarantine WHEN length(NEW.raw) > 0
+         BEGIN SELECT RAISE(ABORT, 'refused as bytes'); END",
+    ] {
+        sqlx::query(trigger).execute(store.pool()).await.unwrap();
+    }
+    let poison = String::from_utf8(COMPLAINT.to_vec().replace_id())
+        .unwrap()
+        .replace("Subject: Klacht over de factuur", "Subject: Vergiftigd")
+        .into_bytes();
+    deliver(dir, "1.poison", &poison);
+    deliver(dir, "2.good", COMPLAINT);
+    while intake_pass(&mut mailbox, &pipeline).await.unwrap() > 0 {}
+
+    assert_eq!(store.list_cases().await.unwrap().len(), 1, "the good one");
+    let items = store.quarantine_items(false).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].size, poison.len() as i64);
+    assert!(
+        items[0].reason.contains("only in the quarantine folder"),
+        "{}",
+        items[0].reason
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/.Quarantine/cur"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let notices: Vec<(String,)> =
+        sqlx::query_as("SELECT recipients FROM outbox WHERE purpose = 'notice'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(notices, vec![("anna@firma.nl\nbob@firma.nl".to_string(),)]);
+}

@@ -85,10 +85,26 @@ impl Pipeline<'_> {
             Err(e) => e,
         };
         let reason = format!("{error:#}");
-        let id = self
+        let id = match self
             .quarantine(Some(source_key), raw, received_at, &reason)
             .await
-            .with_context(|| format!("cannot quarantine {source_key} after: {reason}"))?;
+        {
+            Ok(id) => id,
+            Err(e) if store_unavailable(&e) => {
+                return Err(e.context(format!("cannot quarantine {source_key} after: {reason}")));
+            }
+            // The bytes themselves cannot be stored (say, larger than the database takes):
+            // keep the record and tell the partners all the same; the mail itself is kept
+            // in the quarantine folder. Anything else would stop intake on this mail.
+            Err(e) => {
+                let reason = format!(
+                    "{reason}; its bytes could not be stored ({e:#}), the mail is only in the quarantine folder"
+                );
+                self.quarantine_as(Some(source_key), raw, false, received_at, &reason)
+                    .await
+                    .with_context(|| format!("cannot quarantine {source_key} after: {reason}"))?
+            }
+        };
         Ok(Handled {
             disposition: Disposition::Quarantined,
             outcome: None,
@@ -105,6 +121,20 @@ impl Pipeline<'_> {
         received_at: DateTime<Utc>,
         reason: &str,
     ) -> Result<i64> {
+        self.quarantine_as(source_key, raw, true, received_at, reason)
+            .await
+    }
+
+    /// [`Pipeline::quarantine`]; without `keep_raw` only the record (identity, size, why)
+    /// is stored.
+    async fn quarantine_as(
+        &self,
+        source_key: Option<&str>,
+        raw: &[u8],
+        keep_raw: bool,
+        received_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<i64> {
         let now = self.clock.now();
         let config = self.config;
         let identity = identity::of(raw);
@@ -117,7 +147,8 @@ impl Pipeline<'_> {
                 identity: &identity.sha256,
                 received_at,
                 reason,
-                raw,
+                size: raw.len(),
+                raw: if keep_raw { raw } else { &[] },
                 now,
             },
         )

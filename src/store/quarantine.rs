@@ -31,6 +31,8 @@ pub struct NewQuarantine<'a> {
     pub identity: &'a str,
     pub received_at: DateTime<Utc>,
     pub reason: &'a str,
+    /// The mail's size; `raw` is empty only when the bytes themselves could not be stored.
+    pub size: usize,
     pub raw: &'a [u8],
     pub now: DateTime<Utc>,
 }
@@ -47,7 +49,7 @@ pub async fn insert_quarantine(tx: &mut SqliteConnection, q: &NewQuarantine<'_>)
     .bind(ts(q.received_at))
     .bind(ts(q.now))
     .bind(q.reason)
-    .bind(q.raw.len() as i64)
+    .bind(q.size as i64)
     .bind(q.raw)
     .fetch_one(&mut *tx)
     .await?;
