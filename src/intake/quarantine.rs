@@ -9,9 +9,11 @@
 //! never its sender, subject or text. The mailbox then moves it to `quarantine_folder`,
 //! and intake goes on with the next mail.
 //!
-//! Only a store that cannot be written at all (the database busy beyond its timeout, the
-//! disk full or gone) ends the pass with an error: then nothing can be kept, the mail stays
-//! in the mailbox and is fetched again later, so nothing is lost.
+//! Should the raw bytes themselves be refused (larger than the database takes), the item
+//! is stored without them (identity, size, why) and the mail is kept in the quarantine
+//! folder only. Only a store that cannot be written at all (the database busy beyond its
+//! timeout, the disk full or gone) ends the pass with an error: then nothing can be kept,
+//! the mail stays in the mailbox and is fetched again later, so nothing is lost.
 //!
 //! `klachtpost quarantine retry` ([`Pipeline::retry`]) runs intake again on the stored raw
 //! bytes once the cause is fixed; success links the item to the message it became, in the
