@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod mail;
 mod quarantine;
 
 use std::path::PathBuf;
@@ -49,6 +50,11 @@ pub enum Command {
     Cases {
         #[command(subcommand)]
         command: CasesCommand,
+    },
+    /// The mail taken in and what was decided for it.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
     },
     /// Mail that could not be taken in: list it, take it in again after a fix.
     Quarantine {
@@ -131,6 +137,18 @@ pub enum QuarantineCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the mail taken in, newest first, with the reason for each decision.
+    List {
+        /// Only mail that opened no case (automatic, bounce, triage, duplicate).
+        #[arg(long)]
+        unfiled: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DeadlinesCommand {
     /// Compute the deadlines for a complaint received at a given local time.
     Explain {
@@ -203,6 +221,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
+        Command::Mail {
+            command: MailCommand::List { unfiled, json },
+        } => mail::list(&load(&cli.config)?, unfiled, json).await,
         Command::Quarantine { command } => {
             let config = load(&cli.config)?;
             match command {
