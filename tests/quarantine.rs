@@ -6,9 +6,11 @@
 //!   notice goes out, the daemon logs in once (no reconnect loop); after the fix a retry
 //!   takes it in;
 //! - the same bytes appended twice: one case, one acknowledgement, one duplicate record;
-//! - UIDVALIDITY changed under a mail still in the folder: no second case;
+//! - UIDVALIDITY changed under a mail still in the folder, or the folder renamed: no second
+//!   case;
 //! - a kill between commit and MOVE, then the server reached under another host name:
 //!   no second case;
+//! - the same mail through an alias and as a Cc (other trace fields): one case;
 //! - `From: Jan <jan>`: a flagged case, no acknowledgement, the partner is told.
 
 mod support;
@@ -551,4 +553,59 @@ async fn the_same_mail_through_an_alias_and_a_cc_is_one_case() {
     assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
     run_once(&config, &store).await;
     assert_eq!(smtp.messages().len(), 1, "one acknowledgement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_folder_with_a_stored_mail_still_in_it_makes_no_second_case() {
+    let dovecot = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let before = config(
+        tmp.path(),
+        &Imap {
+            folder: "Klachten",
+            ..plain(&dovecot)
+        },
+        smtp.port,
+    );
+    let store = Store::open(&before.database_url).await.unwrap();
+    let raw = complaint("renamed-1@client.example", "Klacht");
+    dovecot.create_folder("Klachten").await;
+    dovecot.append("Klachten", &raw).await;
+    // Stored, but not moved (the process stopped in between).
+    {
+        let clock = SystemClock;
+        let pipeline = Pipeline::new(&before, &store, &clock).unwrap();
+        let mut mailbox = Mailbox::open(&before).await.unwrap();
+        let fetched = mailbox.fetch_new(&store, 10).await.unwrap();
+        assert_eq!(fetched.len(), 1);
+        let f = &fetched[0];
+        assert!(
+            pipeline
+                .take_in(Some(&f.source_key), &f.raw, f.received_at)
+                .await
+                .unwrap()
+                .opened
+        );
+    }
+    // The folder is renamed and klachtpost is pointed at its new name.
+    let mut session = dovecot.login(Security::Plain).await.unwrap();
+    session.rename("Klachten", "Klachten-2026").await.unwrap();
+    let _ = session.logout().await;
+    let after = config(
+        tmp.path(),
+        &Imap {
+            folder: "Klachten-2026",
+            ..plain(&dovecot)
+        },
+        smtp.port,
+    );
+    run_once(&after, &store).await;
+    assert_eq!(store.list_cases().await.unwrap().len(), 1, "no second case");
+    assert_eq!(dovecot.count("Klachten-2026").await, 0);
+    assert_eq!(dovecot.count("Processed").await, 1);
+    let duplicates = store.duplicates().await.unwrap();
+    assert_eq!(duplicates.len(), 1);
+    assert_eq!(duplicates[0].matched_by, "identity");
+    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1, "one acknowledgement");
 }
