@@ -56,6 +56,9 @@ pub struct Config {
     pub templates: Templates,
     pub intake: IntakeSettings,
     pub alerts: AlertSettings,
+    /// `[mailbox] quarantine_folder`: where a mail that cannot be taken in is moved (IMAP:
+    /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
+    pub quarantine_folder: String,
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +164,7 @@ pub struct Templates {
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
-    /// The largest mail taken in, in bytes; larger ones are stored raw and flagged, not parsed.
+    /// The largest mail taken in, in bytes; larger ones go to quarantine, raw, not parsed.
     pub max_message_bytes: usize,
 }
 
@@ -205,6 +208,7 @@ struct RawServer {
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
+    quarantine_folder: Option<String>,
     poll_interval_secs: Option<u64>,
     path: Option<PathBuf>,
     // outgoing
@@ -255,9 +259,10 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "timeout_secs",
     "folder",
     "processed_folder",
+    "quarantine_folder",
     "poll_interval_secs",
 ];
-const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path"];
+const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path", "quarantine_folder"];
 const OUTGOING_SMTP_KEYS: &[&str] = &[
     "kind",
     "host",
@@ -420,6 +425,10 @@ impl Config {
         }
 
         // [mailbox]
+        let quarantine_folder = mailbox
+            .quarantine_folder
+            .clone()
+            .unwrap_or_else(|| "Quarantine".into());
         let mailbox = match mailbox.kind.as_deref() {
             Some("imap") => {
                 check_keys(
@@ -477,6 +486,31 @@ impl Config {
                 }
             }
         };
+
+        match &mailbox {
+            _ if quarantine_folder.trim().is_empty() => {
+                problems.push("mailbox.quarantine_folder: empty".into());
+            }
+            Mailbox::Imap {
+                folder,
+                processed_folder,
+                ..
+            } if quarantine_folder == *folder || quarantine_folder == *processed_folder => {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} must differ from folder and processed_folder"
+                ));
+            }
+            Mailbox::Maildir { .. }
+                if quarantine_folder.contains(['/', '\\'])
+                    || quarantine_folder.starts_with('.')
+                    || ["new", "cur", "tmp"].contains(&quarantine_folder.as_str()) =>
+            {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} cannot be a Maildir++ folder name (no '/', no leading '.', not new/cur/tmp)"
+                ));
+            }
+            _ => {}
+        }
 
         // [outgoing]
         let transport = match outgoing.kind.as_deref() {
@@ -641,6 +675,7 @@ impl Config {
                 },
                 intake: IntakeSettings { max_message_bytes },
                 alerts: AlertSettings { alert_after },
+                quarantine_folder,
             }),
             _ => Err(err(problems)),
         }
@@ -1061,6 +1096,37 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         match c.mailbox {
             Mailbox::Imap { server, .. } => assert_eq!(server.port, 2143),
             _ => panic!("imap expected"),
+        }
+    }
+
+    #[test]
+    fn the_quarantine_folder_has_a_default_and_is_checked() {
+        let pw = [("KP_TEST_PW", "x")];
+        assert_eq!(load(GOOD, &pw).unwrap().quarantine_folder, "Quarantine");
+        let named = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"Apart\"");
+        assert_eq!(load(&named, &pw).unwrap().quarantine_folder, "Apart");
+        let same = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"INBOX\"");
+        let e = load(&same, &pw).unwrap_err();
+        assert!(
+            e.problems.join("\n").contains("mailbox.quarantine_folder"),
+            "{e}"
+        );
+        let maildir = |name: &str| {
+            GOOD.replace(
+                "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\nusername = \"klachten\"\npassword_env = \"KP_TEST_PW\"",
+                &format!("kind = \"maildir\"\npath = \"var/mailbox\"\nquarantine_folder = \"{name}\""),
+            )
+        };
+        assert_eq!(
+            load(&maildir("Apart"), &[]).unwrap().quarantine_folder,
+            "Apart"
+        );
+        for bad in ["a/b", ".x", "cur", ""] {
+            let e = load(&maildir(bad), &[]).unwrap_err();
+            assert!(
+                e.problems.join("\n").contains("mailbox.quarantine_folder"),
+                "{bad:?}: {e}"
+            );
         }
     }
 }

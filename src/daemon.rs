@@ -21,7 +21,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fetch::Mailbox;
 use crate::health::{self, Channel};
-use crate::intake::Pipeline;
+use crate::intake::{Disposition, Pipeline};
 use crate::outbox;
 use crate::send::Sender;
 use crate::store::Store;
@@ -49,18 +49,25 @@ pub fn init_tracing(default: &str) {
 }
 
 /// One intake pass: take in everything new (up to a batch), moving each mail away once
-/// stored. Returns how many mails were handled.
+/// stored: to the processed folder, or to the quarantine folder when it could not be taken
+/// in (see [`crate::intake::quarantine`]: one mail never stops the pass). Returns how many
+/// mails made progress; a duplicate that could not be moved out of the folder does not
+/// count, so a folder the mailbox cannot change does not make the caller spin. An error
+/// only when the store cannot be written at all; the mail then stays in the mailbox.
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
     let fetched = mailbox
         .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
         .await?;
-    let n = fetched.len();
+    let mut progress = 0;
     for f in fetched {
-        let outcome = pipeline
-            .take_in(Some(&f.source_key), &f.raw, f.received_at)
+        let handled = pipeline
+            .handle(&f.source_key, &f.raw, f.received_at)
             .await
             .with_context(|| format!("cannot take in {}", f.source_key))?;
-        if let (Some(note), Some(row)) = (&f.received_note, outcome.message_row) {
+        if let (Some(note), Some(row)) = (
+            &f.received_note,
+            handled.outcome.as_ref().and_then(|o| o.message_row),
+        ) {
             // Stored; the note is what a partner needs to judge the receipt time.
             pipeline
                 .store
@@ -72,22 +79,24 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
                 "no INTERNALDATE from the server; the receipt time comes from the Date header"
             );
         }
-        if outcome.duplicate {
-            tracing::info!(
-                event = "mail.duplicate",
-                source = f.source_key.as_str(),
-                "already stored; moving it"
-            );
-        }
-        if let Err(e) = mailbox
-            .processed(pipeline.store, &f, pipeline.clock.now())
-            .await
-        {
-            // Stored is what counts; a mail left in the folder is only untidy.
-            tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+        let now = pipeline.clock.now();
+        let moved = match handled.disposition {
+            Disposition::Processed => mailbox.processed(pipeline.store, &f, now).await,
+            Disposition::Quarantined => mailbox.quarantined(pipeline.store, &f, now).await,
+        };
+        let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
+        match moved {
+            Ok(()) => progress += 1,
+            Err(e) => {
+                // Stored is what counts; a mail left in the folder is only untidy.
+                tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+                if !duplicate {
+                    progress += 1;
+                }
+            }
         }
     }
-    Ok(n)
+    Ok(progress)
 }
 
 /// `klachtpost run`. With `once`, process the mailbox and the outbox until nothing is due
@@ -109,6 +118,17 @@ pub async fn run_with(
     let sender = Sender::from_config(&config)?;
     // Check the template before touching any mail.
     Pipeline::new(&config, &store, clock.as_ref())?;
+    // Rows stored before mail had identities get theirs, so nothing is taken in twice.
+    let filled = store
+        .fill_identities(|raw| crate::intake::identity::of(raw).sha256)
+        .await?;
+    if filled > 0 {
+        tracing::info!(
+            event = "store.identities_filled",
+            rows = filled,
+            "stored mail given its identity"
+        );
+    }
     if once {
         let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;

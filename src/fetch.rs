@@ -10,9 +10,14 @@
 //!   never a plain EXPUNGE), created if needed. The receipt time is the server's
 //!   INTERNALDATE. No step can hang: the connection has TCP keepalive and an inactivity
 //!   limit (`[mailbox] timeout_secs`), and IDLE is re-issued every [`IDLE_RENEW`] at most
-//!   ([`stream`]).
+//!   ([`stream`]). The mailbox key (checkpoint and `source_key`) is
+//!   `imap:<user>/<folder>`: the host name and port used to reach the server are not part
+//!   of it, so reaching the same server another way fetches nothing twice.
 //! - Maildir (the embedded default): `new/` holds what is unprocessed, a stored message is
 //!   renamed into `cur/`. The receipt time is the file's modification time.
+//!
+//! A mail intake could not take in is moved to `quarantine_folder` instead (IMAP: a folder,
+//! created if missing; Maildir: the Maildir++ subfolder `.<name>/cur`).
 
 pub mod stream;
 
@@ -79,9 +84,19 @@ impl Mailbox {
                 processed_folder,
                 poll_interval_secs,
             } => Ok(Mailbox::Imap(Box::new(
-                ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?,
+                ImapMailbox::connect(
+                    server,
+                    folder,
+                    processed_folder,
+                    &config.quarantine_folder,
+                    *poll_interval_secs,
+                )
+                .await?,
             ))),
-            MailboxConfig::Maildir { path } => Ok(Mailbox::Maildir(MaildirMailbox::open(path)?)),
+            MailboxConfig::Maildir { path } => Ok(Mailbox::Maildir(MaildirMailbox::open_with(
+                path,
+                &config.quarantine_folder,
+            )?)),
         }
     }
 
@@ -121,6 +136,23 @@ impl Mailbox {
         }
     }
 
+    /// The message is in quarantine (stored raw): move it to the quarantine folder and
+    /// advance the checkpoint.
+    pub async fn quarantined(
+        &mut self,
+        store: &Store,
+        fetched: &Fetched,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match self {
+            Mailbox::Imap(m) => {
+                let target = m.quarantine_folder.clone();
+                m.move_to(store, fetched, &target, now).await
+            }
+            Mailbox::Maildir(m) => m.quarantined(fetched),
+        }
+    }
+
     /// Wait until new mail may be there (IMAP IDLE, or a poll interval), at most `max`.
     pub async fn wait(&mut self, max: Duration) -> Result<()> {
         match self {
@@ -157,8 +189,14 @@ pub async fn check(config: &Config) -> Result<String> {
             processed_folder,
             poll_interval_secs,
         } => {
-            let mut m =
-                ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?;
+            let mut m = ImapMailbox::connect(
+                server,
+                folder,
+                processed_folder,
+                &config.quarantine_folder,
+                *poll_interval_secs,
+            )
+            .await?;
             let what = format!(
                 "logged in to {}:{} as {}, folder {} has {} message(s){}",
                 server.host,
@@ -180,26 +218,38 @@ pub async fn check(config: &Config) -> Result<String> {
 
 // ---- Maildir ---------------------------------------------------------------------------
 
-/// A local Maildir: `new/` is the inbox, `cur/` the processed folder.
+/// A local Maildir: `new/` is the inbox, `cur/` the processed folder, the Maildir++
+/// subfolder `.Quarantine/` (by default) the quarantine.
 pub struct MaildirMailbox {
     root: PathBuf,
     waiting: Option<u32>,
+    quarantine: PathBuf,
 }
 
 impl MaildirMailbox {
-    /// Open, creating `new/ cur/ tmp/` if missing.
+    /// Open, creating `new/ cur/ tmp/` if missing; quarantine in `.Quarantine/`.
     pub fn open(root: &Path) -> Result<MaildirMailbox> {
-        for sub in ["new", "cur", "tmp"] {
-            std::fs::create_dir_all(root.join(sub)).with_context(|| {
-                format!(
-                    "cannot create the Maildir folder {}",
-                    root.join(sub).display()
-                )
-            })?;
+        Self::open_with(root, "Quarantine")
+    }
+
+    /// Open, creating `new/ cur/ tmp/` and the quarantine subfolder `.<quarantine>/` with
+    /// its own `new/ cur/ tmp/` if missing.
+    pub fn open_with(root: &Path, quarantine: &str) -> Result<MaildirMailbox> {
+        let quarantine = root.join(format!(".{quarantine}"));
+        for dir in [root, quarantine.as_path()] {
+            for sub in ["new", "cur", "tmp"] {
+                std::fs::create_dir_all(dir.join(sub)).with_context(|| {
+                    format!(
+                        "cannot create the Maildir folder {}",
+                        dir.join(sub).display()
+                    )
+                })?;
+            }
         }
         Ok(MaildirMailbox {
             root: root.to_path_buf(),
             waiting: None,
+            quarantine,
         })
     }
 
@@ -249,6 +299,16 @@ impl MaildirMailbox {
     }
 
     fn processed(&mut self, fetched: &Fetched) -> Result<()> {
+        let cur = self.root.join("cur");
+        Self::move_to(fetched, &cur)
+    }
+
+    fn quarantined(&mut self, fetched: &Fetched) -> Result<()> {
+        let cur = self.quarantine.join("cur");
+        Self::move_to(fetched, &cur)
+    }
+
+    fn move_to(fetched: &Fetched, cur: &Path) -> Result<()> {
         let Handle::File(path) = &fetched.handle else {
             bail!("a Maildir message without a file");
         };
@@ -257,7 +317,7 @@ impl MaildirMailbox {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let unique = name.split(':').next().unwrap_or(&name);
-        let target = self.root.join("cur").join(format!("{unique}:2,"));
+        let target = cur.join(format!("{unique}:2,"));
         std::fs::rename(path, &target)
             .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))
     }
@@ -334,10 +394,11 @@ async fn read_greeting(c: &mut async_imap::Client<ImapStream>) -> Result<()> {
 /// A logged-in IMAP mailbox with its folder selected.
 pub struct ImapMailbox {
     session: Option<Session<ImapStream>>,
-    /// `imap:user@host:port/folder`, the checkpoint key.
+    /// `imap:user/folder`, the checkpoint key (not the host or port: see the module doc).
     key: String,
     folder: String,
     processed_folder: String,
+    quarantine_folder: String,
     uidvalidity: u32,
     exists: u32,
     has_idle: bool,
@@ -360,6 +421,7 @@ impl ImapMailbox {
         server: &ServerSettings,
         folder: &str,
         processed_folder: &str,
+        quarantine_folder: &str,
         poll_interval_secs: u64,
     ) -> Result<ImapMailbox> {
         let mut session = login(server).await?;
@@ -371,6 +433,7 @@ impl ImapMailbox {
         let has_move = caps.has_str("MOVE");
         let has_uidplus = caps.has_str("UIDPLUS");
         ensure_folder(&mut session, processed_folder).await?;
+        ensure_folder(&mut session, quarantine_folder).await?;
         let selected = session
             .select(folder)
             .await
@@ -378,15 +441,10 @@ impl ImapMailbox {
         let uidvalidity = selected.uid_validity.unwrap_or(0);
         Ok(ImapMailbox {
             session: Some(session),
-            key: format!(
-                "imap:{}@{}:{}/{}",
-                server.username.as_deref().unwrap_or_default(),
-                server.host,
-                server.port,
-                folder
-            ),
+            key: mailbox_key(server.username.as_deref(), folder),
             folder: folder.to_string(),
             processed_folder: processed_folder.to_string(),
+            quarantine_folder: quarantine_folder.to_string(),
             uidvalidity,
             exists: selected.exists,
             has_idle,
@@ -509,22 +567,29 @@ impl ImapMailbox {
         fetched: &Fetched,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let target = self.processed_folder.clone();
+        self.move_to(store, fetched, &target, now).await
+    }
+
+    async fn move_to(
+        &mut self,
+        store: &Store,
+        fetched: &Fetched,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Handle::Uid(uid) = fetched.handle else {
             bail!("an IMAP message without a UID");
         };
-        let (has_move, has_uidplus, target) = (
-            self.has_move,
-            self.has_uidplus,
-            self.processed_folder.clone(),
-        );
+        let (has_move, has_uidplus) = (self.has_move, self.has_uidplus);
         let session = self.session_mut()?;
         let moved = if has_move {
             session
-                .uid_mv(uid.to_string(), &target)
+                .uid_mv(uid.to_string(), target)
                 .await
                 .map_err(anyhow::Error::from)
         } else {
-            move_by_copy(session, uid, &target, has_uidplus).await
+            move_by_copy(session, uid, target, has_uidplus).await
         }
         .and_then(|()| still_open(session));
         // The checkpoint moves even when the move failed: the message is stored, and must
@@ -576,6 +641,13 @@ impl ImapMailbox {
     pub fn folder(&self) -> &str {
         &self.folder
     }
+}
+
+/// The checkpoint key of an IMAP folder: the account and the folder, not the host name or
+/// port used to reach the server (another name for the same server must not make every
+/// mail in the folder new).
+pub fn mailbox_key(username: Option<&str>, folder: &str) -> String {
+    format!("imap:{}/{folder}", username.unwrap_or_default())
 }
 
 /// What the server answered for one UID.
@@ -721,7 +793,7 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         tracing::info!(
             event = "mailbox.folder_created",
             folder,
-            "created the processed folder"
+            "created a folder for klachtpost"
         );
     }
     Ok(())
@@ -754,5 +826,14 @@ mod tests {
         let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
         assert_eq!(t, now);
         assert!(note.unwrap().contains("time of intake"));
+    }
+
+    #[test]
+    fn the_mailbox_key_is_the_account_and_folder_not_the_server_name() {
+        assert_eq!(
+            mailbox_key(Some("klachten@firma.nl"), "INBOX"),
+            "imap:klachten@firma.nl/INBOX"
+        );
+        assert_eq!(mailbox_key(None, "Klachten/2026"), "imap:/Klachten/2026");
     }
 }

@@ -190,6 +190,7 @@ async fn change(
                 flags: &[],
                 raw: &out.raw,
                 created_at: now,
+                identity: None,
             },
         )
         .await?;

@@ -20,6 +20,10 @@
 //!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
+//!   [`intake::identity`] knows a mail seen before by what it is (duplicates are recorded,
+//!   never taken in twice); [`intake::quarantine`] is the fault boundary: a mail that
+//!   cannot be taken in is kept raw in quarantine and the partners are told, and intake
+//!   goes on.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.

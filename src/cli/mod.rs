@@ -5,6 +5,7 @@ mod calendar;
 mod cases;
 mod explain;
 mod mail;
+mod quarantine;
 mod status;
 
 use std::path::PathBuf;
@@ -55,6 +56,11 @@ pub enum Command {
     Mail {
         #[command(subcommand)]
         command: MailCommand,
+    },
+    /// Mail that could not be taken in: list it, take it in again after a fix.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
     },
     /// Show what klachtpost would decide for one mail, without changing anything.
     Explain {
@@ -112,6 +118,27 @@ pub enum CasesCommand {
         /// Whether the client said to be satisfied with the solution: yes or no.
         #[arg(long)]
         satisfied: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// What is in quarantine, oldest first, and how many duplicates were recognised.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Also what was quarantined before and has been taken in since.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run intake again on a quarantined mail's stored bytes (after fixing the cause).
+    Retry {
+        /// The item, e.g. Q-0007.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        reference: Option<String>,
+        /// Every item still in quarantine.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -206,6 +233,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Mail {
             command: MailCommand::List { unfiled, json },
         } => mail::list(&load_register(&cli.config)?, unfiled, json).await,
+        Command::Quarantine { command } => {
+            let config = load_register(&cli.config)?;
+            match command {
+                QuarantineCommand::List { json, all } => quarantine::list(&config, json, all).await,
+                QuarantineCommand::Retry { reference, all } => {
+                    quarantine::retry(&config, reference.as_deref(), all).await
+                }
+            }
+        }
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {

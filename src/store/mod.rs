@@ -16,12 +16,20 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod duplicates;
 pub mod health;
 mod parties;
+mod quarantine;
 mod receipt;
 mod unfiled;
 
+pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use parties::add_party;
+pub use quarantine::{
+    NewQuarantine, QuarantineItem, insert_quarantine,
+    parse_reference as parse_quarantine_reference, queue_quarantine_notice,
+    reference as quarantine_reference, resolve_quarantine,
+};
 pub use unfiled::UnfiledMail;
 
 /// A database error, with the action that failed.
@@ -715,6 +723,8 @@ pub struct NewMessage<'a> {
     pub direction: &'a str,
     pub kind: &'a str,
     pub source_key: Option<&'a str>,
+    /// What the mail is ([`crate::intake::identity`]); `None` for what klachtpost sends.
+    pub identity: Option<&'a str>,
     pub message_id: Option<&'a str>,
     pub from_name: Option<&'a str>,
     pub from_address: Option<&'a str>,
@@ -731,8 +741,8 @@ pub struct NewMessage<'a> {
 pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                               date_header, received_at, text, decision_reason, flags, size, raw, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                               date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(m.case_id)
     .bind(m.direction)
@@ -750,6 +760,7 @@ pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Re
     .bind(m.raw.len() as i64)
     .bind(m.raw)
     .bind(ts(m.created_at))
+    .bind(m.identity)
     .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get(0)?)
@@ -943,6 +954,7 @@ pub async fn queue_outgoing(
             direction: "outbound",
             kind: purpose,
             source_key: None,
+            identity: None,
             message_id: Some(&out.message_id),
             from_name,
             from_address: Some(from),
