@@ -41,6 +41,7 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct Firm {
     /// Domains whose senders are staff, lower-cased.
     pub staff_domains: Vec<String>,
     pub partners: Vec<Partner>,
+    /// Who is recorded in the history for a command without `--by` (else the OS user).
+    pub operator: Option<String>,
 }
 
 impl Firm {
@@ -154,6 +157,7 @@ struct RawFirm {
     staff_domains: Vec<String>,
     #[serde(default)]
     partners: Vec<Partner>,
+    operator: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +194,12 @@ struct RawTemplates {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawRetention {
+    keep: Option<String>,
+    keep_unattached: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct RawIntake {
     max_message_bytes: Option<usize>,
 }
@@ -203,6 +213,7 @@ const SECTIONS: &[&str] = &[
     "deadlines",
     "templates",
     "intake",
+    "retention",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -284,6 +295,7 @@ impl Config {
         let deadlines: DeadlineSettings = section(&table, "deadlines", &mut problems);
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
+        let retention: RawRetention = section(&table, "retention", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -510,6 +522,36 @@ impl Config {
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
 
+        // [retention]
+        let mut span = |key: &str, value: Option<&str>, default: crate::retention::Span| match value
+            .map(crate::retention::Span::parse)
+        {
+            None => default,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                problems.push(format!("retention.{key}: {e}"));
+                default
+            }
+        };
+        let retention = crate::retention::RetentionSettings {
+            keep: span(
+                "keep",
+                retention.keep.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP,
+            ),
+            keep_unattached: span(
+                "keep_unattached",
+                retention.keep_unattached.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP_UNATTACHED,
+            ),
+        };
+        let operator = firm
+            .operator
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
@@ -519,6 +561,7 @@ impl Config {
                     address,
                     staff_domains,
                     partners,
+                    operator,
                 },
                 database_url,
                 mailbox,
@@ -535,6 +578,7 @@ impl Config {
                     extension,
                 },
                 intake: IntakeSettings { max_message_bytes },
+                retention,
             }),
             _ => Err(err(problems)),
         }

@@ -10,6 +10,7 @@
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::case::{self, Actor};
 use crate::classify::{self, Context, Decision, Direction, Kind};
 use crate::clock::Clock;
 use crate::compose::{self, Template};
@@ -149,7 +150,7 @@ impl<'a> Pipeline<'a> {
                 .original_subject
                 .as_deref()
                 .unwrap_or(&mail.subject);
-            let id = store::insert_case(
+            let id = case::open(
                 &mut tx,
                 &NewCase {
                     reference: &reference,
@@ -158,6 +159,7 @@ impl<'a> Pipeline<'a> {
                         .and_then(|c| c.name.as_deref())
                         .or(decision.complainant_name.as_deref()),
                     complainant_address: complainant.map(|c| c.address.as_str()),
+                    complainant_phone: decision.complainant_phone.as_deref(),
                     complainant_source: source,
                     subject,
                     received_at: decision.received_at,
@@ -171,13 +173,7 @@ impl<'a> Pipeline<'a> {
                     deadline_explanation: &d.explanation,
                     flags: &decision.flags,
                 },
-            )
-            .await?;
-            store::add_event(
-                &mut tx,
-                id,
-                now,
-                "case.opened",
+                Actor::system(now),
                 &format!(
                     "{} via {}; responsible partner {}",
                     decision.kind.as_str(),
@@ -240,20 +236,18 @@ impl<'a> Pipeline<'a> {
         outcome.message_row = Some(message_row);
 
         if let (None, Some(id)) = (&case_id, threaded_case_id) {
-            store::add_event(
+            case::message_added(
                 &mut tx,
                 id,
-                now,
-                &format!("message.{}", decision.kind.as_str()),
+                decision.kind.as_str(),
                 &decision.reason,
+                &decision.flags,
+                Actor::system(now),
             )
             .await?;
-            for flag in &decision.flags {
-                store::add_flag(&mut tx, id, flag).await?;
-            }
             let from_staff = from.is_some_and(|f| config.firm.is_staff(&f.address));
             if decision.direction == Direction::Outbound && from_staff {
-                store::mark_response(&mut tx, id, received_at).await?;
+                case::response_met(&mut tx, id, received_at, Actor::system(now)).await?;
             }
         }
 
@@ -296,12 +290,12 @@ impl<'a> Pipeline<'a> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 &mut tx,
                 *id,
-                now,
                 "acknowledgement.queued",
                 "acknowledgement queued for sending",
+                Actor::system(now),
             )
             .await?;
             outcome.ack_queued = true;
@@ -393,12 +387,12 @@ impl Pipeline<'_> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 tx,
                 case_id,
-                now,
                 "staff.confirmation_queued",
                 "the staff member is told what was recognised",
+                Actor::system(now),
             )
             .await?;
         }
@@ -432,15 +426,15 @@ impl Pipeline<'_> {
                 )?;
                 store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
                 if let Some(id) = case_id {
-                    store::add_event(
+                    case::log(
                         tx,
                         id,
-                        now,
                         "message.triage",
                         &format!(
                             "message {message_row} needs a partner's look: {}",
                             decision.reason
                         ),
+                        Actor::system(now),
                     )
                     .await?;
                 }

@@ -28,6 +28,7 @@
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
 pub mod calendar;
+pub mod case;
 pub mod classify;
 pub mod cli;
 pub mod clock;
@@ -40,6 +41,7 @@ pub mod fetch;
 pub mod intake;
 pub mod outbox;
 pub mod parse;
+pub mod retention;
 pub mod send;
 pub mod store;
 pub mod tls;
