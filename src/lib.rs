@@ -37,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadlines;
 pub mod demo;
+pub mod export;
 pub mod fetch;
 pub mod intake;
 pub mod outbox;
