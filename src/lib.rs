@@ -22,7 +22,15 @@
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
-//! - [`store`]: the database (sqlx; SQLite by default, portable SQL).
+//! - [`case`]: the one place where a case changes: typed statuses and the case commands
+//!   (open, assign, status, form fields, note, extend, close, reopen, hold, purge …), each in
+//!   the caller's transaction with one entry in the hash-chained history.
+//! - [`export`]: what the register gives out: the registration form (HTML), the register
+//!   for auditors (CSV/JSON), a person's data (access request).
+//! - [`retention`]: purging closed cases past `[retention] keep` to a tombstone, and mail
+//!   without a case; the daemon's daily job.
+//! - [`store`]: the database (sqlx; SQLite by default, portable SQL); the history chain and
+//!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
