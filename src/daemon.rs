@@ -92,7 +92,7 @@ pub async fn run_with(
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
         mailbox.close().await;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
-        crate::retention::daily_job(&store, &config.retention, clock.now()).await?;
+        crate::retention::daily_job(&store, &config, clock.now()).await?;
         return Ok(());
     }
 
@@ -260,7 +260,7 @@ async fn retention_loop(
         if *stop.borrow() {
             break;
         }
-        let wait = match crate::retention::daily_job(&store, &config.retention, clock.now()).await {
+        let wait = match crate::retention::daily_job(&store, &config, clock.now()).await {
             Ok(next) => {
                 backoff = Duration::from_secs(60);
                 (next - clock.now())

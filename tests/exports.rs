@@ -394,7 +394,7 @@ async fn logs_at_info_carry_no_name_address_or_subject_through_a_full_flow() {
     // retention two years on.
     let (config, store, refs) = register(tmp.path()).await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2029, 6, 1, 9, 0, 0).unwrap());
-    klachtpost::retention::purge(&store, &config.retention, clock.now(), "klachtpost", false)
+    klachtpost::retention::purge(&store, &config, clock.now(), "klachtpost", false)
         .await
         .unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

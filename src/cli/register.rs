@@ -20,8 +20,7 @@ pub async fn purge(
 ) -> Result<ExitCode> {
     let by = actor_name(config, by);
     let store = Store::open(&config.database_url).await?;
-    let report =
-        crate::retention::purge(&store, &config.retention, SystemClock.now(), &by, dry_run).await?;
+    let report = crate::retention::purge(&store, config, SystemClock.now(), &by, dry_run).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
