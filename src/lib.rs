@@ -15,7 +15,9 @@
 //! - [`fetch`]: the mailbox edge. A [`fetch::Mailbox`] lists what is new, hands over raw
 //!   bytes with the server's receipt time, and moves a message away once it is stored.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`] (mail-parser); never fails, flags instead.
-//! - [`classify`]: the pure decision "what does this mail mean, for which case".
+//! - [`classify`]: the pure decision "what does this mail mean, for which case", including
+//!   who may write on a case and whether the firm's server vouches for a staff sender
+//!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
@@ -29,7 +31,8 @@
 //!   for auditors (CSV/JSON), a person's data (access request).
 //! - [`retention`]: purging closed cases past `[retention] keep` to a tombstone, and mail
 //!   without a case; the daemon's daily job.
-//! - [`store`]: the database (sqlx; SQLite by default, portable SQL); the history chain and
+//! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
+//!   (e.g. a case's parties, the mail that opened no case); the history chain and
 //!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.

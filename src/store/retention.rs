@@ -24,6 +24,11 @@ pub async fn delete_case_mail(tx: &mut SqliteConnection, case_id: i64) -> Result
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Parties are addresses (personal) and point at the case's messages.
+    sqlx::query("DELETE FROM case_parties WHERE case_id = $1")
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
     let messages = sqlx::query("DELETE FROM messages WHERE case_id = $1")
         .bind(case_id)
         .execute(&mut *tx)
