@@ -358,6 +358,14 @@ async fn audit_verify_names_the_first_entry_changed_deleted_or_inserted_behind_i
             "previous-entry hash",
         ),
         (
+            "UPDATE cases SET status = 'closed', client_satisfied = 1",
+            "status is not what its history last set it to",
+        ),
+        (
+            "UPDATE cases SET partner_email = 'mallory@example-firm.nl'",
+            "partner_email is not what its history",
+        ),
+        (
             "INSERT INTO case_events (id, case_id, at, event, detail) SELECT id + 1000, case_id, at, 'case.note', 'ingevoegd' FROM case_events WHERE detail = 'derde notitie'",
             "no hash",
         ),
