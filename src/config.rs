@@ -59,6 +59,7 @@ pub struct Config {
     /// `[mailbox] quarantine_folder`: where a mail that cannot be taken in is moved (IMAP:
     /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
     pub quarantine_folder: String,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct Firm {
     /// Domains whose senders are staff, lower-cased.
     pub staff_domains: Vec<String>,
     pub partners: Vec<Partner>,
+    /// Who is recorded in the history for a command without `--by` (else the OS user).
+    pub operator: Option<String>,
     /// The authserv-id of the firm's own inbound mail server (RFC 8601), lower-cased.
     /// When set, a mail counts as from staff or a partner only when that server's
     /// Authentication-Results vouch for its From domain; see `classify::authres`.
@@ -186,6 +189,7 @@ struct RawFirm {
     staff_domains: Vec<String>,
     #[serde(default)]
     partners: Vec<Partner>,
+    operator: Option<String>,
     trusted_authserv_id: Option<String>,
 }
 
@@ -230,6 +234,12 @@ struct RawAlerts {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawRetention {
+    keep: Option<String>,
+    keep_unattached: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct RawIntake {
     max_message_bytes: Option<usize>,
 }
@@ -244,6 +254,7 @@ const SECTIONS: &[&str] = &[
     "templates",
     "intake",
     "alerts",
+    "retention",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -350,6 +361,7 @@ impl Config {
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
+        let retention: RawRetention = section(&table, "retention", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -643,6 +655,35 @@ impl Config {
                 std::time::Duration::from_secs(30 * 60)
             }
         };
+        // [retention]
+        let mut span = |key: &str, value: Option<&str>, default: crate::retention::Span| match value
+            .map(crate::retention::Span::parse)
+        {
+            None => default,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                problems.push(format!("retention.{key}: {e}"));
+                default
+            }
+        };
+        let retention = crate::retention::RetentionSettings {
+            keep: span(
+                "keep",
+                retention.keep.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP,
+            ),
+            keep_unattached: span(
+                "keep_unattached",
+                retention.keep_unattached.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP_UNATTACHED,
+            ),
+        };
+        let operator = firm
+            .operator
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
 
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
@@ -653,6 +694,7 @@ impl Config {
                     address,
                     staff_domains,
                     partners,
+                    operator,
                     trusted_authserv_id: firm
                         .trusted_authserv_id
                         .as_deref()
@@ -676,6 +718,7 @@ impl Config {
                 intake: IntakeSettings { max_message_bytes },
                 alerts: AlertSettings { alert_after },
                 quarantine_folder,
+                retention,
             }),
             _ => Err(err(problems)),
         }

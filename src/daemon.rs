@@ -69,9 +69,7 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             handled.outcome.as_ref().and_then(|o| o.message_row),
         ) {
             // Stored; the note is what a partner needs to judge the receipt time.
-            pipeline
-                .store
-                .note_receipt_time(row, note, pipeline.clock.now())
+            crate::intake::note_receipt_time(pipeline.store, row, note, pipeline.clock.now())
                 .await?;
             tracing::warn!(
                 event = "mail.receipt_time_fallback",
@@ -144,6 +142,7 @@ pub async fn run_with(
         .await?;
         mailbox.close().await;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
+        crate::retention::daily_job(&store, &config, clock.now()).await?;
         return Ok(());
     }
 
@@ -188,21 +187,40 @@ pub async fn run_with(
             )
         })
     });
+    let retention = tokio::spawn({
+        let (config, store, clock, stop) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+        );
+        supervise(
+            "retention",
+            Supervision::DAEMON,
+            stop_rx.clone(),
+            move || retention_loop(config.clone(), store.clone(), clock.clone(), stop.clone()),
+        )
+    });
     tracing::info!(event = "daemon.started", "klachtpost is running");
 
     // Runs until a shutdown signal, or until a task could not be kept running: then the
     // daemon stops as a whole and exits non-zero, so that systemd restarts it. It never
     // runs on with one task dead.
-    let mut tasks = [("intake", Some(intake)), ("sender", Some(sending))];
+    let mut tasks = [
+        ("intake", Some(intake)),
+        ("sender", Some(sending)),
+        ("retention", Some(retention)),
+    ];
     tokio::pin!(shutdown);
     let failure: Option<anyhow::Error> = {
-        let [(_, Some(a)), (_, Some(b))] = &mut tasks else {
-            unreachable!("both tasks were just started")
+        let [(_, Some(a)), (_, Some(b)), (_, Some(c))] = &mut tasks else {
+            unreachable!("the tasks were just started")
         };
         tokio::select! {
             _ = &mut shutdown => None,
             r = a => Some(task_end("intake", r).err().unwrap_or_else(|| anyhow::anyhow!("the intake task ended"))),
             r = b => Some(task_end("sender", r).err().unwrap_or_else(|| anyhow::anyhow!("the sender task ended"))),
+            r = c => Some(task_end("retention", r).err().unwrap_or_else(|| anyhow::anyhow!("the retention task ended"))),
         }
     };
     // A finished JoinHandle must not be awaited again.
@@ -525,6 +543,42 @@ async fn sender_loop(
         }
     }
     tracing::info!(event = "sender.stopped", "sender stopped");
+    Ok(())
+}
+
+/// The daily retention purge: a due row in `jobs` ([`crate::retention::daily_job`]), so a
+/// restart neither skips nor repeats a day. Between runs it sleeps at most [`MAX_WAIT`].
+async fn retention_loop(
+    config: Arc<Config>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = Duration::from_secs(60);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let wait = match crate::retention::daily_job(&store, &config, clock.now()).await {
+            Ok(next) => {
+                backoff = Duration::from_secs(60);
+                (next - clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_WAIT)
+            }
+            Err(e) => {
+                tracing::warn!(event = "retention.job_failed", error = %format!("{e:#}"), retry_in = ?backoff, "cannot run the retention job");
+                backoff = (backoff * 2).min(Duration::from_secs(3600));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!(event = "retention.stopped", "retention stopped");
     Ok(())
 }
 

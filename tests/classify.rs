@@ -22,6 +22,7 @@ fn firm() -> Firm {
             name: "Anna Partner".into(),
             email: "anna@example-firm.nl".into(),
         }],
+        operator: None,
         trusted_authserv_id: None,
     }
 }

@@ -231,7 +231,7 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
         case["extension_reason"],
         "Wij wachten op het verslag van de trainer."
     );
-    let events: Vec<&str> = case["events"]
+    let events: Vec<&str> = case["history"]
         .as_array()
         .unwrap()
         .iter()

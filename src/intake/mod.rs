@@ -22,6 +22,7 @@ pub use quarantine::{Disposition, Handled, Retried};
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::case::{self, Actor};
 use crate::classify::{self, Context, Decision, Direction, Kind};
 use crate::clock::Clock;
 use crate::compose::{self, Template};
@@ -233,7 +234,7 @@ impl<'a> Pipeline<'a> {
                 .original_subject
                 .as_deref()
                 .unwrap_or(&mail.subject);
-            let id = store::insert_case(
+            let id = case::open(
                 &mut tx,
                 &NewCase {
                     reference: &reference,
@@ -242,6 +243,7 @@ impl<'a> Pipeline<'a> {
                         .and_then(|c| c.name.as_deref())
                         .or(decision.complainant_name.as_deref()),
                     complainant_address: complainant.map(|c| c.address.as_str()),
+                    complainant_phone: decision.complainant_phone.as_deref(),
                     complainant_source: source,
                     subject,
                     received_at: decision.received_at,
@@ -255,13 +257,7 @@ impl<'a> Pipeline<'a> {
                     deadline_explanation: &d.explanation,
                     flags: &decision.flags,
                 },
-            )
-            .await?;
-            store::add_event(
-                &mut tx,
-                id,
-                now,
-                "case.opened",
+                Actor::system(now),
                 &format!(
                     "{} via {}; responsible partner {}",
                     decision.kind.as_str(),
@@ -325,21 +321,19 @@ impl<'a> Pipeline<'a> {
         outcome.message_row = Some(message_row);
 
         if let (None, Some(id)) = (&case_id, threaded_case_id) {
-            store::add_event(
+            case::message_added(
                 &mut tx,
                 id,
-                now,
-                &format!("message.{}", decision.kind.as_str()),
+                decision.kind.as_str(),
                 &decision.reason,
+                &decision.flags,
+                Actor::system(now),
             )
             .await?;
-            for flag in &decision.flags {
-                store::add_flag(&mut tx, id, flag).await?;
-            }
             // Only staff the firm's server vouched for (when it is asked to), writing to
             // the complainant, meet the response deadline.
             if decision.direction == Direction::Outbound && decision.answers_complainant {
-                store::mark_response(&mut tx, id, received_at).await?;
+                case::response_met(&mut tx, id, received_at, Actor::system(now)).await?;
             }
         }
 
@@ -354,18 +348,15 @@ impl<'a> Pipeline<'a> {
                 } else {
                     "addressed"
                 };
-                if store::add_party(&mut tx, id, address, role, Some(message_row), now).await?
-                    && role == "addressed"
-                {
-                    store::add_event(
-                        &mut tx,
-                        id,
-                        now,
-                        "party.added",
-                        &format!("message {message_row} addressed a new party in To or Cc"),
-                    )
-                    .await?;
-                }
+                case::add_party(
+                    &mut tx,
+                    id,
+                    address,
+                    role,
+                    Some(message_row),
+                    Actor::system(now),
+                )
+                .await?;
             }
         }
 
@@ -408,12 +399,12 @@ impl<'a> Pipeline<'a> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 &mut tx,
                 *id,
-                now,
                 "acknowledgement.queued",
                 "acknowledgement queued for sending",
+                Actor::system(now),
             )
             .await?;
             outcome.ack_queued = true;
@@ -440,27 +431,27 @@ impl<'a> Pipeline<'a> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 &mut tx,
                 *id,
-                now,
                 "acknowledgement.impossible",
                 "the sender's address cannot be answered; the partner is told to acknowledge another way",
+                Actor::system(now),
             )
             .await?;
         }
         if let Some(q) = source.retry_of {
             store::resolve_quarantine(&mut tx, q, "taken_in", Some(message_row), now).await?;
             if let Some(id) = threaded_case_id {
-                store::add_event(
+                case::log(
                     &mut tx,
                     id,
-                    now,
                     "quarantine.taken_in",
                     &format!(
                         "taken in from quarantine {} on a retry",
                         store::quarantine_reference(q)
                     ),
+                    Actor::system(now),
                 )
                 .await?;
             }
@@ -567,12 +558,12 @@ impl Pipeline<'_> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 tx,
                 case_id,
-                now,
                 "staff.confirmation_queued",
                 "the staff member is told what was recognised",
+                Actor::system(now),
             )
             .await?;
         }
@@ -595,14 +586,14 @@ impl Pipeline<'_> {
             )?;
             store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
             if let Some(id) = case_id {
-                store::add_event(
+                case::log(
                     tx,
                     id,
-                    now,
                     "partner.told_closed_case_mail",
                     &format!(
                         "message {message_row} arrived on the closed case; the partner is told"
                     ),
+                    Actor::system(now),
                 )
                 .await?;
             }
@@ -637,15 +628,15 @@ impl Pipeline<'_> {
                 )?;
                 store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
                 if let Some(id) = case_id {
-                    store::add_event(
+                    case::log(
                         tx,
                         id,
-                        now,
                         "message.triage",
                         &format!(
                             "message {message_row} needs a partner's look: {}",
                             decision.reason
                         ),
+                        Actor::system(now),
                     )
                     .await?;
                 }
@@ -653,4 +644,27 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// Record how a stored message's receipt time was found when the server gave no
+/// INTERNALDATE: on the message's flags and, when it is on a case, in the case's history.
+pub async fn note_receipt_time(
+    store: &Store,
+    row: i64,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = store.begin().await?;
+    if let Some(case_id) = store::add_message_note(&mut tx, row, note).await? {
+        case::log(
+            &mut tx,
+            case_id,
+            "message.receipt_time",
+            note,
+            Actor::system(now),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

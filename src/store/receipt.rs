@@ -1,38 +1,35 @@
 //! A note about how a stored message's receipt time was found, when the server did not say
-//! (no INTERNALDATE): on the message's flags and in its case's history.
+//! (no INTERNALDATE), on the message's flags. The case's history entry is intake's
+//! ([`crate::intake::note_receipt_time`]), through the case commands.
 
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 
-use super::{Result, Store, add_event};
+use super::Result;
 
-impl Store {
-    /// Add `note` to message `row`'s flags and, when it is on a case, to the case's history.
-    pub async fn note_receipt_time(&self, row: i64, note: &str, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let found = sqlx::query("SELECT case_id, flags FROM messages WHERE id = $1")
-            .bind(row)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(found) = found else {
-            return Ok(());
-        };
-        let case_id: Option<i64> = found.try_get(0)?;
-        let flags: String = found.try_get(1)?;
-        let flags = if flags.is_empty() {
-            note.to_string()
-        } else {
-            format!("{flags}\n{note}")
-        };
-        sqlx::query("UPDATE messages SET flags = $1 WHERE id = $2")
-            .bind(flags)
-            .bind(row)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(case_id) = case_id {
-            add_event(&mut tx, case_id, now, "message.receipt_time", note).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+/// Add `note` to message `row`'s flags. Returns the message's case, if it is on one.
+pub async fn add_message_note(
+    tx: &mut SqliteConnection,
+    row: i64,
+    note: &str,
+) -> Result<Option<i64>> {
+    let found = sqlx::query("SELECT case_id, flags FROM messages WHERE id = $1")
+        .bind(row)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let case_id: Option<i64> = found.try_get(0)?;
+    let flags: String = found.try_get(1)?;
+    let flags = if flags.is_empty() {
+        note.to_string()
+    } else {
+        format!("{flags}\n{note}")
+    };
+    sqlx::query("UPDATE messages SET flags = $1 WHERE id = $2")
+        .bind(flags)
+        .bind(row)
+        .execute(&mut *tx)
+        .await?;
+    Ok(case_id)
 }
