@@ -131,10 +131,39 @@ pub struct Outgoing {
     pub max_attempts: u32,
 }
 
+/// `[templates]`: where the firm's own templates are and which language to write in.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    pub acknowledgement: PathBuf,
-    pub extension: PathBuf,
+    /// A folder whose files override the built-in templates of the same name (taken
+    /// from the config file's folder when relative). None: the built-in templates only.
+    pub dir: Option<PathBuf>,
+    pub language: crate::compose::LanguageSetting,
+    /// Older configs: one file for the acknowledgement's text, in every language.
+    pub acknowledgement: Option<PathBuf>,
+    /// Older configs: one file for the extension mail's text, in every language.
+    pub extension: Option<PathBuf>,
+}
+
+impl Templates {
+    /// Read and compile every template (built-ins, the firm's files over them); every
+    /// problem at once, each naming its file and line.
+    pub fn load(&self) -> Result<crate::compose::TemplateSet, crate::compose::TemplateError> {
+        self.load_all()
+            .map_err(|problems| crate::compose::TemplateError {
+                problem: problems.join("\n"),
+            })
+    }
+
+    fn load_all(&self) -> Result<crate::compose::TemplateSet, Vec<String>> {
+        let mut legacy = Vec::new();
+        if let Some(p) = &self.acknowledgement {
+            legacy.push(("acknowledgement", p.clone()));
+        }
+        if let Some(p) = &self.extension {
+            legacy.push(("extension", p.clone()));
+        }
+        crate::compose::TemplateSet::load(self.dir.as_deref(), &legacy)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +214,8 @@ struct RawServer {
 
 #[derive(Debug, Default, Deserialize)]
 struct RawTemplates {
+    dir: Option<PathBuf>,
+    language: Option<String>,
     acknowledgement: Option<PathBuf>,
     extension: Option<PathBuf>,
 }
@@ -493,19 +524,24 @@ impl Config {
         );
 
         // [templates]
-        let acknowledgement = templates
-            .acknowledgement
-            .unwrap_or_else(|| "config/templates/acknowledgement.nl.txt".into());
-        let extension = templates
-            .extension
-            .unwrap_or_else(|| "config/templates/extension.nl.txt".into());
-        for (key, path) in [
-            ("acknowledgement", &acknowledgement),
-            ("extension", &extension),
-        ] {
-            if let Err(e) = crate::compose::Template::load(path) {
-                problems.push(format!("templates.{key}: {e}"));
-            }
+        let language = match templates.language.as_deref() {
+            None => crate::compose::LanguageSetting::Auto,
+            Some(l) => crate::compose::LanguageSetting::parse(l).unwrap_or_else(|| {
+                problems.push(format!(
+                    "templates.language: {l:?} is not one of \"nl\", \"en\", \"auto\""
+                ));
+                crate::compose::LanguageSetting::Auto
+            }),
+        };
+        let templates = Templates {
+            dir: templates.dir.map(|d| relative_to(path, d)),
+            language,
+            acknowledgement: templates.acknowledgement,
+            extension: templates.extension,
+        };
+        match templates.load_all() {
+            Ok(set) => problems.extend(set.check().into_iter().map(|p| format!("templates: {p}"))),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("templates: {p}"))),
         }
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
@@ -530,14 +566,19 @@ impl Config {
                 calendar,
                 calendar_settings,
                 deadlines,
-                templates: Templates {
-                    acknowledgement,
-                    extension,
-                },
+                templates,
                 intake: IntakeSettings { max_message_bytes },
             }),
             _ => Err(err(problems)),
         }
+    }
+}
+
+/// A relative path in the config, taken from the config file's folder.
+fn relative_to(config_path: &Path, p: PathBuf) -> PathBuf {
+    match config_path.parent() {
+        Some(folder) if p.is_relative() && !folder.as_os_str().is_empty() => folder.join(p),
+        _ => p,
     }
 }
 

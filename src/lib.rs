@@ -18,7 +18,8 @@
 //! - [`classify`]: the pure decision "what does this mail mean, for which case".
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
-//! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
+//! - [`compose`]: builds every message klachtpost sends from templates (minijinja; built-in
+//!   defaults, a firm's own files over them; Dutch and English, text and HTML).
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.

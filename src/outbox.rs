@@ -124,20 +124,20 @@ async fn tell_partner(
     let Some((name, email)) = store.case_partner(reference).await? else {
         return Ok(());
     };
-    let body = format!(
-        "Beste {name},\n\nDe ontvangstbevestiging van klacht {reference} kon niet worden verzonden:\n{why}\n\n\
-         Neem op een andere manier contact op met de klager, zodat de ontvangst tijdig wordt bevestigd.\n\
-         Bekijk de zaak met: klachtpost cases show {reference}\n\n-- klachtpost\n"
-    );
-    let out = compose::notice(
-        &config.firm.name,
-        config.firm.domain(),
-        &config.outgoing.from,
-        &email,
-        reference,
-        &format!("[{reference}] Ontvangstbevestiging niet verzonden"),
-        &body,
-        clock.now(),
+    let templates = config.templates.load()?;
+    let out = compose::notice_from_template(
+        &templates,
+        "send_failed",
+        config.templates.language.internal(),
+        &compose::NoticeHead {
+            firm_name: &config.firm.name,
+            firm_domain: config.firm.domain(),
+            from: &config.outgoing.from,
+            to: &email,
+            reference,
+            now: clock.now(),
+        },
+        minijinja::context! { reference, partner => name, why },
     )?;
     store
         .queue_notice(reference, &email, &out, &config.outgoing.from, clock.now())

@@ -270,9 +270,9 @@ kind = "file"
     let good = std::fs::read_to_string(dir.path().join("config/klachtpost.toml"))
         .unwrap()
         .replace("kind = \"maildir\"\npath = \"var/mailbox\"", "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"KP_SECRET_FOR_TEST\"");
-    std::fs::write(dir.path().join("imap.toml"), good).unwrap();
+    std::fs::write(dir.path().join("config/imap.toml"), good).unwrap();
     let out = bin()
-        .args(["check-config", "--config", "imap.toml"])
+        .args(["check-config", "--config", "config/imap.toml"])
         .env("KP_SECRET_FOR_TEST", "s3cr3t-value")
         .current_dir(dir.path())
         .output()

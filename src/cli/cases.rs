@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 
 use crate::clock::{Clock, SystemClock};
-use crate::compose::{self, Template};
+use crate::compose;
 use crate::config::Config;
 use crate::deadlines::{self, Deadlines};
 use crate::store::{Store, parse_ts};
@@ -172,10 +172,11 @@ pub async fn extend(
     let ext = deadlines::extend_to_date(&config.calendar, &current, date, reason)
         .map_err(|e| anyhow::anyhow!(e))?;
     let now = SystemClock.now();
-    let template = Template::load(&config.templates.extension)?;
+    let templates = config.templates.load()?;
+    let lang = store.case_language(reference).await?;
     let mail = match c.complainant_address.as_deref() {
         Some(to) => Some(compose::extension(
-            &template,
+            &templates,
             &compose::Acknowledgement {
                 firm_name: &config.firm.name,
                 firm_domain: config.firm.domain(),
@@ -192,6 +193,7 @@ pub async fn extend(
                 partner_name: &c.partner_name,
                 timezone: config.firm.timezone,
                 now,
+                lang,
             },
             &compose::ExtensionText {
                 previous: ext.previous,

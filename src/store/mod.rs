@@ -16,6 +16,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod outgoing;
+pub use outgoing::*;
+
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -952,7 +955,9 @@ pub async fn queue_outgoing(
         },
     )
     .await?;
-    enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await
+    let id = enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await?;
+    outgoing::mark_automatic(tx, id, crate::compose::auto_submitted(&out.raw).as_deref()).await?;
+    Ok(id)
 }
 
 /// Store an internal notice (to a partner or staff member) and queue it.
