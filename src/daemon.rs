@@ -221,12 +221,18 @@ async fn sender_loop(
         if let Err(e) = outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
             tracing::warn!(event = "outbox.drain_failed", error = %format!("{e:#}"), "cannot read the outbox");
         }
-        let wait = match store.outbox_next_due().await {
-            Ok(Some(t)) => (t - clock.now())
+        // While the transport is down, its own backoff decides, not the due rows.
+        let next = match (sender.retry_at(), store.outbox_next_due().await) {
+            (Some(retry), _) => Some(retry),
+            (None, Ok(due)) => due,
+            (None, Err(_)) => None,
+        };
+        let wait = match next {
+            Some(t) => (t - clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_WAIT),
-            _ => MAX_WAIT,
+            None => MAX_WAIT,
         };
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}

@@ -323,6 +323,19 @@ impl<'a> Pipeline<'a> {
         .await?;
         tx.commit().await?;
 
+        // A delivery failure of a message we sent: its outside recipients bounced hard, and
+        // get no automatic mail for outgoing.bounce_block.
+        if decision.kind == Kind::Bounce
+            && let Some(ev) = &decision.thread_evidence
+            && ev.via != classify::ThreadVia::SubjectReference
+        {
+            for r in self.store.sent_recipients(&ev.value).await? {
+                if !config.firm.is_staff(&r) {
+                    self.store.record_bounce(&r, now, "report").await?;
+                }
+            }
+        }
+
         // Logs carry the kind, the case and the source, never names, addresses or text.
         tracing::info!(
             event = "mail.taken_in",

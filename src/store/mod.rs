@@ -285,7 +285,7 @@ impl Store {
     /// Queued rows due at `now`, oldest first.
     pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference
+            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted
              FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
              WHERE o.status = 'queued' AND o.next_attempt_at <= $1
              ORDER BY o.next_attempt_at, o.id LIMIT $2",
@@ -308,6 +308,7 @@ impl Store {
                     purpose: r.try_get(4)?,
                     raw: r.try_get(5)?,
                     case_reference: r.try_get(6)?,
+                    auto_submitted: r.try_get(7)?,
                 })
             })
             .collect()
@@ -641,6 +642,8 @@ pub struct OutboxItem {
     pub purpose: String,
     pub raw: Vec<u8>,
     pub case_reference: Option<String>,
+    /// `Auto-Submitted` of the message: automatic mail, subject to the loop and flood rules.
+    pub auto_submitted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,516 @@
+//! The outgoing side against real servers: flood limits (smtp-sink), an SMTP server that
+//! refuses our login (Postfix + Dovecot: an outage, not a verdict on each mail), one
+//! recipient refused at RCPT (Postfix: that mail fails, the partner is told, the address
+//! is blocked), and a server that refuses the session (smtp-sink).
+
+mod support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{Clock, ManualClock};
+use klachtpost::config::Config;
+use klachtpost::intake::Pipeline;
+use klachtpost::outbox::{self, Drained};
+use klachtpost::send::Sender;
+use klachtpost::store::Store;
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(dir: &Path, outgoing: &str, password: Option<&str>) -> Config {
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "maildir"
+path = "{maildir}"
+[outgoing]
+from = "klachten@firma.nl"
+{outgoing}
+"#,
+        db = dir.join("k.db").display(),
+        maildir = dir.join("mailbox").display(),
+    );
+    let password = password.map(str::to_string);
+    Config::from_toml(Path::new("test.toml"), &text, &[], &move |n| {
+        (n == "KP_SMTP_PW").then(|| password.clone()).flatten()
+    })
+    .expect("valid test config")
+}
+
+fn complaint(from: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: Klager <{from}>\r\nTo: klachten@firma.nl\r\nSubject: Klacht nummer {n}\r\nDate: Thu, 19 Nov 2026 10:00:00 +0100\r\nMessage-ID: <c{n}.{from}>\r\n\r\nDe factuur klopt niet en ik ben het er niet mee eens.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Log lines at info and above, captured for the test's thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+#[tokio::test]
+async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_notice() {
+    let (logs, _guard) = Logs::capture();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+
+    // 50 complaints in ten minutes, the sender draining as the daemon would.
+    let mut total = Drained::default();
+    for i in 0..50 {
+        let raw = complaint("flood@client.example", i);
+        let outcome = pipeline
+            .take_in(Some(&format!("flood-{i}")), &raw, clock.now())
+            .await
+            .unwrap();
+        assert!(outcome.ack_queued);
+        clock.advance(chrono::Duration::seconds(12));
+        if i % 10 == 9 {
+            let d = outbox::drain_once(&store, &sender, &clock, &config)
+                .await
+                .unwrap();
+            total.sent += d.sent;
+            total.held += d.held;
+        }
+    }
+    assert_eq!(
+        (total.sent, total.held),
+        (6, 45),
+        "5 acknowledgements and 1 notice; 45 held"
+    );
+
+    let sent = smtp.wait_for(6, WAIT).await;
+    assert_eq!(sent.len(), 6);
+    let to_complainant: Vec<_> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == ["flood@client.example"])
+        .collect();
+    assert_eq!(to_complainant.len(), 5);
+    let to_partner: Vec<_> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == ["anna@firma.nl"])
+        .collect();
+    assert_eq!(to_partner.len(), 1, "the partner is told once");
+    let notice = klachtpost::parse::parse(&to_partner[0].data);
+    assert!(
+        notice.subject.contains("tegengehouden"),
+        "{}",
+        notice.subject
+    );
+    assert_eq!(notice.header("Auto-Submitted"), Some("auto-generated"));
+    for m in &to_complainant {
+        let ack = klachtpost::parse::parse(&m.data);
+        assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
+        assert_eq!(ack.header("X-Auto-Response-Suppress"), Some("All"));
+        assert!(ack.message_id.as_deref().unwrap().ends_with("@firma.nl"));
+    }
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("held".to_string(), 45), ("sent".to_string(), 6)]
+    );
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 50, "every complaint is a case");
+    let flagged = cases
+        .iter()
+        .filter(|c| c.flags.iter().any(|f| f.contains("held back")))
+        .count();
+    assert_eq!(flagged, 45);
+
+    // An hour later the limit per hour allows mail again (the day limit is 20); the
+    // partner is not told again.
+    clock.advance(chrono::Duration::minutes(61));
+    pipeline
+        .take_in(
+            Some("flood-late"),
+            &complaint("flood@client.example", 99),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.held), (1, 0));
+    assert_eq!(smtp.wait_for(7, WAIT).await.len(), 7);
+
+    let log = logs.text();
+    assert!(log.contains("outbox.held"), "{log}");
+    assert!(
+        !log.contains("flood@client.example"),
+        "no address in the log: {log}"
+    );
+}
+
+/// Writes `user:{PLAIN}password` into the Dovecot's passwd-file. Dovecot rereads it when
+/// its modification time changes, which it sees in whole seconds: the new file gets a
+/// time two seconds after the old one.
+fn set_password(dovecot: &Dovecot, user: &str, password: &str) {
+    let path = dovecot.dir.join("passwd");
+    let old = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+    let tmp = dovecot.dir.join("passwd.new");
+    let mut file = std::fs::File::create(&tmp).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.set_modified(old + Duration::from_secs(2)).unwrap();
+    drop(file);
+    std::fs::set_permissions(&tmp, std::fs::metadata(&path).unwrap().permissions()).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_works() {
+    let (logs, _guard) = Logs::capture();
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let postfix = Postfix::start(&dovecot);
+    let marieke = dovecot.add_user("marieke");
+    let tmp = tempfile::tempdir().unwrap();
+    let fallback = tmp.path().join("fallback");
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\nusername = \"sender\"\npassword_env = \"KP_SMTP_PW\"\nca_file = \"{}\"\nalert_after = \"10 minutes\"\n[outgoing.fallback]\nkind = \"file\"\ndir = \"{}\"",
+            postfix.submissions_port,
+            dovecot.ca_pem.display(),
+            fallback.display()
+        ),
+        Some("rotated-password"),
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    for i in 0..3 {
+        pipeline
+            .take_in(
+                Some(&format!("auth-{i}")),
+                &complaint("marieke@client.example", i),
+                clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // The user "sender" does not exist yet: 535 at AUTH.
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert!(d.outage, "{d:?}");
+    assert_eq!((d.sent, d.failed, d.retried), (0, 0, 0));
+    let outage = sender.outage().expect("an outage is recorded");
+    assert!(outage.last_error.contains("535"), "{}", outage.last_error);
+    // Not due again before the transport's own backoff.
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap(),
+        Drained {
+            outage: true,
+            ..Drained::default()
+        }
+    );
+    // Still down after alert_after: the partners are told once, through the fallback.
+    for _ in 0..4 {
+        clock.advance(chrono::Duration::minutes(5));
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        assert!(d.outage);
+    }
+    let alerts: Vec<_> = std::fs::read_dir(&fallback)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "one alert for the one partner: {alerts:?}");
+    let alert = klachtpost::parse::parse(&std::fs::read(&alerts[0]).unwrap());
+    assert_eq!(alert.subject, "klachtpost kan geen mail verzenden");
+    assert!(
+        alert.text.contains("3 bericht(en) staan klaar"),
+        "{}",
+        alert.text
+    );
+
+    // Nothing failed, nothing flagged, attempts untouched.
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        vec![("queued".to_string(), 3)]
+    );
+    for case in store.list_cases().await.unwrap() {
+        assert!(case.flags.is_empty(), "{:?}", case.flags);
+    }
+
+    // The password is set on the server: at a next try everything goes out, once. (Dovecot
+    // looks at its passwd-file at most once a second, so the first try after the change
+    // may still be refused: polled with a deadline.)
+    set_password(&dovecot, "sender", "rotated-password");
+    let deadline = std::time::Instant::now() + WAIT;
+    let d = loop {
+        clock.advance(chrono::Duration::minutes(10));
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        if !d.outage || std::time::Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (d.sent, d.failed, d.outage),
+        (3, 0, false),
+        "{d:?} {:?}\n{}",
+        sender.outage(),
+        dovecot.log()
+    );
+    assert!(sender.outage().is_none());
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 3, WAIT)
+        .await;
+    postfix.wait_for_log("status=sent", 3, WAIT).await;
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        vec![("sent".to_string(), 3)]
+    );
+
+    let log = logs.text();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("ERROR") && l.contains("outbox.outage"))
+            .count(),
+        1,
+        "the outage is logged at error once: {log}"
+    );
+    assert_eq!(log.matches("outbox.recovered").count(), 1, "{log}");
+    assert!(!log.contains("marieke@"), "no address in the log: {log}");
+}
+
+#[tokio::test]
+async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let postfix = Postfix::start_with(
+        &dovecot,
+        "smtpd_recipient_restrictions = check_recipient_access inline:{nobody@client.example=REJECT}",
+    );
+    let marieke = dovecot.add_user("marieke");
+    let anna = dovecot.add_user("anna");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"",
+            postfix.smtp_port,
+            dovecot.ca_pem.display(),
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let refused = pipeline
+        .take_in(
+            Some("r-1"),
+            &complaint("nobody@client.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    pipeline
+        .take_in(
+            Some("r-2"),
+            &complaint("marieke@client.example", 2),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    // The refused acknowledgement failed; the other one and the partner's notice went out.
+    assert_eq!((d.failed, d.sent, d.outage), (1, 2, false), "{d:?}");
+    assert!(sender.outage().is_none());
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 1, WAIT)
+        .await;
+    dovecot
+        .as_user(&anna)
+        .wait_for_count("INBOX", 1, WAIT)
+        .await;
+    let notice = klachtpost::parse::parse(&dovecot.as_user(&anna).fetch_all("INBOX").await[0]);
+    assert_eq!(
+        notice.subject,
+        format!("[{refused}] Ontvangstbevestiging niet verzonden")
+    );
+    assert!(notice.text.contains("<redacted>"), "{}", notice.text);
+    assert!(!notice.text.contains("nobody@"), "{}", notice.text);
+    let case = store.case(&refused).await.unwrap().unwrap();
+    assert!(
+        case.case
+            .flags
+            .iter()
+            .any(|f| f.contains("could not be sent") && f.contains("554")),
+        "{:?}",
+        case.case.flags
+    );
+
+    // The address bounced hard: the next acknowledgement to it is held, the partner told.
+    clock.advance(chrono::Duration::hours(2));
+    let again = pipeline
+        .take_in(
+            Some("r-3"),
+            &complaint("nobody@client.example", 3),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent, d.failed), (1, 1, 0), "{d:?}");
+    let case = store.case(&again).await.unwrap().unwrap();
+    assert!(
+        case.case.flags.iter().any(|f| f.contains("bounced")),
+        "{:?}",
+        case.case.flags
+    );
+    dovecot
+        .as_user(&anna)
+        .wait_for_count("INBOX", 2, WAIT)
+        .await;
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
+    for faults in [&["-Q", "connect"][..], &["-f", "helo,ehlo"][..]] {
+        let smtp = SmtpSink::start(faults);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(
+            tmp.path(),
+            &format!(
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+                smtp.port
+            ),
+            None,
+        );
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+        let store = Store::open(&config.database_url).await.unwrap();
+        let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+        let sender = Sender::from_config(&config).unwrap();
+        pipeline
+            .take_in(
+                Some("s-1"),
+                &complaint("jan@client.example", 1),
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        assert!(d.outage, "{faults:?}: {d:?}");
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            vec![("queued".to_string(), 1)],
+            "{faults:?}"
+        );
+        assert!(store.list_cases().await.unwrap()[0].flags.is_empty());
+    }
+
+    // Nothing listening at all.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!("kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\""),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    Pipeline::new(&config, &store, &clock)
+        .unwrap()
+        .take_in(
+            Some("n-1"),
+            &complaint("jan@client.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert!(d.outage);
+    assert!(
+        sender
+            .outage()
+            .unwrap()
+            .last_error
+            .contains("cannot connect")
+    );
+}
