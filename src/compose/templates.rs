@@ -96,6 +96,7 @@ pub const KINDS: &[MailKind] = &[
         "triage_notice",
         ["reference", "case_known", "reason", "message_row"]
     ),
+    text_mail!("closed_case_notice", ["reference", "message_row"]),
     text_mail!("send_failed", ["reference", "partner", "why"]),
     text_mail!(
         "held_notice",
