@@ -271,3 +271,94 @@ fn check_config_renders_every_template_and_names_file_and_line() {
     let all = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(all.contains("templates.language"), "{all}");
 }
+
+#[tokio::test]
+async fn an_english_complaint_is_answered_in_english_and_the_case_keeps_its_language() {
+    use klachtpost::clock::{Clock, ManualClock};
+    use klachtpost::config::Config;
+    use klachtpost::intake::Pipeline;
+    use klachtpost::store::Store;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_config(tmp.path(), "language = \"auto\"");
+    let config = Config::load(&path).unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let english = b"From: John Smith <john@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Complaint about the invoice\r\nMessage-ID: <en-1@client.example>\r\n\r\nDear Sir or Madam,\r\n\r\nI am writing to complain about the invoice you sent me. It is wrong and I would like you to correct it.\r\n\r\nRegards, John\r\n";
+    let dutch = b"From: Jan de Vries <jan@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht over de factuur\r\nMessage-ID: <nl-1@client.example>\r\n\r\nGeachte heer, mevrouw,\r\n\r\nDe factuur die ik van u kreeg klopt niet. Ik wil graag een correctie.\r\n\r\nMet vriendelijke groet, Jan\r\n";
+    let en = pipeline
+        .take_in(Some("en"), english, clock.now())
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    let nl = pipeline
+        .take_in(Some("nl"), dutch, clock.now())
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    assert_eq!(store.case_language(&en).await.unwrap(), Lang::En);
+    assert_eq!(store.case_language(&nl).await.unwrap(), Lang::Nl);
+    let ack = |reference: String| {
+        let store = store.clone();
+        async move {
+            let detail = store.case(&reference).await.unwrap().unwrap();
+            detail
+                .messages
+                .into_iter()
+                .find(|m| m.kind == "acknowledgement")
+                .unwrap()
+        }
+    };
+    let en_ack = ack(en.clone()).await;
+    assert_eq!(
+        en_ack.subject,
+        format!("[{en}] Acknowledgement of your complaint: Complaint about the invoice")
+    );
+    assert!(en_ack.text.contains("Dear John Smith,"), "{}", en_ack.text);
+    let nl_ack = ack(nl.clone()).await;
+    assert!(
+        nl_ack.subject.contains("Ontvangstbevestiging"),
+        "{}",
+        nl_ack.subject
+    );
+
+    // A partner extends the English case: the mail is English too.
+    let out = Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args(["--config"])
+        .arg(&path)
+        .args([
+            "cases",
+            "extend",
+            &en,
+            "--until",
+            "2027-02-26",
+            "--reason",
+            "waiting for the tax office",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let detail = store.case(&en).await.unwrap().unwrap();
+    let ext = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "extension")
+        .expect("the extension mail");
+    assert!(
+        ext.subject.contains("Extension of the handling period"),
+        "{}",
+        ext.subject
+    );
+    assert!(
+        ext.text.contains("waiting for the tax office"),
+        "{}",
+        ext.text
+    );
+}
