@@ -113,6 +113,9 @@ pub enum Mailbox {
         processed_folder: String,
         /// Seconds between polls when the server has no IDLE, and the longest IDLE wait.
         poll_interval_secs: u64,
+        /// A folder that gets a copy of every mail klachtpost sends (appended over IMAP,
+        /// marked read); never read by klachtpost.
+        sent_folder: Option<String>,
     },
     Maildir {
         path: PathBuf,
@@ -219,6 +222,7 @@ struct RawServer {
     folder: Option<String>,
     processed_folder: Option<String>,
     poll_interval_secs: Option<u64>,
+    sent_folder: Option<String>,
     path: Option<PathBuf>,
     // outgoing
     dir: Option<PathBuf>,
@@ -276,6 +280,7 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "folder",
     "processed_folder",
     "poll_interval_secs",
+    "sent_folder",
 ];
 const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path"];
 const OUTGOING_SMTP_KEYS: &[&str] = &[
@@ -467,6 +472,16 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| "Processed".into()),
                     poll_interval_secs: mailbox.poll_interval_secs.unwrap_or(60).max(1),
+                    sent_folder: match mailbox.sent_folder.as_deref().map(str::trim) {
+                        Some(f) if f == mailbox.folder.as_deref().unwrap_or("INBOX") => {
+                            problems.push(format!(
+                                "mailbox.sent_folder: {f:?} is the folder klachtpost reads; sent mail would come back in"
+                            ));
+                            None
+                        }
+                        Some("") | None => None,
+                        Some(f) => Some(f.to_string()),
+                    },
                 }
             }
             Some("maildir") => {

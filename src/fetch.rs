@@ -67,6 +67,7 @@ impl Mailbox {
                 folder,
                 processed_folder,
                 poll_interval_secs,
+                ..
             } => Ok(Mailbox::Imap(Box::new(
                 ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?,
             ))),
@@ -130,6 +131,7 @@ pub async fn check(config: &Config) -> Result<String> {
             folder,
             processed_folder,
             poll_interval_secs,
+            ..
         } => {
             let mut m =
                 ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?;

@@ -99,6 +99,7 @@ pub async fn drain_once(
                 Ok(()) => {
                     recovered(sender, clock.now());
                     store.outbox_sent(item.id, clock.now()).await?;
+                    crate::send::copy_to_sent_folder(config, &item.raw).await;
                     report.sent += 1;
                     tracing::info!(
                         event = "outbox.sent",

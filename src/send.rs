@@ -371,6 +371,44 @@ fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(format!("{safe}.eml")))
 }
 
+/// `[mailbox] sent_folder`: append a copy of a sent mail to that IMAP folder, marked
+/// read. klachtpost never reads the folder, so the copy is never taken in as new mail. A
+/// failure is logged and otherwise ignored: the mail itself went out.
+pub async fn copy_to_sent_folder(config: &Config, raw: &[u8]) {
+    let crate::config::Mailbox::Imap {
+        server,
+        sent_folder: Some(folder),
+        ..
+    } = &config.mailbox
+    else {
+        return;
+    };
+    let append = async {
+        let mut session = crate::fetch::login(server).await?;
+        // Created when missing; "already exists" is no error here.
+        let _ = session.create(folder).await;
+        session
+            .append(folder, Some("(\\Seen)"), None, raw)
+            .await
+            .with_context(|| format!("cannot append to {folder}"))?;
+        let _ = session.logout().await;
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(Duration::from_secs(60), append).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(
+            event = "outbox.sent_copy_failed",
+            error = %redact(&format!("{e:#}")),
+            "sent, but no copy in the sent folder"
+        ),
+        Err(_) => tracing::warn!(
+            event = "outbox.sent_copy_failed",
+            error = "timed out",
+            "sent, but no copy in the sent folder"
+        ),
+    }
+}
+
 fn tls_parameters(server: &ServerSettings) -> Result<TlsParameters> {
     let mut b = TlsParameters::builder(server.host.clone());
     if let Some(ca) = &server.ca_file {

@@ -56,12 +56,28 @@ fn complaint(from: &str, n: usize) -> Vec<u8> {
 }
 
 /// Log lines at info and above, captured for the test's thread.
+///
+/// One global subscriber routes each event to the buffer of the thread that emitted it (a
+/// thread-local default subscriber would race with other tests over tracing's per-callsite
+/// interest cache and miss events). The tests run on current-thread runtimes, so all their
+/// events come from the test's own thread.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Logs {
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the current thread's [`Logs`], if any.
+struct Route;
+
+impl std::io::Write for Route {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CURRENT.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -69,22 +85,28 @@ impl std::io::Write for Logs {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
     }
 }
 
 impl Logs {
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+    fn capture() -> (Logs, Capturing) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Route)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
         let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        CURRENT.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, Capturing)
     }
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
@@ -513,4 +535,75 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
             .last_error
             .contains("cannot connect")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_each_sent_mail_lands_in_the_sent_folder_and_is_never_taken_in() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+security = "tls"
+username = "{user}"
+password_env = "KP_IMAP_PW"
+ca_file = "{ca}"
+sent_folder = "Sent"
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp}
+security = "none"
+"#,
+        db = tmp.path().join("k.db").display(),
+        port = imap.imaps_port,
+        user = imap.user,
+        ca = imap.ca_pem.display(),
+        smtp = smtp.port,
+    );
+    let password = imap.password.clone();
+    let config = Config::from_toml(Path::new("sent.toml"), &text, &[], &move |n| {
+        (n == "KP_IMAP_PW").then(|| password.clone())
+    })
+    .expect("valid config");
+    imap.append("INBOX", &complaint("marieke@client.example", 1))
+        .await;
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(klachtpost::clock::SystemClock);
+    let never = || std::future::pending::<()>();
+    klachtpost::daemon::run_with(config.clone(), store.clone(), clock.clone(), true, never())
+        .await
+        .unwrap();
+
+    let sent = smtp.wait_for(1, WAIT).await;
+    imap.wait_for_count("Sent", 1, WAIT).await;
+    let copies = imap.fetch_all("Sent").await;
+    assert_eq!(copies.len(), 1);
+    let copy = klachtpost::parse::parse(&copies[0]);
+    let ack = klachtpost::parse::parse(&sent[0].data);
+    assert_eq!(copy.message_id, ack.message_id);
+    assert!(
+        copy.subject.contains("Ontvangstbevestiging"),
+        "{}",
+        copy.subject
+    );
+
+    // Another pass takes nothing in from the sent folder: still one case, one message in.
+    klachtpost::daemon::run_with(config, store.clone(), clock, true, never())
+        .await
+        .unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+    assert_eq!(imap.count("Sent").await, 1);
+    assert_eq!(smtp.messages().len(), 1);
 }
