@@ -22,8 +22,10 @@
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
 //! - [`compose`]: builds every message klachtpost sends from templates (minijinja; built-in
 //!   defaults, a firm's own files over them; Dutch and English, text and HTML).
-//! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
-//! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
+//! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up,
+//!   transport outages, loop and flood protection.
+//! - [`send`]: the outgoing edge (SMTP / sendmail / file); tells a transport outage from a
+//!   refused mail; redacts SMTP replies.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
 //! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
 //!   (e.g. a case's parties, the mail that opened no case).
