@@ -607,3 +607,98 @@ security = "none"
     assert_eq!(imap.count("Sent").await, 1);
     assert_eq!(smtp.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let first = pipeline
+        .take_in(
+            Some("b-1"),
+            &complaint("karin@klant.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    let ack_id = store
+        .case(&first)
+        .await
+        .unwrap()
+        .unwrap()
+        .messages
+        .into_iter()
+        .find(|m| m.kind == "acknowledgement")
+        .and_then(|m| m.message_id)
+        .unwrap();
+
+    // The complainant's server bounces the acknowledgement later, by a report.
+    clock.advance(chrono::Duration::minutes(5));
+    let report = format!(
+        "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.firma.nl>\r\nTo: klachten@firma.nl\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.firma.nl>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"DSN\"\r\n\r\n--DSN\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n--DSN\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.firma.nl\r\n\r\nFinal-Recipient: rfc822; karin@klant.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--DSN\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Adviesbureau Test <klachten@firma.nl>\r\nTo: karin@klant.example\r\nSubject: [{first}] Ontvangstbevestiging\r\nMessage-ID: <{ack_id}>\r\n\r\n--DSN--\r\n"
+    );
+    let outcome = pipeline
+        .take_in(Some("b-dsn"), report.as_bytes(), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.decision.unwrap().kind.as_str(), "bounce");
+    assert!(!outcome.ack_queued);
+
+    // A new complaint from the same address: its acknowledgement is held, the partner told.
+    clock.advance(chrono::Duration::hours(2));
+    let second = pipeline
+        .take_in(
+            Some("b-2"),
+            &complaint("karin@klant.example", 2),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent), (1, 1), "{d:?}");
+    let sent = smtp.wait_for(2, WAIT).await;
+    assert_eq!(sent[1].rcpt_to, ["anna@firma.nl"]);
+    let notice = klachtpost::parse::parse(&sent[1].data);
+    assert_eq!(
+        notice.subject,
+        format!("[{second}] Automatische berichten tegengehouden")
+    );
+    // After bounce_block (60 days) the address gets mail again.
+    clock.advance(chrono::Duration::days(61));
+    pipeline
+        .take_in(
+            Some("b-3"),
+            &complaint("karin@klant.example", 3),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent), (0, 1), "{d:?}");
+}
