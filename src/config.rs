@@ -673,7 +673,11 @@ impl Config {
                 chrono::Duration::zero()
             })
         };
-        let alert_after = duration_key("alert_after", &outgoing.alert_after, "30 minutes");
+        // Unset: the same as `[alerts] alert_after` (below).
+        let outgoing_alert_after = outgoing
+            .alert_after
+            .is_some()
+            .then(|| duration_key("alert_after", &outgoing.alert_after, "30 minutes"));
         let bounce_block = duration_key("bounce_block", &outgoing.bounce_block, "60 days");
         let limits = outgoing.max_auto_per_address.unwrap_or_default();
         let (max_auto_per_hour, max_auto_per_day) =
@@ -796,7 +800,10 @@ impl Config {
                     from,
                     max_attempts,
                     fallback,
-                    alert_after,
+                    alert_after: outgoing_alert_after.unwrap_or_else(|| {
+                        chrono::Duration::from_std(alert_after)
+                            .unwrap_or_else(|_| chrono::Duration::minutes(30))
+                    }),
                     bounce_block,
                     max_auto_per_hour,
                     max_auto_per_day,
@@ -941,8 +948,6 @@ pub fn parse_period(text: &str) -> Option<chrono::Duration> {
         "week" | "weeks" | "weken" => chrono::Duration::weeks(n),
         _ => return None,
     })
-}
-
 }
 
 fn is_address(s: &str) -> bool {
@@ -1314,6 +1319,9 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         )
         .unwrap_err();
         assert!(e.problems.join("\n").contains("alerts.alert_after"), "{e}");
+    }
+
+    #[test]
     fn outgoing_limits_fallback_and_periods() {
         let c = load(GOOD, &[("KP_TEST_PW", "x")]).unwrap();
         assert_eq!(c.outgoing.alert_after, chrono::Duration::minutes(30));

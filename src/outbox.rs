@@ -230,7 +230,6 @@ async fn mark_failed(store: &Store, id: i64, now: DateTime<Utc>, error: &str) ->
     Ok(())
 }
 
-
 /// The transport works (it answered about a mail): an outage is over.
 fn recovered(sender: &Sender, now: DateTime<Utc>) {
     let mut guard = sender.outage.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,6 +16,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};

@@ -415,7 +415,7 @@ impl<'a> Pipeline<'a> {
             .await?;
             outcome.ack_queued = true;
         }
-        if let (Some((id, reference, d)), true, Some(partner)) =
+        if let (Some((id, reference, d, _)), true, Some(partner)) =
             (&case_id, unanswerable, partner.as_ref())
         {
             let out = compose::unanswerable_notice(
