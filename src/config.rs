@@ -41,6 +41,8 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    /// `[oauth2]`, when given: the token source the mailbox and the sender share.
+    pub oauth2: Option<crate::oauth2::TokenSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +101,16 @@ pub struct ServerSettings {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub ca_file: Option<PathBuf>,
+    /// How to log in (`auth`): with the password, or with an OAuth2 token.
+    pub auth: Auth,
+}
+
+/// `auth = "password" | "oauth2"` of `[mailbox]` and `[outgoing]`.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Password,
+    /// SASL XOAUTH2 / OAUTHBEARER with a token from `[oauth2]` (shared cache).
+    OAuth2(crate::oauth2::TokenSource),
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +183,7 @@ struct RawServer {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    auth: Option<String>,
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
@@ -203,6 +216,7 @@ const SECTIONS: &[&str] = &[
     "deadlines",
     "templates",
     "intake",
+    "oauth2",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -215,6 +229,7 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "auth",
     "folder",
     "processed_folder",
     "poll_interval_secs",
@@ -229,6 +244,7 @@ const OUTGOING_SMTP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "auth",
     "from",
     "max_attempts",
 ];
@@ -284,6 +300,12 @@ impl Config {
         let deadlines: DeadlineSettings = section(&table, "deadlines", &mut problems);
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
+        let oauth2 = table.contains_key("oauth2").then(|| {
+            let raw = section(&table, "oauth2", &mut problems);
+            crate::oauth2::config::validate(raw, getenv, &mut problems)
+                .map(crate::oauth2::TokenSource::new)
+        });
+        let oauth2_ok = oauth2.clone().flatten();
 
         // [firm]
         let timezone = match firm
@@ -365,7 +387,8 @@ impl Config {
                     "kind = \"imap\"",
                     &mut problems,
                 );
-                let server = server_settings("mailbox", &mailbox, 993, getenv, &mut problems);
+                let server =
+                    server_settings("mailbox", &mailbox, 993, getenv, &oauth2, &mut problems);
                 Mailbox::Imap {
                     server,
                     folder: mailbox.folder.clone().unwrap_or_else(|| "INBOX".into()),
@@ -419,6 +442,7 @@ impl Config {
                     &outgoing,
                     587,
                     getenv,
+                    &oauth2,
                     &mut problems,
                 ))
             }
@@ -535,6 +559,7 @@ impl Config {
                     extension,
                 },
                 intake: IntakeSettings { max_message_bytes },
+                oauth2: oauth2_ok,
             }),
             _ => Err(err(problems)),
         }
@@ -619,8 +644,10 @@ fn server_settings(
     raw: &RawServer,
     default_tls_port: u16,
     getenv: &dyn Fn(&str) -> Option<String>,
+    oauth2: &Option<Option<crate::oauth2::TokenSource>>,
     problems: &mut Vec<String>,
 ) -> ServerSettings {
+    let auth = server_auth(name, raw, oauth2, problems);
     let host = raw.host.clone().unwrap_or_default();
     if host.trim().is_empty() {
         problems.push(format!("{name}.host: missing"));
@@ -662,7 +689,8 @@ fn server_settings(
         },
         (None, None) => None,
     };
-    if raw.username.is_some()
+    if matches!(auth, Auth::Password)
+        && raw.username.is_some()
         && password.is_none()
         && raw.password_env.is_none()
         && raw.password_file.is_none()
@@ -686,6 +714,49 @@ fn server_settings(
         username: raw.username.clone(),
         password,
         ca_file: raw.ca_file.clone(),
+        auth,
+    }
+}
+
+/// `auth` of a server section. `oauth2` is `None` without an `[oauth2]` section and
+/// `Some(None)` when that section has problems (already reported).
+fn server_auth(
+    name: &str,
+    raw: &RawServer,
+    oauth2: &Option<Option<crate::oauth2::TokenSource>>,
+    problems: &mut Vec<String>,
+) -> Auth {
+    match raw.auth.as_deref() {
+        None | Some("password") => Auth::Password,
+        Some("oauth2") => {
+            // The mailbox reports a missing username already.
+            if name != "mailbox" && raw.username.is_none() {
+                problems.push(format!(
+                    "{name}.username: missing (the mailbox address to log in as with OAuth2)"
+                ));
+            }
+            if raw.password_env.is_some() || raw.password_file.is_some() {
+                problems.push(format!(
+                    "{name}.password_env / password_file: not used with auth = \"oauth2\""
+                ));
+            }
+            match oauth2 {
+                Some(Some(tokens)) => Auth::OAuth2(tokens.clone()),
+                Some(None) => Auth::Password,
+                None => {
+                    problems.push(format!(
+                        "{name}.auth = \"oauth2\" needs an [oauth2] section"
+                    ));
+                    Auth::Password
+                }
+            }
+        }
+        Some(other) => {
+            problems.push(format!(
+                "{name}.auth: {other:?} is not one of \"password\", \"oauth2\""
+            ));
+            Auth::Password
+        }
     }
 }
 

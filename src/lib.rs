@@ -24,6 +24,9 @@
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
 //! - [`store`]: the database (sqlx; SQLite by default, portable SQL).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
+//! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
+//!   config, the token client with its cache, the flows (app-only client credentials,
+//!   refresh token, command, `oauth2 authorize`), the XOAUTH2/OAUTHBEARER login steps.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
@@ -38,6 +41,7 @@ pub mod deadlines;
 pub mod demo;
 pub mod fetch;
 pub mod intake;
+pub mod oauth2;
 pub mod outbox;
 pub mod parse;
 pub mod send;

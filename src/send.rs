@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, Security, ServerSettings, Transport};
+use crate::config::{Auth, Config, Security, ServerSettings, Transport};
+use crate::oauth2::{AccessToken, TokenSource};
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum SendError {
 /// A configured transport.
 pub enum Sender {
     Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    /// SMTP with an OAuth2 login: the transport is built per delivery with the current
+    /// token ([`crate::oauth2::smtp`]).
+    SmtpOAuth2(Box<ServerSettings>, TokenSource),
     Sendmail(AsyncSendmailTransport<Tokio1Executor>),
     File(PathBuf),
 }
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sender::Smtp(_) => f.write_str("Sender::Smtp"),
+            Sender::SmtpOAuth2(..) => f.write_str("Sender::SmtpOAuth2"),
             Sender::Sendmail(_) => f.write_str("Sender::Sendmail"),
             Sender::File(d) => write!(f, "Sender::File({})", d.display()),
         }
@@ -46,7 +51,14 @@ impl std::fmt::Debug for Sender {
 impl Sender {
     pub fn from_config(config: &Config) -> Result<Sender> {
         Ok(match &config.outgoing.transport {
-            Transport::Smtp(server) => Sender::Smtp(Box::new(smtp_transport(server)?)),
+            Transport::Smtp(server) => match &server.auth {
+                Auth::Password => Sender::Smtp(Box::new(smtp_transport(server, None)?)),
+                Auth::OAuth2(tokens) => {
+                    // Built once here so a bad CA file is found at start-up.
+                    smtp_transport(server, None)?;
+                    Sender::SmtpOAuth2(Box::new(server.clone()), tokens.clone())
+                }
+            },
             Transport::Sendmail { command } => {
                 Sender::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(
                     command.as_os_str(),
@@ -91,6 +103,13 @@ impl Sender {
                     }
                 })
             }
+            Sender::SmtpOAuth2(server, tokens) => {
+                let env = envelope()?;
+                let build = |token: &AccessToken| smtp_transport(server, Some(token));
+                crate::oauth2::smtp::send_raw(tokens, build, &env, raw)
+                    .await
+                    .map_err(oauth2_send_error)
+            }
             Sender::Sendmail(t) => {
                 let env = envelope()?;
                 t.send_raw(&env, raw)
@@ -124,7 +143,23 @@ fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(format!("{safe}.eml")))
 }
 
-fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+/// A delivery with an OAuth2 login that failed. A token that cannot be had, or that the
+/// server refuses, is not the message's fault: transient, so the message waits for the
+/// login to work again instead of being given up.
+fn oauth2_send_error(e: crate::oauth2::smtp::SmtpAuthError) -> SendError {
+    use crate::oauth2::smtp::SmtpAuthError;
+    match e {
+        SmtpAuthError::Smtp(e) if e.is_permanent() => SendError::Permanent(e.to_string()),
+        SmtpAuthError::Smtp(e) => SendError::Transient(e.to_string()),
+        other => SendError::Transient(other.to_string()),
+    }
+}
+
+/// The lettre transport; with `token`, it logs in by XOAUTH2 as `username`.
+fn smtp_transport(
+    server: &ServerSettings,
+    token: Option<&AccessToken>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
         .port(server.port)
         .timeout(Some(Duration::from_secs(60)));
@@ -145,7 +180,11 @@ fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Ex
         Security::Starttls => builder.tls(Tls::Required(params()?)),
         Security::Tls => builder.tls(Tls::Wrapper(params()?)),
     };
-    if let (Some(user), Some(password)) = (&server.username, &server.password) {
+    if let (Some(user), Some(token)) = (&server.username, token) {
+        builder = builder
+            .credentials(Credentials::new(user.clone(), token.expose().to_string()))
+            .authentication(vec![Mechanism::Xoauth2]);
+    } else if let (Some(user), Some(password)) = (&server.username, &server.password) {
         builder = builder.credentials(Credentials::new(
             user.clone(),
             password.expose_secret().to_string(),
@@ -158,7 +197,10 @@ fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Ex
 pub async fn check(config: &Config) -> Result<String> {
     match &config.outgoing.transport {
         Transport::Smtp(server) => {
-            let t = smtp_transport(server)?;
+            if let Auth::OAuth2(tokens) = &server.auth {
+                return check_oauth2(server, tokens).await;
+            }
+            let t = smtp_transport(server, None)?;
             match t.test_connection().await {
                 Ok(true) => Ok(format!(
                     "connected to {}:{}{}",
@@ -195,4 +237,20 @@ pub async fn check(config: &Config) -> Result<String> {
             Ok(format!("outgoing mail is written to {}", dir.display()))
         }
     }
+}
+
+async fn check_oauth2(server: &ServerSettings, tokens: &TokenSource) -> Result<String> {
+    let build = |token: &AccessToken| smtp_transport(server, Some(token));
+    crate::oauth2::smtp::check(tokens, build)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot log in to {}:{} with OAuth2",
+                server.host, server.port
+            )
+        })?;
+    Ok(format!(
+        "connected to {}:{} and logged in with OAuth2 (XOAUTH2)",
+        server.host, server.port
+    ))
 }

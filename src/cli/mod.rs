@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod oauth2;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,18 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadlinesCommand,
     },
+    /// OAuth2 sign-in (`[oauth2]`).
+    Oauth2 {
+        #[command(subcommand)]
+        command: Oauth2Command,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Oauth2Command {
+    /// For flow = "refresh_token": sign in once with the device code (shows a URL and a
+    /// code), then store the refresh token in refresh_token_file.
+    Authorize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +194,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Deadlines {
             command: DeadlinesCommand::Explain { received, json },
         } => calendar::deadlines_explain(&cli.config, &received, json),
+        Command::Oauth2 {
+            command: Oauth2Command::Authorize,
+        } => oauth2::authorize(&load(&cli.config)?).await,
     }
 }
 
@@ -197,6 +213,15 @@ async fn check_config(path: &std::path::Path, offline: bool) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let mut ok = true;
+    if let Some(tokens) = &config.oauth2 {
+        match crate::oauth2::check(tokens).await {
+            Ok(what) => println!("oauth2: {what}"),
+            Err(e) => {
+                ok = false;
+                println!("oauth2: {e}");
+            }
+        }
+    }
     match crate::fetch::check(&config).await {
         Ok(what) => println!("mailbox: {what}"),
         Err(e) => {

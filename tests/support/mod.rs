@@ -43,6 +43,7 @@
 
 pub mod certs;
 pub mod dovecot;
+pub mod oauth2;
 pub mod postfix;
 mod process;
 pub mod smtp;
@@ -52,6 +53,7 @@ pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
     UserImap,
 };
+pub use oauth2::TokenServer;
 pub use postfix::Postfix;
 pub use process::force_next_ports;
 pub use smtp::{Received, SmtpSink};
