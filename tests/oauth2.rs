@@ -20,7 +20,7 @@ use klachtpost::daemon::run_with;
 use klachtpost::oauth2::sasl::Mechanism;
 use klachtpost::store::Store;
 use support::oauth2::CLIENT_ID;
-use support::{Dovecot, DovecotOptions, Postfix, Security, TokenServer};
+use support::{Dovecot, DovecotOptions, Postfix, Security, TestCa, TokenServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -178,6 +178,48 @@ async fn the_app_only_client_credentials_flow_logs_in_to_imap() {
     assert_eq!(store.list_cases().await.unwrap().len(), 2);
     assert_eq!(server.grants(), vec!["client_credentials"]);
     assert_eq!(xoauth2_logins(&imap), 2);
+}
+
+/// Real providers are HTTPS: the token endpoint's certificate is checked against the web
+/// roots plus `[oauth2] ca_file`, and a server the client does not trust is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_over_https_is_trusted_through_ca_file() {
+    let ca = TestCa::new();
+    let server = TokenServer::start_tls("complaints", Duration::from_secs(3600), &ca);
+    assert!(server.token_url().starts_with("https://127.0.0.1:"));
+    let imap = oauth2_dovecot(&TokenServer::start("complaints", Duration::ZERO), false);
+    let tmp = tempfile::tempdir().unwrap();
+    let section = |ca_line: &str| {
+        oauth2_section(
+            &server,
+            "client_credentials",
+            &format!("client_secret_env = \"KP_CLIENT_SECRET\"\n{ca_line}"),
+        )
+    };
+    let trusted = load(
+        &config_text(
+            tmp.path(),
+            &imap,
+            &file_outgoing(tmp.path()),
+            &section(&format!("ca_file = \"{}\"", ca.ca_pem.display())),
+        ),
+        &server.client_secret,
+    );
+    let what = klachtpost::oauth2::check(trusted.oauth2.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert!(what.contains("https://127.0.0.1:"), "{what}");
+    assert_eq!(server.grants(), vec!["client_credentials"]);
+
+    let untrusted = load(
+        &config_text(tmp.path(), &imap, &file_outgoing(tmp.path()), &section("")),
+        &server.client_secret,
+    );
+    let e = klachtpost::oauth2::check(untrusted.oauth2.as_ref().unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+    assert_eq!(server.grants().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,9 @@
 //!   `{"active": true, "username": …}` for a live token, `{"active": false}` otherwise.
 //! - anything else: 404 (as a wrong Microsoft tenant in the URL gives).
 //!
+//! [`TokenServer::start_tls`] serves the same over HTTPS with a [`TestCa`] certificate, for
+//! the path real providers take (klachtpost trusts it through `[oauth2] ca_file`).
+//!
 //! One thread accepts, one short-lived thread per connection, `Connection: close`: Dovecot's
 //! and klachtpost's clients both cope with that. Stopped when dropped.
 
@@ -20,6 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use super::certs::TestCa;
 
 /// The app registration the server knows.
 pub const CLIENT_ID: &str = "klachtpost-test-app";
@@ -86,8 +95,34 @@ pub struct TokenServer {
 impl TokenServer {
     /// Starts a server whose tokens log in as `username` and live `lifetime`.
     pub fn start(username: &str, lifetime: Duration) -> TokenServer {
+        TokenServer::start_with(username, lifetime, None)
+    }
+
+    /// The same over HTTPS, with `ca`'s server certificate (`localhost`, `127.0.0.1`).
+    pub fn start_tls(username: &str, lifetime: Duration, ca: &TestCa) -> TokenServer {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca.cert_pem)
+            .expect("open cert.pem")
+            .map(|c| c.expect("parse cert.pem"))
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&ca.key_pem).expect("read key.pem");
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("a usable server certificate");
+        TokenServer::start_with(username, lifetime, Some(Arc::new(config)))
+    }
+
+    fn start_with(
+        username: &str,
+        lifetime: Duration,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token server");
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
         let client_secret = format!("secret-{}", random());
         let state = Arc::new(Mutex::new(State {
@@ -110,7 +145,23 @@ impl TokenServer {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let state = state.clone();
-                            std::thread::spawn(move || serve(stream, &state));
+                            let tls = tls.clone();
+                            std::thread::spawn(move || {
+                                let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                                match tls {
+                                    None => serve(stream, &state),
+                                    Some(config) => {
+                                        let Ok(conn) = ServerConnection::new(config) else {
+                                            return;
+                                        };
+                                        let mut tls = StreamOwned::new(conn, stream);
+                                        serve(&mut tls, &state);
+                                        tls.conn.send_close_notify();
+                                        let _ = tls.flush();
+                                    }
+                                }
+                            });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(5));
@@ -220,9 +271,7 @@ impl Drop for TokenServer {
     }
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<State>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+fn serve(mut stream: impl Read + Write, state: &Mutex<State>) {
     let Some((path, body)) = read_request(&mut stream) else {
         return;
     };
@@ -351,7 +400,7 @@ fn error(code: &str, description: &str) -> String {
 }
 
 /// The path and body of one request.
-fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+fn read_request(stream: &mut impl Read) -> Option<(String, Vec<u8>)> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     let head_end = loop {
