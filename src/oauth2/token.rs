@@ -58,6 +58,8 @@ struct Cached {
 struct Inner {
     settings: OAuth2Settings,
     cache: Mutex<Option<Cached>>,
+    /// The last attempt's failure, until an attempt succeeds (see [`TokenSource::failure`]).
+    failure: std::sync::Mutex<Option<(Cause, String)>>,
 }
 
 /// The configured way to obtain tokens, with its in-memory cache.
@@ -86,6 +88,7 @@ impl TokenSource {
             inner: Arc::new(Inner {
                 settings,
                 cache: Mutex::new(None),
+                failure: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -132,6 +135,17 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// Why the last attempt to obtain a token failed (its cause and the whole message, free
+    /// of secrets), or `None` once one worked. The hook for outage tracking of the channel
+    /// that is not logging in right now (e.g. sending, when the mailbox is fine).
+    pub fn failure(&self) -> Option<(Cause, String)> {
+        self.inner
+            .failure
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
+    }
+
     /// Forget the cached token (the next [`token`](Self::token) obtains a new one).
     pub async fn forget(&self) {
         *self.inner.cache.lock().await = None;
@@ -158,6 +172,9 @@ impl TokenSource {
                 error = %e,
                 "cannot obtain an access token"
             ),
+        }
+        if let Ok(mut failure) = self.inner.failure.lock() {
+            *failure = result.as_ref().err().map(|e| (e.cause, e.to_string()));
         }
         let (token, lifetime) = result?;
         Ok(Cached {
@@ -488,9 +505,11 @@ mod tests {
             r#"echo '{"access_token":"tok-json","expires_in":60}'"#,
         ));
         assert_eq!(t.token().await.unwrap().expose(), "tok-json");
+        assert!(t.failure().is_none());
         let t = TokenSource::new(settings("exit 3"));
         let e = t.token().await.unwrap_err();
         assert_eq!(e.cause, Cause::Local);
         assert!(e.to_string().contains("failed"), "{e}");
+        assert_eq!(t.failure().map(|f| f.0), Some(Cause::Local));
     }
 }
