@@ -18,6 +18,7 @@ use klachtpost::clock::{Clock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::oauth2::sasl::Mechanism;
+use klachtpost::oauth2::{Flow, OAuth2Settings, Provider, TokenSource};
 use klachtpost::store::Store;
 use support::oauth2::CLIENT_ID;
 use support::{Dovecot, DovecotOptions, Postfix, Security, TestCa, TokenServer};
@@ -220,6 +221,51 @@ async fn the_token_endpoint_over_https_is_trusted_through_ca_file() {
         .unwrap_err();
     assert!(e.to_string().contains("TLS handshake"), "{e}");
     assert_eq!(server.grants().len(), 1);
+}
+
+/// A token is used while fresh and renewed before it expires: with a 4 s lifetime, after
+/// half of it (short tokens), while the old one still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_is_renewed_before_it_expires() {
+    let server = TokenServer::start("complaints", Duration::from_secs(4));
+    let tokens = TokenSource::new(OAuth2Settings {
+        provider: Provider::Generic,
+        tenant: None,
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(server.client_secret.clone().into()),
+        flow: Flow::ClientCredentials,
+        refresh_token_file: None,
+        command: None,
+        token_url: server.token_url(),
+        device_url: None,
+        scope: "mail".into(),
+        ca_file: None,
+    });
+    let started = Instant::now();
+    let first = tokens.token().await.unwrap();
+    assert_eq!(tokens.token().await.unwrap().expose(), first.expose());
+    assert_eq!(server.grants().len(), 1, "the second call used the cache");
+    let renewed = loop {
+        let t = tokens.token().await.unwrap();
+        if t.expose() != first.expose() {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "not renewed before expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(
+        renewed >= Duration::from_millis(1900),
+        "renewed too early: {renewed:?}"
+    );
+    assert_eq!(
+        server.live_tokens(),
+        2,
+        "the old token was still alive when replaced"
+    );
+    assert_eq!(server.grants().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

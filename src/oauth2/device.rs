@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::config::{Flow, OAuth2Settings};
+use super::config::{Flow, OAuth2Settings, Provider};
 use super::error::{Cause, TokenError, first_line};
 use super::http;
 use super::token::write_secret_file;
@@ -41,6 +41,12 @@ fn check_settings(s: &OAuth2Settings) -> Result<&str, TokenError> {
         return Err(TokenError::new(
             Cause::Local,
             "oauth2 authorize is for flow = \"refresh_token\"",
+        ));
+    }
+    if s.provider == Provider::Google && s.scope.contains("mail.google.com") {
+        return Err(TokenError::new(
+            Cause::Local,
+            "Google does not grant the Gmail scope to the device flow: obtain the refresh token with an installed-app tool and write it into refresh_token_file (see the README)",
         ));
     }
     s.device_url.as_deref().ok_or_else(|| {
