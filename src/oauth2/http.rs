@@ -243,18 +243,27 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(raw)
 }
 
-/// `Ok(Some(len))` once `raw` holds a whole response with a Content-Length body.
+/// `Ok(Some(len))` once `raw` holds a whole response: a Content-Length body, or a chunked
+/// one with its last chunk.
 fn complete(raw: &[u8]) -> Result<Option<usize>, String> {
     let Some(end) = find(raw, b"\r\n\r\n") else {
         return Ok(None);
     };
     let head = String::from_utf8_lossy(&raw[..end]);
     for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':')
-            && k.trim().eq_ignore_ascii_case("content-length")
-        {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case("content-length") {
             let n: usize = v.trim().parse().map_err(|_| "bad Content-Length")?;
             return Ok((raw.len() >= end + 4 + n).then_some(end + 4 + n));
+        }
+        if k.trim().eq_ignore_ascii_case("transfer-encoding")
+            && v.to_ascii_lowercase().contains("chunked")
+        {
+            let body = &raw[end + 4..];
+            let done = body.starts_with(b"0\r\n\r\n") || body.ends_with(b"\r\n0\r\n\r\n");
+            return Ok(done.then_some(raw.len()));
         }
     }
     Ok(None)
@@ -373,5 +382,9 @@ mod tests {
             complete(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap(),
             Some(40)
         );
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n";
+        assert_eq!(complete(chunked).unwrap(), None);
+        let whole = [&chunked[..], b"0\r\n\r\n"].concat();
+        assert_eq!(complete(&whole).unwrap(), Some(whole.len()));
     }
 }
