@@ -540,6 +540,64 @@ async fn check_config_reports_each_step_and_names_a_revoked_client_secret() {
     }
 }
 
+/// The daemon with a client secret that no longer works: the log says why (the cause by
+/// name), never shows the secret, and the daemon keeps trying with backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_logs_the_cause_of_a_failed_token_request() {
+    let server = TokenServer::start("complaints", Duration::from_secs(3600));
+    let imap = oauth2_dovecot(&server, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let text = config_text(
+        tmp.path(),
+        &imap,
+        &file_outgoing(tmp.path()),
+        &oauth2_section(
+            &server,
+            "client_credentials",
+            "client_secret_env = \"KP_CLIENT_SECRET\"",
+        ),
+    );
+    let path = tmp.path().join("klachtpost.toml");
+    std::fs::write(&path, &text).unwrap();
+    let old_secret = server.client_secret.clone();
+    server.revoke_client_secret();
+    let log = tmp.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("KP_CLIENT_SECRET", &old_secret)
+        .env("KLACHTPOST_LOG", "info")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // Two attempts: the first, and the retry after the backoff.
+        if text.matches("oauth2.token_failed").count() >= 2 {
+            break text;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("no two oauth2.token_failed lines within {WAIT:?}:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("oauth2.token_failed"))
+        .unwrap();
+    assert!(line.contains("cause=\"client_secret\""), "{line}");
+    assert!(line.contains("AADSTS7000215"), "{line}");
+    assert!(text.contains("mailbox.unreachable"), "{text}");
+    assert!(!text.contains(&old_secret), "{text}");
+    assert!(server.grants().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_is_sent_through_postfix_with_xoauth2() {
     let server = TokenServer::start("complaints", Duration::from_secs(3600));
