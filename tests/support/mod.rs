@@ -1,6 +1,7 @@
-//! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP),
-//! Postfix's smtp-sink (SMTP with fault injection), a full Postfix with STARTTLS that
-//! delivers into the Dovecot, and the certificates they use.
+//! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP,
+//! optionally OAuth2 bearer tokens checked by its `oauth2` passdb), Postfix's smtp-sink (SMTP
+//! with fault injection), a full Postfix with STARTTLS that delivers into the Dovecot, an
+//! OAuth2 token server ([`TokenServer`]), and the certificates they use.
 //!
 //! Include it from a test file with `mod support;`. Every server gets its own temp dir and
 //! ports on 127.0.0.1, so tests run in parallel; it is stopped when dropped, and also when
