@@ -2,7 +2,7 @@
 //! load like the rest of the config (every problem at once, named by its key); the secrets
 //! are read from the environment or a file and held as [`SecretString`], never printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -96,12 +96,26 @@ pub struct RawOAuth2 {
 }
 
 /// Validate `[oauth2]`; problems are pushed with their key, `None` when unusable.
+/// Relative paths are taken from `base` (the config file's folder). Without
+/// `read_secrets` (commands that only use the register) the client secret is not read.
 pub fn validate(
-    raw: RawOAuth2,
+    mut raw: RawOAuth2,
+    base: &Path,
     getenv: &dyn Fn(&str) -> Option<String>,
+    read_secrets: bool,
     problems: &mut Vec<String>,
 ) -> Option<OAuth2Settings> {
     let before = problems.len();
+    for path in [
+        &mut raw.client_secret_file,
+        &mut raw.refresh_token_file,
+        &mut raw.ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = base.join(&*path);
+    }
     let provider = match raw.provider.as_deref() {
         Some("microsoft") => Provider::Microsoft,
         Some("google") => Provider::Google,
@@ -167,6 +181,7 @@ pub fn validate(
             );
             None
         }
+        _ if !read_secrets => None,
         (Some(var), None) => match getenv(var) {
             Some(v) if !v.is_empty() => Some(SecretString::from(v)),
             _ => {
@@ -299,7 +314,9 @@ mod tests {
             .collect();
         let s = validate(
             raw(text),
+            Path::new("/etc/klachtpost"),
             &|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            true,
             &mut problems,
         );
         (s, problems)
@@ -332,11 +349,16 @@ client_secret_env = "KP_SECRET""#,
 client_id = "x.apps.googleusercontent.com"
 client_secret_env = "KP_SECRET"
 flow = "refresh_token"
-refresh_token_file = "/var/lib/klachtpost/refresh-token""#,
+refresh_token_file = "state/refresh-token""#,
             &[("KP_SECRET", "s")],
         );
         assert!(problems.is_empty(), "{problems:?}");
         let s = s.unwrap();
+        assert_eq!(
+            s.refresh_token_file.as_deref(),
+            Some(Path::new("/etc/klachtpost/state/refresh-token")),
+            "relative to the config's folder"
+        );
         assert_eq!(s.token_url, "https://oauth2.googleapis.com/token");
         assert_eq!(s.scope, "https://mail.google.com/");
 
