@@ -542,9 +542,11 @@ async fn check_config_reports_each_step_and_names_a_revoked_client_secret() {
 }
 
 /// The daemon with a client secret that no longer works: the log says why (the cause by
-/// name), never shows the secret, and the daemon keeps trying with backoff.
+/// name), never shows the secret, and the daemon keeps trying with backoff. It is a
+/// mailbox outage like any other: once it has lasted `alert_after`, the partners are told
+/// once, with the cause, and `klachtpost status` shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_logs_the_cause_of_a_failed_token_request() {
+async fn a_revoked_client_secret_is_logged_by_cause_and_reported_to_the_partners_once() {
     let server = TokenServer::start("complaints", Duration::from_secs(3600));
     let imap = oauth2_dovecot(&server, false);
     let tmp = tempfile::tempdir().unwrap();
@@ -557,7 +559,7 @@ async fn the_daemon_logs_the_cause_of_a_failed_token_request() {
             "client_credentials",
             "client_secret_env = \"KP_CLIENT_SECRET\"",
         ),
-    );
+    ) + "\n[alerts]\nalert_after = \"1 s\"\n";
     let path = tmp.path().join("klachtpost.toml");
     std::fs::write(&path, &text).unwrap();
     let old_secret = server.client_secret.clone();
@@ -573,30 +575,76 @@ async fn the_daemon_logs_the_cause_of_a_failed_token_request() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let outbox = tmp.path().join("outbox");
     let deadline = Instant::now() + WAIT;
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        // Two attempts: the first, and the retry after the backoff.
-        if text.matches("oauth2.token_failed").count() >= 2 {
-            break text;
+    let notice = loop {
+        let notices = partner_notices(&outbox);
+        let failures = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("oauth2.token_failed")
+            .count();
+        // The notice, and a further failed attempt after it (so a second notice would show).
+        if notices.len() == 1 && failures >= 3 {
+            break notices.into_iter().next().unwrap();
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            panic!("no two oauth2.token_failed lines within {WAIT:?}:\n{text}");
+            panic!(
+                "{} notice(s), {failures} failure(s) within {WAIT:?}:\n{}",
+                notices.len(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let status = Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args(["status", "--config"])
+        .arg(&path)
+        .env("KP_CLIENT_SECRET", &old_secret)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+
     let line = text
         .lines()
         .find(|l| l.contains("oauth2.token_failed"))
         .unwrap();
     assert!(line.contains("cause=\"client_secret\""), "{line}");
     assert!(line.contains("AADSTS7000215"), "{line}");
-    assert!(text.contains("mailbox.unreachable"), "{text}");
     assert!(!text.contains(&old_secret), "{text}");
     assert!(server.grants().is_empty());
+
+    assert_eq!(partner_notices(&outbox).len(), 1, "told once");
+    assert_eq!(
+        notice.subject,
+        "klachtpost: storing, de klachtenmailbox werkt niet"
+    );
+    assert!(
+        notice
+            .text
+            .contains("client secret is wrong or has expired"),
+        "{}",
+        notice.text
+    );
+    assert!(!notice.text.contains(&old_secret));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("mailbox failing since"), "{status}");
+}
+
+/// The partners' outage and recovery notices the file transport wrote.
+fn partner_notices(outbox: &Path) -> Vec<klachtpost::parse::ParsedMail> {
+    let Ok(entries) = std::fs::read_dir(outbox) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| klachtpost::parse::parse(&std::fs::read(e.path()).unwrap()))
+        .filter(|m| m.subject.starts_with("klachtpost:"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
