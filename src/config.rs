@@ -60,6 +60,8 @@ pub struct Config {
     /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
     pub quarantine_folder: String,
     pub retention: crate::retention::RetentionSettings,
+    /// `[oauth2]`, when given: the token source the mailbox and the sender share.
+    pub oauth2: Option<crate::oauth2::TokenSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,16 @@ pub struct ServerSettings {
     /// How long one network step may go without progress before the connection is given
     /// up (`timeout_secs`, default 60).
     pub timeout: std::time::Duration,
+    /// How to log in (`auth`): with the password, or with an OAuth2 token.
+    pub auth: Auth,
+}
+
+/// `auth = "password" | "oauth2"` of `[mailbox]` and `[outgoing]`.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Password,
+    /// SASL XOAUTH2 / OAUTHBEARER with a token from `[oauth2]` (shared cache).
+    OAuth2(crate::oauth2::TokenSource),
 }
 
 #[derive(Debug, Clone)]
@@ -251,6 +263,7 @@ struct RawServer {
     password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     timeout_secs: Option<u64>,
+    auth: Option<String>,
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
@@ -312,6 +325,7 @@ const SECTIONS: &[&str] = &[
     "intake",
     "alerts",
     "retention",
+    "oauth2",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -325,6 +339,7 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "password_file",
     "ca_file",
     "timeout_secs",
+    "auth",
     "folder",
     "processed_folder",
     "quarantine_folder",
@@ -342,6 +357,7 @@ const OUTGOING_SMTP_KEYS: &[&str] = &[
     "password_file",
     "ca_file",
     "timeout_secs",
+    "auth",
     "from",
     "max_attempts",
     "alert_after",
@@ -455,6 +471,18 @@ impl Config {
         let intake: RawIntake = section(&table, "intake", &mut problems);
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let retention: RawRetention = section(&table, "retention", &mut problems);
+        let oauth2 = table.contains_key("oauth2").then(|| {
+            let raw = section(&table, "oauth2", &mut problems);
+            crate::oauth2::config::validate(
+                raw,
+                base,
+                getenv,
+                secrets == Secrets::Read,
+                &mut problems,
+            )
+            .map(crate::oauth2::TokenSource::new)
+        });
+        let oauth2_ok = oauth2.clone().flatten();
 
         // [firm]
         let timezone = match firm
@@ -551,6 +579,7 @@ impl Config {
                         base,
                         getenv,
                         secrets,
+                        oauth2: &oauth2,
                     },
                     &mut problems,
                 );
@@ -637,6 +666,7 @@ impl Config {
             base,
             getenv,
             secrets,
+            oauth2: &oauth2,
         };
         let main_transport = transport(
             "outgoing",
@@ -816,6 +846,7 @@ impl Config {
                 alerts: AlertSettings { alert_after },
                 quarantine_folder,
                 retention,
+                oauth2: oauth2_ok,
             }),
             _ => Err(err(problems)),
         }
@@ -1030,6 +1061,8 @@ struct ServerContext<'a> {
     base: &'a Path,
     getenv: &'a dyn Fn(&str) -> Option<String>,
     secrets: Secrets,
+    /// `[oauth2]`: `None` without the section, `Some(None)` when it has problems.
+    oauth2: &'a Option<Option<crate::oauth2::TokenSource>>,
 }
 
 fn server_settings(
@@ -1043,7 +1076,9 @@ fn server_settings(
         base,
         getenv,
         secrets,
+        oauth2,
     } = cx;
+    let auth = server_auth(name, raw, oauth2, problems);
     let host = raw.host.clone().unwrap_or_default();
     if host.trim().is_empty() {
         problems.push(format!("{name}.host: missing"));
@@ -1088,7 +1123,8 @@ fn server_settings(
         },
         (None, None) => None,
     };
-    if raw.username.is_some()
+    if matches!(auth, Auth::Password)
+        && raw.username.is_some()
         && password.is_none()
         && raw.password_env.is_none()
         && raw.password_file.is_none()
@@ -1117,6 +1153,49 @@ fn server_settings(
         password,
         ca_file,
         timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
+        auth,
+    }
+}
+
+/// `auth` of a server section. `oauth2` is `None` without an `[oauth2]` section and
+/// `Some(None)` when that section has problems (already reported).
+fn server_auth(
+    name: &str,
+    raw: &RawServer,
+    oauth2: &Option<Option<crate::oauth2::TokenSource>>,
+    problems: &mut Vec<String>,
+) -> Auth {
+    match raw.auth.as_deref() {
+        None | Some("password") => Auth::Password,
+        Some("oauth2") => {
+            // The mailbox reports a missing username already.
+            if name != "mailbox" && raw.username.is_none() {
+                problems.push(format!(
+                    "{name}.username: missing (the mailbox address to log in as with OAuth2)"
+                ));
+            }
+            if raw.password_env.is_some() || raw.password_file.is_some() {
+                problems.push(format!(
+                    "{name}.password_env / password_file: not used with auth = \"oauth2\""
+                ));
+            }
+            match oauth2 {
+                Some(Some(tokens)) => Auth::OAuth2(tokens.clone()),
+                Some(None) => Auth::Password,
+                None => {
+                    problems.push(format!(
+                        "{name}.auth = \"oauth2\" needs an [oauth2] section"
+                    ));
+                    Auth::Password
+                }
+            }
+        }
+        Some(other) => {
+            problems.push(format!(
+                "{name}.auth: {other:?} is not one of \"password\", \"oauth2\""
+            ));
+            Auth::Password
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 pub use stream::ImapStream;
 
-use crate::config::{Config, Mailbox as MailboxConfig, Security, ServerSettings};
+use crate::config::{Auth, Config, Mailbox as MailboxConfig, Security, ServerSettings};
 use crate::store::Store;
 
 /// How many messages one IMAP FETCH asks for, bounding memory on a large backlog.
@@ -340,7 +340,7 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
             .with_context(|| format!("{:?} is not a valid TLS server name", server.host))?;
         Ok((TlsConnector::from(config), name))
     };
-    let mut client = match server.security {
+    let client = match server.security {
         Security::None => {
             let mut c = async_imap::Client::new(ImapStream::Plain(tcp));
             read_greeting(&mut c).await?;
@@ -372,8 +372,28 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
             async_imap::Client::new(ImapStream::Tls(Box::new(stream)))
         }
     };
-    let _ = &mut client;
+    authenticate(client, server).await
+}
+
+/// The login step: LOGIN with the password, or SASL XOAUTH2 / OAUTHBEARER with an OAuth2
+/// token ([`crate::oauth2::imap`]), as `auth` says.
+pub async fn authenticate(
+    client: async_imap::Client<ImapStream>,
+    server: &ServerSettings,
+) -> Result<Session<ImapStream>> {
     let user = server.username.as_deref().unwrap_or_default();
+    if let Auth::OAuth2(tokens) = &server.auth {
+        return crate::oauth2::imap::authenticate(
+            client,
+            user,
+            &server.host,
+            server.port,
+            tokens,
+            server.timeout,
+        )
+        .await
+        .with_context(|| format!("IMAP login as {user} with OAuth2 failed"));
+    }
     let password = server
         .password
         .as_ref()

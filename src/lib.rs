@@ -45,6 +45,9 @@
 //!   (e.g. a case's parties, the mail that opened no case); the history chain and
 //!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
+//! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
+//!   config, the token client with its cache, the flows (app-only client credentials,
+//!   refresh token, command, `oauth2 authorize`), the XOAUTH2/OAUTHBEARER login steps.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
@@ -62,6 +65,7 @@ pub mod export;
 pub mod fetch;
 pub mod health;
 pub mod intake;
+pub mod oauth2;
 pub mod outbox;
 pub mod parse;
 pub mod retention;

@@ -27,7 +27,8 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::{AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, Security, ServerSettings, Transport};
+use crate::config::{Auth, Config, Security, ServerSettings, Transport};
+use crate::oauth2::{AccessToken, TokenSource};
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,6 +245,29 @@ impl SmtpSender {
     /// Connect, greet, STARTTLS and AUTH as configured. Every failure here is an outage.
     async fn session(&self) -> Result<AsyncSmtpConnection, SendError> {
         let s = &self.server;
+        let outage = |what: &str, e: lettre::transport::smtp::Error| {
+            SendError::Outage(redact(&format!("{what} {}:{}: {e}", s.host, s.port)))
+        };
+        match (&s.auth, &s.username) {
+            (Auth::OAuth2(tokens), Some(user)) => self.oauth2_session(tokens, user).await,
+            (Auth::Password, Some(user)) => {
+                let mut conn = self.connect().await?;
+                if let Some(password) = &s.password {
+                    let credentials =
+                        Credentials::new(user.clone(), password.expose_secret().to_string());
+                    conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                        .await
+                        .map_err(|e| outage("login refused by", e))?;
+                }
+                Ok(conn)
+            }
+            _ => self.connect().await,
+        }
+    }
+
+    /// Connect, greet and STARTTLS as configured; no login yet.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let s = &self.server;
         let hello = ClientId::default();
         let outage = |what: &str, e: lettre::transport::smtp::Error| {
             SendError::Outage(redact(&format!("{what} {}:{}: {e}", s.host, s.port)))
@@ -270,12 +294,54 @@ impl SmtpSender {
                 .await
                 .map_err(|e| outage("cannot start TLS with", e))?;
         }
-        if let (Some(user), Some(password)) = (&s.username, &s.password) {
-            let credentials = Credentials::new(user.clone(), password.expose_secret().to_string());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-                .await
-                .map_err(|e| outage("login refused by", e))?;
+        Ok(conn)
+    }
+
+    /// Log in with an OAuth2 access token (SASL XOAUTH2; lettre has no OAUTHBEARER). A
+    /// token the server refuses is replaced once, on a new connection. A token that cannot
+    /// be had, or is refused twice, is an outage of the transport: mail stays queued.
+    async fn oauth2_session(
+        &self,
+        tokens: &TokenSource,
+        user: &str,
+    ) -> Result<AsyncSmtpConnection, SendError> {
+        let s = &self.server;
+        let no_token = |e: crate::oauth2::TokenError| {
+            SendError::Outage(redact(&format!("cannot get an OAuth2 token: {e}")))
+        };
+        let login =
+            |token: &AccessToken| Credentials::new(user.to_string(), token.expose().to_string());
+        let token = tokens.token().await.map_err(no_token)?;
+        let mut conn = self.connect().await?;
+        match conn.auth(&[Mechanism::Xoauth2], &login(&token)).await {
+            Ok(_) => return Ok(conn),
+            Err(e) if crate::oauth2::smtp::is_auth_rejection(&e) => {
+                conn.abort().await;
+                tracing::warn!(
+                    event = "oauth2.smtp_refused",
+                    "the SMTP server refused the access token; getting a new one"
+                );
+            }
+            Err(e) => {
+                return Err(SendError::Outage(redact(&format!(
+                    "login refused by {}:{}: {e}",
+                    s.host, s.port
+                ))));
+            }
         }
+        let token = tokens
+            .refresh_after_rejection(&token)
+            .await
+            .map_err(no_token)?;
+        let mut conn = self.connect().await?;
+        conn.auth(&[Mechanism::Xoauth2], &login(&token))
+            .await
+            .map_err(|e| {
+                SendError::Outage(redact(&format!(
+                    "{}:{} refused the OAuth2 token twice (does the app have the send permission, SMTP.SendAsApp, and is SMTP AUTH on for the mailbox?): {e}",
+                    s.host, s.port
+                )))
+            })?;
         Ok(conn)
     }
 
@@ -436,10 +502,10 @@ pub async fn check(config: &Config) -> Result<String> {
                         "connected to {}:{}{}",
                         server.host,
                         server.port,
-                        if server.username.is_some() {
-                            " and logged in"
-                        } else {
-                            ""
+                        match (&server.auth, &server.username) {
+                            (Auth::OAuth2(_), Some(_)) => " and logged in with OAuth2 (XOAUTH2)",
+                            (_, Some(_)) => " and logged in",
+                            _ => "",
                         }
                     ))
                 }

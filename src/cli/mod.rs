@@ -5,6 +5,7 @@ mod calendar;
 mod cases;
 mod explain;
 mod mail;
+mod oauth2;
 mod quarantine;
 mod register;
 mod status;
@@ -112,6 +113,18 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadlinesCommand,
     },
+    /// OAuth2 sign-in (`[oauth2]`).
+    Oauth2 {
+        #[command(subcommand)]
+        command: Oauth2Command,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Oauth2Command {
+    /// For flow = "refresh_token": sign in once with the device code (shows a URL and a
+    /// code), then store the refresh token in refresh_token_file.
+    Authorize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -432,6 +445,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Deadlines {
             command: DeadlinesCommand::Explain { received, json },
         } => calendar::deadlines_explain(&cli.config, &received, json),
+        Command::Oauth2 {
+            command: Oauth2Command::Authorize,
+        } => oauth2::authorize(&Config::load(&cli.config)?).await,
     }
 }
 
@@ -556,6 +572,15 @@ async fn check_config(path: &std::path::Path, offline: bool) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let mut ok = true;
+    if let Some(tokens) = &config.oauth2 {
+        match crate::oauth2::check(tokens).await {
+            Ok(what) => println!("oauth2: {what}"),
+            Err(e) => {
+                ok = false;
+                println!("oauth2: {e}");
+            }
+        }
+    }
     match crate::fetch::check(&config).await {
         Ok(what) => println!("mailbox: {what}"),
         Err(e) => {

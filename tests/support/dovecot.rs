@@ -62,6 +62,11 @@ pub struct DovecotOptions {
     /// Also offer Dovecot's authentication service on a TCP port, so an MTA can check SMTP
     /// AUTH against the same users (Postfix's `smtpd_sasl_type = dovecot`).
     pub sasl: bool,
+    /// Also accept OAuth2 bearer tokens (SASL XOAUTH2 and OAUTHBEARER, for IMAP and, with
+    /// `sasl`, for Postfix), checked by Dovecot's own `oauth2` passdb against this RFC 7662
+    /// introspection URL (see `super::oauth2::TokenServer`). Password logins keep working.
+    /// Failed logins are not slowed down (no auth penalty), so tests of bad tokens are quick.
+    pub oauth2_introspection_url: Option<String>,
     /// Replace the capabilities IMAP advertises after login (Dovecot's `imap_capability`),
     /// e.g. [`WITHOUT_MOVE`] to test a server that has no MOVE. The commands still work;
     /// only what a client is told changes, which is what a client decides by.
@@ -164,7 +169,13 @@ impl Dovecot {
                 lmtp: lmtp_port,
                 auth: auth_port,
             };
-            let mut conf = config(&dir, &user, &ports, &greeting);
+            let mut conf = config(
+                &dir,
+                &user,
+                &ports,
+                &greeting,
+                options.oauth2_introspection_url.as_deref(),
+            );
             if let Some(caps) = options.imap_capability {
                 writeln!(conf, "protocol imap {{\n  imap_capability = {caps}\n}}").unwrap();
             }
@@ -298,6 +309,25 @@ impl Dovecot {
             user: user.to_owned(),
             password,
         }
+    }
+
+    /// Ends every IMAP session of `user` (`doveadm kick`), as a server restart or an
+    /// administrator would: a client must log in again, with whatever token it has now.
+    pub fn kick(&self, user: &str) {
+        let out = Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .arg("kick")
+            .arg(user)
+            .output()
+            .expect("run doveadm kick");
+        // doveadm kick exits 68 (EX_NOUSER) when nobody was connected.
+        assert!(
+            out.status.success() || out.status.code() == Some(68),
+            "doveadm kick {user}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Dovecot's log so far (logins, deliveries, errors), for failure messages.
@@ -626,7 +656,13 @@ struct Ports {
 }
 
 /// The whole configuration; nothing from /etc/dovecot is read.
-fn config(dir: &Path, user: &SystemUser, ports: &Ports, greeting: &str) -> String {
+fn config(
+    dir: &Path,
+    user: &SystemUser,
+    ports: &Ports,
+    greeting: &str,
+    oauth2: Option<&str>,
+) -> String {
     let d = dir.display();
     let (imap_port, imaps_port) = (ports.imap, ports.imaps);
     let (name, group, uid, gid) = (&user.name, &user.group, user.uid, user.gid);
@@ -634,6 +670,32 @@ fn config(dir: &Path, user: &SystemUser, ports: &Ports, greeting: &str) -> Strin
         "imap lmtp"
     } else {
         "imap"
+    };
+    let mechanisms = if oauth2.is_some() {
+        "plain login xoauth2 oauthbearer"
+    } else {
+        "plain login"
+    };
+    let (oauth2_passdb, passwd_mechanisms) = match oauth2 {
+        Some(url) => {
+            // RFC 7662 introspection by POST (the token as form field `token`); no cache,
+            // so an expired or revoked token is refused at once.
+            let ext = format!(
+                "introspection_url = {url}\nintrospection_mode = post\n\
+                 username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+            );
+            std::fs::write(dir.join("dovecot-oauth2.conf.ext"), ext)
+                .expect("write dovecot-oauth2.conf.ext");
+            (
+                format!(
+                    "# Bearer tokens: checked by introspection at the test's token server.\n\
+                     passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  \
+                     args = {d}/dovecot-oauth2.conf.ext\n}}\n"
+                ),
+                "\n  mechanisms = plain login",
+            )
+        }
+        None => (String::new(), ""),
     };
     let mut conf = format!(
         r#"# Written by tests/support/dovecot.rs for one test.
@@ -658,7 +720,7 @@ first_valid_gid = {gid}
 # need it. No added delay after a failed login (default 2 s), so wrong-password tests are
 # quick; the auth process still answers failures on its 0.5 s timer.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 auth_verbose = yes
 
@@ -683,10 +745,10 @@ mail_max_userip_connections = 1000
 # Needed by LMTP to send bounces (never happens here, but it must be set).
 postmaster_address = postmaster@localhost
 
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   # %n: "alice" and "alice@example.org" log in as the same user.
-  args = scheme=PLAIN username_format=%n {d}/passwd
+  args = scheme=PLAIN username_format=%n {d}/passwd{passwd_mechanisms}
 }}
 userdb {{
   driver = static

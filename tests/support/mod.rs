@@ -1,6 +1,7 @@
-//! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP),
-//! Postfix's smtp-sink (SMTP with fault injection), a full Postfix with STARTTLS that
-//! delivers into the Dovecot, and the certificates they use.
+//! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP,
+//! optionally OAuth2 bearer tokens checked by its `oauth2` passdb), Postfix's smtp-sink (SMTP
+//! with fault injection), a full Postfix with STARTTLS that delivers into the Dovecot, an
+//! OAuth2 token server ([`TokenServer`]), and the certificates they use.
 //!
 //! Include it from a test file with `mod support;`. Every server gets its own temp dir and
 //! ports on 127.0.0.1, so tests run in parallel; it is stopped when dropped, and also when
@@ -43,6 +44,7 @@
 
 pub mod certs;
 pub mod dovecot;
+pub mod oauth2;
 pub mod postfix;
 mod process;
 pub mod proxy;
@@ -53,6 +55,7 @@ pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
     UserImap, WITHOUT_MOVE, WITHOUT_MOVE_OR_UIDPLUS,
 };
+pub use oauth2::TokenServer;
 pub use postfix::Postfix;
 pub use process::force_next_ports;
 pub use proxy::FreezingProxy;
