@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::compose::{self, ChannelNotice};
+use crate::compose::{self, NoticeHead};
 use crate::config::Config;
 use crate::store::{self, Store, health as table};
 
@@ -144,63 +144,54 @@ async fn change(
     let notice = step(&mut state, now);
     table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
     if let Some(notice) = &notice {
-        let partners: Vec<String> = config
+        let partners: Vec<&str> = config
             .firm
             .partners
             .iter()
-            .map(|p| p.email.clone())
+            .map(|p| p.email.as_str())
             .collect();
         let (since, error, recovered) = match notice {
             Notice::Outage { since, error } => (*since, error.as_str(), false),
             Notice::Recovered { since } => (*since, "", true),
         };
-        let out = compose::channel_notice(&ChannelNotice {
-            firm_name: &config.firm.name,
-            firm_domain: config.firm.domain(),
-            from: &config.outgoing.from,
-            to: &partners,
-            channel: channel.as_str(),
-            since,
-            error,
-            recovered,
-            timezone: config.firm.timezone,
-            now,
-        })
-        .context("cannot compose the outage notice")?;
-        let purpose = "notice";
-        let row = store::insert_message(
-            &mut tx,
-            &store::NewMessage {
-                case_id: None,
-                direction: "outbound",
-                kind: purpose,
-                source_key: None,
-                message_id: Some(&out.message_id),
-                from_name: Some("klachtpost"),
-                from_address: Some(&config.outgoing.from),
-                subject: &out.subject,
-                date_header: Some(now),
-                received_at: now,
-                text: &out.text,
-                decision_reason: if recovered {
-                    "channel recovered"
-                } else {
-                    "channel outage"
-                },
-                flags: &[],
-                raw: &out.raw,
-                created_at: now,
-                identity: None,
+        let templates = config.templates.load()?;
+        let lang = config.templates.language.internal();
+        let tz = config.firm.timezone;
+        let out = compose::notice_from_template(
+            &templates,
+            "channel_notice",
+            lang,
+            &NoticeHead {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to: &partners,
+                reference: channel.as_str(),
+                now,
+            },
+            minijinja::context! {
+                channel => channel.as_str(),
+                since => compose::format_datetime(since, tz, lang),
+                error,
+                recovered,
+                back_at => compose::format_datetime(now, tz, lang),
             },
         )
-        .await?;
-        store::enqueue(
+        .context("cannot compose the outage notice")?;
+        let recipients: Vec<String> = partners.iter().map(|p| p.to_string()).collect();
+        store::queue_outgoing_to_all(
             &mut tx,
-            row,
             None,
-            purpose,
+            "notice",
+            Some("klachtpost"),
             &config.outgoing.from,
-            &partners,
+            &recipients,
+            &out,
+            if recovered {
+                "channel recovered"
+            } else {
+                "channel outage"
+            },
             now,
         )
         .await?;
@@ -306,6 +297,54 @@ mod tests {
         assert_eq!(s.backlog, Some(3), "an unknown backlog keeps the last one");
         // Healthy again: further successes say nothing.
         assert_eq!(s.succeed(t(201), Some(0)), None);
+    }
+
+    #[test]
+    fn the_all_clear_comes_from_the_template_in_both_languages() {
+        let set = compose::TemplateSet::builtin().unwrap();
+        for (lang, subject, words) in [
+            (
+                compose::Lang::Nl,
+                "klachtpost: de klachtenmailbox werkt weer",
+                "De klachtenmailbox werkt weer sinds",
+            ),
+            (
+                compose::Lang::En,
+                "klachtpost: the complaints mailbox works again",
+                "The complaints mailbox has worked again since",
+            ),
+        ] {
+            let out = compose::notice_from_template(
+                &set,
+                "channel_notice",
+                lang,
+                &NoticeHead {
+                    firm_name: "Adviesbureau Voorbeeld",
+                    firm_domain: "voorbeeld.nl",
+                    from: "klachten@voorbeeld.nl",
+                    to: &["anna@voorbeeld.nl", "piet@voorbeeld.nl"],
+                    reference: "mailbox",
+                    now: t(90),
+                },
+                minijinja::context! {
+                    channel => "mailbox",
+                    since => "S",
+                    error => "",
+                    recovered => true,
+                    back_at => "B",
+                },
+            )
+            .unwrap();
+            assert_eq!(out.subject, subject);
+            assert!(out.text.contains(words), "{}", out.text);
+            assert!(
+                out.text.contains("(storing sinds S)") || out.text.contains("(outage since S)")
+            );
+            let parsed = crate::parse::parse(&out.raw);
+            assert_eq!(parsed.header("Auto-Submitted"), Some("auto-generated"));
+            let raw = String::from_utf8_lossy(&out.raw);
+            assert!(raw.contains("anna@voorbeeld.nl") && raw.contains("piet@voorbeeld.nl"));
+        }
     }
 
     #[test]
