@@ -5,7 +5,9 @@
 //! first failure after a success. Once it has lasted `alerts.alert_after`, the partners
 //! get one mail through the outbox; when the channel works again they get one more. The
 //! state is a row per channel (`channel_health`), changed in the same transaction as the
-//! notice is queued, so a restart neither repeats nor forgets a notice.
+//! notice is queued, so a restart neither repeats nor forgets a notice. Outgoing mail is
+//! the exception: its outages are recorded here (by [`crate::outbox`]) but the partners
+//! are told through `[outgoing.fallback]`, never through the outbox that is down.
 //! [`status`] gathers what `klachtpost status` shows.
 
 use anyhow::{Context as _, Result};
@@ -33,6 +35,13 @@ impl Channel {
             Channel::Mailbox => "mailbox",
             Channel::Outgoing => "outgoing",
         }
+    }
+
+    /// Whether health tells the partners about this channel's outages through the
+    /// outbox. Not for outgoing mail: the outbox is what is down, so the outbox tells them
+    /// itself through `[outgoing.fallback]` and records that with [`alerted`].
+    fn alerts_by_mail(self) -> bool {
+        matches!(self, Channel::Mailbox)
     }
 }
 
@@ -108,8 +117,11 @@ pub async fn failed(
 ) -> Result<bool> {
     // One line, bounded: it goes into a mail and a table.
     let error: String = error.replace(['\r', '\n'], " ").chars().take(500).collect();
-    let alert_after =
-        chrono::Duration::from_std(config.alerts.alert_after).unwrap_or(chrono::Duration::MAX);
+    let alert_after = if channel.alerts_by_mail() {
+        chrono::Duration::from_std(config.alerts.alert_after).unwrap_or(chrono::Duration::MAX)
+    } else {
+        chrono::Duration::MAX
+    };
     change(store, config, clock, channel, |s, now| {
         s.fail(now, &error, alert_after)
     })
@@ -131,6 +143,21 @@ pub async fn succeeded(
     .await
 }
 
+/// The partners were told about the current outage of `channel` another way (the
+/// outbox's fallback, for outgoing mail): record when, for `klachtpost status`.
+pub async fn alerted(store: &Store, now: DateTime<Utc>, channel: Channel) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
+    if state.failing_since.is_some() && state.alerted_at.is_none() {
+        state.alerted_at = Some(now);
+        table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
+    }
+    tx.commit()
+        .await
+        .context("cannot record the channel state")?;
+    Ok(())
+}
+
 async fn change(
     store: &Store,
     config: &Config,
@@ -141,7 +168,7 @@ async fn change(
     let now = clock.now();
     let mut tx = store.begin().await?;
     let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
-    let notice = step(&mut state, now);
+    let notice = step(&mut state, now).filter(|_| channel.alerts_by_mail());
     table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
     if let Some(notice) = &notice {
         let partners: Vec<&str> = config
