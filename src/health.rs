@@ -253,8 +253,8 @@ pub struct Status {
     /// Outbox rows waiting to be sent (`queued`) and given up on (`failed`).
     pub outbox_queued: i64,
     pub outbox_failed: i64,
-    /// Mails in quarantine: `None` until the quarantine table exists (issue 7, item 2).
-    pub quarantined: Option<i64>,
+    /// Mails waiting in quarantine (`klachtpost quarantine list`).
+    pub quarantined: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -284,8 +284,7 @@ pub async fn status(store: &Store) -> Result<Status> {
         channels,
         outbox_queued: count("queued"),
         outbox_failed: count("failed"),
-        // Filled in once store::quarantine lands (issue 7, item 2).
-        quarantined: None,
+        quarantined: store.quarantine_open_count().await?,
     })
 }
 

@@ -117,6 +117,15 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
     );
     let text = stdout(&bin(dir, &["quarantine", "list"]));
     assert!(text.contains("Q-0001"), "{text}");
+    // `klachtpost status` counts it.
+    let status: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["quarantined"], 1, "{status}");
+    let status = stdout(&bin(dir, &["status"]));
+    assert!(
+        status.contains("quarantine:       1 mail(s) waiting"),
+        "{status}"
+    );
     assert!(text.contains("1 duplicate(s)"), "{text}");
 
     // The partner was told (one notice) and the good mail acknowledged (one, not two).
@@ -162,6 +171,9 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
         stdout(&retry)
     );
     assert!(stdout(&bin(dir, &["quarantine", "list"])).contains("Nothing in quarantine."));
+    let status: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["quarantined"], 0, "{status}");
     let all: serde_json::Value =
         serde_json::from_slice(&bin(dir, &["quarantine", "list", "--all", "--json"]).stdout)
             .unwrap();

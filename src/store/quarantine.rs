@@ -109,6 +109,14 @@ pub async fn resolve_quarantine(
 }
 
 impl Store {
+    /// How many items wait in quarantine (not yet taken in or resolved).
+    pub async fn quarantine_open_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Quarantine items, oldest first: only those still waiting, or (`all`) every one
     /// ever quarantined.
     pub async fn quarantine_items(&self, all: bool) -> Result<Vec<QuarantineItem>> {
