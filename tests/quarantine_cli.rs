@@ -127,6 +127,23 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
         "{status}"
     );
     assert!(text.contains("1 duplicate(s)"), "{text}");
+    // The copy of the good mail opened no case: `mail list --unfiled` names its original.
+    let unfiled: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["mail", "list", "--unfiled", "--json"]).stdout).unwrap();
+    let copies: Vec<_> = unfiled
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "duplicate")
+        .collect();
+    assert_eq!(copies.len(), 1, "{unfiled}");
+    let reason = copies[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("duplicate of #{} (case KL-", copies[0]["id"])),
+        "{reason}"
+    );
+    let text = stdout(&bin(dir, &["mail", "list", "--unfiled"]));
+    assert!(text.contains("why:     duplicate of #"), "{text}");
 
     // The partner was told (one notice) and the good mail acknowledged (one, not two).
     let outbox: Vec<String> = std::fs::read_dir(dir.join("outbox"))
