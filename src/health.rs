@@ -5,7 +5,9 @@
 //! first failure after a success. Once it has lasted `alerts.alert_after`, the partners
 //! get one mail through the outbox; when the channel works again they get one more. The
 //! state is a row per channel (`channel_health`), changed in the same transaction as the
-//! notice is queued, so a restart neither repeats nor forgets a notice.
+//! notice is queued, so a restart neither repeats nor forgets a notice. Outgoing mail is
+//! the exception: its outages are recorded here (by [`crate::outbox`]) but the partners
+//! are told through `[outgoing.fallback]`, never through the outbox that is down.
 //! [`status`] gathers what `klachtpost status` shows.
 
 use anyhow::{Context as _, Result};
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::compose::{self, ChannelNotice};
+use crate::compose::{self, NoticeHead};
 use crate::config::Config;
 use crate::store::{self, Store, health as table};
 
@@ -33,6 +35,13 @@ impl Channel {
             Channel::Mailbox => "mailbox",
             Channel::Outgoing => "outgoing",
         }
+    }
+
+    /// Whether health tells the partners about this channel's outages through the
+    /// outbox. Not for outgoing mail: the outbox is what is down, so the outbox tells them
+    /// itself through `[outgoing.fallback]` and records that with [`alerted`].
+    fn alerts_by_mail(self) -> bool {
+        matches!(self, Channel::Mailbox)
     }
 }
 
@@ -108,8 +117,11 @@ pub async fn failed(
 ) -> Result<bool> {
     // One line, bounded: it goes into a mail and a table.
     let error: String = error.replace(['\r', '\n'], " ").chars().take(500).collect();
-    let alert_after =
-        chrono::Duration::from_std(config.alerts.alert_after).unwrap_or(chrono::Duration::MAX);
+    let alert_after = if channel.alerts_by_mail() {
+        chrono::Duration::from_std(config.alerts.alert_after).unwrap_or(chrono::Duration::MAX)
+    } else {
+        chrono::Duration::MAX
+    };
     change(store, config, clock, channel, |s, now| {
         s.fail(now, &error, alert_after)
     })
@@ -131,6 +143,21 @@ pub async fn succeeded(
     .await
 }
 
+/// The partners were told about the current outage of `channel` another way (the
+/// outbox's fallback, for outgoing mail): record when, for `klachtpost status`.
+pub async fn alerted(store: &Store, now: DateTime<Utc>, channel: Channel) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
+    if state.failing_since.is_some() && state.alerted_at.is_none() {
+        state.alerted_at = Some(now);
+        table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
+    }
+    tx.commit()
+        .await
+        .context("cannot record the channel state")?;
+    Ok(())
+}
+
 async fn change(
     store: &Store,
     config: &Config,
@@ -141,66 +168,57 @@ async fn change(
     let now = clock.now();
     let mut tx = store.begin().await?;
     let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
-    let notice = step(&mut state, now);
+    let notice = step(&mut state, now).filter(|_| channel.alerts_by_mail());
     table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
     if let Some(notice) = &notice {
-        let partners: Vec<String> = config
+        let partners: Vec<&str> = config
             .firm
             .partners
             .iter()
-            .map(|p| p.email.clone())
+            .map(|p| p.email.as_str())
             .collect();
         let (since, error, recovered) = match notice {
             Notice::Outage { since, error } => (*since, error.as_str(), false),
             Notice::Recovered { since } => (*since, "", true),
         };
-        let out = compose::channel_notice(&ChannelNotice {
-            firm_name: &config.firm.name,
-            firm_domain: config.firm.domain(),
-            from: &config.outgoing.from,
-            to: &partners,
-            channel: channel.as_str(),
-            since,
-            error,
-            recovered,
-            timezone: config.firm.timezone,
-            now,
-        })
-        .context("cannot compose the outage notice")?;
-        let purpose = "notice";
-        let row = store::insert_message(
-            &mut tx,
-            &store::NewMessage {
-                case_id: None,
-                direction: "outbound",
-                kind: purpose,
-                source_key: None,
-                message_id: Some(&out.message_id),
-                from_name: Some("klachtpost"),
-                from_address: Some(&config.outgoing.from),
-                subject: &out.subject,
-                date_header: Some(now),
-                received_at: now,
-                text: &out.text,
-                decision_reason: if recovered {
-                    "channel recovered"
-                } else {
-                    "channel outage"
-                },
-                flags: &[],
-                raw: &out.raw,
-                created_at: now,
-                identity: None,
+        let templates = config.templates.load()?;
+        let lang = config.templates.language.internal();
+        let tz = config.firm.timezone;
+        let out = compose::notice_from_template(
+            &templates,
+            "channel_notice",
+            lang,
+            &NoticeHead {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to: &partners,
+                reference: channel.as_str(),
+                now,
+            },
+            minijinja::context! {
+                channel => channel.as_str(),
+                since => compose::format_datetime(since, tz, lang),
+                error,
+                recovered,
+                back_at => compose::format_datetime(now, tz, lang),
             },
         )
-        .await?;
-        store::enqueue(
+        .context("cannot compose the outage notice")?;
+        let recipients: Vec<String> = partners.iter().map(|p| p.to_string()).collect();
+        store::queue_outgoing_to_all(
             &mut tx,
-            row,
             None,
-            purpose,
+            "notice",
+            Some("klachtpost"),
             &config.outgoing.from,
-            &partners,
+            &recipients,
+            &out,
+            if recovered {
+                "channel recovered"
+            } else {
+                "channel outage"
+            },
             now,
         )
         .await?;
@@ -235,8 +253,8 @@ pub struct Status {
     /// Outbox rows waiting to be sent (`queued`) and given up on (`failed`).
     pub outbox_queued: i64,
     pub outbox_failed: i64,
-    /// Mails in quarantine: `None` until the quarantine table exists (issue 7, item 2).
-    pub quarantined: Option<i64>,
+    /// Mails waiting in quarantine (`klachtpost quarantine list`).
+    pub quarantined: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -266,8 +284,7 @@ pub async fn status(store: &Store) -> Result<Status> {
         channels,
         outbox_queued: count("queued"),
         outbox_failed: count("failed"),
-        // Filled in once store::quarantine lands (issue 7, item 2).
-        quarantined: None,
+        quarantined: store.quarantine_open_count().await?,
     })
 }
 
@@ -306,6 +323,54 @@ mod tests {
         assert_eq!(s.backlog, Some(3), "an unknown backlog keeps the last one");
         // Healthy again: further successes say nothing.
         assert_eq!(s.succeed(t(201), Some(0)), None);
+    }
+
+    #[test]
+    fn the_all_clear_comes_from_the_template_in_both_languages() {
+        let set = compose::TemplateSet::builtin().unwrap();
+        for (lang, subject, words) in [
+            (
+                compose::Lang::Nl,
+                "klachtpost: de klachtenmailbox werkt weer",
+                "De klachtenmailbox werkt weer sinds",
+            ),
+            (
+                compose::Lang::En,
+                "klachtpost: the complaints mailbox works again",
+                "The complaints mailbox has worked again since",
+            ),
+        ] {
+            let out = compose::notice_from_template(
+                &set,
+                "channel_notice",
+                lang,
+                &NoticeHead {
+                    firm_name: "Adviesbureau Voorbeeld",
+                    firm_domain: "voorbeeld.nl",
+                    from: "klachten@voorbeeld.nl",
+                    to: &["anna@voorbeeld.nl", "piet@voorbeeld.nl"],
+                    reference: "mailbox",
+                    now: t(90),
+                },
+                minijinja::context! {
+                    channel => "mailbox",
+                    since => "S",
+                    error => "",
+                    recovered => true,
+                    back_at => "B",
+                },
+            )
+            .unwrap();
+            assert_eq!(out.subject, subject);
+            assert!(out.text.contains(words), "{}", out.text);
+            assert!(
+                out.text.contains("(storing sinds S)") || out.text.contains("(outage since S)")
+            );
+            let parsed = crate::parse::parse(&out.raw);
+            assert_eq!(parsed.header("Auto-Submitted"), Some("auto-generated"));
+            let raw = String::from_utf8_lossy(&out.raw);
+            assert!(raw.contains("anna@voorbeeld.nl") && raw.contains("piet@voorbeeld.nl"));
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   no verdict on any mail: the drain stops, every row stays queued with its attempts
 //!   untouched, the outage is logged at error once, and the transport is tried again with
 //!   its own backoff (30 s doubling to 10 min). After `outgoing.alert_after` the partners
-//!   are told through `[outgoing.fallback]`, if one is configured.
+//!   are told through `[outgoing.fallback]`, if one is configured. The outage is also
+//!   recorded in [`crate::health`] (`Channel::Outgoing`), so `klachtpost status` shows it.
 //! - Loop and flood protection, for automatic mail (`Auto-Submitted`): never to the firm's
 //!   own mailbox address, never to an outside address that bounced hard within
 //!   `outgoing.bounce_block`, and at most `outgoing.max_auto_per_address` per outside
@@ -28,6 +29,7 @@ use crate::case::{self, Actor};
 use crate::clock::Clock;
 use crate::compose::{self, NoticeHead};
 use crate::config::Config;
+use crate::health::{self, Channel};
 use crate::send::{Outage, SendError, Sender};
 use crate::store::{self, OutboxItem, Store};
 
@@ -79,6 +81,10 @@ pub async fn drain_once(
         let now = clock.now();
         let due = store.outbox_due(now, 50).await?;
         if due.is_empty() {
+            if report.sent + report.retried + report.failed > 0 {
+                // The transport answered about a mail: it works (`klachtpost status`).
+                health::succeeded(store, config, clock, Channel::Outgoing, None).await?;
+            }
             return Ok(report);
         }
         for item in due {
@@ -283,6 +289,10 @@ async fn outage(
         *guard = Some(o.clone());
         o
     };
+    // The same outage, for `klachtpost status`. The partners are told below, through the
+    // fallback: health sends no mail about the outgoing channel (it would queue it in the
+    // outbox that is down).
+    health::failed(store, config, clock, Channel::Outgoing, error).await?;
     if !state.alerted && now - state.since >= config.outgoing.alert_after {
         let told = alert_partners(store, sender, config, &state, now).await?;
         let mut guard = sender.outage.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,7 +338,7 @@ async fn alert_partners(
                 firm_name: &config.firm.name,
                 firm_domain: config.firm.domain(),
                 from: &config.outgoing.from,
-                to: &partner.email,
+                to: &[partner.email.as_str()],
                 reference: "outage",
                 now,
             },
@@ -354,6 +364,7 @@ async fn alert_partners(
         }
     }
     if all {
+        health::alerted(store, now, Channel::Outgoing).await?;
         tracing::warn!(
             event = "outbox.outage_alerted",
             partners = config.firm.partners.len(),
@@ -511,7 +522,7 @@ async fn tell_partner(
             firm_name: &config.firm.name,
             firm_domain: config.firm.domain(),
             from: &config.outgoing.from,
-            to: &email,
+            to: &[email.as_str()],
             reference,
             now: clock.now(),
         },

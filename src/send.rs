@@ -93,8 +93,7 @@ pub struct Sender {
     /// Set while the transport is down; the outbox's policy reads and updates it.
     ///
     /// Kept in memory, on purpose minimal: it lives as long as the daemon's transport.
-    /// (A shared outage record with `klachtpost status` belongs with the mailbox's
-    /// outage tracking of issue 7.)
+    /// The outbox also records the outage in [`crate::health`], for `klachtpost status`.
     pub outage: std::sync::Mutex<Option<Outage>>,
 }
 

@@ -308,7 +308,28 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
         alert.text
     );
 
-    // Nothing failed, nothing flagged, attempts untouched.
+    // `klachtpost status` shows the outage, and that the partners were told.
+    let outgoing_state = |status: klachtpost::health::Status| {
+        status
+            .channels
+            .into_iter()
+            .find(|c| c.channel == "outgoing")
+            .expect("the outgoing channel is tracked")
+            .state
+    };
+    let state = outgoing_state(klachtpost::health::status(&store).await.unwrap());
+    assert_eq!(
+        state.failing_since,
+        Some(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap())
+    );
+    assert!(state.alerted_at.is_some(), "{state:?}");
+    assert!(
+        state.last_error.as_deref().unwrap_or("").contains("535"),
+        "{state:?}"
+    );
+
+    // Nothing failed, nothing flagged, attempts untouched; no alert was queued into the
+    // outbox that is down (only the three acknowledgements wait).
     assert_eq!(
         store.outbox_counts().await.unwrap(),
         vec![("queued".to_string(), 3)]
@@ -345,10 +366,14 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
         .wait_for_count("INBOX", 3, WAIT)
         .await;
     postfix.wait_for_log("status=sent", 3, WAIT).await;
+    // The outage is over in `klachtpost status` too, and no all-clear went into the outbox.
     assert_eq!(
         store.outbox_counts().await.unwrap(),
         vec![("sent".to_string(), 3)]
     );
+    let state = outgoing_state(klachtpost::health::status(&store).await.unwrap());
+    assert_eq!(state.failing_since, None, "{state:?}");
+    assert_eq!(state.last_success_at, Some(clock.now()), "{state:?}");
 
     let log = logs.text();
     assert_eq!(

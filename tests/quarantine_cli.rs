@@ -117,7 +117,33 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
     );
     let text = stdout(&bin(dir, &["quarantine", "list"]));
     assert!(text.contains("Q-0001"), "{text}");
+    // `klachtpost status` counts it.
+    let status: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["quarantined"], 1, "{status}");
+    let status = stdout(&bin(dir, &["status"]));
+    assert!(
+        status.contains("quarantine:       1 mail(s) waiting"),
+        "{status}"
+    );
     assert!(text.contains("1 duplicate(s)"), "{text}");
+    // The copy of the good mail opened no case: `mail list --unfiled` names its original.
+    let unfiled: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["mail", "list", "--unfiled", "--json"]).stdout).unwrap();
+    let copies: Vec<_> = unfiled
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "duplicate")
+        .collect();
+    assert_eq!(copies.len(), 1, "{unfiled}");
+    let reason = copies[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("duplicate of #{} (case KL-", copies[0]["id"])),
+        "{reason}"
+    );
+    let text = stdout(&bin(dir, &["mail", "list", "--unfiled"]));
+    assert!(text.contains("why:     duplicate of #"), "{text}");
 
     // The partner was told (one notice) and the good mail acknowledged (one, not two).
     let outbox: Vec<String> = std::fs::read_dir(dir.join("outbox"))
@@ -162,6 +188,9 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
         stdout(&retry)
     );
     assert!(stdout(&bin(dir, &["quarantine", "list"])).contains("Nothing in quarantine."));
+    let status: serde_json::Value =
+        serde_json::from_slice(&bin(dir, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["quarantined"], 0, "{status}");
     let all: serde_json::Value =
         serde_json::from_slice(&bin(dir, &["quarantine", "list", "--all", "--json"]).stdout)
             .unwrap();

@@ -1,5 +1,6 @@
 //! `klachtpost mail list [--unfiled]`: the mail taken in, with what klachtpost decided and
-//! why — above all the mail that opened no case, so nothing disappears unseen.
+//! why — above all the mail that opened no case (recognised duplicates included, each
+//! naming its original), so nothing disappears unseen.
 
 use std::process::ExitCode;
 
@@ -10,7 +11,12 @@ use crate::store::Store;
 
 pub async fn list(config: &Config, unfiled: bool, json: bool) -> Result<ExitCode> {
     let store = Store::open(&config.database_url).await?;
-    let mails = store.taken_in(unfiled, None).await?;
+    let mut mails = store.taken_in(unfiled, None).await?;
+    if unfiled {
+        // Recognised copies opened no case either: listed with the original they copy.
+        mails.extend(store.unfiled_duplicates().await?);
+        mails.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&mails)?);
         return Ok(ExitCode::SUCCESS);

@@ -70,8 +70,9 @@ fn render(s: &Status, config: &Config) -> String {
         "outbox:           {} queued, {} failed\n",
         s.outbox_queued, s.outbox_failed
     );
-    if let Some(n) = s.quarantined {
-        out += &format!("quarantine:       {n} mail(s)\n");
-    }
+    out += &match s.quarantined {
+        0 => "quarantine:       empty\n".to_string(),
+        n => format!("quarantine:       {n} mail(s) waiting (klachtpost quarantine list)\n"),
+    };
     out
 }

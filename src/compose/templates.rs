@@ -16,7 +16,7 @@
 //! line, never first when a complaint arrives.
 //!
 //! Adding a mail: two text files under `config/templates/` and one line in [`KINDS`]
-//! (`text_mail!("quarantine_notice", ["reference", "partner"])`), then render it with
+//! (`text_mail!("send_failed", ["reference", "partner", "why"])`), then render it with
 //! [`super::notice_from_template`].
 
 use std::collections::HashMap;
@@ -105,6 +105,18 @@ pub const KINDS: &[MailKind] = &[
     text_mail!(
         "outage_alert",
         ["partner", "since", "transport", "error", "queued"]
+    ),
+    text_mail!(
+        "quarantine_notice",
+        ["reference", "problem", "received", "size", "folder"]
+    ),
+    text_mail!(
+        "unanswerable_notice",
+        ["reference", "partner", "acknowledge_by"]
+    ),
+    text_mail!(
+        "channel_notice",
+        ["channel", "since", "error", "recovered", "back_at"]
     ),
 ];
 
@@ -514,6 +526,7 @@ pub fn sample(kind: &MailKind, lang: Lang) -> Value {
     map.insert("firm", Value::from("Adviesbureau Voorbeeld"));
     for var in kind.vars {
         let v = match *var {
+            "reference" if kind.name == "quarantine_notice" => Value::from("Q-0007"),
             "reference" => Value::from("KL-2026-0042"),
             "name" => Value::from("Jan de Vries"),
             "subject" => Value::from(pick("Factuur klopt niet", "Invoice is wrong")),
@@ -552,6 +565,21 @@ pub fn sample(kind: &MailKind, lang: Lang) -> Value {
             "transport" => Value::from("smtp.voorbeeld.nl:587"),
             "error" => Value::from("535 5.7.8 Error: authentication failed"),
             "queued" => Value::from(12),
+            "problem" => Value::from(pick(
+                "de mailserver weigert dit bericht te leveren",
+                "the mail server refuses to deliver this message",
+            )),
+            "size" => Value::from(48213),
+            "folder" => Value::from("Quarantine"),
+            "acknowledge_by" => {
+                Value::from(pick("maandag 23 november 2026", "Monday 23 November 2026"))
+            }
+            "channel" => Value::from("mailbox"),
+            "recovered" => Value::from(false),
+            "back_at" => Value::from(pick(
+                "donderdag 19 november 2026 om 11:40",
+                "Thursday 19 November 2026 at 11:40",
+            )),
             other => Value::from(format!("<{other}>")),
         };
         map.insert(var, v);

@@ -418,15 +418,24 @@ impl<'a> Pipeline<'a> {
         if let (Some((id, reference, d, _)), true, Some(partner)) =
             (&case_id, unanswerable, partner.as_ref())
         {
-            let out = compose::unanswerable_notice(
-                &config.firm.name,
-                config.firm.domain(),
-                &config.outgoing.from,
-                &partner.email,
-                reference,
-                d.acknowledge,
-                config.firm.timezone,
-                now,
+            let lang = config.templates.language.internal();
+            let out = compose::notice_from_template(
+                &self.templates,
+                "unanswerable_notice",
+                lang,
+                &compose::NoticeHead {
+                    firm_name: &config.firm.name,
+                    firm_domain: config.firm.domain(),
+                    from: &config.outgoing.from,
+                    to: &[partner.email.as_str()],
+                    reference,
+                    now,
+                },
+                minijinja::context! {
+                    reference,
+                    partner => &partner.name,
+                    acknowledge_by => compose::format_date(d.acknowledge, config.firm.timezone, lang),
+                },
             )?;
             store::queue_notice(
                 &mut tx,
@@ -547,7 +556,7 @@ impl Pipeline<'_> {
                     firm_name: &config.firm.name,
                     firm_domain: config.firm.domain(),
                     from: &config.outgoing.from,
-                    to,
+                    to: &[to],
                     reference,
                     now,
                 },

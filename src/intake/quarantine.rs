@@ -166,20 +166,26 @@ impl Pipeline<'_> {
             .iter()
             .map(|p| p.email.as_str())
             .collect();
-        let notice = compose::quarantine_notice(
-            &config.firm.name,
-            config.firm.domain(),
-            &config.outgoing.from,
-            &partners,
-            &compose::QuarantineFacts {
+        let lang = config.templates.language.internal();
+        let notice = compose::notice_from_template(
+            &self.templates,
+            "quarantine_notice",
+            lang,
+            &compose::NoticeHead {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to: &partners,
                 reference: &reference,
-                reason,
-                received: received_at,
-                size: raw.len(),
-                folder: &folder,
-                timezone: config.firm.timezone,
+                now,
             },
-            now,
+            minijinja::context! {
+                reference => &reference,
+                problem => reason,
+                received => compose::format_datetime(received_at, config.firm.timezone, lang),
+                size => raw.len(),
+                folder => &folder,
+            },
         );
         match notice {
             Ok(out) => {

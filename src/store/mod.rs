@@ -813,6 +813,26 @@ pub async fn queue_outgoing(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    let to = [to.to_string()];
+    let (_, outbox) =
+        queue_outgoing_to_all(tx, case_id, purpose, from_name, from, &to, out, reason, now).await?;
+    Ok(outbox)
+}
+
+/// [`queue_outgoing`] to several recipients at once (one mail, one outbox row): the one
+/// way a mail is stored and queued. Returns the message row and the outbox row.
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_outgoing_to_all(
+    tx: &mut SqliteConnection,
+    case_id: Option<i64>,
+    purpose: &str,
+    from_name: Option<&str>,
+    from: &str,
+    to: &[String],
+    out: &crate::compose::Outgoing,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64)> {
     let row = insert_message(
         tx,
         &NewMessage {
@@ -835,9 +855,9 @@ pub async fn queue_outgoing(
         },
     )
     .await?;
-    let id = enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await?;
+    let id = enqueue(tx, row, case_id, purpose, from, to, now).await?;
     outgoing::mark_automatic(tx, id, crate::compose::auto_submitted(&out.raw).as_deref()).await?;
-    Ok(id)
+    Ok((row, id))
 }
 
 /// Store an internal notice (to a partner or staff member) and queue it.

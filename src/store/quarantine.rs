@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Row, SqliteConnection};
 
-use super::{NewMessage, Result, Store, enqueue, insert_message, ts};
+use super::{Result, Store, queue_outgoing_to_all, ts};
 
 /// The reference partners see: `Q-0007`.
 pub fn reference(id: i64) -> String {
@@ -66,29 +66,18 @@ pub async fn queue_quarantine_notice(
     from: &str,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let row = insert_message(
+    let (row, _) = queue_outgoing_to_all(
         tx,
-        &NewMessage {
-            case_id: None,
-            direction: "outbound",
-            kind: "notice",
-            source_key: None,
-            identity: None,
-            message_id: Some(&out.message_id),
-            from_name: Some("klachtpost"),
-            from_address: Some(from),
-            subject: &out.subject,
-            date_header: Some(now),
-            received_at: now,
-            text: &out.text,
-            decision_reason: "internal notice: a mail is in quarantine",
-            flags: &[],
-            raw: &out.raw,
-            created_at: now,
-        },
+        None,
+        "notice",
+        Some("klachtpost"),
+        from,
+        recipients,
+        out,
+        "internal notice: a mail is in quarantine",
+        now,
     )
     .await?;
-    enqueue(tx, row, None, "notice", from, recipients, now).await?;
     sqlx::query("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
         .bind(row)
         .bind(id)
@@ -120,6 +109,14 @@ pub async fn resolve_quarantine(
 }
 
 impl Store {
+    /// How many items wait in quarantine (not yet taken in or resolved).
+    pub async fn quarantine_open_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Quarantine items, oldest first: only those still waiting, or (`all`) every one
     /// ever quarantined.
     pub async fn quarantine_items(&self, all: bool) -> Result<Vec<QuarantineItem>> {

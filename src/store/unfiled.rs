@@ -34,6 +34,52 @@ impl Store {
         self.taken_in(true, since).await
     }
 
+    /// Mail recognised as a copy of one already taken in (table `duplicates`), newest
+    /// first, as `mail list --unfiled` shows it: the reason names the original. Nothing of
+    /// a duplicate is stored but where it was seen, so `id`, `from_address` and `subject`
+    /// are the original's (`id` 0 and no sender or subject for a copy of a quarantined
+    /// mail, whose content is never shown).
+    pub async fn unfiled_duplicates(&self) -> Result<Vec<UnfiledMail>> {
+        let rows = sqlx::query(
+            "SELECT d.message_row, d.quarantine_row, d.last_seen_at, c.reference, m.from_address, m.subject, d.matched_by, d.times
+             FROM duplicates d LEFT JOIN messages m ON m.id = d.message_row LEFT JOIN cases c ON c.id = m.case_id
+             ORDER BY d.last_seen_at DESC, d.id DESC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let message_row: Option<i64> = r.try_get(0)?;
+                let quarantine_row: Option<i64> = r.try_get(1)?;
+                let case: Option<String> = r.try_get(3)?;
+                let matched_by: String = r.try_get(6)?;
+                let times: i64 = r.try_get(7)?;
+                let original = match (message_row, quarantine_row) {
+                    (Some(row), _) => match &case {
+                        Some(reference) => format!("#{row} (case {reference})"),
+                        None => format!("#{row}"),
+                    },
+                    (None, Some(q)) => {
+                        format!("{} (in quarantine)", super::quarantine_reference(q))
+                    }
+                    (None, None) => "a mail taken in before".to_string(),
+                };
+                Ok(UnfiledMail {
+                    id: message_row.unwrap_or(0),
+                    received_at: r.try_get(2)?,
+                    kind: "duplicate".to_string(),
+                    case,
+                    from_address: r.try_get(4)?,
+                    subject: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                    reason: format!(
+                        "duplicate of {original}; matched by {matched_by}, seen {times} time(s)"
+                    ),
+                    flags: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
     /// Every mail taken in (`only_unfiled`: only those that opened no case), newest first.
     pub async fn taken_in(
         &self,
