@@ -825,30 +825,51 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
 // ---- retention -------------------------------------------------------------------------
 
 /// A copy klachtpost left in the mailbox of a message it stored: the Maildir file (by its
-/// source key) or the IMAP processed-folder copy (found by Message-ID, since MOVE gives
-/// the copy a new UID).
+/// source key) or the IMAP copy (found by Message-ID, since MOVE and APPEND give the copy
+/// a new UID).
 #[derive(Debug, Clone, Default)]
 pub struct MailCopy {
     pub source_key: Option<String>,
     pub message_id: Option<String>,
 }
 
-/// Remove the copies of purged messages from the mailbox (retention). Returns how many
-/// were removed. IMAP: one session, the processed folder, `UID SEARCH HEADER Message-ID`,
-/// `\Deleted` and `UID EXPUNGE` (only those UIDs). Maildir: the files in `cur/`/`new/`.
-pub async fn remove_copies(config: &Config, copies: &[MailCopy]) -> Result<usize> {
+/// Where klachtpost leaves copies in the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFolder {
+    /// `processed_folder` (IMAP) or `cur/`/`new/` (Maildir): mail taken in.
+    Processed,
+    /// `quarantine_folder` (IMAP) or `.<quarantine_folder>/cur|new` (Maildir).
+    Quarantine,
+    /// `[mailbox] sent_folder` (IMAP only): copies of what klachtpost sent.
+    Sent,
+}
+
+/// Remove the copies of purged messages from one folder of the mailbox (retention).
+/// Returns how many were removed. IMAP: one session, the folder (none to remove when it
+/// does not exist), `UID SEARCH HEADER Message-ID`, `\Deleted` and `UID EXPUNGE` (only
+/// those UIDs). Maildir: the files (by source key) in `cur/`/`new/` of the folder.
+pub async fn remove_copies(
+    config: &Config,
+    folder: CopyFolder,
+    copies: &[MailCopy],
+) -> Result<usize> {
     if copies.is_empty() {
         return Ok(0);
     }
     match &config.mailbox {
         MailboxConfig::Maildir { path } => {
+            let dir = match folder {
+                CopyFolder::Processed => path.clone(),
+                CopyFolder::Quarantine => path.join(format!(".{}", config.quarantine_folder)),
+                CopyFolder::Sent => return Ok(0),
+            };
             let mut removed = 0;
             for key in copies.iter().filter_map(|c| c.source_key.as_deref()) {
                 let Some(unique) = key.strip_prefix("maildir:") else {
                     continue;
                 };
                 for sub in ["cur", "new"] {
-                    let Ok(entries) = std::fs::read_dir(path.join(sub)) else {
+                    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
                         continue;
                     };
                     for e in entries.filter_map(|e| e.ok()) {
@@ -866,53 +887,92 @@ pub async fn remove_copies(config: &Config, copies: &[MailCopy]) -> Result<usize
         MailboxConfig::Imap {
             server,
             processed_folder,
+            sent_folder,
             ..
         } => {
+            let name = match folder {
+                CopyFolder::Processed => processed_folder.as_str(),
+                CopyFolder::Quarantine => config.quarantine_folder.as_str(),
+                CopyFolder::Sent => match sent_folder {
+                    Some(f) => f.as_str(),
+                    None => return Ok(0),
+                },
+            };
+            let ids: Vec<&str> = copies
+                .iter()
+                .filter_map(|c| c.message_id.as_deref())
+                .filter(|id| !id.contains(['\r', '\n']))
+                .collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
             let mut session = login(server).await?;
-            session
-                .select(processed_folder)
-                .await
-                .with_context(|| format!("cannot select the folder {processed_folder}"))?;
-            let mut uids: Vec<u32> = Vec::new();
-            for id in copies.iter().filter_map(|c| c.message_id.as_deref()) {
-                if id.contains(['\r', '\n']) {
-                    continue;
-                }
-                let quoted = format!("<{id}>").replace('\\', "\\\\").replace('"', "\\\"");
-                let found = tokio::time::timeout(
-                    server.timeout,
-                    session.uid_search(format!("HEADER Message-ID \"{quoted}\"")),
-                )
-                .await
-                .context("the IMAP server did not answer in time")?
-                .context("cannot search the processed folder")?;
-                uids.extend(found);
-            }
-            uids.sort_unstable();
-            uids.dedup();
-            if !uids.is_empty() {
-                let set = uids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let _: Vec<_> = session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                    .await
-                    .context("cannot mark purged mail deleted")?
-                    .try_collect()
-                    .await?;
-                let _: Vec<_> = session
-                    .uid_expunge(&set)
-                    .await
-                    .context("cannot expunge purged mail")?
-                    .try_collect()
-                    .await?;
-            }
+            let removed = remove_by_message_id(&mut session, server.timeout, name, &ids).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
-            Ok(uids.len())
+            removed
         }
     }
+}
+
+/// In `folder` (if it exists): find the mails with these Message-IDs, mark them
+/// `\Deleted` and `UID EXPUNGE` exactly those UIDs.
+async fn remove_by_message_id(
+    session: &mut Session<ImapStream>,
+    timeout: Duration,
+    folder: &str,
+    ids: &[&str],
+) -> Result<usize> {
+    let exists = {
+        let names: Vec<_> = session
+            .list(None, Some(folder))
+            .await
+            .context("cannot list folders")?
+            .try_collect()
+            .await
+            .context("cannot list folders")?;
+        names.iter().any(|n| n.name() == folder)
+    };
+    if !exists {
+        return Ok(0);
+    }
+    session
+        .select(folder)
+        .await
+        .with_context(|| format!("cannot select the folder {folder}"))?;
+    let mut uids: Vec<u32> = Vec::new();
+    for id in ids {
+        let quoted = format!("<{id}>").replace('\\', "\\\\").replace('"', "\\\"");
+        let found = tokio::time::timeout(
+            timeout,
+            session.uid_search(format!("HEADER Message-ID \"{quoted}\"")),
+        )
+        .await
+        .context("the IMAP server did not answer in time")?
+        .with_context(|| format!("cannot search the folder {folder}"))?;
+        uids.extend(found);
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    if !uids.is_empty() {
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let _: Vec<_> = session
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .context("cannot mark purged mail deleted")?
+            .try_collect()
+            .await?;
+        let _: Vec<_> = session
+            .uid_expunge(&set)
+            .await
+            .context("cannot expunge purged mail")?
+            .try_collect()
+            .await?;
+    }
+    Ok(uids.len())
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Retention: complaints are kept for `[retention] keep` (default 2 years) after they are
 //! closed, then purged to a tombstone ([`crate::case::purge`]); a case on hold is kept.
 //! Mail that never opened a case (auto-replies, bounces, triage) goes after
-//! `keep_unattached` (default 90 days). The daemon runs [`purge`] once a day as a due row
+//! `keep_unattached` (default 90 days), and so does a quarantine item's content (its raw
+//! bytes and its copy in the quarantine folder; the row stays as the record). Every other
+//! copy goes with what it copies: the processed-folder and sent-folder copies, files in a
+//! file outbox. The daemon runs [`purge`] once a day as a due row
 //! in the `jobs` table (see [`daily_job`]), so a restart neither skips nor repeats it;
 //! `klachtpost purge [--dry-run]` runs it by hand.
 
@@ -14,7 +17,7 @@ use anyhow::Context as _;
 
 use crate::case::{self, Actor};
 use crate::config::{Config, Transport};
-use crate::fetch::{self, MailCopy};
+use crate::fetch::{self, CopyFolder, MailCopy};
 use crate::store::{self, Store};
 
 /// A retention period: "2 years", "18 months", "90 days", "6 weeks" (Dutch "jaar",
@@ -102,6 +105,12 @@ pub struct Report {
     pub unattached_messages: u64,
     /// Copies removed from the mailbox (IMAP processed folder, Maildir `cur/`).
     pub mailbox_copies: usize,
+    /// Quarantine items whose bytes were purged (the rows stay as the record).
+    pub quarantine_items: u64,
+    /// Copies removed from the quarantine folder.
+    pub quarantine_copies: usize,
+    /// Copies removed from `[mailbox] sent_folder`.
+    pub sent_copies: usize,
     /// Files removed from a file outbox.
     pub outbox_files: usize,
 }
@@ -136,6 +145,15 @@ fn remove_outbox_files(
     Ok(removed)
 }
 
+fn mail_copies(list: Vec<(Option<String>, Option<String>)>) -> Vec<MailCopy> {
+    list.into_iter()
+        .map(|(source_key, message_id)| MailCopy {
+            source_key,
+            message_id,
+        })
+        .collect()
+}
+
 /// Purge everything past retention at `now` (`config.retention`): first the copies
 /// outside the database (the mailbox's processed copies, file-outbox files), then the
 /// case in one transaction, so a failure halfway is retried at the next run.
@@ -157,22 +175,18 @@ pub async fn purge(
             continue;
         }
         if !dry_run {
-            let (mail, outbox) =
-                store::retention::case_copies(store.pool(), &due.reference).await?;
-            let copies: Vec<MailCopy> = mail
-                .into_iter()
-                .map(|(source_key, message_id)| MailCopy {
-                    source_key,
-                    message_id,
-                })
-                .collect();
+            let copies = store::retention::case_copies(store.pool(), &due.reference).await?;
+            let context = || format!("cannot remove the mailbox copies of {}", due.reference);
             report.mailbox_copies +=
-                fetch::remove_copies(config, &copies)
+                fetch::remove_copies(config, CopyFolder::Processed, &mail_copies(copies.received))
                     .await
-                    .with_context(|| {
-                        format!("cannot remove the mailbox copies of {}", due.reference)
-                    })?;
-            report.outbox_files += remove_outbox_files(config, Some(&due.reference), &outbox)?;
+                    .with_context(context)?;
+            report.sent_copies +=
+                fetch::remove_copies(config, CopyFolder::Sent, &mail_copies(copies.sent))
+                    .await
+                    .with_context(context)?;
+            report.outbox_files +=
+                remove_outbox_files(config, Some(&due.reference), &copies.outbox)?;
             let mut tx = store.begin().await?;
             let p = case::purge(&mut tx, &due.reference, Actor::new(by, now)).await?;
             tx.commit().await?;
@@ -185,23 +199,53 @@ pub async fn purge(
         store::retention::unattached_due(store.pool(), settings.keep_unattached.before(now))
             .await?;
     report.unattached_messages = unattached.len() as u64;
+    let quarantine =
+        store::retention::quarantine_due(store.pool(), settings.keep_unattached.before(now))
+            .await?;
+    report.quarantine_items = quarantine.len() as u64;
     if !dry_run {
-        let mut copies = Vec::new();
-        for (id, source_key) in &unattached {
-            copies.push(MailCopy {
-                source_key: source_key.clone(),
-                message_id: store::retention::message_id_of(store.pool(), *id).await?,
-            });
-        }
-        report.mailbox_copies += fetch::remove_copies(config, &copies)
+        let (sent, received): (Vec<_>, Vec<_>) = unattached.iter().partition(|m| m.outbound);
+        let copies = |list: Vec<&store::retention::Unattached>| {
+            list.into_iter()
+                .map(|m| MailCopy {
+                    source_key: m.source_key.clone(),
+                    message_id: m.message_id.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let context = "cannot remove the mailbox copies of mail without a case";
+        report.mailbox_copies +=
+            fetch::remove_copies(config, CopyFolder::Processed, &copies(received))
+                .await
+                .context(context)?;
+        report.sent_copies += fetch::remove_copies(config, CopyFolder::Sent, &copies(sent))
             .await
-            .context("cannot remove the mailbox copies of mail without a case")?;
-        for (id, _) in &unattached {
+            .context(context)?;
+        for m in &unattached {
+            let outbox = store::retention::outbox_ids_of(store.pool(), m.id).await?;
+            report.outbox_files += remove_outbox_files(config, None, &outbox)?;
             let mut tx = store.begin().await?;
-            store::retention::delete_message(&mut tx, *id).await?;
+            store::retention::delete_message(&mut tx, m.id).await?;
             tx.commit().await?;
         }
-        if !report.cases.is_empty() || !unattached.is_empty() {
+        for q in &quarantine {
+            report.quarantine_copies += fetch::remove_copies(
+                config,
+                CopyFolder::Quarantine,
+                &mail_copies(q.copies.clone()),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot remove the quarantine-folder copy of {}",
+                    store::quarantine_reference(q.id)
+                )
+            })?;
+            let mut tx = store.begin().await?;
+            store::retention::purge_quarantine(&mut tx, q.id).await?;
+            tx.commit().await?;
+        }
+        if !report.cases.is_empty() || !unattached.is_empty() || !quarantine.is_empty() {
             store::retention::reclaim(store.pool()).await?;
         }
     }
@@ -211,6 +255,7 @@ pub async fn purge(
         cases = report.cases.len(),
         held = report.held.len(),
         unattached = report.unattached_messages,
+        quarantine = report.quarantine_items,
         "retention applied"
     );
     Ok(report)
@@ -232,10 +277,11 @@ pub async fn daily_job(
     }
     let result = match purge(store, config, now, case::SYSTEM, false).await {
         Ok(r) => format!(
-            "{} cases purged, {} held, {} unattached messages",
+            "{} cases purged, {} held, {} unattached messages, {} quarantine items",
             r.cases.len(),
             r.held.len(),
-            r.unattached_messages
+            r.unattached_messages,
+            r.quarantine_items
         ),
         Err(e) => {
             tracing::warn!(event = "retention.failed", error = %format!("{e:#}"), "purge failed; tried again tomorrow");

@@ -542,13 +542,36 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     )
     .unwrap();
     s.take_in("3.eml", &ooo).await;
+    // A quarantined mail: its copy in the Maildir++ quarantine folder, its bytes in the
+    // row, a notice to the partners (mail without a case).
+    let odd = String::from_utf8_lossy(COMPLAINT).replace("c1@client.example", "q1@client.example");
+    std::fs::write(
+        s.dir().join("mailbox/.Quarantine/cur/q1:2,"),
+        odd.as_bytes(),
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(&s.config, &s.store, &s.clock).unwrap();
+    let q = pipeline
+        .quarantine(
+            Some("maildir:q1"),
+            odd.as_bytes(),
+            s.clock.now(),
+            "cannot parse",
+        )
+        .await
+        .unwrap();
     let sender = Sender::from_config(&s.config).unwrap();
     outbox::drain_once(&s.store, &sender, &s.clock, &s.config)
         .await
         .unwrap();
     let files = |sub: &str| std::fs::read_dir(s.dir().join(sub)).unwrap().count();
     assert_eq!(files("mailbox/cur"), 3);
-    assert_eq!(files("outbox"), 2, "two acknowledgements");
+    assert_eq!(files("mailbox/.Quarantine/cur"), 1);
+    assert_eq!(
+        files("outbox"),
+        3,
+        "two acknowledgements and the quarantine notice"
+    );
 
     let closed_at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
     let who = Actor::new("Anna Partner", closed_at);
@@ -584,6 +607,26 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
         report.cases.is_empty() && report.held.is_empty(),
         "{report:?}"
     );
+    // Past keep_unattached: the quarantined mail's bytes and copy are gone, its record
+    // stays; the notice about it and the out-of-office reply are gone with their copies.
+    assert_eq!(report.quarantine_items, 1);
+    assert_eq!(report.quarantine_copies, 1);
+    assert_eq!(report.unattached_messages, 2, "{report:?}");
+    assert_eq!(files("mailbox/.Quarantine/cur"), 0);
+    assert_eq!(files("mailbox/cur"), 2);
+    assert_eq!(files("outbox"), 2, "the notice's file went with it");
+    let (item, raw) = s.store.quarantine_item(q).await.unwrap().unwrap();
+    assert!(raw.is_empty() && item.purged);
+    assert_eq!(item.message_id, None);
+    assert_eq!(item.source_key, None);
+    assert_eq!(item.status, "quarantined");
+    assert_eq!(item.reason, "cannot parse");
+    assert!(s.store.quarantine_items(false).await.unwrap().is_empty());
+    assert_eq!(s.store.quarantine_items(true).await.unwrap().len(), 1);
+    assert!(matches!(
+        pipeline.retry(q).await.unwrap(),
+        klachtpost::intake::Retried::Purged { .. }
+    ));
     assert!(
         !s.store
             .case(&r1)

@@ -1,5 +1,6 @@
-//! Retention reaches the IMAP processed folder of a real Dovecot: a purged case's mail is
-//! expunged there, a held case's stays.
+//! Retention reaches the IMAP folders of a real Dovecot: a purged case's mail is expunged
+//! from the processed folder and its acknowledgement from the sent folder, a held case's
+//! stay; a quarantined mail leaves the quarantine folder after `keep_unattached`.
 
 mod support;
 
@@ -35,6 +36,7 @@ username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
 ca_file = "{ca}"
 poll_interval_secs = 1
+sent_folder = "Sent"
 [outgoing]
 kind = "smtp"
 host = "127.0.0.1"
@@ -86,6 +88,19 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     .await
     .unwrap();
     assert_eq!(imap.count("Processed").await, 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while imap.count("Sent").await < 2 {
+        assert!(std::time::Instant::now() < deadline, "no sent copies");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A mail in quarantine: its copy in the quarantine folder, its bytes in the row.
+    let odd = complaint("kees", "odd-1@client.example");
+    imap.append("Quarantine", &odd).await;
+    let pipeline = klachtpost::intake::Pipeline::new(&config, &store, &SystemClock).unwrap();
+    let q = pipeline
+        .quarantine(None, &odd, SystemClock.now(), "cannot parse")
+        .await
+        .unwrap();
     let cases = store.list_cases().await.unwrap();
     let reference = |who: &str| {
         cases
@@ -117,6 +132,17 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     let left = imap.fetch_all("Processed").await;
     assert_eq!(left.len(), 1);
     assert!(String::from_utf8_lossy(&left[0]).contains("keep-1@client.example"));
+    // The purged case's acknowledgement left the sent folder; the held case's stays.
+    assert_eq!(report.sent_copies, 1, "{report:?}");
+    let sent = imap.fetch_all("Sent").await;
+    assert_eq!(sent.len(), 1);
+    assert!(String::from_utf8_lossy(&sent[0]).contains("henk@client.example"));
+    // The quarantined mail is gone from the quarantine folder; its row stays, emptied.
+    assert_eq!(report.quarantine_items, 1);
+    assert_eq!(report.quarantine_copies, 1);
+    assert_eq!(imap.count("Quarantine").await, 0);
+    let (item, raw) = store.quarantine_item(q).await.unwrap().unwrap();
+    assert!(raw.is_empty() && item.purged && item.message_id.is_none());
     let v = history::verify(store.pool()).await.unwrap();
     assert!(v.broken.is_none(), "{v:?}");
 }

@@ -45,6 +45,7 @@ pub async fn list(config: &Config, json: bool, all: bool) -> Result<ExitCode> {
         );
         for q in &items {
             let what = match (q.status.as_str(), &q.case, q.message_row) {
+                _ if q.purged => format!("{} (purged by retention)", q.reason),
                 ("quarantined", _, _) => q.reason.clone(),
                 (_, Some(case), _) => format!("case {case}"),
                 (_, None, Some(row)) => format!("message {row}"),
@@ -121,6 +122,13 @@ pub async fn retry(config: &Config, reference: Option<&str>, all: bool) -> Resul
             }
             Retried::AlreadyResolved(status) => {
                 println!("{reference}: nothing to do ({status})")
+            }
+            Retried::Purged { quarantined_at } => {
+                failed += 1;
+                println!(
+                    "{reference}: purged by retention (quarantined {}, kept for [retention] keep_unattached): no bytes are left to take in",
+                    local(&quarantined_at, config)
+                );
             }
         }
     }

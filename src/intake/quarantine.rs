@@ -60,6 +60,9 @@ pub enum Retried {
     StillFailing(String),
     /// Nothing to do: the item was resolved before.
     AlreadyResolved(String),
+    /// Nothing to take in: retention purged its bytes (`keep_unattached` after it was
+    /// quarantined, at the time given).
+    Purged { quarantined_at: String },
 }
 
 impl Pipeline<'_> {
@@ -230,6 +233,11 @@ impl Pipeline<'_> {
             .with_context(|| format!("there is no quarantine item {reference}"))?;
         if item.status != "quarantined" {
             return Ok(Retried::AlreadyResolved(item.status));
+        }
+        if item.purged {
+            return Ok(Retried::Purged {
+                quarantined_at: item.quarantined_at,
+            });
         }
         let received_at = store::parse_ts(&item.received_at)?;
         let now = self.clock.now();

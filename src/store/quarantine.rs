@@ -1,6 +1,7 @@
 //! The quarantine: mail that could not be taken in, kept raw with why, until a retry takes
 //! it in. Rows are never deleted: a resolved item stays as the record that it was
-//! quarantined, linked to the message it became.
+//! quarantined, linked to the message it became. Retention empties an item's content
+//! after `keep_unattached` ([`crate::retention`]); the row stays.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -109,22 +110,24 @@ pub async fn resolve_quarantine(
 }
 
 impl Store {
-    /// How many items wait in quarantine (not yet taken in or resolved).
+    /// How many items wait in quarantine (not yet taken in or resolved, not purged).
     pub async fn quarantine_open_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined'")
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined' AND identity <> ''",
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok(row.try_get(0)?)
     }
 
-    /// Quarantine items, oldest first: only those still waiting, or (`all`) every one
-    /// ever quarantined.
+    /// Quarantine items, oldest first: only those still waiting (and not purged), or
+    /// (`all`) every one ever quarantined.
     pub async fn quarantine_items(&self, all: bool) -> Result<Vec<QuarantineItem>> {
         let rows = sqlx::query(
             "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
-                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference
+                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = ''
              FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
-             WHERE $1 OR q.status = 'quarantined' ORDER BY q.id",
+             WHERE $1 OR (q.status = 'quarantined' AND q.identity <> '') ORDER BY q.id",
         )
         .bind(all)
         .fetch_all(self.pool())
@@ -136,7 +139,7 @@ impl Store {
     pub async fn quarantine_item(&self, id: i64) -> Result<Option<(QuarantineItem, Vec<u8>)>> {
         let row = sqlx::query(
             "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
-                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.raw
+                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = '', q.raw
              FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
              WHERE q.id = $1",
         )
@@ -198,6 +201,7 @@ fn item_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineItem> {
         resolved_at: r.try_get(11)?,
         message_row: r.try_get(12)?,
         case: r.try_get(13)?,
+        purged: r.try_get::<i64, _>(14)? != 0,
     })
 }
 
@@ -224,4 +228,7 @@ pub struct QuarantineItem {
     pub message_row: Option<i64>,
     /// That message's case, if any.
     pub case: Option<String>,
+    /// Its content was purged by retention (`keep_unattached` after it was quarantined):
+    /// no bytes, Message-ID or mailbox copy are left, the row is the record.
+    pub purged: bool,
 }

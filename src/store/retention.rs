@@ -24,6 +24,7 @@ pub async fn delete_case_mail(tx: &mut SqliteConnection, case_id: i64) -> Result
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    unlink_messages(tx, "SELECT id FROM messages WHERE case_id = $1", case_id).await?;
     // Parties are addresses (personal) and point at the case's messages.
     sqlx::query("DELETE FROM case_parties WHERE case_id = $1")
         .bind(case_id)
@@ -35,6 +36,32 @@ pub async fn delete_case_mail(tx: &mut SqliteConnection, case_id: i64) -> Result
         .await?
         .rows_affected();
     Ok((messages, attachments, outbox))
+}
+
+/// What points at messages about to be deleted (`select` gives their ids from `$1`): a
+/// quarantine item keeps its record without the link, the duplicate sightings of a purged
+/// mail go with it.
+/// `select` is always one of this module's literals, never input.
+async fn unlink_messages(tx: &mut SqliteConnection, select: &'static str, arg: i64) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE quarantine SET message_row = NULL WHERE message_row IN ({select})"
+    )))
+    .bind(arg)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE quarantine SET notice_row = NULL WHERE notice_row IN ({select})"
+    )))
+    .bind(arg)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM duplicates WHERE message_row IN ({select})"
+    )))
+    .bind(arg)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// A case whose retention has run out.
@@ -68,14 +95,21 @@ pub async fn cases_due(pool: &SqlitePool, cutoff: DateTime<Utc>) -> Result<Vec<D
         .collect()
 }
 
-/// Mail that never joined a case (auto-replies, bounces, triage) received before `cutoff`
-/// and no longer waiting in the outbox: (id, source key).
-pub async fn unattached_due(
-    pool: &SqlitePool,
-    cutoff: DateTime<Utc>,
-) -> Result<Vec<(i64, Option<String>)>> {
+/// A message without a case past `keep_unattached`.
+#[derive(Debug, Clone)]
+pub struct Unattached {
+    pub id: i64,
+    pub source_key: Option<String>,
+    pub message_id: Option<String>,
+    /// Sent by klachtpost (a copy may be in the sent folder), else received.
+    pub outbound: bool,
+}
+
+/// Mail that never joined a case (auto-replies, bounces, triage, notices klachtpost sent)
+/// received before `cutoff` and no longer waiting in the outbox.
+pub async fn unattached_due(pool: &SqlitePool, cutoff: DateTime<Utc>) -> Result<Vec<Unattached>> {
     let rows = sqlx::query(
-        "SELECT m.id, m.source_key FROM messages m
+        "SELECT m.id, m.source_key, m.message_id, m.direction = 'outbound' FROM messages m
          WHERE m.case_id IS NULL AND m.received_at < $1
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.status = 'queued')
          ORDER BY m.id",
@@ -84,12 +118,92 @@ pub async fn unattached_due(
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| {
+            Ok(Unattached {
+                id: r.try_get(0)?,
+                source_key: r.try_get(1)?,
+                message_id: r.try_get(2)?,
+                outbound: r.try_get::<i64, _>(3)? != 0,
+            })
+        })
+        .collect()
+}
+
+/// A quarantine item past `keep_unattached` whose bytes are still kept, with where its
+/// mailbox copies are: (source key, Message-ID) of the item and of its duplicates.
+#[derive(Debug, Clone)]
+pub struct QuarantineDue {
+    pub id: i64,
+    pub copies: Vec<(Option<String>, Option<String>)>,
+}
+
+/// Quarantine items quarantined before `cutoff` and not purged yet (whatever their status:
+/// one taken in has its own message row, which the case's retention handles).
+pub async fn quarantine_due(
+    pool: &SqlitePool,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<QuarantineDue>> {
+    let rows = sqlx::query(
+        "SELECT id, source_key, message_id FROM quarantine
+         WHERE quarantined_at < $1 AND identity <> '' ORDER BY id",
+    )
+    .bind(ts(cutoff))
+    .fetch_all(pool)
+    .await?;
+    let mut due = Vec::new();
+    for r in &rows {
+        let id: i64 = r.try_get(0)?;
+        let message_id: Option<String> = r.try_get(2)?;
+        let mut copies = vec![(r.try_get(1)?, message_id.clone())];
+        for d in sqlx::query("SELECT source_key FROM duplicates WHERE quarantine_row = $1")
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        {
+            copies.push((d.try_get(0)?, message_id.clone()));
+        }
+        due.push(QuarantineDue { id, copies });
+    }
+    Ok(due)
+}
+
+/// Purge a quarantine item's content: the row stays as the record (reference, dates,
+/// reason, size, status) without its bytes, Message-ID, mailbox position or identity
+/// (an empty identity marks it purged), and its duplicate sightings go.
+pub async fn purge_quarantine(tx: &mut SqliteConnection, id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE quarantine SET raw = X'', message_id = NULL, source_key = NULL, identity = ''
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM duplicates WHERE quarantine_row = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The outbox ids of a message (file outbox names).
+pub async fn outbox_ids_of(pool: &SqlitePool, message: i64) -> Result<Vec<i64>> {
+    sqlx::query("SELECT id FROM outbox WHERE message_id = $1")
+        .bind(message)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
         .collect()
 }
 
 /// Delete one unattached message with its attachments and outbox rows.
 pub async fn delete_message(tx: &mut SqliteConnection, id: i64) -> Result<()> {
+    unlink_messages(
+        tx,
+        "SELECT id FROM messages WHERE id = $1 AND case_id IS NULL",
+        id,
+    )
+    .await?;
     sqlx::query("DELETE FROM attachments WHERE message_id = $1")
         .bind(id)
         .execute(&mut *tx)
@@ -126,24 +240,25 @@ pub async fn reclaim(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-/// Where copies of a case's mail may be outside the database: (source key, Message-ID)
-/// of its inbound mail, and the outbox ids of what was sent (file outbox names).
-pub async fn case_copies(
-    pool: &SqlitePool,
-    reference: &str,
-) -> Result<(Vec<(Option<String>, Option<String>)>, Vec<i64>)> {
+/// Where copies of a case's mail may be outside the database.
+pub async fn case_copies(pool: &SqlitePool, reference: &str) -> Result<CaseCopies> {
     let rows = sqlx::query(
-        "SELECT m.source_key, m.message_id FROM messages m JOIN cases c ON c.id = m.case_id
-         WHERE c.reference = $1 AND m.direction = 'inbound' ORDER BY m.id",
+        "SELECT m.source_key, m.message_id, m.direction = 'outbound' FROM messages m
+         JOIN cases c ON c.id = m.case_id WHERE c.reference = $1 ORDER BY m.id",
     )
     .bind(reference)
     .fetch_all(pool)
     .await?;
-    let mail = rows
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let outbox = sqlx::query(
+    let mut copies = CaseCopies::default();
+    for r in &rows {
+        let copy = (r.try_get(0)?, r.try_get(1)?);
+        if r.try_get::<i64, _>(2)? != 0 {
+            copies.sent.push(copy);
+        } else {
+            copies.received.push(copy);
+        }
+    }
+    copies.outbox = sqlx::query(
         "SELECT o.id FROM outbox o JOIN cases c ON c.id = o.case_id WHERE c.reference = $1",
     )
     .bind(reference)
@@ -152,16 +267,16 @@ pub async fn case_copies(
     .iter()
     .map(|r| Ok(r.try_get(0)?))
     .collect::<Result<Vec<i64>>>()?;
-    Ok((mail, outbox))
+    Ok(copies)
 }
 
-/// The Message-ID of a stored message.
-pub async fn message_id_of(pool: &SqlitePool, id: i64) -> Result<Option<String>> {
-    Ok(sqlx::query("SELECT message_id FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?
-        .flatten())
+/// Where a case's mail has copies outside the database.
+#[derive(Debug, Clone, Default)]
+pub struct CaseCopies {
+    /// (source key, Message-ID) of its inbound mail: the processed folder.
+    pub received: Vec<(Option<String>, Option<String>)>,
+    /// (source key, Message-ID) of what klachtpost sent for it: the sent folder.
+    pub sent: Vec<(Option<String>, Option<String>)>,
+    /// The outbox ids of what was sent (file outbox names).
+    pub outbox: Vec<i64>,
 }
