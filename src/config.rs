@@ -42,6 +42,8 @@ pub struct Config {
     pub templates: Templates,
     pub intake: IntakeSettings,
     pub retention: crate::retention::RetentionSettings,
+    /// Assignment, reminders, digest ([`crate::partners`]).
+    pub partners: crate::partners::Settings,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +160,9 @@ struct RawFirm {
     #[serde(default)]
     partners: Vec<Partner>,
     operator: Option<String>,
+    /// "least_open" or "round_robin" ([`crate::partners::assign`]).
+    assignment: Option<String>,
+    default_partner: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +219,9 @@ const SECTIONS: &[&str] = &[
     "templates",
     "intake",
     "retention",
+    "assignment",
+    "reminders",
+    "digest",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -296,6 +304,10 @@ impl Config {
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
         let retention: RawRetention = section(&table, "retention", &mut problems);
+        let assignment: Vec<crate::partners::assign::RawRule> =
+            section(&table, "assignment", &mut problems);
+        let reminders: crate::partners::RawReminders = section(&table, "reminders", &mut problems);
+        let digest: crate::partners::RawDigest = section(&table, "digest", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -552,6 +564,16 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
 
+        let partner_settings = crate::partners::settings_from(
+            assignment,
+            firm.assignment.as_deref(),
+            firm.default_partner.as_deref(),
+            reminders,
+            digest,
+            &partners,
+            &mut problems,
+        );
+
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
@@ -579,6 +601,7 @@ impl Config {
                 },
                 intake: IntakeSettings { max_message_bytes },
                 retention,
+                partners: partner_settings,
             }),
             _ => Err(err(problems)),
         }

@@ -1,5 +1,6 @@
-//! The loops of `klachtpost run`: an intake task (mailbox → [`intake`](crate::intake)) and a
-//! sender task (outbox → [`send`](crate::send)), each with the same shape: do what is due,
+//! The loops of `klachtpost run`: an intake task (mailbox → [`intake`](crate::intake)), a
+//! sender task (outbox → [`send`](crate::send)) and the partners' job (reminders, warnings,
+//! digest: [`partners::scheduler`](crate::partners::scheduler)), each with the same shape: do what is due,
 //! then wait for new work, a kick, a timer or shutdown. Shutdown (SIGINT/SIGTERM) is in two
 //! phases: stop taking work, then a bounded grace period for what is under way.
 
@@ -91,18 +92,28 @@ pub async fn run_with(
         let mut mailbox = Mailbox::open(&config).await?;
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
         mailbox.close().await;
+        crate::partners::scheduler::step(&store, &config, clock.as_ref()).await?;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
         return Ok(());
     }
 
     let config = Arc::new(config);
     let kick = Arc::new(Notify::new());
+    let partners_kick = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let intake = tokio::spawn(intake_loop(
         config.clone(),
         store.clone(),
         clock.clone(),
+        vec![kick.clone(), partners_kick.clone()],
+        stop_rx.clone(),
+    ));
+    let partners = tokio::spawn(crate::partners::scheduler::run(
+        config.clone(),
+        store.clone(),
+        clock.clone(),
+        partners_kick,
         kick.clone(),
         stop_rx.clone(),
     ));
@@ -123,7 +134,10 @@ pub async fn run_with(
     );
     let _ = stop_tx.send(true);
     let both = async {
-        let (a, b) = tokio::join!(intake, sending);
+        let (a, b, c) = tokio::join!(intake, sending, partners);
+        if let Err(e) = c {
+            tracing::error!(event = "daemon.task_failed", task = "partners", error = %e, "task ended abnormally");
+        }
         if let Err(e) = a {
             tracing::error!(event = "daemon.task_failed", task = "intake", error = %e, "task ended abnormally");
         }
@@ -145,7 +159,7 @@ async fn intake_loop(
     config: Arc<Config>,
     store: Store,
     clock: Arc<dyn Clock>,
-    kick: Arc<Notify>,
+    kicks: Vec<Arc<Notify>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let pipeline = match Pipeline::new(&config, &store, clock.as_ref()) {
@@ -180,7 +194,9 @@ async fn intake_loop(
             }
             match intake_pass(&mut mailbox, &pipeline).await {
                 Ok(n) if n > 0 => {
-                    kick.notify_one();
+                    for kick in &kicks {
+                        kick.notify_one();
+                    }
                     continue;
                 }
                 Ok(_) => {}

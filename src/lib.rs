@@ -41,6 +41,7 @@ pub mod fetch;
 pub mod intake;
 pub mod outbox;
 pub mod parse;
+pub mod partners;
 pub mod retention;
 pub mod send;
 pub mod store;

@@ -20,6 +20,7 @@ use crate::classify::{CaseInfo, Known, Lookups};
 
 pub mod history;
 pub mod jobs;
+pub mod partners;
 pub mod register;
 pub mod retention;
 
