@@ -106,14 +106,14 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
         .unwrap();
     assert_eq!(ack.delivery.as_deref(), Some("queued"));
 
-    // The sender writes exactly one acknowledgement file.
+    // The sender writes exactly one acknowledgement file (and the partner's notice).
     let drained = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
     assert_eq!(
         drained,
         outbox::Drained {
-            sent: 1,
+            sent: 2,
             retried: 0,
             failed: 0
         }
@@ -122,8 +122,12 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1);
-    let sent = klachtpost::parse::parse(&std::fs::read(&files[0]).unwrap());
+    assert_eq!(files.len(), 2);
+    let sent = files
+        .iter()
+        .map(|f| klachtpost::parse::parse(&std::fs::read(f).unwrap()))
+        .find(|m| m.subject.contains("Ontvangstbevestiging"))
+        .expect("the acknowledgement");
     assert_eq!(
         sent.subject,
         "[KL-2026-0001] Ontvangstbevestiging: Klacht over de factuur"
@@ -216,8 +220,9 @@ async fn garbage_is_stored_raw_and_flagged_never_acknowledged() {
     );
     let row = out.message_row.unwrap();
     assert_eq!(store.raw_message(row).await.unwrap().unwrap(), raw);
+    // Only the responsible partner is told (the new-complaint notice); nothing else.
     let counts = store.outbox_counts().await.unwrap();
-    assert!(counts.is_empty(), "{counts:?}");
+    assert_eq!(counts, vec![("queued".to_string(), 1)], "{counts:?}");
 }
 
 #[tokio::test]
