@@ -21,6 +21,16 @@ use klachtpost::store::Store;
 use sqlx::Row;
 
 fn config(dir: &Path, extra: &str) -> Config {
+    Config::from_toml(
+        Path::new("test.toml"),
+        &config_text(dir, extra),
+        &[],
+        &|_| None,
+    )
+    .expect("valid test config")
+}
+
+fn config_text(dir: &Path, extra: &str) -> String {
     let template =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let text = format!(
@@ -50,7 +60,7 @@ resolution = "8 working days"
         outbox = dir.join("outbox").display(),
         template = template.display(),
     );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+    text
 }
 
 /// A local Amsterdam time.
@@ -709,4 +719,72 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         text.contains("AFGESLOTEN sinds dinsdag 30 maart 2027 om 08:00 (0)"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn reminders_preview_shows_what_is_due_and_to_whom_without_sending() {
+    let w = World::new("2027-03-26 15:00", "").await;
+    w.take_in(
+        "k",
+        &complaint(
+            "p@x",
+            "Jan de Vries <jan@client.example>",
+            "Klacht",
+            "Tekst.",
+        ),
+    )
+    .await;
+    w.work().await;
+    let dir = w._tmp.path();
+    let file = dir.join("klachtpost.toml");
+    std::fs::write(&file, config_text(dir, "")).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = sent(&w.store).await.len();
+    let preview = || run(&["reminders", "preview", "--at", "2027-03-30 08:30", "--json"]);
+    let p = preview();
+    let mails: Vec<(String, String)> = p["mails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["purpose"].as_str().unwrap().to_string(),
+                m["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mails,
+        vec![
+            ("reminder".to_string(), "anna@firma.nl".to_string()),
+            ("digest".to_string(), "anna@firma.nl".to_string()),
+            ("digest".to_string(), "bob@firma.nl".to_string()),
+        ]
+    );
+    // Nothing was sent or claimed: the same preview again.
+    assert_eq!(preview(), p);
+    assert_eq!(sent(&w.store).await.len(), before);
+    // Saturday: nothing.
+    let p = run(&["reminders", "preview", "--at", "2027-03-27 08:30", "--json"]);
+    assert!(p["mails"].as_array().unwrap().is_empty(), "{p}");
+
+    let d = run(&["digest", "preview", "--json"]);
+    assert_eq!(
+        d["to"],
+        serde_json::json!(["anna@firma.nl", "bob@firma.nl"])
+    );
+    assert_eq!(d["digest"]["open"][0]["reference"], "KL-2027-0001");
 }

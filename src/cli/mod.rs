@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod partners;
 mod register;
 
 use std::path::PathBuf;
@@ -83,6 +84,38 @@ pub enum Command {
     Deadlines {
         #[command(subcommand)]
         command: DeadlinesCommand,
+    },
+    /// The partners' reminders, escalations and acknowledgement warnings.
+    Reminders {
+        #[command(subcommand)]
+        command: RemindersCommand,
+    },
+    /// The digest for the partners' meeting.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemindersCommand {
+    /// Show every reminder, escalation, warning and digest due at a moment, and to whom,
+    /// without sending.
+    Preview {
+        /// Local time in the firm's time zone, "YYYY-MM-DD HH:MM" (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Show the next digest: when, to whom, and what it would say now.
+    Preview {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -300,6 +333,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Deadlines {
             command: DeadlinesCommand::Explain { received, json },
         } => calendar::deadlines_explain(&cli.config, &received, json),
+        Command::Reminders {
+            command: RemindersCommand::Preview { at, json },
+        } => {
+            let config = load(&cli.config)?;
+            partners::reminders_preview(&config, at.as_deref(), json).await
+        }
+        Command::Digest {
+            command: DigestCommand::Preview { json },
+        } => {
+            let config = load(&cli.config)?;
+            partners::digest_preview(&config, json).await
+        }
     }
 }
 
