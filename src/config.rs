@@ -57,6 +57,10 @@ pub struct Firm {
     pub partners: Vec<Partner>,
     /// Who is recorded in the history for a command without `--by` (else the OS user).
     pub operator: Option<String>,
+    /// The authserv-id of the firm's own inbound mail server (RFC 8601), lower-cased.
+    /// When set, a mail counts as from staff or a partner only when that server's
+    /// Authentication-Results vouch for its From domain; see `classify::authres`.
+    pub trusted_authserv_id: Option<String>,
 }
 
 impl Firm {
@@ -163,6 +167,7 @@ struct RawFirm {
     /// "least_open" or "round_robin" ([`crate::partners::assign`]).
     assignment: Option<String>,
     default_partner: Option<String>,
+    trusted_authserv_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -584,6 +589,11 @@ impl Config {
                     staff_domains,
                     partners,
                     operator,
+                    trusted_authserv_id: firm
+                        .trusted_authserv_id
+                        .as_deref()
+                        .map(|s| s.trim().to_ascii_lowercase())
+                        .filter(|s| !s.is_empty()),
                 },
                 database_url,
                 mailbox,

@@ -94,6 +94,7 @@ pub async fn run_with(
         mailbox.close().await;
         crate::partners::scheduler::step(&store, &config, clock.as_ref()).await?;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
+        crate::retention::daily_job(&store, &config, clock.now()).await?;
         return Ok(());
     }
 
@@ -123,6 +124,12 @@ pub async fn run_with(
         clock.clone(),
         sender,
         kick,
+        stop_rx.clone(),
+    ));
+    let retention = tokio::spawn(retention_loop(
+        config.clone(),
+        store.clone(),
+        clock.clone(),
         stop_rx,
     ));
     tracing::info!(event = "daemon.started", "klachtpost is running");
@@ -134,8 +141,11 @@ pub async fn run_with(
     );
     let _ = stop_tx.send(true);
     let both = async {
-        let (a, b, c) = tokio::join!(intake, sending, partners);
+        let (a, b, c, d) = tokio::join!(intake, sending, retention, partners);
         if let Err(e) = c {
+            tracing::error!(event = "daemon.task_failed", task = "retention", error = %e, "task ended abnormally");
+        }
+        if let Err(e) = d {
             tracing::error!(event = "daemon.task_failed", task = "partners", error = %e, "task ended abnormally");
         }
         if let Err(e) = a {
@@ -251,6 +261,41 @@ async fn sender_loop(
         }
     }
     tracing::info!(event = "sender.stopped", "sender stopped");
+}
+
+/// The daily retention purge: a due row in `jobs` ([`crate::retention::daily_job`]), so a
+/// restart neither skips nor repeats a day. Between runs it sleeps at most [`MAX_WAIT`].
+async fn retention_loop(
+    config: Arc<Config>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(60);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let wait = match crate::retention::daily_job(&store, &config, clock.now()).await {
+            Ok(next) => {
+                backoff = Duration::from_secs(60);
+                (next - clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_WAIT)
+            }
+            Err(e) => {
+                tracing::warn!(event = "retention.job_failed", error = %format!("{e:#}"), retry_in = ?backoff, "cannot run the retention job");
+                backoff = (backoff * 2).min(Duration::from_secs(3600));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!(event = "retention.stopped", "retention stopped");
 }
 
 /// Resolves on SIGINT or SIGTERM.

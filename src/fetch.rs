@@ -162,8 +162,9 @@ pub struct MaildirMailbox {
 impl MaildirMailbox {
     /// Open, creating `new/ cur/ tmp/` if missing.
     pub fn open(root: &Path) -> Result<MaildirMailbox> {
+        // Raw mail is confidential: folders klachtpost creates are owner-only.
         for sub in ["new", "cur", "tmp"] {
-            std::fs::create_dir_all(root.join(sub)).with_context(|| {
+            crate::store::create_private_dir(&root.join(sub)).with_context(|| {
                 format!(
                     "cannot create the Maildir folder {}",
                     root.join(sub).display()
@@ -572,4 +573,97 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         );
     }
     Ok(())
+}
+
+// ---- retention -------------------------------------------------------------------------
+
+/// A copy klachtpost left in the mailbox of a message it stored: the Maildir file (by its
+/// source key) or the IMAP processed-folder copy (found by Message-ID, since MOVE gives
+/// the copy a new UID).
+#[derive(Debug, Clone, Default)]
+pub struct MailCopy {
+    pub source_key: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Remove the copies of purged messages from the mailbox (retention). Returns how many
+/// were removed. IMAP: one session, the processed folder, `UID SEARCH HEADER Message-ID`,
+/// `\Deleted` and `UID EXPUNGE` (only those UIDs). Maildir: the files in `cur/`/`new/`.
+pub async fn remove_copies(config: &Config, copies: &[MailCopy]) -> Result<usize> {
+    if copies.is_empty() {
+        return Ok(0);
+    }
+    match &config.mailbox {
+        MailboxConfig::Maildir { path } => {
+            let mut removed = 0;
+            for key in copies.iter().filter_map(|c| c.source_key.as_deref()) {
+                let Some(unique) = key.strip_prefix("maildir:") else {
+                    continue;
+                };
+                for sub in ["cur", "new"] {
+                    let Ok(entries) = std::fs::read_dir(path.join(sub)) else {
+                        continue;
+                    };
+                    for e in entries.filter_map(|e| e.ok()) {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.split(':').next() == Some(unique) {
+                            std::fs::remove_file(e.path())
+                                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+            Ok(removed)
+        }
+        MailboxConfig::Imap {
+            server,
+            processed_folder,
+            ..
+        } => {
+            let mut session = login(server).await?;
+            session
+                .select(processed_folder)
+                .await
+                .with_context(|| format!("cannot select the folder {processed_folder}"))?;
+            let mut uids: Vec<u32> = Vec::new();
+            for id in copies.iter().filter_map(|c| c.message_id.as_deref()) {
+                if id.contains(['\r', '\n']) {
+                    continue;
+                }
+                let quoted = format!("<{id}>").replace('\\', "\\\\").replace('"', "\\\"");
+                let found = tokio::time::timeout(
+                    IO_TIMEOUT,
+                    session.uid_search(format!("HEADER Message-ID \"{quoted}\"")),
+                )
+                .await
+                .context("the IMAP server did not answer in time")?
+                .context("cannot search the processed folder")?;
+                uids.extend(found);
+            }
+            uids.sort_unstable();
+            uids.dedup();
+            if !uids.is_empty() {
+                let set = uids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let _: Vec<_> = session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                    .await
+                    .context("cannot mark purged mail deleted")?
+                    .try_collect()
+                    .await?;
+                let _: Vec<_> = session
+                    .uid_expunge(&set)
+                    .await
+                    .context("cannot expunge purged mail")?
+                    .try_collect()
+                    .await?;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            Ok(uids.len())
+        }
+    }
 }

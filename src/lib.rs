@@ -15,14 +15,25 @@
 //! - [`fetch`]: the mailbox edge. A [`fetch::Mailbox`] lists what is new, hands over raw
 //!   bytes with the server's receipt time, and moves a message away once it is stored.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`] (mail-parser); never fails, flags instead.
-//! - [`classify`]: the pure decision "what does this mail mean, for which case".
+//! - [`classify`]: the pure decision "what does this mail mean, for which case", including
+//!   who may write on a case and whether the firm's server vouches for a staff sender
+//!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
-//! - [`store`]: the database (sqlx; SQLite by default, portable SQL).
+//! - [`case`]: the one place where a case changes: typed statuses and the case commands
+//!   (open, assign, status, form fields, note, extend, close, reopen, hold, purge …), each in
+//!   the caller's transaction with one entry in the hash-chained history.
+//! - [`export`]: what the register gives out: the registration form (HTML), the register
+//!   for auditors (CSV/JSON), a person's data (access request).
+//! - [`retention`]: purging closed cases past `[retention] keep` to a tombstone, and mail
+//!   without a case; the daemon's daily job.
+//! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
+//!   (e.g. a case's parties, the mail that opened no case); the history chain and
+//!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
@@ -37,6 +48,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadlines;
 pub mod demo;
+pub mod export;
 pub mod fetch;
 pub mod intake;
 pub mod outbox;

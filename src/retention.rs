@@ -10,7 +10,11 @@ use std::fmt;
 use chrono::{DateTime, Duration, Months, Utc};
 use serde::Serialize;
 
+use anyhow::Context as _;
+
 use crate::case::{self, Actor};
+use crate::config::{Config, Transport};
+use crate::fetch::{self, MailCopy};
 use crate::store::{self, Store};
 
 /// A retention period: "2 years", "18 months", "90 days", "6 weeks" (Dutch "jaar",
@@ -96,16 +100,53 @@ pub struct Report {
     pub messages: u64,
     pub attachments: u64,
     pub unattached_messages: u64,
+    /// Copies removed from the mailbox (IMAP processed folder, Maildir `cur/`).
+    pub mailbox_copies: usize,
+    /// Files removed from a file outbox.
+    pub outbox_files: usize,
 }
 
-/// Purge everything past retention at `now`.
+/// Remove a purged case's files from a file outbox (`<time>-<reference>-<outbox id>.eml`,
+/// see [`crate::send`]).
+fn remove_outbox_files(
+    config: &Config,
+    reference: Option<&str>,
+    outbox_ids: &[i64],
+) -> anyhow::Result<usize> {
+    let Transport::File { dir } = &config.outgoing.transport else {
+        return Ok(0);
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let case = reference.unwrap_or("nocase");
+    let suffixes: Vec<String> = outbox_ids
+        .iter()
+        .map(|id| format!("-{case}-{id}.eml"))
+        .collect();
+    let mut removed = 0;
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if suffixes.iter().any(|s| name.ends_with(s.as_str())) {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Purge everything past retention at `now` (`config.retention`): first the copies
+/// outside the database (the mailbox's processed copies, file-outbox files), then the
+/// case in one transaction, so a failure halfway is retried at the next run.
 pub async fn purge(
     store: &Store,
-    settings: &RetentionSettings,
+    config: &Config,
     now: DateTime<Utc>,
     by: &str,
     dry_run: bool,
 ) -> anyhow::Result<Report> {
+    let settings = &config.retention;
     let mut report = Report {
         dry_run,
         ..Default::default()
@@ -116,6 +157,22 @@ pub async fn purge(
             continue;
         }
         if !dry_run {
+            let (mail, outbox) =
+                store::retention::case_copies(store.pool(), &due.reference).await?;
+            let copies: Vec<MailCopy> = mail
+                .into_iter()
+                .map(|(source_key, message_id)| MailCopy {
+                    source_key,
+                    message_id,
+                })
+                .collect();
+            report.mailbox_copies +=
+                fetch::remove_copies(config, &copies)
+                    .await
+                    .with_context(|| {
+                        format!("cannot remove the mailbox copies of {}", due.reference)
+                    })?;
+            report.outbox_files += remove_outbox_files(config, Some(&due.reference), &outbox)?;
             let mut tx = store.begin().await?;
             let p = case::purge(&mut tx, &due.reference, Actor::new(by, now)).await?;
             tx.commit().await?;
@@ -129,6 +186,16 @@ pub async fn purge(
             .await?;
     report.unattached_messages = unattached.len() as u64;
     if !dry_run {
+        let mut copies = Vec::new();
+        for (id, source_key) in &unattached {
+            copies.push(MailCopy {
+                source_key: source_key.clone(),
+                message_id: store::retention::message_id_of(store.pool(), *id).await?,
+            });
+        }
+        report.mailbox_copies += fetch::remove_copies(config, &copies)
+            .await
+            .context("cannot remove the mailbox copies of mail without a case")?;
         for (id, _) in &unattached {
             let mut tx = store.begin().await?;
             store::retention::delete_message(&mut tx, *id).await?;
@@ -156,14 +223,14 @@ pub const JOB: &str = "retention";
 /// returns when it is due next.
 pub async fn daily_job(
     store: &Store,
-    settings: &RetentionSettings,
+    config: &Config,
     now: DateTime<Utc>,
 ) -> anyhow::Result<DateTime<Utc>> {
     let due = store::jobs::due_at(store.pool(), JOB).await?;
     if due.is_some_and(|d| d > now) {
         return Ok(due.unwrap_or(now));
     }
-    let result = match purge(store, settings, now, case::SYSTEM, false).await {
+    let result = match purge(store, config, now, case::SYSTEM, false).await {
         Ok(r) => format!(
             "{} cases purged, {} held, {} unattached messages",
             r.cases.len(),

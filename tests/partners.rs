@@ -788,3 +788,51 @@ async fn reminders_preview_shows_what_is_due_and_to_whom_without_sending() {
     );
     assert_eq!(d["digest"]["open"][0]["reference"], "KL-2027-0001");
 }
+
+#[tokio::test]
+async fn a_forged_partner_from_cannot_command_when_the_firms_server_is_trusted() {
+    // trusted_authserv_id goes under [firm]: the extra lines follow the partners line.
+    let w = World::new("2027-03-31 10:00", "trusted_authserv_id = \"mx.firma.nl\"").await;
+    let reference = w
+        .take_in(
+            "k1",
+            &complaint(
+                "f@x",
+                "Jan de Vries <jan@client.example>",
+                "Klacht",
+                "Tekst.",
+            ),
+        )
+        .await
+        .case
+        .unwrap();
+    w.work().await;
+    let notice = sent(&w.store)
+        .await
+        .into_iter()
+        .find(|s| s.purpose == "new_complaint")
+        .unwrap();
+    let forged = reply(
+        "Anna Partner <anna@firma.nl>",
+        &notice.message_id,
+        &notice.subject,
+        "forged@firma.nl",
+        "#status investigating",
+    );
+    w.take_in("k2", &forged).await;
+    assert_eq!(
+        w.status(&reference).await,
+        "acknowledged",
+        "not carried out"
+    );
+    let mut vouched = b"Authentication-Results: mx.firma.nl; dkim=pass header.d=firma.nl; dmarc=pass header.from=firma.nl\r\n".to_vec();
+    vouched.extend(reply(
+        "Anna Partner <anna@firma.nl>",
+        &notice.message_id,
+        &notice.subject,
+        "real@firma.nl",
+        "#status investigating",
+    ));
+    w.take_in("k3", &vouched).await;
+    assert_eq!(w.status(&reference).await, "investigating");
+}

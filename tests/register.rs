@@ -358,6 +358,14 @@ async fn audit_verify_names_the_first_entry_changed_deleted_or_inserted_behind_i
             "previous-entry hash",
         ),
         (
+            "UPDATE cases SET status = 'closed', client_satisfied = 1",
+            "status is not what its history last set it to",
+        ),
+        (
+            "UPDATE cases SET partner_email = 'mallory@example-firm.nl'",
+            "partner_email is not what its history",
+        ),
+        (
             "INSERT INTO case_events (id, case_id, at, event, detail) SELECT id + 1000, case_id, at, 'case.note', 'ingevoegd' FROM case_events WHERE detail = 'derde notitie'",
             "no hash",
         ),
@@ -534,6 +542,13 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     )
     .unwrap();
     s.take_in("3.eml", &ooo).await;
+    let sender = Sender::from_config(&s.config).unwrap();
+    outbox::drain_once(&s.store, &sender, &s.clock, &s.config)
+        .await
+        .unwrap();
+    let files = |sub: &str| std::fs::read_dir(s.dir().join(sub)).unwrap().count();
+    assert_eq!(files("mailbox/cur"), 3);
+    assert_eq!(files("outbox"), 2, "two acknowledgements");
 
     let closed_at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
     let who = Actor::new("Anna Partner", closed_at);
@@ -558,12 +573,11 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
 
     let received_before = s.store.case(&r1).await.unwrap().unwrap().case.received_at;
     // Two years minus a day: everything kept.
-    let settings = s.config.retention;
     let two_years = closed_at
         .checked_add_months(chrono::Months::new(24))
         .unwrap();
     let day_before = two_years - Duration::days(1);
-    let report = klachtpost::retention::purge(&s.store, &settings, day_before, "klachtpost", false)
+    let report = klachtpost::retention::purge(&s.store, &s.config, day_before, "klachtpost", false)
         .await
         .unwrap();
     assert!(
@@ -582,7 +596,7 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
 
     // A dry run two years and a day later says what would go and changes nothing.
     let day_after = two_years + Duration::days(1);
-    let dry = klachtpost::retention::purge(&s.store, &settings, day_after, "klachtpost", true)
+    let dry = klachtpost::retention::purge(&s.store, &s.config, day_after, "klachtpost", true)
         .await
         .unwrap();
     assert_eq!(dry.cases, vec![r1.clone()]);
@@ -596,15 +610,20 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
             .is_empty()
     );
 
-    let report = klachtpost::retention::daily_job(&s.store, &settings, day_after)
+    let report = klachtpost::retention::daily_job(&s.store, &s.config, day_after)
         .await
         .unwrap();
     assert_eq!(report, day_after + Duration::days(1), "next run tomorrow");
     // Run again the same day: not due, nothing happens.
-    klachtpost::retention::daily_job(&s.store, &settings, day_after + Duration::hours(1))
+    klachtpost::retention::daily_job(&s.store, &s.config, day_after + Duration::hours(1))
         .await
         .unwrap();
 
+    // The copies outside the database went too: the Maildir copy of the complaint and of
+    // the out-of-office reply, and the acknowledgement in the file outbox; the held case's
+    // copies stay.
+    assert_eq!(files("mailbox/cur"), 1);
+    assert_eq!(files("outbox"), 1);
     let d = s.store.case(&r1).await.unwrap().unwrap();
     let c = &d.case;
     assert!(c.purged_at.is_some());
@@ -657,7 +676,7 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     assert!(v.broken.is_none(), "{v:?}");
     // Unattached mail is gone after 90 days (the out-of-office reply).
     assert_eq!(
-        klachtpost::retention::purge(&store, &settings, day_after, "x", true)
+        klachtpost::retention::purge(&store, &s.config, day_after, "x", true)
             .await
             .unwrap()
             .unattached_messages,
@@ -666,7 +685,7 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
 }
 
 #[tokio::test]
-async fn the_database_file_and_its_folder_are_owner_only() {
+async fn the_database_file_and_raw_mail_folders_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", tmp.path().join("new/folder/k.db").display());
@@ -676,4 +695,21 @@ async fn the_database_file_and_its_folder_are_owner_only() {
     assert_eq!(mode(&tmp.path().join("new/folder/k.db")), 0o600);
     assert_eq!(mode(&tmp.path().join("new/folder")), 0o700);
     assert_eq!(mode(&tmp.path().join("new")), 0o700);
+
+    // The Maildir folders and the file outbox klachtpost creates, and its files.
+    let s = setup().await;
+    Mailbox::open(&s.config).await.unwrap();
+    for sub in ["", "/new", "/cur", "/tmp"] {
+        assert_eq!(mode(&s.dir().join(format!("mailbox{sub}"))), 0o700, "{sub}");
+    }
+    s.take_in("1.eml", COMPLAINT).await;
+    let sender = Sender::from_config(&s.config).unwrap();
+    outbox::drain_once(&s.store, &sender, &s.clock, &s.config)
+        .await
+        .unwrap();
+    assert_eq!(mode(&s.dir().join("outbox")), 0o700);
+    for f in std::fs::read_dir(s.dir().join("outbox")).unwrap() {
+        assert_eq!(mode(&f.unwrap().path()), 0o600);
+    }
+    assert_eq!(mode(&s.dir().join("k.db")), 0o600);
 }

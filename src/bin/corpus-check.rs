@@ -49,6 +49,7 @@ fn firm() -> Firm {
             email: "anna@example-firm.nl".into(),
         }],
         operator: None,
+        trusted_authserv_id: None,
     }
 }
 
@@ -296,9 +297,11 @@ fn bounces(root: &Path, firm: &Firm, allow: &Allowlist, report: &mut Report) {
                         CaseInfo {
                             reference: "KL-2026-0001".into(),
                             complainant: Some("client@example.org".into()),
-                            parties: vec![],
+                            ..CaseInfo::default()
                         },
                     );
+                    // Messages klachtpost sent: the only ones a bounce is attached by.
+                    known.ours.insert(id.clone());
                 }
                 known.acknowledgements.insert(id.clone());
                 let d2 = decide(firm, &mail, &known);
@@ -614,6 +617,7 @@ fn known_case() -> Known {
             reference: "KL-2026-0001".into(),
             complainant: Some("client@example.org".into()),
             parties: vec!["client@example.org".into()],
+            ..CaseInfo::default()
         },
     );
     known

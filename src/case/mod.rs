@@ -726,6 +726,38 @@ pub async fn flag(
     Ok(())
 }
 
+/// Someone becomes a party to the case (may write on it): the complainant at opening, or
+/// an address the complainant's mail or the firm's answer put in To or Cc. Returns false
+/// (no entry) when they already were.
+pub async fn add_party(
+    tx: &mut SqliteConnection,
+    case_id: i64,
+    address: &str,
+    role: &str,
+    message_row: Option<i64>,
+    who: Actor<'_>,
+) -> Result<bool> {
+    if !store::add_party(tx, case_id, address, role, message_row, who.at).await? {
+        return Ok(false);
+    }
+    let detail = match message_row {
+        Some(m) if role != "complainant" => {
+            format!("message {m} addressed a new party in To or Cc")
+        }
+        _ => format!("party: {role}"),
+    };
+    let changes = Changes {
+        set: Vec::new(),
+        log: vec![Change {
+            field: "party".into(),
+            old: None,
+            new: Some(address.to_ascii_lowercase()),
+        }],
+    };
+    commit(tx, case_id, who, "party.added", &detail, changes, None).await?;
+    Ok(true)
+}
+
 /// An entry that changes no field (mail queued or sent for the case, a triage item).
 pub async fn log(
     tx: &mut SqliteConnection,

@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod mail;
 mod partners;
 mod register;
 
@@ -51,6 +52,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CasesCommand,
     },
+    /// The mail taken in and what was decided for it.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Show what klachtpost would decide for one mail, without changing anything.
     Explain {
         /// A mail file (.eml).
@@ -64,6 +70,16 @@ pub enum Command {
         year: i32,
         #[arg(long)]
         json: bool,
+    },
+    /// The register as a whole.
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
+    },
+    /// What is stored about one person.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
     },
     /// Purge what is past retention ([retention] keep, keep_unattached).
     Purge {
@@ -239,6 +255,43 @@ pub enum CasesCommand {
         #[command(flatten)]
         by: By,
     },
+    /// The completed registration form as one printable HTML page.
+    Form {
+        reference: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegisterCommand {
+    /// One row per case received in the period, for an auditor.
+    Export {
+        /// First day received (YYYY-MM-DD, the firm's time zone).
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        /// Last day received (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Everything stored about one mail address: data.json and the raw mails.
+    Export {
+        address: String,
+        /// The folder to write (created owner-only).
+        #[arg(long, value_name = "DIR", default_value = "person-export")]
+        output: PathBuf,
+    },
 }
 
 /// Who a change is recorded as.
@@ -254,6 +307,18 @@ pub struct By {
 pub enum AuditCommand {
     /// Walk the history's hash chain; name the first entry that does not fit.
     Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the mail taken in, newest first, with the reason for each decision.
+    List {
+        /// Only mail that opened no case (automatic, bounce, triage, duplicate).
+        #[arg(long)]
+        unfiled: bool,
         #[arg(long)]
         json: bool,
     },
@@ -318,6 +383,24 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = load(&cli.config)?;
             cases_command(&config, command).await
         }
+        Command::Register {
+            command:
+                RegisterCommand::Export {
+                    from,
+                    to,
+                    format,
+                    output,
+                },
+        } => {
+            let config = load(&cli.config)?;
+            register::export(&config, &from, &to, &format, output.as_deref()).await
+        }
+        Command::Person {
+            command: PersonCommand::Export { address, output },
+        } => {
+            let config = load(&cli.config)?;
+            register::person_export(&config, &address, &output).await
+        }
         Command::Purge { dry_run, json, by } => {
             let config = load(&cli.config)?;
             register::purge(&config, dry_run, json, by.by.as_deref()).await
@@ -328,6 +411,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let config = load(&cli.config)?;
             register::audit_verify(&config, json).await
         }
+        Command::Mail {
+            command: MailCommand::List { unfiled, json },
+        } => mail::list(&load(&cli.config)?, unfiled, json).await,
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {
@@ -374,6 +460,9 @@ async fn cases_command(config: &Config, command: CasesCommand) -> Result<ExitCod
         }
         CasesCommand::Show { reference, json } => {
             return cases::show(config, &reference, json).await;
+        }
+        CasesCommand::Form { reference, output } => {
+            return register::form(config, &reference, output.as_deref()).await;
         }
         CasesCommand::Extend {
             reference,

@@ -1,14 +1,16 @@
-//! `klachtpost purge`, `audit verify`: the register as a whole.
+//! `klachtpost purge`, `audit verify`, `register export`, `person export`, `cases form`:
+//! the register as a whole and what it gives out.
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::{Store, history};
 
-use super::cases::actor_name;
+use super::cases::{actor_name, date_arg};
 
 pub async fn purge(
     config: &Config,
@@ -18,8 +20,7 @@ pub async fn purge(
 ) -> Result<ExitCode> {
     let by = actor_name(config, by);
     let store = Store::open(&config.database_url).await?;
-    let report =
-        crate::retention::purge(&store, &config.retention, SystemClock.now(), &by, dry_run).await?;
+    let report = crate::retention::purge(&store, config, SystemClock.now(), &by, dry_run).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -76,4 +77,89 @@ pub async fn audit_verify(config: &Config, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// `cases form REF [--output FILE]`: the registration form as one HTML page.
+pub async fn form(config: &Config, reference: &str, output: Option<&Path>) -> Result<ExitCode> {
+    let store = Store::open(&config.database_url).await?;
+    let Some(d) = store.case(reference).await? else {
+        eprintln!("klachtpost: no case {reference}");
+        return Ok(ExitCode::FAILURE);
+    };
+    let html = crate::export::form::render(
+        &d,
+        &config.firm.name,
+        config.firm.timezone,
+        SystemClock.now(),
+    );
+    match output {
+        Some(path) => {
+            crate::export::person::write_private(path, html.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("{reference}: form written to {}", path.display());
+        }
+        None => print!("{html}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `register export --from DATE --to DATE [--format csv|json] [--output FILE]`.
+pub async fn export(
+    config: &Config,
+    from: &str,
+    to: &str,
+    format: &str,
+    output: Option<&Path>,
+) -> Result<ExitCode> {
+    let from = date_arg("--from", from)?;
+    let to = date_arg("--to", to)?;
+    if to < from {
+        bail!("--to {to} is before --from {from}");
+    }
+    let store = Store::open(&config.database_url).await?;
+    let cases = store.list_cases().await?;
+    let rows =
+        crate::export::register::rows(&cases, from, to, config.firm.timezone, SystemClock.now());
+    let text = match format.trim().to_ascii_lowercase().as_str() {
+        "csv" => crate::export::register::to_csv(&rows),
+        "json" => serde_json::to_string_pretty(&rows)? + "\n",
+        other => bail!("--format {other:?}: expected csv or json"),
+    };
+    match output {
+        Some(path) => {
+            crate::export::person::write_private(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("{} cases written to {}", rows.len(), path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `person export ADDRESS [--output DIR]`: everything stored about one address.
+pub async fn person_export(config: &Config, address: &str, output: &Path) -> Result<ExitCode> {
+    let store = Store::open(&config.database_url).await?;
+    let mut cases = Vec::new();
+    for reference in crate::store::person::cases_of(store.pool(), address).await? {
+        if let Some(d) = store.case(&reference).await? {
+            cases.push(d);
+        }
+    }
+    let messages = crate::store::person::messages_of(store.pool(), address).await?;
+    let written = crate::export::person::write(
+        output,
+        &address.trim().to_ascii_lowercase(),
+        crate::store::ts(SystemClock.now()),
+        &cases,
+        &messages,
+    )
+    .with_context(|| format!("cannot write the export to {}", output.display()))?;
+    println!(
+        "{} cases and {} messages written to {} ({} files)",
+        cases.len(),
+        messages.len(),
+        output.display(),
+        written.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -26,14 +26,21 @@ use crate::parse::ParsedMail;
 use crate::store::partners::{self as sp, Answered};
 use crate::store::{self, NewMessage, parse_ts};
 
-/// The partner who sent this mail, if a partner did.
-///
-/// Today: the From address is a configured partner's. When the staff identity check
-/// (`firm.trusted_authserv_id`, Authentication-Results) lands, it belongs here too: a
-/// forged From must not command.
+/// The partner who sent this mail, if a partner really did: the From address is a
+/// configured partner's and, with `firm.trusted_authserv_id` set, the firm's own server
+/// vouches for it (Authentication-Results, [`crate::classify::authres`]) — the same test
+/// classification uses for staff, so a forged From cannot command.
 pub fn sending_partner<'c>(config: &'c Config, mail: &ParsedMail) -> Option<&'c Partner> {
-    let from = mail.from.as_ref()?.address.to_ascii_lowercase();
-    config.firm.partners.iter().find(|p| p.email == from)
+    let from = mail.from.as_ref()?;
+    let address = from.address.to_ascii_lowercase();
+    let partner = config.firm.partners.iter().find(|p| p.email == address)?;
+    if let Some(id) = &config.firm.trusted_authserv_id {
+        let domain = from.domain().unwrap_or_default();
+        if !crate::classify::authres::check(mail, id, &domain).pass {
+            return None;
+        }
+    }
+    Some(partner)
 }
 
 /// The Message-IDs a reply answers: In-Reply-To, then References newest first.

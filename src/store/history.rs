@@ -6,7 +6,9 @@
 //! fields (id, case, time, actor, event), `content_hash` and `prev_hash`. Purging a case
 //! empties the content of its entries but keeps `content_hash`, so the chain still
 //! verifies after the personal data is gone. [`verify`] walks the chain and names the
-//! first entry that does not fit: a changed, deleted or inserted row shows there.
+//! first entry that does not fit: a changed, deleted or inserted row shows there. It then
+//! replays each case's recorded changes: a `cases` row whose status, partner, form fields,
+//! deadlines or hold differ from what its history last set was changed behind our back.
 //!
 //! The chain is not keyed: someone who can write the database file *and* recomputes every
 //! later hash can rewrite history. `klachtpost audit verify` prints the head hash so an
@@ -330,11 +332,104 @@ pub async fn verify(pool: &SqlitePool) -> Result<Verification> {
         prev = hash;
         n += 1;
     }
+    let broken = state_matches_history(pool, &rows).await?;
     Ok(Verification {
         entries: n,
         head: prev,
-        broken: None,
+        broken,
     })
+}
+
+/// The case columns the history records, as the text its changes hold (yes/no for the
+/// INTEGER flags). A case's current value of each must be the last value its history
+/// gave it: a change made behind klachtpost's back shows as a difference.
+const STATE: &[(&str, &str)] = &[
+    ("status", "status"),
+    ("partner_email", "partner_email"),
+    ("partner_name", "partner_name"),
+    ("cause", "cause"),
+    (
+        "structural_fault",
+        "CASE structural_fault WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+    ),
+    ("improvement_measure", "improvement_measure"),
+    ("handling", "handling"),
+    ("result", "result"),
+    ("evaluation", "evaluation"),
+    (
+        "client_satisfied",
+        "CASE client_satisfied WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+    ),
+    ("resolution_due_at", "resolution_due_at"),
+    ("original_resolution_due_at", "original_resolution_due_at"),
+    ("extension_reason", "extension_reason"),
+    ("deadline_explanation", "deadline_explanation"),
+    ("closed_at", "closed_at"),
+    ("hold_reason", "hold_reason"),
+    ("acknowledged_at", "acknowledged_at"),
+    ("response_met_at", "response_met_at"),
+    ("flags", "flags"),
+    ("purged_at", "purged_at"),
+];
+
+async fn state_matches_history(
+    pool: &SqlitePool,
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Option<Broken>> {
+    use std::collections::BTreeMap;
+    // case id → field → (value, entry that set it)
+    let mut expected: BTreeMap<i64, BTreeMap<String, (Option<String>, i64)>> = BTreeMap::new();
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        let case_id: i64 = r.try_get(1)?;
+        let changes: Vec<Change> =
+            serde_json::from_str(&r.try_get::<String, _>(6)?).unwrap_or_default();
+        for c in changes {
+            if STATE.iter().any(|(f, _)| *f == c.field) {
+                expected
+                    .entry(case_id)
+                    .or_default()
+                    .insert(c.field, (c.new, id));
+            }
+        }
+    }
+    let columns: Vec<&str> = STATE.iter().map(|(_, expr)| *expr).collect();
+    let sql = format!(
+        "SELECT reference, {} FROM cases WHERE id = $1",
+        columns.join(", ")
+    );
+    for (case_id, fields) in expected {
+        // Safe: the expressions are the constants above; the id is bound.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(case_id)
+            .fetch_optional(pool)
+            .await?;
+        let Some(row) = row else {
+            let (_, entry) = fields.values().next().cloned().unwrap_or((None, 0));
+            return Ok(Some(Broken {
+                entry,
+                case: None,
+                problem: format!("its case (id {case_id}) is missing: it was deleted"),
+            }));
+        };
+        let reference: String = row.try_get(0)?;
+        for (i, (field, _)) in STATE.iter().enumerate() {
+            let Some((want, entry)) = fields.get(*field) else {
+                continue;
+            };
+            let have: Option<String> = row.try_get(i + 1)?;
+            if &have != want {
+                return Ok(Some(Broken {
+                    entry: *entry,
+                    case: Some(reference),
+                    problem: format!(
+                        "the case's {field} is not what its history last set it to: the case was changed behind klachtpost's back"
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

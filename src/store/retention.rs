@@ -24,6 +24,11 @@ pub async fn delete_case_mail(tx: &mut SqliteConnection, case_id: i64) -> Result
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Parties are addresses (personal) and point at the case's messages.
+    sqlx::query("DELETE FROM case_parties WHERE case_id = $1")
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
     let messages = sqlx::query("DELETE FROM messages WHERE case_id = $1")
         .bind(case_id)
         .execute(&mut *tx)
@@ -100,18 +105,6 @@ pub async fn delete_message(tx: &mut SqliteConnection, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The mailbox keys of a case's stored mail (to remove the server's copies).
-pub async fn case_source_keys(pool: &SqlitePool, reference: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT m.source_key FROM messages m JOIN cases c ON c.id = m.case_id
-         WHERE c.reference = $1 AND m.source_key IS NOT NULL ORDER BY m.id",
-    )
-    .bind(reference)
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
 /// Give the freed pages back to the file system: an incremental vacuum where the file is
 /// in incremental auto-vacuum mode (every file klachtpost creates), else a full VACUUM
 /// (which also switches an older file to incremental mode).
@@ -131,4 +124,44 @@ pub async fn reclaim(pool: &SqlitePool) -> Result<()> {
         sqlx::query("VACUUM").execute(pool).await?;
     }
     Ok(())
+}
+
+/// Where copies of a case's mail may be outside the database: (source key, Message-ID)
+/// of its inbound mail, and the outbox ids of what was sent (file outbox names).
+pub async fn case_copies(
+    pool: &SqlitePool,
+    reference: &str,
+) -> Result<(Vec<(Option<String>, Option<String>)>, Vec<i64>)> {
+    let rows = sqlx::query(
+        "SELECT m.source_key, m.message_id FROM messages m JOIN cases c ON c.id = m.case_id
+         WHERE c.reference = $1 AND m.direction = 'inbound' ORDER BY m.id",
+    )
+    .bind(reference)
+    .fetch_all(pool)
+    .await?;
+    let mail = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let outbox = sqlx::query(
+        "SELECT o.id FROM outbox o JOIN cases c ON c.id = o.case_id WHERE c.reference = $1",
+    )
+    .bind(reference)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get(0)?))
+    .collect::<Result<Vec<i64>>>()?;
+    Ok((mail, outbox))
+}
+
+/// The Message-ID of a stored message.
+pub async fn message_id_of(pool: &SqlitePool, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query("SELECT message_id FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .flatten())
 }
