@@ -298,7 +298,12 @@ async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_u
     let drained = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!(drained.sent, names.len(), "every complaint is acknowledged");
+    // Every complaint is acknowledged, and its partner told (the new-complaint notice).
+    assert_eq!(
+        drained.sent,
+        2 * names.len(),
+        "every complaint is acknowledged"
+    );
     let acknowledged: Vec<String> = std::fs::read_dir(dir.join("outbox"))
         .unwrap()
         .map(|e| klachtpost::parse::parse(&std::fs::read(e.unwrap().path()).unwrap()).subject)

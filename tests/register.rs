@@ -548,7 +548,11 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
         .unwrap();
     let files = |sub: &str| std::fs::read_dir(s.dir().join(sub)).unwrap().count();
     assert_eq!(files("mailbox/cur"), 3);
-    assert_eq!(files("outbox"), 2, "two acknowledgements");
+    assert_eq!(
+        files("outbox"),
+        4,
+        "two acknowledgements and the partners' two new-complaint notices"
+    );
 
     let closed_at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
     let who = Actor::new("Anna Partner", closed_at);
@@ -623,7 +627,11 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     // the out-of-office reply, and the acknowledgement in the file outbox; the held case's
     // copies stay.
     assert_eq!(files("mailbox/cur"), 1);
-    assert_eq!(files("outbox"), 1);
+    assert_eq!(
+        files("outbox"),
+        2,
+        "the held case's acknowledgement and notice"
+    );
     let d = s.store.case(&r1).await.unwrap().unwrap();
     let c = &d.case;
     assert!(c.purged_at.is_some());
