@@ -36,6 +36,8 @@
 //!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
+//! - [`partners`]: the partners' side: assignment rules, the new-complaint notice,
+//!   reminders and escalation, the acknowledgement watchdog, the digest, commands by reply.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
 pub mod calendar;
