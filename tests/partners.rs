@@ -398,6 +398,40 @@ async fn acknowledgement_watchdog_warns_before_the_deadline_and_for_a_client_wit
     );
     assert!(warning.text.contains("020-1234567"));
     assert_eq!(w.restart_and_step().await, scheduler::Report::default());
+
+    // The partner phones and records it; the register says it was in time.
+    let reference = o.case.unwrap();
+    let dir = w._tmp.path();
+    let file = dir.join("klachtpost.toml");
+    std::fs::write(&file, config_text(dir, "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .arg("--config")
+        .arg(&file)
+        .args([
+            "cases",
+            "record",
+            &reference,
+            "--acknowledged-by",
+            "phone",
+            "--by",
+            "anna@firma.nl",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let detail = w.store.case(&reference).await.unwrap().unwrap();
+    assert_eq!(detail.case.status, "acknowledged");
+    assert!(detail.case.acknowledged_at.is_some());
+    let recorded = detail
+        .events
+        .iter()
+        .find(|e| e.event == "acknowledgement.recorded")
+        .expect("recorded in the history");
+    assert_eq!(recorded.detail, "acknowledged by phone, in time");
 }
 
 #[tokio::test]

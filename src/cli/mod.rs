@@ -185,6 +185,9 @@ pub enum CasesCommand {
         /// The evaluation.
         #[arg(long)]
         evaluation: Option<String>,
+        /// An acknowledgement made outside klachtpost, now: phone, letter or in-person.
+        #[arg(long, value_name = "phone|letter|in-person")]
+        acknowledged_by: Option<String>,
         #[command(flatten)]
         by: By,
     },
@@ -478,19 +481,23 @@ async fn cases_command(config: &Config, command: CasesCommand) -> Result<ExitCod
             handling,
             result,
             evaluation,
+            acknowledged_by,
             by,
-        } => (
-            reference,
-            Change::Record(crate::case::FormUpdate {
+        } => {
+            let form = crate::case::FormUpdate {
                 cause,
                 structural: yes_no(structural)?,
                 measure,
                 handling,
                 result,
                 evaluation,
-            }),
-            by,
-        ),
+            };
+            let change = match acknowledged_by {
+                Some(method) => Change::Acknowledged(method, form),
+                None => Change::Record(form),
+            };
+            (reference, change, by)
+        }
         CasesCommand::Assign {
             reference,
             partner,
