@@ -20,10 +20,17 @@
 //!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
+//!   [`intake::identity`] knows a mail seen before by what it is (duplicates are recorded,
+//!   never taken in twice); [`intake::quarantine`] is the fault boundary: a mail that
+//!   cannot be taken in is kept raw in quarantine and the partners are told, and intake
+//!   goes on.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
-//! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
+//! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
+//!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
+//! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once
+//!   after `alerts.alert_after`, and once on recovery; what `klachtpost status` shows.
 //! - [`case`]: the one place where a case changes: typed statuses and the case commands
 //!   (open, assign, status, form fields, note, extend, close, reopen, hold, purge …), each in
 //!   the caller's transaction with one entry in the hash-chained history.
@@ -52,6 +59,7 @@ pub mod deadlines;
 pub mod demo;
 pub mod export;
 pub mod fetch;
+pub mod health;
 pub mod intake;
 pub mod outbox;
 pub mod parse;

@@ -4,7 +4,6 @@
 //! ([`SendError::Transient`]) or not ([`SendError::Permanent`]); the outbox decides.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::address::Envelope;
@@ -128,7 +127,7 @@ fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
 fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
         .port(server.port)
-        .timeout(Some(Duration::from_secs(60)));
+        .timeout(Some(server.timeout));
     let params = || -> Result<TlsParameters> {
         let mut b = TlsParameters::builder(server.host.clone());
         if let Some(ca) = &server.ca_file {

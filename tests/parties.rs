@@ -395,8 +395,11 @@ async fn a_forged_staff_from_is_an_outside_mail_and_the_partner_is_told() {
     );
 
     // Without Authentication-Results (or with another server's): no forward, no answer.
+    // (Another mail, with its own Message-ID: the same mail again would be a duplicate,
+    // whatever trace fields were added on the way.)
     let other_server = format!(
-        "Authentication-Results: mx.elders.example; dmarc=pass header.from=firma.nl\n{forward}"
+        "Authentication-Results: mx.elders.example; dmarc=pass header.from=firma.nl\n{}",
+        forward.replace("Message-ID: <", "Message-ID: <elsewhere-")
     );
     w.deliver(&[forward.clone(), answer.clone(), other_server])
         .await;

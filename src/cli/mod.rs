@@ -6,7 +6,9 @@ mod cases;
 mod explain;
 mod mail;
 mod partners;
+mod quarantine;
 mod register;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Secrets};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Mail that could not be taken in: list it, take it in again after a fix.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Show what klachtpost would decide for one mail, without changing anything.
     Explain {
         /// A mail file (.eml).
@@ -68,6 +75,11 @@ pub enum Command {
     Calendar {
         #[arg(long)]
         year: i32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Is intake working: the last good pass, the backlog, open outages, the outbox.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -316,6 +328,27 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// What is in quarantine, oldest first, and how many duplicates were recognised.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Also what was quarantined before and has been taken in since.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run intake again on a quarantined mail's stored bytes (after fixing the cause).
+    Retry {
+        /// The item, e.g. Q-0007.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        reference: Option<String>,
+        /// Every item still in quarantine.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MailCommand {
     /// List the mail taken in, newest first, with the reason for each decision.
     List {
@@ -366,14 +399,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config> {
-    Ok(Config::load(path)?)
+/// The config for commands that only read or change the register: no mailbox or SMTP
+/// secret is needed (outgoing mail is queued; the daemon sends it).
+fn load_register(path: &std::path::Path) -> Result<Config> {
+    Ok(Config::load_with(path, Secrets::Skip)?)
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { once } => {
-            let config = load(&cli.config)?;
+            let config = Config::load(&cli.config)?;
             crate::daemon::run(config, once).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -383,7 +418,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig { offline } => check_config(&cli.config, offline).await,
         Command::Cases { command } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             cases_command(&config, command).await
         }
         Command::Register {
@@ -395,28 +430,39 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     output,
                 },
         } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             register::export(&config, &from, &to, &format, output.as_deref()).await
         }
         Command::Person {
             command: PersonCommand::Export { address, output },
         } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             register::person_export(&config, &address, &output).await
         }
         Command::Purge { dry_run, json, by } => {
-            let config = load(&cli.config)?;
+            // Purging reaches the copies in the mailbox too, so it logs in.
+            let config = Config::load(&cli.config)?;
             register::purge(&config, dry_run, json, by.by.as_deref()).await
         }
         Command::Audit {
             command: AuditCommand::Verify { json },
         } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             register::audit_verify(&config, json).await
         }
+        Command::Status { json } => status::status(&load_register(&cli.config)?, json).await,
         Command::Mail {
             command: MailCommand::List { unfiled, json },
-        } => mail::list(&load(&cli.config)?, unfiled, json).await,
+        } => mail::list(&load_register(&cli.config)?, unfiled, json).await,
+        Command::Quarantine { command } => {
+            let config = load_register(&cli.config)?;
+            match command {
+                QuarantineCommand::List { json, all } => quarantine::list(&config, json, all).await,
+                QuarantineCommand::Retry { reference, all } => {
+                    quarantine::retry(&config, reference.as_deref(), all).await
+                }
+            }
+        }
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {
@@ -425,13 +471,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Reminders {
             command: RemindersCommand::Preview { at, json },
         } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             partners::reminders_preview(&config, at.as_deref(), json).await
         }
         Command::Digest {
             command: DigestCommand::Preview { json },
         } => {
-            let config = load(&cli.config)?;
+            let config = load_register(&cli.config)?;
             partners::digest_preview(&config, json).await
         }
     }

@@ -106,6 +106,7 @@ pub async fn handle(
             flags: &[],
             raw,
             created_at: now,
+            identity: Some(&crate::intake::identity::of(raw).sha256),
         },
     )
     .await?;
@@ -202,6 +203,7 @@ pub async fn handle(
     );
     Ok(Some(Outcome {
         duplicate: false,
+        original: None,
         decision: None,
         case: home,
         opened: false,

@@ -135,7 +135,9 @@ fn ack_problem(
     c: &OpenCase,
     now: DateTime<Utc>,
 ) -> Option<(String, DateTime<Utc>)> {
-    if c.acknowledged_by.is_some() {
+    // Intake already told the partner about an address that cannot be answered
+    // (`compose::unanswerable_notice`): not twice.
+    if c.acknowledged_by.is_some() || c.flags.lines().any(|l| l == crate::classify::UNANSWERABLE) {
         return None;
     }
     if now > c.ack_due_at + chrono::Duration::days(ACK_WARNING_HORIZON_DAYS) {

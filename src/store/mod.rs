@@ -18,16 +18,27 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod duplicates;
+pub mod health;
 pub mod history;
 pub mod jobs;
 mod parties;
 pub mod partners;
 pub mod person;
+mod quarantine;
+mod receipt;
 pub mod register;
 pub mod retention;
 mod unfiled;
 
+pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use parties::add_party;
+pub use quarantine::{
+    NewQuarantine, QuarantineItem, insert_quarantine,
+    parse_reference as parse_quarantine_reference, queue_quarantine_notice,
+    reference as quarantine_reference, resolve_quarantine,
+};
+pub use receipt::add_message_note;
 pub use unfiled::UnfiledMail;
 
 /// A database error, with the action that failed.
@@ -65,6 +76,17 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| StoreError::Time(s.to_string()))
 }
 
+/// Apply the migrations under the database's write lock, so any number of processes may
+/// start at once on a new or an older database: the first applies what is missing, the
+/// others wait for it and then find everything applied. (sqlx takes no lock for SQLite;
+/// without one two processes both saw an empty database and both created its tables.)
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::migrate!("./migrations").run(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The handle to the database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -81,7 +103,9 @@ impl Store {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Once a mail leaves INBOX its case must survive a power loss: in WAL mode
+            // FULL syncs the log at every commit (NORMAL could lose the last commits).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Deleted content is overwritten, not left in free pages (retention).
@@ -102,7 +126,7 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
         history::seal_legacy(&pool).await?;
         Ok(Store { pool })
     }
@@ -620,6 +644,8 @@ pub struct NewMessage<'a> {
     pub direction: &'a str,
     pub kind: &'a str,
     pub source_key: Option<&'a str>,
+    /// What the mail is ([`crate::intake::identity`]); `None` for what klachtpost sends.
+    pub identity: Option<&'a str>,
     pub message_id: Option<&'a str>,
     pub from_name: Option<&'a str>,
     pub from_address: Option<&'a str>,
@@ -636,8 +662,8 @@ pub struct NewMessage<'a> {
 pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                               date_header, received_at, text, decision_reason, flags, size, raw, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                               date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(m.case_id)
     .bind(m.direction)
@@ -655,6 +681,7 @@ pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Re
     .bind(m.raw.len() as i64)
     .bind(m.raw)
     .bind(ts(m.created_at))
+    .bind(m.identity)
     .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get(0)?)
@@ -789,6 +816,7 @@ pub async fn queue_outgoing(
             direction: "outbound",
             kind: purpose,
             source_key: None,
+            identity: None,
             message_id: Some(&out.message_id),
             from_name,
             from_address: Some(from),
