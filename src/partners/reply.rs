@@ -368,22 +368,22 @@ async fn extend(
         .map_err(|e| anyhow::anyhow!(e))?;
     let described = ext.describe(&config.calendar);
     case::extend(tx, reference, &ext, &described, who).await?;
-    let row = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(
-        "SELECT complainant_address, complainant_name, subject, received_at FROM cases WHERE id = $1",
+    let row = sqlx::query_as::<_, (Option<String>, Option<String>, String, String, Option<String>)>(
+        "SELECT complainant_address, complainant_name, subject, received_at, language FROM cases WHERE id = $1",
     )
     .bind(c.id)
     .fetch_one(&mut *tx)
     .await
     .context("cannot read the case")?;
-    let (to, name, subject, received) = row;
+    let (to, name, subject, received, language) = row;
     let Some(to) = to else {
         return Ok(format!(
             "{described}; no complainant address is known: tell the complainant another way"
         ));
     };
-    let template = compose::Template::load(&config.templates.extension)?;
+    let templates = config.templates.load()?;
     let out = compose::extension(
-        &template,
+        &templates,
         &compose::Acknowledgement {
             firm_name: &config.firm.name,
             firm_domain: config.firm.domain(),
@@ -400,6 +400,10 @@ async fn extend(
             partner_name: &c.partner_name,
             timezone: config.firm.timezone,
             now: who.at,
+            lang: language
+                .as_deref()
+                .and_then(compose::Lang::from_code)
+                .unwrap_or(compose::Lang::Nl),
         },
         &compose::ExtensionText {
             previous: ext.previous,

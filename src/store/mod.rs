@@ -22,6 +22,7 @@ mod duplicates;
 pub mod health;
 pub mod history;
 pub mod jobs;
+mod outgoing;
 mod parties;
 pub mod partners;
 pub mod person;
@@ -32,6 +33,7 @@ pub mod retention;
 mod unfiled;
 
 pub use duplicates::{Duplicate, MatchedBy, Seen};
+pub use outgoing::*;
 pub use parties::add_party;
 pub use quarantine::{
     NewQuarantine, QuarantineItem, insert_quarantine,
@@ -303,7 +305,7 @@ impl Store {
     /// Queued rows due at `now`, oldest first.
     pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference
+            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted
              FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
              WHERE o.status = 'queued' AND o.next_attempt_at <= $1
              ORDER BY o.next_attempt_at, o.id LIMIT $2",
@@ -326,6 +328,7 @@ impl Store {
                     purpose: r.try_get(4)?,
                     raw: r.try_get(5)?,
                     case_reference: r.try_get(6)?,
+                    auto_submitted: r.try_get(7)?,
                 })
             })
             .collect()
@@ -554,6 +557,8 @@ pub struct OutboxItem {
     pub purpose: String,
     pub raw: Vec<u8>,
     pub case_reference: Option<String>,
+    /// `Auto-Submitted` of the message: automatic mail, subject to the loop and flood rules.
+    pub auto_submitted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -831,7 +836,9 @@ pub async fn queue_outgoing(
         },
     )
     .await?;
-    enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await
+    let id = enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await?;
+    outgoing::mark_automatic(tx, id, crate::compose::auto_submitted(&out.raw).as_deref()).await?;
+    Ok(id)
 }
 
 /// Store an internal notice (to a partner or staff member) and queue it.
