@@ -62,6 +62,8 @@ pub struct Config {
     pub retention: crate::retention::RetentionSettings,
     /// `[oauth2]`, when given: the token source the mailbox and the sender share.
     pub oauth2: Option<crate::oauth2::TokenSource>,
+    /// Assignment, reminders, digest ([`crate::partners`]).
+    pub partners: crate::partners::Settings,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +246,9 @@ struct RawFirm {
     #[serde(default)]
     partners: Vec<Partner>,
     operator: Option<String>,
+    /// "least_open" or "round_robin" ([`crate::partners::assign`]).
+    assignment: Option<String>,
+    default_partner: Option<String>,
     trusted_authserv_id: Option<String>,
 }
 
@@ -326,6 +331,9 @@ const SECTIONS: &[&str] = &[
     "alerts",
     "retention",
     "oauth2",
+    "assignment",
+    "reminders",
+    "digest",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -483,6 +491,10 @@ impl Config {
             .map(crate::oauth2::TokenSource::new)
         });
         let oauth2_ok = oauth2.clone().flatten();
+        let assignment: Vec<crate::partners::assign::RawRule> =
+            section(&table, "assignment", &mut problems);
+        let reminders: crate::partners::RawReminders = section(&table, "reminders", &mut problems);
+        let digest: crate::partners::RawDigest = section(&table, "digest", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -807,6 +819,16 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
 
+        let partner_settings = crate::partners::settings_from(
+            assignment,
+            firm.assignment.as_deref(),
+            firm.default_partner.as_deref(),
+            reminders,
+            digest,
+            &partners,
+            &mut problems,
+        );
+
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
@@ -847,6 +869,7 @@ impl Config {
                 quarantine_folder,
                 retention,
                 oauth2: oauth2_ok,
+                partners: partner_settings,
             }),
             _ => Err(err(problems)),
         }

@@ -1,4 +1,5 @@
-//! The loops of `klachtpost run`: an intake task (mailbox → [`intake`](crate::intake)) and a
+//! The loops of `klachtpost run`: an intake task (mailbox → [`intake`](crate::intake)), the
+//! partners' job ([`partners::scheduler`](crate::partners::scheduler)) and a
 //! sender task (outbox → [`send`](crate::send)), each with the same shape: do what is due,
 //! then wait for new work, a kick, a timer or shutdown. Shutdown (SIGINT/SIGTERM) is in two
 //! phases: stop taking work, then a bounded grace period for what is under way.
@@ -141,6 +142,7 @@ pub async fn run_with(
         )
         .await?;
         mailbox.close().await;
+        crate::partners::scheduler::step(&store, &config, clock.as_ref()).await?;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
         crate::retention::daily_job(&store, &config, clock.now()).await?;
         return Ok(());
@@ -167,6 +169,38 @@ pub async fn run_with(
                 stop.clone(),
             )
         })
+    });
+    // The partners' job wakes at its own due times (the next send time, digest or
+    // acknowledgement margin, at most 5 minutes apart) and kicks the sender when it queued.
+    let partners = tokio::spawn({
+        let (config, store, clock, kick, stop) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            kick.clone(),
+            stop_rx.clone(),
+        );
+        let own_kick = Arc::new(Notify::new());
+        supervise(
+            "partners",
+            Supervision::DAEMON,
+            stop_rx.clone(),
+            move || {
+                let (config, store, clock, kick, stop, own_kick) = (
+                    config.clone(),
+                    store.clone(),
+                    clock.clone(),
+                    kick.clone(),
+                    stop.clone(),
+                    own_kick.clone(),
+                );
+                async move {
+                    crate::partners::scheduler::run(config, store, clock, own_kick, kick, stop)
+                        .await;
+                    Ok(())
+                }
+            },
+        )
     });
     let sending = tokio::spawn({
         let (config, store, clock, sender, stop) = (
@@ -210,10 +244,11 @@ pub async fn run_with(
         ("intake", Some(intake)),
         ("sender", Some(sending)),
         ("retention", Some(retention)),
+        ("partners", Some(partners)),
     ];
     tokio::pin!(shutdown);
     let failure: Option<anyhow::Error> = {
-        let [(_, Some(a)), (_, Some(b)), (_, Some(c))] = &mut tasks else {
+        let [(_, Some(a)), (_, Some(b)), (_, Some(c)), (_, Some(d))] = &mut tasks else {
             unreachable!("the tasks were just started")
         };
         tokio::select! {
@@ -221,6 +256,7 @@ pub async fn run_with(
             r = a => Some(task_end("intake", r).err().unwrap_or_else(|| anyhow::anyhow!("the intake task ended"))),
             r = b => Some(task_end("sender", r).err().unwrap_or_else(|| anyhow::anyhow!("the sender task ended"))),
             r = c => Some(task_end("retention", r).err().unwrap_or_else(|| anyhow::anyhow!("the retention task ended"))),
+            r = d => Some(task_end("partners", r).err().unwrap_or_else(|| anyhow::anyhow!("the partners task ended"))),
         }
     };
     // A finished JoinHandle must not be awaited again.

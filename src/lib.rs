@@ -49,6 +49,8 @@
 //!   config, the token client with its cache, the flows (app-only client credentials,
 //!   refresh token, command, `oauth2 authorize`), the XOAUTH2/OAUTHBEARER login steps.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
+//! - [`partners`]: the partners' side: assignment rules, the new-complaint notice,
+//!   reminders and escalation, the acknowledgement watchdog, the digest, commands by reply.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
 pub mod calendar;
@@ -68,6 +70,7 @@ pub mod intake;
 pub mod oauth2;
 pub mod outbox;
 pub mod parse;
+pub mod partners;
 pub mod retention;
 pub mod send;
 pub mod store;

@@ -40,13 +40,23 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
     );
     assert!(stdout.contains("Ontvangstbevestiging"), "{stdout}");
 
-    // Two acknowledgements were written, none for the out-of-office reply.
+    // Two acknowledgements were written, none for the out-of-office reply, and each
+    // responsible partner was told of the new complaint.
     let ems: Vec<_> = std::fs::read_dir(dir.path().join("var/outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
         .collect();
-    assert_eq!(ems.len(), 2, "{ems:?}");
+    assert_eq!(ems.len(), 4, "{ems:?}");
+    let notices = ems
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("Auto-Submitted: auto-generated")
+        })
+        .count();
+    assert_eq!(notices, 2, "{ems:?}");
 
     // The register, as JSON.
     let out = bin()

@@ -106,14 +106,14 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
         .unwrap();
     assert_eq!(ack.delivery.as_deref(), Some("queued"));
 
-    // The sender writes exactly one acknowledgement file.
+    // The sender writes exactly one acknowledgement file (and the partner's notice).
     let drained = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
     assert_eq!(
         drained,
         outbox::Drained {
-            sent: 1,
+            sent: 2,
             retried: 0,
             failed: 0,
             ..Default::default()
@@ -123,8 +123,12 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1);
-    let sent = klachtpost::parse::parse(&std::fs::read(&files[0]).unwrap());
+    assert_eq!(files.len(), 2);
+    let sent = files
+        .iter()
+        .map(|f| klachtpost::parse::parse(&std::fs::read(f).unwrap()))
+        .find(|m| m.subject.contains("Ontvangstbevestiging"))
+        .expect("the acknowledgement");
     assert_eq!(
         sent.subject,
         "[KL-2026-0001] Ontvangstbevestiging: Klacht over de factuur"
@@ -332,7 +336,12 @@ async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_u
     let drained = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!(drained.sent, names.len(), "every complaint is acknowledged");
+    // Every complaint is acknowledged, and its partner told (the new-complaint notice).
+    assert_eq!(
+        drained.sent,
+        2 * names.len(),
+        "every complaint is acknowledged"
+    );
     let acknowledged: Vec<String> = std::fs::read_dir(dir.join("outbox"))
         .unwrap()
         .map(|e| klachtpost::parse::parse(&std::fs::read(e.unwrap().path()).unwrap()).subject)

@@ -61,6 +61,8 @@ from = "klachten@firma.nl"
 max_attempts = {max_attempts}
 [templates]
 acknowledgement = "{template}"
+[digest]
+schedule = "never"
 "#,
         db = dir.join("k.db").display(),
         user = imap.user,
@@ -122,12 +124,16 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     assert_eq!(imap.count("INBOX").await, 0);
     assert_eq!(imap.fetch_all("Processed").await, vec![raw.clone()]);
 
-    // Exactly one acknowledgement reached the SMTP server.
-    let sent = smtp.wait_for(1, WAIT).await;
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].mail_from, "klachten@firma.nl");
-    assert_eq!(sent[0].rcpt_to, vec!["marieke@client.example"]);
-    let ack = klachtpost::parse::parse(&sent[0].data);
+    // Exactly one acknowledgement reached the SMTP server, and the partner's notice.
+    let sent = smtp.wait_for(2, WAIT).await;
+    assert_eq!(sent.len(), 2);
+    let to_client: Vec<_> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == vec!["marieke@client.example"])
+        .collect();
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(to_client[0].mail_from, "klachten@firma.nl");
+    let ack = klachtpost::parse::parse(&to_client[0].data);
     assert_eq!(
         ack.subject,
         format!(
@@ -147,7 +153,7 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
         .await
         .unwrap();
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
-    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,8 +172,12 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     // Mail arriving while the daemon waits (IDLE) is taken in and acknowledged.
     imap.append("INBOX", &complaint("live-1@client.example"))
         .await;
-    let sent = smtp.wait_for(1, WAIT).await;
-    let ack = klachtpost::parse::parse(&sent[0].data);
+    let sent = smtp.wait_for(2, WAIT).await;
+    let ack = sent
+        .iter()
+        .find(|m| m.rcpt_to == vec!["marieke@client.example"])
+        .map(|m| klachtpost::parse::parse(&m.data))
+        .expect("the acknowledgement");
     let reference = store.list_cases().await.unwrap()[0].reference.clone();
 
     // The complainant answers the acknowledgement: threaded, no second acknowledgement.
@@ -191,7 +201,11 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
         .expect("daemon stops")
         .unwrap()
         .unwrap();
-    assert_eq!(smtp.messages().len(), 1, "no acknowledgement for the reply");
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "no acknowledgement for the reply (the other mail is the partner's notice)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,8 +226,9 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
 
     let sender = Sender::from_config(&config).unwrap();
     // The first attempt (inside run) failed; it is queued again for later.
+    // (The acknowledgement and the partner's new-complaint notice.)
     let counts = store.outbox_counts().await.unwrap();
-    assert_eq!(counts, vec![("queued".to_string(), 1)]);
+    assert_eq!(counts, vec![("queued".to_string(), 2)]);
     // Not due yet: nothing is tried.
     assert_eq!(
         outbox::drain_once(&store, &sender, &clock, &config)
@@ -226,13 +241,13 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!(d.retried, 1);
+    assert_eq!(d.retried, 2);
     // The third and last attempt (max_attempts = 3) gives up: failed, flagged, partner told.
     clock.advance(chrono::Duration::minutes(5));
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!(d.failed, 1);
+    assert_eq!(d.failed, 2);
     let case = &store.list_cases().await.unwrap()[0];
     assert!(
         case.flags.iter().any(|f| f.contains("could not be sent")),
@@ -265,10 +280,11 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     run_with(config2, store2.clone(), shared2, true, never())
         .await
         .unwrap();
-    // Both the acknowledgement and the notice to the partner were refused for good (the
-    // same server refuses every recipient); both stay in the outbox as failed.
+    // The acknowledgement, the new-complaint notice and the notice to the partner about
+    // the failure were refused for good (the same server refuses every recipient); all
+    // stay in the outbox as failed.
     let counts = store2.outbox_counts().await.unwrap();
-    assert_eq!(counts, vec![("failed".to_string(), 2)]);
+    assert_eq!(counts, vec![("failed".to_string(), 3)]);
     assert!(hard.messages().is_empty());
 }
 

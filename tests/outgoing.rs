@@ -151,12 +151,13 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
     }
     assert_eq!(
         (total.sent, total.held),
-        (6, 45),
-        "5 acknowledgements and 1 notice; 45 held"
+        (56, 45),
+        "5 acknowledgements, 1 flood notice and 50 new-complaint notices to the partner \
+         (staff, not limited); 45 held"
     );
 
-    let sent = smtp.wait_for(6, WAIT).await;
-    assert_eq!(sent.len(), 6);
+    let sent = smtp.wait_for(56, WAIT).await;
+    assert_eq!(sent.len(), 56);
     let to_complainant: Vec<_> = sent
         .iter()
         .filter(|m| m.rcpt_to == ["flood@client.example"])
@@ -165,8 +166,20 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
     let to_partner: Vec<_> = sent
         .iter()
         .filter(|m| m.rcpt_to == ["anna@firma.nl"])
+        .filter(|m| {
+            klachtpost::parse::parse(&m.data)
+                .subject
+                .contains("tegengehouden")
+        })
         .collect();
     assert_eq!(to_partner.len(), 1, "the partner is told once");
+    assert_eq!(
+        sent.iter()
+            .filter(|m| m.rcpt_to == ["anna@firma.nl"])
+            .count(),
+        51,
+        "50 new-complaint notices and the one flood notice"
+    );
     let notice = klachtpost::parse::parse(&to_partner[0].data);
     assert!(
         notice.subject.contains("tegengehouden"),
@@ -183,7 +196,7 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!(
         counts,
-        vec![("held".to_string(), 45), ("sent".to_string(), 6)]
+        vec![("held".to_string(), 45), ("sent".to_string(), 56)]
     );
     let cases = store.list_cases().await.unwrap();
     assert_eq!(cases.len(), 50, "every complaint is a case");
@@ -207,8 +220,28 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!((d.sent, d.held), (1, 0));
-    assert_eq!(smtp.wait_for(7, WAIT).await.len(), 7);
+    assert_eq!(
+        (d.sent, d.held),
+        (2, 0),
+        "the acknowledgement and the new-complaint notice"
+    );
+    let sent = smtp.wait_for(58, WAIT).await;
+    assert_eq!(sent.len(), 58);
+    assert_eq!(
+        sent.iter()
+            .filter(|m| m.rcpt_to == ["flood@client.example"])
+            .count(),
+        6
+    );
+    assert_eq!(
+        sent.iter()
+            .filter(|m| klachtpost::parse::parse(&m.data)
+                .subject
+                .contains("tegengehouden"))
+            .count(),
+        1,
+        "the partner is not told about the flood again"
+    );
 
     let log = logs.text();
     assert!(log.contains("outbox.held"), "{log}");
@@ -303,7 +336,8 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
     let alert = klachtpost::parse::parse(&std::fs::read(&alerts[0]).unwrap());
     assert_eq!(alert.subject, "klachtpost kan geen mail verzenden");
     assert!(
-        alert.text.contains("3 bericht(en) staan klaar"),
+        // 3 acknowledgements and the partner's 3 new-complaint notices.
+        alert.text.contains("6 bericht(en) staan klaar"),
         "{}",
         alert.text
     );
@@ -332,7 +366,7 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
     // outbox that is down (only the three acknowledgements wait).
     assert_eq!(
         store.outbox_counts().await.unwrap(),
-        vec![("queued".to_string(), 3)]
+        vec![("queued".to_string(), 6)]
     );
     for case in store.list_cases().await.unwrap() {
         assert!(case.flags.is_empty(), "{:?}", case.flags);
@@ -355,7 +389,7 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
     };
     assert_eq!(
         (d.sent, d.failed, d.outage),
-        (3, 0, false),
+        (6, 0, false),
         "{d:?} {:?}\n{}",
         sender.outage(),
         dovecot.log()
@@ -369,7 +403,7 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
     // The outage is over in `klachtpost status` too, and no all-clear went into the outbox.
     assert_eq!(
         store.outbox_counts().await.unwrap(),
-        vec![("sent".to_string(), 3)]
+        vec![("sent".to_string(), 6)]
     );
     let state = outgoing_state(klachtpost::health::status(&store).await.unwrap());
     assert_eq!(state.failing_since, None, "{state:?}");
@@ -432,8 +466,9 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    // The refused acknowledgement failed; the other one and the partner's notice went out.
-    assert_eq!((d.failed, d.sent, d.outage), (1, 2, false), "{d:?}");
+    // The refused acknowledgement failed; the other one and the partner's notice went out
+    // (and the partner's two new-complaint notices).
+    assert_eq!((d.failed, d.sent, d.outage), (1, 4, false), "{d:?}");
     assert!(sender.outage().is_none());
     dovecot
         .as_user(&marieke)
@@ -441,9 +476,22 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
         .await;
     dovecot
         .as_user(&anna)
-        .wait_for_count("INBOX", 1, WAIT)
+        .wait_for_count("INBOX", 3, WAIT)
         .await;
-    let notice = klachtpost::parse::parse(&dovecot.as_user(&anna).fetch_all("INBOX").await[0]);
+    let notices: Vec<_> = dovecot
+        .as_user(&anna)
+        .fetch_all("INBOX")
+        .await
+        .iter()
+        .map(|m| klachtpost::parse::parse(m))
+        .filter(|m| m.subject.contains("niet verzonden"))
+        .collect();
+    assert_eq!(
+        notices.len(),
+        1,
+        "the partner is told once about the refusal"
+    );
+    let notice = &notices[0];
     assert_eq!(
         notice.subject,
         format!("[{refused}] Ontvangstbevestiging niet verzonden")
@@ -475,7 +523,8 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!((d.held, d.sent, d.failed), (1, 1, 0), "{d:?}");
+    // The held notice and the new-complaint notice go to the partner.
+    assert_eq!((d.held, d.sent, d.failed), (1, 2, 0), "{d:?}");
     let case = store.case(&again).await.unwrap().unwrap();
     assert!(
         case.case.flags.iter().any(|f| f.contains("bounced")),
@@ -484,7 +533,7 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
     );
     dovecot
         .as_user(&anna)
-        .wait_for_count("INBOX", 2, WAIT)
+        .wait_for_count("INBOX", 5, WAIT)
         .await;
 }
 
@@ -519,8 +568,8 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
         assert!(d.outage, "{faults:?}: {d:?}");
         assert_eq!(
             store.outbox_counts().await.unwrap(),
-            vec![("queued".to_string(), 1)],
-            "{faults:?}"
+            vec![("queued".to_string(), 2)],
+            "{faults:?}: the acknowledgement and the partner's new-complaint notice"
         );
         assert!(store.list_cases().await.unwrap()[0].flags.is_empty());
     }
@@ -611,13 +660,21 @@ security = "none"
         .await
         .unwrap();
 
-    let sent = smtp.wait_for(1, WAIT).await;
-    imap.wait_for_count("Sent", 1, WAIT).await;
+    // The acknowledgement and the partner's new-complaint notice: a copy of each.
+    let sent = smtp.wait_for(2, WAIT).await;
+    imap.wait_for_count("Sent", 2, WAIT).await;
     let copies = imap.fetch_all("Sent").await;
-    assert_eq!(copies.len(), 1);
-    let copy = klachtpost::parse::parse(&copies[0]);
-    let ack = klachtpost::parse::parse(&sent[0].data);
-    assert_eq!(copy.message_id, ack.message_id);
+    assert_eq!(copies.len(), 2);
+    let ack = sent
+        .iter()
+        .find(|m| m.rcpt_to == ["marieke@client.example"])
+        .map(|m| klachtpost::parse::parse(&m.data))
+        .expect("the acknowledgement was sent");
+    let copy = copies
+        .iter()
+        .map(|c| klachtpost::parse::parse(c))
+        .find(|c| c.message_id == ack.message_id)
+        .expect("a copy of the acknowledgement is in Sent");
     assert!(
         copy.subject.contains("Ontvangstbevestiging"),
         "{}",
@@ -629,8 +686,8 @@ security = "none"
         .await
         .unwrap();
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
-    assert_eq!(imap.count("Sent").await, 1);
-    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(imap.count("Sent").await, 2);
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[tokio::test]
@@ -664,7 +721,8 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
             .await
             .unwrap()
             .sent,
-        1
+        2,
+        "the acknowledgement and the partner's new-complaint notice"
     );
     let ack_id = store
         .case(&first)
@@ -704,10 +762,20 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!((d.held, d.sent), (1, 1), "{d:?}");
-    let sent = smtp.wait_for(2, WAIT).await;
-    assert_eq!(sent[1].rcpt_to, ["anna@firma.nl"]);
-    let notice = klachtpost::parse::parse(&sent[1].data);
+    // Sent: the held notice and the new-complaint notice, both to the partner.
+    assert_eq!((d.held, d.sent), (1, 2), "{d:?}");
+    let sent = smtp.wait_for(4, WAIT).await;
+    assert!(
+        sent[2..].iter().all(|m| m.rcpt_to == ["anna@firma.nl"]),
+        "nothing more to the complainant"
+    );
+    let notices: Vec<_> = sent[2..]
+        .iter()
+        .map(|m| klachtpost::parse::parse(&m.data))
+        .filter(|m| m.subject.contains("tegengehouden"))
+        .collect();
+    assert_eq!(notices.len(), 1);
+    let notice = &notices[0];
     assert_eq!(
         notice.subject,
         format!("[{second}] Automatische berichten tegengehouden")
@@ -725,5 +793,14 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    assert_eq!((d.held, d.sent), (0, 1), "{d:?}");
+    assert_eq!((d.held, d.sent), (0, 2), "{d:?}");
+    let sent = smtp.wait_for(6, WAIT).await;
+    assert_eq!(
+        sent[4..]
+            .iter()
+            .filter(|m| m.rcpt_to == ["karin@klant.example"])
+            .count(),
+        1,
+        "the acknowledgement goes out again"
+    );
 }

@@ -57,6 +57,8 @@ security = "none"
 from = "klachten@firma.nl"
 [templates]
 acknowledgement = "{template}"
+[digest]
+schedule = "never"
 "#,
         db = dir.join("k.db").display(),
         port = imap.imap_port,
@@ -137,6 +139,13 @@ impl World {
     }
 }
 
+/// The partners' "new complaint" notice (issue 11), sent for every case opened.
+fn is_new_complaint_notice(m: &Received) -> bool {
+    klachtpost::parse::parse(&m.data)
+        .subject
+        .contains("Nieuwe klacht")
+}
+
 fn complaint(from: &str, id: &str, subject: &str, extra: &str) -> String {
     format!(
         "From: {from}\nTo: klachten@firma.nl\n{extra}Subject: {subject}\nDate: Thu, 19 Nov 2026 10:00:00 +0100\nMessage-ID: <{id}>\nContent-Type: text/plain; charset=utf-8\n\nDe training begon een uur te laat. Ik wil een reactie.\n"
@@ -164,9 +173,11 @@ async fn open_case(w: &mut World, extra: &str) -> (String, String) {
         extra,
     )])
     .await;
-    let sent = w.smtp.wait_for(1, WAIT).await;
+    // The acknowledgement, and the partner's new-complaint notice.
+    w.smtp.wait_for(2, WAIT).await;
+    let sent = w.sent_to("marieke@client.example");
+    assert_eq!(sent.len(), 1);
     let ack = klachtpost::parse::parse(&sent[0].data);
-    assert_eq!(sent[0].rcpt_to, ["marieke@client.example"]);
     let reference = w.store.list_cases().await.unwrap()[0].reference.clone();
     (reference, ack.message_id.unwrap())
 }
@@ -183,8 +194,13 @@ async fn complaints_with_auto_reply_words_over_imap_are_cases_and_acknowledged()
     ];
     w.deliver(&names.map(fixture)).await;
     assert_eq!(w.store.list_cases().await.unwrap().len(), names.len());
-    let sent = w.smtp.wait_for(names.len(), WAIT).await;
-    let mut rcpts: Vec<String> = sent.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    // Each acknowledged, and the partner told of each (not counted here).
+    let sent = w.smtp.wait_for(2 * names.len(), WAIT).await;
+    let mut rcpts: Vec<String> = sent
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .filter(|r| r != PARTNER)
+        .collect();
     rcpts.sort();
     assert_eq!(
         rcpts,
@@ -231,8 +247,13 @@ async fn a_stranger_cannot_join_a_case_and_automatic_mail_attaches_only_by_our_m
     assert!(case.case.flags.is_empty(), "{:?}", case.case.flags);
     assert!(case.events.iter().any(|e| e.event == "message.triage"));
     // The partner is told about the triage item, the stranger gets nothing.
-    w.smtp.wait_for(2, WAIT).await;
-    let told = w.sent_to(PARTNER);
+    // (The acknowledgement, the new-complaint notice, the triage notice.)
+    w.smtp.wait_for(3, WAIT).await;
+    let told: Vec<_> = w
+        .sent_to(PARTNER)
+        .into_iter()
+        .filter(|m| !is_new_complaint_notice(m))
+        .collect();
     assert_eq!(told.len(), 1, "one triage notice");
     let notice = klachtpost::parse::parse(&told[0].data);
     assert!(
@@ -318,7 +339,11 @@ async fn parties_join_by_the_reference_in_the_text_and_by_cc_and_a_closed_case_k
         ["marieke@client.example", "advocaat@kantoor.example"]
     );
     assert!(w.store.unfiled(None).await.unwrap().is_empty());
-    assert_eq!(w.smtp.messages().len(), 1, "replies are not acknowledged");
+    assert_eq!(
+        w.smtp.messages().len(),
+        2,
+        "replies are not acknowledged (the acknowledgement and the partner's notice)"
+    );
 
     // A reply to the closed case: kept on it, the case stays closed, the partner is told.
     let mut tx = w.store.begin().await.unwrap();
@@ -342,8 +367,12 @@ async fn parties_join_by_the_reference_in_the_text_and_by_cc_and_a_closed_case_k
         case.messages.iter().filter(|m| m.kind == "reply").count(),
         3
     );
-    w.smtp.wait_for(2, WAIT).await;
-    let told = w.sent_to(PARTNER);
+    w.smtp.wait_for(3, WAIT).await;
+    let told: Vec<_> = w
+        .sent_to(PARTNER)
+        .into_iter()
+        .filter(|m| !is_new_complaint_notice(m))
+        .collect();
     assert_eq!(told.len(), 1);
     let notice = klachtpost::parse::parse(&told[0].data);
     assert!(
@@ -393,8 +422,15 @@ async fn a_forged_staff_from_is_an_outside_mail_and_the_partner_is_told() {
             .all(|u| u.kind == "triage"
                 && u.flags.iter().any(|f| f.contains("did not authenticate")))
     );
-    w.smtp.wait_for(4, WAIT).await;
-    assert_eq!(w.sent_to(PARTNER).len(), 3, "the partner is told of each");
+    w.smtp.wait_for(5, WAIT).await;
+    assert_eq!(
+        w.sent_to(PARTNER)
+            .iter()
+            .filter(|m| !is_new_complaint_notice(m))
+            .count(),
+        3,
+        "the partner is told of each"
+    );
     assert!(w.sent_to("piet@firma.nl").is_empty());
 
     // With the firm's server's dmarc=pass on top: a forward (case, acknowledgement to the
@@ -414,7 +450,7 @@ async fn a_forged_staff_from_is_an_outside_mail_and_the_partner_is_told() {
             .iter()
             .any(|m| m.kind == "reply" && m.direction == "outbound")
     );
-    w.smtp.wait_for(6, WAIT).await;
+    w.smtp.wait_for(8, WAIT).await;
     assert_eq!(
         w.sent_to("piet@firma.nl").len(),
         1,

@@ -25,7 +25,7 @@ use klachtpost::daemon::run_with;
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::{Pipeline, Retried, UNANSWERABLE_FLAG};
 use klachtpost::store::{MatchedBy, Store};
-use support::{Dovecot, Security, SmtpSink};
+use support::{Dovecot, Received, Security, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -34,6 +34,13 @@ struct Imap<'a> {
     security: &'a str,
     host: &'a str,
     folder: &'a str,
+}
+
+/// The partners' "new complaint" notice (issue 11), sent for every case opened.
+fn is_new_complaint_notice(m: &Received) -> bool {
+    klachtpost::parse::parse(&m.data)
+        .subject
+        .contains("Nieuwe klacht")
 }
 
 fn config(dir: &Path, imap: &Imap<'_>, smtp_port: u16) -> Config {
@@ -71,6 +78,8 @@ security = "none"
 from = "klachten@firma.nl"
 [templates]
 acknowledgement = "{template}"
+[digest]
+schedule = "never"
 "#,
         db = dir.join("k.db").display(),
         host = imap.host,
@@ -205,10 +214,11 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
 
     // Two acknowledgements and ONE notice to both partners, naming the reference and
     // nothing of the mail.
-    let sent = smtp.wait_for(3, WAIT).await;
+    // (Also each good complaint's new-complaint notice to its partner, issue 11.)
+    let sent = smtp.wait_for(5, WAIT).await;
     let notices: Vec<_> = sent
         .iter()
-        .filter(|m| m.rcpt_to.contains(&"anna@firma.nl".to_string()))
+        .filter(|m| m.rcpt_to.contains(&"anna@firma.nl".to_string()) && !is_new_complaint_notice(m))
         .collect();
     assert_eq!(notices.len(), 1, "{sent:?}");
     assert_eq!(notices[0].rcpt_to, vec!["anna@firma.nl", "bob@firma.nl"]);
@@ -320,13 +330,20 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     assert!(duplicates[0].message_row.is_some());
     assert_eq!(
         outbox(&store).await,
-        vec![(
-            "acknowledgement".to_string(),
-            "sent".to_string(),
-            "marieke@client.example".to_string()
-        )]
+        vec![
+            (
+                "acknowledgement".to_string(),
+                "sent".to_string(),
+                "marieke@client.example".to_string()
+            ),
+            (
+                "new_complaint".to_string(),
+                "sent".to_string(),
+                "anna@firma.nl".to_string()
+            )
+        ]
     );
-    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+    assert_eq!(smtp.wait_for(2, WAIT).await.len(), 2);
     // Only one raw copy is kept.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
         .fetch_one(store.pool())
@@ -390,7 +407,8 @@ async fn a_uidvalidity_change_under_a_mail_still_there_makes_no_second_case() {
         .filter(|(p, _, _)| p == "acknowledgement")
         .collect();
     assert_eq!(acks.len(), 1);
-    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+    // The acknowledgement and the partner's new-complaint notice.
+    assert_eq!(smtp.wait_for(2, WAIT).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,10 +464,14 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
         .await
         .unwrap();
     assert_eq!(checkpoints, 1, "one checkpoint for one folder");
-    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1, "one acknowledgement");
+    assert_eq!(
+        smtp.wait_for(2, WAIT).await.len(),
+        2,
+        "one acknowledgement (and the partner's notice)"
+    );
     // Nothing more arrives: one more run sends nothing.
     run_once(&by_address, &store).await;
-    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,10 +521,11 @@ async fn a_sender_without_domain_opens_a_flagged_case_and_the_partner_is_told() 
     );
 
     // The partner of that case is told, by mail; the other complaint is acknowledged.
-    let sent = smtp.wait_for(2, WAIT).await;
+    // (And each case's new-complaint notice to its partner, issue 11.)
+    let sent = smtp.wait_for(4, WAIT).await;
     let to_partner: Vec<_> = sent
         .iter()
-        .filter(|m| m.rcpt_to == vec![jan.partner_email.clone()])
+        .filter(|m| m.rcpt_to == vec![jan.partner_email.clone()] && !is_new_complaint_notice(m))
         .collect();
     assert_eq!(to_partner.len(), 1, "{sent:?}");
     let notice = klachtpost::parse::parse(&to_partner[0].data);
@@ -518,7 +541,8 @@ async fn a_sender_without_domain_opens_a_flagged_case_and_the_partner_is_told() 
         sent.iter()
             .any(|m| m.rcpt_to == vec!["marieke@client.example"])
     );
-    assert_eq!(sent.len(), 2);
+    // The notice, the acknowledgement, and each case's new-complaint notice.
+    assert_eq!(sent.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,9 +574,13 @@ async fn the_same_mail_through_an_alias_and_a_cc_is_one_case() {
     let duplicates = store.duplicates().await.unwrap();
     assert_eq!(duplicates.len(), 1);
     assert_eq!(duplicates[0].matched_by, "identity");
-    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1);
+    assert_eq!(smtp.wait_for(2, WAIT).await.len(), 2);
     run_once(&config, &store).await;
-    assert_eq!(smtp.messages().len(), 1, "one acknowledgement");
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "one acknowledgement (and the partner's notice)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,5 +635,9 @@ async fn a_renamed_folder_with_a_stored_mail_still_in_it_makes_no_second_case() 
     let duplicates = store.duplicates().await.unwrap();
     assert_eq!(duplicates.len(), 1);
     assert_eq!(duplicates[0].matched_by, "identity");
-    assert_eq!(smtp.wait_for(1, WAIT).await.len(), 1, "one acknowledgement");
+    assert_eq!(
+        smtp.wait_for(2, WAIT).await.len(),
+        2,
+        "one acknowledgement (and the partner's notice)"
+    );
 }

@@ -569,8 +569,8 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     assert_eq!(files("mailbox/.Quarantine/cur"), 1);
     assert_eq!(
         files("outbox"),
-        3,
-        "two acknowledgements and the quarantine notice"
+        5,
+        "two acknowledgements, the quarantine notice and the partners' two new-complaint notices"
     );
 
     let closed_at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -666,7 +666,11 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     // the out-of-office reply, and the acknowledgement in the file outbox; the held case's
     // copies stay.
     assert_eq!(files("mailbox/cur"), 1);
-    assert_eq!(files("outbox"), 1);
+    assert_eq!(
+        files("outbox"),
+        2,
+        "the held case's acknowledgement and notice"
+    );
     let d = s.store.case(&r1).await.unwrap().unwrap();
     let c = &d.case;
     assert!(c.purged_at.is_some());

@@ -639,6 +639,55 @@ pub async fn acknowledged(tx: &mut SqliteConnection, case_id: i64, who: Actor<'_
     Ok(())
 }
 
+/// An acknowledgement made outside klachtpost (by phone, by letter, in person), recorded by
+/// the partner who made it (`cases record REF --acknowledged-by`, issue 11's watchdog asks
+/// for it): how, and when (now); a new case moves to `acknowledged`. The history says
+/// whether it was in time.
+pub async fn acknowledged_by(
+    tx: &mut SqliteConnection,
+    reference: &str,
+    method: &str,
+    who: Actor<'_>,
+) -> Result<()> {
+    let method = match method.trim().to_lowercase().as_str() {
+        "phone" | "telefoon" | "telefonisch" => "phone",
+        "letter" | "brief" => "letter",
+        "in-person" | "in_person" | "persoonlijk" => "in-person",
+        other => {
+            return Err(CaseError::Invalid(format!(
+                "{other:?}: acknowledged by phone, letter or in-person"
+            )));
+        }
+    };
+    let c = find(tx, reference).await?;
+    let old = ensure_changeable(&c)?;
+    let mut ch = Changes::default();
+    ch.put(
+        Column::AcknowledgedBy,
+        c.acknowledged_by.clone(),
+        Some(method.into()),
+    );
+    ch.put(
+        Column::AcknowledgedAt,
+        c.acknowledged_at.clone(),
+        Some(ts(who.at)),
+    );
+    if old == Status::New {
+        ch.put(
+            Column::Status,
+            Some(old.as_str().into()),
+            Some(Status::Acknowledged.as_str().into()),
+        );
+    }
+    let in_time = match store::parse_ts(&c.ack_due_at) {
+        Ok(due) if who.at <= due => "in time",
+        _ => "after the deadline",
+    };
+    let detail = format!("acknowledged by {method}, {in_time}");
+    commit(tx, c.id, who, "acknowledgement.recorded", &detail, ch, None).await?;
+    Ok(())
+}
+
 /// The first message from the firm to the complainant: the response deadline is met and
 /// an open case is `responded`. Returns false (no entry) when it was met before.
 pub async fn response_met(

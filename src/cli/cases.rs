@@ -245,7 +245,16 @@ pub async fn show(config: &Config, reference: &str, json: bool) -> Result<ExitCo
         local(&c.ack_due_at, config),
         c.acknowledged_at
             .as_deref()
-            .map(|t| format!("  (sent {})", local(t, config)))
+            .map(|t| format!(
+                "  (acknowledged {}, {})",
+                local(t, config),
+                // Stored times share one RFC 3339 format, so they compare as text.
+                if t <= c.ack_due_at.as_str() {
+                    "in time"
+                } else {
+                    "late"
+                }
+            ))
             .unwrap_or_default()
     );
     println!(
@@ -364,6 +373,8 @@ fn truncate(s: &str, n: usize) -> String {
 #[derive(Debug, Clone)]
 pub enum Change {
     Record(FormUpdate),
+    /// `record --acknowledged-by METHOD`, with any form fields given too.
+    Acknowledged(String, FormUpdate),
     Assign(String),
     Status(String),
     Note(String),
@@ -388,6 +399,13 @@ pub async fn change(
     let store = Store::open(&config.database_url).await?;
     let mut tx = store.begin().await?;
     let said = match what {
+        Change::Acknowledged(method, form) => {
+            case::acknowledged_by(&mut tx, reference, &method, who).await?;
+            if !form.is_empty() {
+                case::record(&mut tx, reference, &form, who).await?;
+            }
+            format!("{reference}: acknowledgement by {method} recorded.")
+        }
         Change::Record(form) => {
             if case::record(&mut tx, reference, &form, who).await? {
                 format!("{reference}: form updated.")

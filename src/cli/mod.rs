@@ -6,6 +6,7 @@ mod cases;
 mod explain;
 mod mail;
 mod oauth2;
+mod partners;
 mod quarantine;
 mod register;
 mod status;
@@ -118,6 +119,16 @@ pub enum Command {
         #[command(subcommand)]
         command: Oauth2Command,
     },
+    /// The partners' reminders, escalations and acknowledgement warnings.
+    Reminders {
+        #[command(subcommand)]
+        command: RemindersCommand,
+    },
+    /// The digest for the partners' meeting.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +136,28 @@ pub enum Oauth2Command {
     /// For flow = "refresh_token": sign in once with the device code (shows a URL and a
     /// code), then store the refresh token in refresh_token_file.
     Authorize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemindersCommand {
+    /// Show every reminder, escalation, warning and digest due at a moment, and to whom,
+    /// without sending.
+    Preview {
+        /// Local time in the firm's time zone, "YYYY-MM-DD HH:MM" (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Show the next digest: when, to whom, and what it would say now.
+    Preview {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +210,9 @@ pub enum CasesCommand {
         /// The evaluation.
         #[arg(long)]
         evaluation: Option<String>,
+        /// An acknowledgement made outside klachtpost, now: phone, letter or in-person.
+        #[arg(long, value_name = "phone|letter|in-person")]
+        acknowledged_by: Option<String>,
         #[command(flatten)]
         by: By,
     },
@@ -448,6 +484,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Oauth2 {
             command: Oauth2Command::Authorize,
         } => oauth2::authorize(&Config::load(&cli.config)?).await,
+        Command::Reminders {
+            command: RemindersCommand::Preview { at, json },
+        } => {
+            let config = load_register(&cli.config)?;
+            partners::reminders_preview(&config, at.as_deref(), json).await
+        }
+        Command::Digest {
+            command: DigestCommand::Preview { json },
+        } => {
+            let config = load_register(&cli.config)?;
+            partners::digest_preview(&config, json).await
+        }
     }
 }
 
@@ -495,19 +543,23 @@ async fn cases_command(config: &Config, command: CasesCommand) -> Result<ExitCod
             handling,
             result,
             evaluation,
+            acknowledged_by,
             by,
-        } => (
-            reference,
-            Change::Record(crate::case::FormUpdate {
+        } => {
+            let form = crate::case::FormUpdate {
                 cause,
                 structural: yes_no(structural)?,
                 measure,
                 handling,
                 result,
                 evaluation,
-            }),
-            by,
-        ),
+            };
+            let change = match acknowledged_by {
+                Some(method) => Change::Acknowledged(method, form),
+                None => Change::Record(form),
+            };
+            (reference, change, by)
+        }
         CasesCommand::Assign {
             reference,
             partner,

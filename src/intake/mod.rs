@@ -29,6 +29,7 @@ use crate::compose::{self, Lang, TemplateSet};
 use crate::config::Config;
 use crate::deadlines;
 use crate::parse::{self, ParsedMail};
+use crate::partners::assign;
 use crate::store::{self, NewCase, NewMessage, Seen, Store};
 use identity::Identity;
 
@@ -159,6 +160,13 @@ impl<'a> Pipeline<'a> {
         if let Some(problem) = &mail.problem {
             return Err(Refused::Unreadable(problem.clone()).into());
         }
+        // A reply to klachtpost's mail to a partner (commands, notes) is not correspondence
+        // with the complainant: the partners' side takes it.
+        if let Some(outcome) =
+            crate::partners::reply::handle(self, source_key, raw, received_at, &mail).await?
+        {
+            return Ok(outcome);
+        }
         let known = self.store.known(&classify::lookups(&mail)).await?;
         let decision = classify::classify(&mail, &self.context(received_at), &known);
         let source = Source {
@@ -195,19 +203,49 @@ impl<'a> Pipeline<'a> {
         }
         let unanswerable =
             decision.kind.opens_case() && decision.flags.iter().any(|f| f == UNANSWERABLE_FLAG);
-        let partner = if decision.kind.opens_case()
+        let complaint_text = decision.complaint_text.as_deref().unwrap_or(&mail.text);
+        let subject = decision
+            .original_subject
+            .as_deref()
+            .unwrap_or(&mail.subject);
+        let choice = if decision.kind.opens_case()
             || (decision.kind == Kind::Triage && decision.case.is_none())
         {
-            Some(
-                self.store
-                    .least_loaded_partner(&config.firm.partners)
-                    .await?
-                    .context("no partner configured")?
-                    .clone(),
-            )
+            let load = store::partners::load(self.store.pool()).await?;
+            let complainant = decision.complainant.as_ref();
+            Some(assign::choose(
+                &config.partners.assignment,
+                &config.firm.partners,
+                &assign::Complaint {
+                    complainant_address: complainant.map(|c| c.address.as_str()),
+                    complainant_name: complainant
+                        .and_then(|c| c.name.as_deref())
+                        .or(decision.complainant_name.as_deref()),
+                    subject,
+                    text: complaint_text,
+                    staff: decision.staff.as_ref().map(|s| s.address.as_str()),
+                },
+                &load,
+            ))
         } else {
             None
         };
+        let partner = match &choice {
+            Some(c) => Some(
+                config
+                    .firm
+                    .partners
+                    .get(c.partner)
+                    .context("no partner configured")?
+                    .clone(),
+            ),
+            None => None,
+        };
+        let mut case_flags = decision.flags.clone();
+        if let Some(flag) = choice.as_ref().and_then(|c| c.flag.clone()) {
+            case_flags.push(flag);
+        }
+        let assigned_why = choice.as_ref().map(|c| c.why.clone()).unwrap_or_default();
 
         let mut tx = self.store.begin().await?;
         let mut outcome = Outcome {
@@ -230,10 +268,6 @@ impl<'a> Pipeline<'a> {
                 .complainant_source
                 .map(|s| s.describe())
                 .unwrap_or("none recognised");
-            let subject = decision
-                .original_subject
-                .as_deref()
-                .unwrap_or(&mail.subject);
             let id = case::open(
                 &mut tx,
                 &NewCase {
@@ -255,11 +289,11 @@ impl<'a> Pipeline<'a> {
                     response_due_at: d.response,
                     resolution_due_at: d.resolution,
                     deadline_explanation: &d.explanation,
-                    flags: &decision.flags,
+                    flags: &case_flags,
                 },
                 Actor::system(now),
                 &format!(
-                    "{} via {}; responsible partner {}",
+                    "{} via {}; responsible partner {} ({assigned_why})",
                     decision.kind.as_str(),
                     decision.channel.as_str(),
                     partner.name
@@ -414,6 +448,41 @@ impl<'a> Pipeline<'a> {
             )
             .await?;
             outcome.ack_queued = true;
+        }
+        if let (Some((id, reference, d, _)), Some(partner)) = (&case_id, &partner) {
+            let complainant = decision.complainant.as_ref();
+            let name = complainant
+                .and_then(|c| c.name.as_deref())
+                .or(decision.complainant_name.as_deref());
+            let who = match (name, complainant.map(|c| c.address.as_str())) {
+                (Some(n), Some(a)) => format!("{n} <{a}>"),
+                (Some(n), None) => n.to_string(),
+                (None, Some(a)) => a.to_string(),
+                (None, None) => "onbekend".to_string(),
+            };
+            let excerpt = crate::partners::mail::excerpt(complaint_text);
+            crate::partners::scheduler::queue_new_complaint(
+                &mut tx,
+                config,
+                *id,
+                partner,
+                &crate::partners::mail::NewComplaint {
+                    reference,
+                    partner_name: &partner.name,
+                    complainant: &who,
+                    channel: decision.channel.as_str(),
+                    subject,
+                    received: decision.received_at,
+                    acknowledge_by: d.acknowledge,
+                    respond_by: d.response,
+                    resolve_by: d.resolution,
+                    excerpt: &excerpt,
+                    why: &assigned_why,
+                    acknowledged: outcome.ack_queued,
+                },
+                now,
+            )
+            .await?;
         }
         if let (Some((id, reference, d, _)), true, Some(partner)) =
             (&case_id, unanswerable, partner.as_ref())

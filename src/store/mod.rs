@@ -24,6 +24,7 @@ pub mod history;
 pub mod jobs;
 mod outgoing;
 mod parties;
+pub mod partners;
 pub mod person;
 mod quarantine;
 mod receipt;

@@ -7,7 +7,7 @@ use super::Result;
 
 macro_rules! row_columns {
     () => {
-        "id, reference, status, partner_name, partner_email, cause, structural_fault, improvement_measure, handling, result, evaluation, client_satisfied, ack_due_at, response_due_at, resolution_due_at, original_resolution_due_at, extension_reason, deadline_explanation, closed_at, hold_reason, acknowledged_at, response_met_at, flags, purged_at, received_at"
+        "id, reference, status, partner_name, partner_email, cause, structural_fault, improvement_measure, handling, result, evaluation, client_satisfied, ack_due_at, response_due_at, resolution_due_at, original_resolution_due_at, extension_reason, deadline_explanation, closed_at, hold_reason, acknowledged_at, response_met_at, flags, purged_at, received_at, acknowledged_by"
     };
 }
 
@@ -33,6 +33,7 @@ pub enum Column {
     ClosedAt,
     HoldReason,
     AcknowledgedAt,
+    AcknowledgedBy,
     ResponseMetAt,
     Flags,
     ComplainantName,
@@ -64,6 +65,7 @@ impl Column {
             Column::ClosedAt => "closed_at",
             Column::HoldReason => "hold_reason",
             Column::AcknowledgedAt => "acknowledged_at",
+            Column::AcknowledgedBy => "acknowledged_by",
             Column::ResponseMetAt => "response_met_at",
             Column::Flags => "flags",
             Column::ComplainantName => "complainant_name",
@@ -107,6 +109,8 @@ pub struct CaseRow {
     pub acknowledged_at: Option<String>,
     pub response_met_at: Option<String>,
     pub flags: String,
+    /// An acknowledgement made outside klachtpost: phone, letter or in-person.
+    pub acknowledged_by: Option<String>,
     pub purged_at: Option<String>,
     pub received_at: String,
 }
@@ -159,6 +163,7 @@ pub async fn load(tx: &mut SqliteConnection, key: CaseKey<'_>) -> Result<Option<
         flags: r.try_get("flags")?,
         purged_at: r.try_get("purged_at")?,
         received_at: r.try_get("received_at")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
     }))
 }
 

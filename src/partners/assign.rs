@@ -1,0 +1,483 @@
+//! Who is responsible for a new case (pure).
+//!
+//! `[[assignment]]` rules are tried in order and the first that matches wins. A rule gives
+//! `partner` (name or address) and one or more criteria; it matches when every criterion
+//! it gives matches (a list matches when any of its items does):
+//!
+//! - `domains`: the complainant's address is in one of these domains;
+//! - `addresses`: the complainant's address is one of these;
+//! - `words`: one of these words or phrases is in the subject or the text (whole words,
+//!   any case);
+//! - `staff`: the staff member who forwarded the complaint or wrote the note.
+//!
+//! Without a matching rule: `firm.default_partner` when set, else `firm.assignment`:
+//! `"least_open"` (default: the partner with the fewest open cases, ties in config order)
+//! or `"round_robin"` (the partner after the one who got the last case).
+//!
+//! **A partner named in the complaint** (their full name or address in the subject, the
+//! text or as complainant) is never assigned it: a rule or default naming them is passed
+//! over and the next choice is taken from the other partners; the reason goes into the
+//! case's history. Only when every partner is named does the strategy choose among all,
+//! and the case is flagged.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::config::Partner;
+
+/// One `[[assignment]]` entry as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub partner: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub words: Vec<String>,
+    #[serde(default)]
+    pub staff: Vec<String>,
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Index into the firm's partners.
+    pub partner: usize,
+    pub domains: Vec<String>,
+    pub addresses: Vec<String>,
+    pub words: Vec<String>,
+    pub staff: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    LeastOpen,
+    RoundRobin,
+}
+
+/// The assignment config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub rules: Vec<Rule>,
+    pub strategy: Strategy,
+    /// Index into the firm's partners.
+    pub default_partner: Option<usize>,
+}
+
+/// Find a partner by name or address (any case).
+pub fn find_partner(partners: &[Partner], who: &str) -> Option<usize> {
+    let w = who.trim().to_lowercase();
+    partners
+        .iter()
+        .position(|p| p.email == w || p.name.to_lowercase() == w)
+}
+
+fn lower_list(v: Vec<String>, trim_at: bool) -> Vec<String> {
+    v.into_iter()
+        .map(|s| {
+            let s = s.trim().to_lowercase();
+            if trim_at {
+                s.trim_start_matches('@').to_string()
+            } else {
+                s
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Rules {
+    pub(crate) fn from_raw(
+        raw: Vec<RawRule>,
+        strategy: Option<&str>,
+        default_partner: Option<&str>,
+        partners: &[Partner],
+        problems: &mut Vec<String>,
+    ) -> Rules {
+        let mut rules = Vec::new();
+        for (i, r) in raw.into_iter().enumerate() {
+            let Some(partner) = find_partner(partners, &r.partner) else {
+                problems.push(format!(
+                    "assignment[{i}].partner: {:?} is not one of firm.partners (name or email)",
+                    r.partner
+                ));
+                continue;
+            };
+            let rule = Rule {
+                partner,
+                domains: lower_list(r.domains, true),
+                addresses: lower_list(r.addresses, false),
+                words: lower_list(r.words, false),
+                staff: lower_list(r.staff, false),
+            };
+            if rule.domains.is_empty()
+                && rule.addresses.is_empty()
+                && rule.words.is_empty()
+                && rule.staff.is_empty()
+            {
+                problems.push(format!(
+                    "assignment[{i}]: give at least one of domains, addresses, words, staff"
+                ));
+                continue;
+            }
+            rules.push(rule);
+        }
+        let strategy = match strategy.map(str::trim) {
+            None | Some("least_open") => Strategy::LeastOpen,
+            Some("round_robin") => Strategy::RoundRobin,
+            Some(other) => {
+                problems.push(format!(
+                    "firm.assignment: {other:?} is not one of \"least_open\", \"round_robin\""
+                ));
+                Strategy::LeastOpen
+            }
+        };
+        let default_partner = default_partner.and_then(|d| {
+            let found = find_partner(partners, d);
+            if found.is_none() {
+                problems.push(format!(
+                    "firm.default_partner: {d:?} is not one of firm.partners (name or email)"
+                ));
+            }
+            found
+        });
+        Rules {
+            rules,
+            strategy,
+            default_partner,
+        }
+    }
+}
+
+/// What the rules look at in a new complaint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Complaint<'a> {
+    pub complainant_address: Option<&'a str>,
+    pub complainant_name: Option<&'a str>,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// The staff member who forwarded it or wrote the note.
+    pub staff: Option<&'a str>,
+}
+
+/// What the strategies need from the register.
+#[derive(Debug, Clone, Default)]
+pub struct Load {
+    /// Open cases per partner address.
+    pub open: HashMap<String, i64>,
+    /// The partner address of the most recently opened case.
+    pub last_assigned: Option<String>,
+}
+
+/// The choice and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// Index into the firm's partners.
+    pub partner: usize,
+    /// One line for the case's history (no names of the complainant, no text).
+    pub why: String,
+    /// Every partner was named in the complaint: a partner must look.
+    pub flag: Option<String>,
+}
+
+/// Whether `needle` occurs in `hay` (both lower-case) as whole words.
+fn contains_words(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    let mut start = 0;
+    while let Some(pos) = hay[start..].find(needle) {
+        let at = start + pos;
+        let end = at + needle.len();
+        if boundary(hay[..at].chars().next_back()) && boundary(hay[end..].chars().next()) {
+            return true;
+        }
+        start = at + needle.chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+/// Whether the complaint names this partner (full name or address).
+pub fn names_partner(c: &Complaint<'_>, p: &Partner) -> bool {
+    let hay = format!(
+        "{}\n{}\n{}\n{}",
+        c.subject,
+        c.text,
+        c.complainant_name.unwrap_or_default(),
+        c.complainant_address.unwrap_or_default()
+    )
+    .to_lowercase();
+    let hay = hay.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name = p.name.to_lowercase();
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    contains_words(&hay, &p.email) || contains_words(&hay, &name)
+}
+
+fn rule_matches(r: &Rule, c: &Complaint<'_>) -> bool {
+    let address = c.complainant_address.map(str::to_lowercase);
+    let domain = address
+        .as_deref()
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|(_, d)| d.to_string());
+    let text = format!("{}\n{}", c.subject, c.text).to_lowercase();
+    let staff = c.staff.map(str::to_lowercase);
+    (r.domains.is_empty() || domain.as_ref().is_some_and(|d| r.domains.contains(d)))
+        && (r.addresses.is_empty() || address.as_ref().is_some_and(|a| r.addresses.contains(a)))
+        && (r.words.is_empty() || r.words.iter().any(|w| contains_words(&text, w)))
+        && (r.staff.is_empty() || staff.as_ref().is_some_and(|s| r.staff.contains(s)))
+}
+
+/// Choose the responsible partner. `partners` is never empty (the config refuses that).
+pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Load) -> Choice {
+    let named: Vec<bool> = partners.iter().map(|p| names_partner(c, p)).collect();
+    let all_named = named.iter().all(|n| *n);
+    let allowed = |i: usize| all_named || !named[i];
+    let mut passed: Vec<String> = Vec::new();
+    let note_passed = |passed: &mut Vec<String>, i: usize, what: &str| {
+        passed.push(format!(
+            "{} ({what}) is named in the complaint and is not assigned it",
+            partners[i].name
+        ));
+    };
+    let finish = |partner: usize, how: String, passed: Vec<String>| {
+        let mut why = how;
+        for p in &passed {
+            why.push_str("; ");
+            why.push_str(p);
+        }
+        Choice {
+            partner,
+            why,
+            flag: all_named.then(|| {
+                "every partner is named in the complaint: the partners must decide who handles it"
+                    .to_string()
+            }),
+        }
+    };
+    for (i, r) in rules.rules.iter().enumerate() {
+        if rule_matches(r, c) {
+            if allowed(r.partner) {
+                return finish(
+                    r.partner,
+                    format!("assignment rule {} matched", i + 1),
+                    passed,
+                );
+            }
+            note_passed(&mut passed, r.partner, &format!("rule {}", i + 1));
+        }
+    }
+    if let Some(d) = rules.default_partner {
+        if allowed(d) {
+            return finish(d, "the default partner".into(), passed);
+        }
+        note_passed(&mut passed, d, "default partner");
+    }
+    let candidates: Vec<usize> = (0..partners.len()).filter(|i| allowed(*i)).collect();
+    match rules.strategy {
+        Strategy::LeastOpen => {
+            let mut best = candidates[0];
+            let open = |i: usize| load.open.get(&partners[i].email).copied().unwrap_or(0);
+            for &i in &candidates {
+                if open(i) < open(best) {
+                    best = i;
+                }
+            }
+            finish(
+                best,
+                "the partner with the fewest open cases".into(),
+                passed,
+            )
+        }
+        Strategy::RoundRobin => {
+            let last = load
+                .last_assigned
+                .as_deref()
+                .and_then(|l| partners.iter().position(|p| p.email == l));
+            let start = last.map_or(0, |l| l + 1);
+            let pick = (0..partners.len())
+                .map(|k| (start + k) % partners.len())
+                .find(|i| candidates.contains(i))
+                .unwrap_or(candidates[0]);
+            finish(pick, "round robin".into(), passed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partners() -> Vec<Partner> {
+        vec![
+            Partner {
+                name: "Anna de Boer".into(),
+                email: "anna@voorbeeld.nl".into(),
+            },
+            Partner {
+                name: "Bram Visser".into(),
+                email: "bram@voorbeeld.nl".into(),
+            },
+            Partner {
+                name: "Carla Smit".into(),
+                email: "carla@voorbeeld.nl".into(),
+            },
+        ]
+    }
+
+    fn rules(raw: Vec<RawRule>, strategy: Option<&str>, default: Option<&str>) -> Rules {
+        let mut problems = Vec::new();
+        let r = Rules::from_raw(raw, strategy, default, &partners(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        r
+    }
+
+    fn complaint<'a>(address: &'a str, subject: &'a str, text: &'a str) -> Complaint<'a> {
+        Complaint {
+            complainant_address: Some(address),
+            complainant_name: None,
+            subject,
+            text,
+            staff: None,
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let r = rules(
+            vec![
+                RawRule {
+                    partner: "Carla Smit".into(),
+                    domains: vec!["@bigclient.nl".into()],
+                    ..Default::default()
+                },
+                RawRule {
+                    partner: "bram@voorbeeld.nl".into(),
+                    words: vec!["factuur".into()],
+                    ..Default::default()
+                },
+                RawRule {
+                    partner: "Anna de Boer".into(),
+                    staff: vec!["secretariaat@voorbeeld.nl".into()],
+                    ..Default::default()
+                },
+            ],
+            None,
+            None,
+        );
+        let p = partners();
+        let load = Load::default();
+        let c = choose(&r, &p, &complaint("x@bigclient.nl", "Factuur", ""), &load);
+        assert_eq!(
+            (c.partner, c.why.as_str()),
+            (2, "assignment rule 1 matched")
+        );
+        let c = choose(&r, &p, &complaint("x@a.nl", "Over de FACTUUR.", ""), &load);
+        assert_eq!(c.partner, 1);
+        // Whole words only: "facturen" or "factuuradres" are not "factuur".
+        let c = choose(&r, &p, &complaint("x@a.nl", "factuuradres", ""), &load);
+        assert_eq!(c.why, "the partner with the fewest open cases");
+        let mut staffed = complaint("x@a.nl", "iets", "");
+        staffed.staff = Some("Secretariaat@voorbeeld.nl");
+        assert_eq!(choose(&r, &p, &staffed, &load).partner, 0);
+    }
+
+    #[test]
+    fn a_named_partner_is_never_assigned_their_own_complaint() {
+        let r = rules(
+            vec![RawRule {
+                partner: "Bram Visser".into(),
+                domains: vec!["client.nl".into()],
+                ..Default::default()
+            }],
+            None,
+            None,
+        );
+        let p = partners();
+        let mut load = Load::default();
+        load.open.insert("anna@voorbeeld.nl".into(), 5);
+        let c = choose(
+            &r,
+            &p,
+            &complaint(
+                "x@client.nl",
+                "Klacht",
+                "Ik ben niet tevreden over de heer  bram\nvisser en zijn advies.",
+            ),
+            &load,
+        );
+        assert_eq!(c.partner, 2, "{c:?}");
+        assert!(
+            c.why
+                .contains("Bram Visser (rule 1) is named in the complaint"),
+            "{}",
+            c.why
+        );
+        assert!(c.flag.is_none());
+        // By address, and a default partner passed over too.
+        let r = rules(vec![], None, Some("Anna de Boer"));
+        let c = choose(
+            &r,
+            &p,
+            &complaint("x@a.nl", "anna@voorbeeld.nl reageert niet", ""),
+            &Load::default(),
+        );
+        assert_eq!(c.partner, 1);
+        assert!(c.why.contains("default partner"));
+        // Everyone named: still someone, flagged.
+        let c = choose(
+            &r,
+            &p,
+            &complaint("x@a.nl", "Anna de Boer, Bram Visser en Carla Smit", ""),
+            &Load::default(),
+        );
+        assert_eq!(c.partner, 0);
+        assert!(c.flag.is_some());
+    }
+
+    #[test]
+    fn strategies_least_open_and_round_robin() {
+        let p = partners();
+        let mut load = Load::default();
+        load.open.insert("anna@voorbeeld.nl".into(), 2);
+        load.open.insert("bram@voorbeeld.nl".into(), 1);
+        load.open.insert("carla@voorbeeld.nl".into(), 1);
+        let c = complaint("x@a.nl", "s", "t");
+        assert_eq!(choose(&rules(vec![], None, None), &p, &c, &load).partner, 1);
+        let rr = rules(vec![], Some("round_robin"), None);
+        load.last_assigned = Some("carla@voorbeeld.nl".into());
+        assert_eq!(choose(&rr, &p, &c, &load).partner, 0);
+        load.last_assigned = Some("anna@voorbeeld.nl".into());
+        assert_eq!(choose(&rr, &p, &c, &load).partner, 1);
+        // Round robin skips a named partner.
+        let named = complaint("x@a.nl", "Bram Visser", "");
+        assert_eq!(choose(&rr, &p, &named, &load).partner, 2);
+    }
+
+    #[test]
+    fn bad_rules_are_reported() {
+        let mut problems = Vec::new();
+        Rules::from_raw(
+            vec![
+                RawRule {
+                    partner: "Nobody".into(),
+                    words: vec!["x".into()],
+                    ..Default::default()
+                },
+                RawRule {
+                    partner: "Anna de Boer".into(),
+                    ..Default::default()
+                },
+            ],
+            Some("random"),
+            Some("nobody@x.nl"),
+            &partners(),
+            &mut problems,
+        );
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+}

@@ -1,0 +1,653 @@
+//! The partners' job in the daemon: reminders, escalations, acknowledgement warnings and
+//! the digest, queued through the outbox exactly once.
+//!
+//! [`plan`] reads the register and says what is due at a moment and not yet claimed (the
+//! preview commands print it); [`step`] claims each item's key in the same transaction as
+//! the queued mail, so whatever restarts happen each is sent once. The loop ([`run`]) has
+//! the mox shape: do what is due, then wait for a kick (intake took mail in), shutdown,
+//! or the earliest next due time ([`next_wake`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+use super::digest::{self, Digest, Standing};
+use super::mail::{self, Envelope, ReminderLine, Rendered};
+use super::reminders::{self, DeadlineKind, OpenDeadline, working_days_between};
+use crate::case::{self, Actor};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::partners::{self as sp, OpenCase};
+use crate::store::{self, Store};
+
+/// Acknowledgement warnings are not raised for cases whose deadline passed this long ago
+/// (old cases from before this feature).
+const ACK_WARNING_HORIZON_DAYS: i64 = 7;
+/// The longest the loop sleeps without looking.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// One thing a partner is told, with its once-only key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub key: String,
+    pub kind: &'static str,
+    #[serde(skip)]
+    pub case_id: Option<i64>,
+    pub case: Option<String>,
+}
+
+/// One mail that is due.
+#[derive(Debug, Clone, Serialize)]
+pub struct Draft {
+    /// reminder | ack_warning | digest
+    pub purpose: &'static str,
+    pub to: String,
+    pub cases: Vec<String>,
+    pub claims: Vec<Claim>,
+    #[serde(skip)]
+    content: Content,
+}
+
+#[derive(Debug, Clone)]
+enum Content {
+    Daily {
+        partner_name: String,
+        day: DateTime<Utc>,
+        // (claim index, line, escalation)
+        lines: Vec<(usize, ReminderLine, bool)>,
+    },
+    AckWarning {
+        partner_name: String,
+        complainant: String,
+        phone: Option<String>,
+        why: String,
+        deadline: DateTime<Utc>,
+    },
+    Digest(Box<Digest>),
+}
+
+impl Draft {
+    /// The mail, with only the items whose claim is in `kept` (all for a preview).
+    pub fn render(&self, config: &Config, kept: &[bool]) -> Rendered {
+        let tz = config.firm.timezone;
+        match &self.content {
+            Content::Daily {
+                partner_name,
+                day,
+                lines,
+            } => {
+                let pick = |esc: bool| {
+                    lines
+                        .iter()
+                        .filter(|(i, _, e)| *e == esc && kept.get(*i).copied().unwrap_or(true))
+                        .map(|(_, l, _)| l.clone())
+                        .collect()
+                };
+                mail::daily(
+                    &mail::Daily {
+                        partner_name,
+                        day: *day,
+                        reminders: pick(false),
+                        escalations: pick(true),
+                    },
+                    tz,
+                )
+            }
+            Content::AckWarning {
+                partner_name,
+                complainant,
+                phone,
+                why,
+                deadline,
+            } => mail::ack_warning(
+                &mail::AckWarning {
+                    reference: self.cases.first().map(String::as_str).unwrap_or_default(),
+                    partner_name,
+                    complainant,
+                    phone: phone.as_deref(),
+                    why,
+                    deadline: *deadline,
+                },
+                tz,
+            ),
+            Content::Digest(d) => Rendered {
+                subject: d.subject(&config.calendar),
+                text: d.text(&config.calendar),
+                html: Some(d.html(&config.calendar)),
+            },
+        }
+    }
+
+    /// Render everything (for previews).
+    pub fn render_all(&self, config: &Config) -> Rendered {
+        self.render(config, &vec![true; self.claims.len()])
+    }
+}
+
+/// Why the acknowledgement needs a partner, if it does (Dutch, for the mail).
+fn ack_problem(
+    config: &Config,
+    c: &OpenCase,
+    now: DateTime<Utc>,
+) -> Option<(String, DateTime<Utc>)> {
+    // Intake already told the partner about an address that cannot be answered
+    // (`compose::unanswerable_notice`): not twice.
+    if c.acknowledged_by.is_some() || c.flags.lines().any(|l| l == crate::classify::UNANSWERABLE) {
+        return None;
+    }
+    if now > c.ack_due_at + chrono::Duration::days(ACK_WARNING_HORIZON_DAYS) {
+        return None;
+    }
+    let bounced = c
+        .flags
+        .lines()
+        .any(|l| l.starts_with("acknowledgement bounced"));
+    let cal = &config.calendar;
+    let (why, from): (&str, DateTime<Utc>) = if c.complainant_address.is_none() || !c.ack_queued {
+        (
+            "de klager heeft geen bruikbaar e-mailadres, dus er ging geen ontvangstbevestiging uit",
+            c.received_at,
+        )
+    } else if c.ack_failed {
+        (
+            "de ontvangstbevestiging kon niet worden verzonden",
+            c.received_at,
+        )
+    } else if bounced {
+        (
+            "de ontvangstbevestiging is onbestelbaar teruggekomen",
+            c.received_at,
+        )
+    } else if c.acknowledged_at.is_none() {
+        (
+            "de ontvangstbevestiging is nog niet door de mailserver aangenomen",
+            reminders::working_minutes_before(
+                cal,
+                c.ack_due_at,
+                config.partners.reminders.ack_margin_minutes,
+            ),
+        )
+    } else {
+        return None;
+    };
+    // Partners are told in working hours.
+    Some((why.to_string(), cal.next_working_moment(from)))
+}
+
+/// Everything due at `now` that was not told yet.
+pub async fn plan(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<Vec<Draft>> {
+    let pool = store.pool();
+    let cal = &config.calendar;
+    let settings = &config.partners.reminders;
+    let cases = sp::open_cases(pool).await?;
+    let by_ref: BTreeMap<&str, &OpenCase> =
+        cases.iter().map(|c| (c.reference.as_str(), c)).collect();
+    let mut drafts = Vec::new();
+
+    // Acknowledgement warnings, at once (in working hours).
+    for c in &cases {
+        if let Some((why, at)) = ack_problem(config, c, now)
+            && at <= now
+        {
+            let key = format!("ack:{}", c.reference);
+            if sp::claimed(pool, &key).await? {
+                continue;
+            }
+            drafts.push(Draft {
+                purpose: "ack_warning",
+                to: c.partner_email.clone(),
+                cases: vec![c.reference.clone()],
+                claims: vec![Claim {
+                    key,
+                    kind: "ack_warning",
+                    case_id: Some(c.id),
+                    case: Some(c.reference.clone()),
+                }],
+                content: Content::AckWarning {
+                    partner_name: c.partner_name.clone(),
+                    complainant: c.complainant(),
+                    phone: c.complainant_phone.clone(),
+                    why,
+                    deadline: c.ack_due_at,
+                },
+            });
+        }
+    }
+
+    // The daily reminders, at send_at on working days.
+    let today = cal.local_date(now);
+    if reminders::send_time(cal, settings, today).is_some_and(|t| t <= now) {
+        let deadlines: Vec<OpenDeadline> = cases
+            .iter()
+            .flat_map(|c| {
+                let mut v = Vec::new();
+                if c.response_met_at.is_none() {
+                    v.push(OpenDeadline {
+                        case: c.reference.clone(),
+                        partner_email: c.partner_email.clone(),
+                        kind: DeadlineKind::Response,
+                        due: c.response_due_at,
+                    });
+                }
+                v.push(OpenDeadline {
+                    case: c.reference.clone(),
+                    partner_email: c.partner_email.clone(),
+                    kind: DeadlineKind::Resolution,
+                    due: c.resolution_due_at,
+                });
+                v
+            })
+            .collect();
+        let items = reminders::due_on(cal, settings, today, &deadlines);
+        for p in &config.firm.partners {
+            let mut claims = Vec::new();
+            let mut lines = Vec::new();
+            for item in &items {
+                let mine = item.partner_email == p.email;
+                if !(item.escalation || mine) {
+                    continue;
+                }
+                let key = if item.escalation {
+                    format!("{}:{}", item.key, p.email)
+                } else {
+                    item.key.clone()
+                };
+                if sp::claimed(pool, &key).await? {
+                    continue;
+                }
+                let Some(c) = by_ref.get(item.case.as_str()) else {
+                    continue;
+                };
+                lines.push((
+                    claims.len(),
+                    ReminderLine {
+                        reference: c.reference.clone(),
+                        complainant: c.complainant(),
+                        partner: c.partner_name.clone(),
+                        kind: item.kind,
+                        due: item.due,
+                        offset: item.offset,
+                    },
+                    item.escalation,
+                ));
+                claims.push(Claim {
+                    key,
+                    kind: if item.escalation {
+                        "escalation"
+                    } else {
+                        "reminder"
+                    },
+                    case_id: Some(c.id),
+                    case: Some(c.reference.clone()),
+                });
+            }
+            if claims.is_empty() {
+                continue;
+            }
+            let mut refs: Vec<String> = claims.iter().filter_map(|c| c.case.clone()).collect();
+            refs.sort();
+            refs.dedup();
+            drafts.push(Draft {
+                purpose: "reminder",
+                to: p.email.clone(),
+                cases: refs,
+                claims,
+                content: Content::Daily {
+                    partner_name: p.name.clone(),
+                    day: now,
+                    lines,
+                },
+            });
+        }
+    }
+
+    // The digest.
+    for occ in digest::due(cal, &config.partners.digest, now) {
+        let mut pending = Vec::new();
+        for p in &config.firm.partners {
+            let key = format!("digest:{}:{}", occ.scheduled, p.email);
+            if !sp::claimed(pool, &key).await? {
+                pending.push((p, key));
+            }
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let d = build_digest(store, config, &cases, now).await?;
+        for (p, key) in pending {
+            drafts.push(Draft {
+                purpose: "digest",
+                to: p.email.clone(),
+                cases: d.open.iter().map(|c| c.reference.clone()).collect(),
+                claims: vec![Claim {
+                    key,
+                    kind: "digest",
+                    case_id: None,
+                    case: None,
+                }],
+                content: Content::Digest(Box::new(d.clone())),
+            });
+        }
+    }
+    Ok(drafts)
+}
+
+/// The digest's content at `now`.
+pub async fn build_digest(
+    store: &Store,
+    config: &Config,
+    cases: &[OpenCase],
+    now: DateTime<Utc>,
+) -> Result<Digest> {
+    let pool = store.pool();
+    let cal = &config.calendar;
+    let today = cal.local_date(now);
+    let at_risk_days = config
+        .partners
+        .reminders
+        .before
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0) as i64;
+    let open = cases
+        .iter()
+        .map(|c| {
+            let acked = c.acknowledged_by.is_some()
+                || (c.acknowledged_at.is_some()
+                    && !c
+                        .flags
+                        .lines()
+                        .any(|l| l.starts_with("acknowledgement bounced")));
+            let (next_deadline, next_due) = if !acked {
+                ("acknowledge", c.ack_due_at)
+            } else if c.response_met_at.is_none() {
+                ("response", c.response_due_at)
+            } else {
+                ("resolution", c.resolution_due_at)
+            };
+            let standing = if next_due < now {
+                Standing::Overdue
+            } else if working_days_between(cal, today, cal.local_date(next_due)) <= at_risk_days {
+                Standing::AtRisk
+            } else {
+                Standing::OnTrack
+            };
+            digest::OpenCase {
+                reference: c.reference.clone(),
+                complainant: c.complainant(),
+                partner: c.partner_name.clone(),
+                age_working_days: working_days_between(cal, cal.local_date(c.received_at), today)
+                    .max(0),
+                status: c.status.clone(),
+                next_deadline: next_deadline.into(),
+                next_due,
+                standing,
+            }
+        })
+        .collect();
+    let since = sp::last_of_kind(pool, "digest").await?;
+    let closed = sp::closed_since(pool, since)
+        .await?
+        .into_iter()
+        .map(|c| digest::ClosedCase {
+            reference: c.reference,
+            partner: c.partner_name,
+            status: c.status,
+            closed_at: c.closed_at,
+            client_satisfied: c.client_satisfied,
+            structural: c.structural,
+            measure: c.measure,
+        })
+        .collect();
+    let problems = sp::problems_since(pool, since).await?;
+    Ok(Digest {
+        firm: config.firm.name.clone(),
+        at: now,
+        since,
+        open,
+        closed,
+        problems,
+    })
+}
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub mails: usize,
+    pub reminders: usize,
+    pub escalations: usize,
+    pub ack_warnings: usize,
+    pub digests: usize,
+}
+
+/// Queue everything due now, each item once (its key claimed in the mail's transaction).
+pub async fn step(store: &Store, config: &Config, clock: &dyn Clock) -> Result<Report> {
+    let now = clock.now();
+    let mut report = Report::default();
+    for draft in plan(store, config, now).await? {
+        let mut tx = store.begin().await?;
+        let mut kept = Vec::with_capacity(draft.claims.len());
+        for c in &draft.claims {
+            kept.push(sp::claim(&mut tx, &c.key, c.kind, c.case_id, now).await?);
+        }
+        if !kept.iter().any(|k| *k) {
+            // Another step got there first.
+            continue;
+        }
+        let rendered = draft.render(config, &kept);
+        let single = (draft.cases.len() == 1).then(|| draft.cases[0].clone());
+        let single_id = match &single {
+            Some(r) => store::case_id_by_reference(&mut tx, r).await?,
+            None => None,
+        };
+        let out = mail::build(
+            &Envelope {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to: &draft.to,
+            },
+            &rendered,
+            draft.purpose,
+            single.as_deref(),
+            None,
+            now,
+        )?;
+        store::queue_outgoing(
+            &mut tx,
+            if draft.purpose == "digest" {
+                None
+            } else {
+                single_id
+            },
+            draft.purpose,
+            Some("klachtpost"),
+            &config.outgoing.from,
+            &draft.to,
+            &out,
+            "internal mail to a partner",
+            now,
+        )
+        .await?;
+        sp::record_mail(
+            &mut tx,
+            &out.message_id,
+            draft.purpose,
+            &draft.cases,
+            &draft.to,
+            now,
+        )
+        .await?;
+        for (c, k) in draft.claims.iter().zip(&kept) {
+            if !k {
+                continue;
+            }
+            match c.kind {
+                "reminder" => report.reminders += 1,
+                "escalation" => report.escalations += 1,
+                "ack_warning" => report.ack_warnings += 1,
+                _ => report.digests += 1,
+            }
+            if let (Some(id), "ack_warning" | "escalation") = (c.case_id, c.kind) {
+                let detail = if c.kind == "ack_warning" {
+                    "the responsible partner is asked to acknowledge by phone or letter"
+                } else {
+                    "a deadline is overdue: every partner is told"
+                };
+                case::log(
+                    &mut tx,
+                    id,
+                    &format!("partners.{}", c.kind),
+                    detail,
+                    Actor::system(now),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        report.mails += 1;
+        tracing::info!(
+            event = "partners.queued",
+            purpose = draft.purpose,
+            cases = draft.cases.len(),
+            "mail to a partner queued"
+        );
+    }
+    Ok(report)
+}
+
+/// The "new complaint" notice to the responsible partner, queued in intake's transaction
+/// (so it goes at once, with the case).
+pub async fn queue_new_complaint(
+    tx: &mut sqlx::SqliteConnection,
+    config: &Config,
+    case_id: i64,
+    partner: &crate::config::Partner,
+    n: &mail::NewComplaint<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let rendered = mail::new_complaint(n, config.firm.timezone);
+    let out = mail::build(
+        &Envelope {
+            firm_name: &config.firm.name,
+            firm_domain: config.firm.domain(),
+            from: &config.outgoing.from,
+            to: &partner.email,
+        },
+        &rendered,
+        "new_complaint",
+        Some(n.reference),
+        None,
+        now,
+    )?;
+    store::queue_outgoing(
+        tx,
+        Some(case_id),
+        "new_complaint",
+        Some("klachtpost"),
+        &config.outgoing.from,
+        &partner.email,
+        &out,
+        "the responsible partner is told of a new complaint",
+        now,
+    )
+    .await?;
+    sp::record_mail(
+        tx,
+        &out.message_id,
+        "new_complaint",
+        &[n.reference.to_string()],
+        &partner.email,
+        now,
+    )
+    .await?;
+    case::log(
+        tx,
+        case_id,
+        "partners.new_complaint",
+        "the responsible partner is told of the new complaint",
+        Actor::system(now),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The next moment something may become due (a send time, a digest, an acknowledgement
+/// margin), after `now`.
+pub async fn next_wake(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    let cal = &config.calendar;
+    let mut next = reminders::next_send_time(cal, &config.partners.reminders, now);
+    if let Some(o) = digest::next(cal, &config.partners.digest, now) {
+        next = next.min(o.at);
+    }
+    for c in sp::open_cases(store.pool()).await? {
+        if let Some((_, at)) = ack_problem(config, &c, now)
+            && at > now
+        {
+            next = next.min(at);
+        }
+        // The margin moment of a case not yet acknowledged.
+        if c.acknowledged_at.is_none() && c.acknowledged_by.is_none() {
+            let at = cal.next_working_moment(reminders::working_minutes_before(
+                cal,
+                c.ack_due_at,
+                config.partners.reminders.ack_margin_minutes,
+            ));
+            if at > now {
+                next = next.min(at);
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// The loop: step, then wait for a kick, shutdown or the next due moment.
+pub async fn run(
+    config: Arc<Config>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    kick: Arc<Notify>,
+    outbox_kick: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let wait = match step(&store, &config, clock.as_ref()).await {
+            Ok(r) => {
+                backoff = Duration::from_secs(1);
+                if r.mails > 0 {
+                    outbox_kick.notify_one();
+                }
+                match next_wake(&store, &config, clock.now()).await {
+                    Ok(t) => (t - clock.now()).to_std().unwrap_or(Duration::ZERO),
+                    Err(_) => MAX_WAIT,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event = "partners.step_failed", error = %format!("{e:#}"), retry_in = ?backoff, "cannot run the partners' job");
+                let b = backoff;
+                backoff = (backoff * 2).min(MAX_WAIT);
+                b
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.clamp(Duration::from_millis(200), MAX_WAIT)) => {}
+            _ = kick.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!(event = "partners.stopped", "partners' job stopped");
+}
