@@ -86,6 +86,7 @@ pub async fn run_with(
     let sender = Sender::from_config(&config)?;
     // Check the template before touching any mail.
     Pipeline::new(&config, &store, clock.as_ref())?;
+    outbox::recover_claims(&store, clock.as_ref()).await?;
     if once {
         let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;

@@ -33,7 +33,23 @@ pub fn next_attempt(now: DateTime<Utc>, attempts: u32, id: i64) -> DateTime<Utc>
     now + Duration::seconds(base_secs - spread + h)
 }
 
-/// Deliver every row due now, once. Returns what happened; errors only on store failure.
+/// At start-up, before anything is sent: rows a crashed run had claimed (handed to the
+/// server or about to be) go back to the queue and are sent again as the same message,
+/// with the same Message-ID. Returns how many.
+pub async fn recover_claims(store: &Store, clock: &dyn Clock) -> Result<u64> {
+    let n = store.release_claims(clock.now()).await?;
+    if n > 0 {
+        tracing::info!(
+            event = "outbox.claims_released",
+            count = n,
+            "unconfirmed sends of an earlier run will be sent again"
+        );
+    }
+    Ok(n)
+}
+
+/// Deliver every row due now, once. Each row is claimed before it is handed to the
+/// server and marked sent right after the server accepts it. Returns what happened; errors only on store failure.
 pub async fn drain_once(
     store: &Store,
     sender: &Sender,
@@ -44,7 +60,7 @@ pub async fn drain_once(
     let mut report = Drained::default();
     loop {
         let now = clock.now();
-        let due = store.outbox_due(now, 50).await?;
+        let due = store.claim_due(now, 50).await?;
         if due.is_empty() {
             return Ok(report);
         }
@@ -60,7 +76,7 @@ pub async fn drain_once(
                 .await
             {
                 Ok(()) => {
-                    store.outbox_sent(item.id, clock.now()).await?;
+                    store.mark_sent(item.id, clock.now()).await?;
                     report.sent += 1;
                     tracing::info!(
                         event = "outbox.sent",

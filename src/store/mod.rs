@@ -16,6 +16,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod outbox;
+pub use outbox::CLAIM_LEASE;
+
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,6 +58,9 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection that every write goes through: writers queue in order here instead
+    /// of polling SQLite's lock (where a short write can lose to a stream of long ones).
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -84,14 +90,26 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Open {
                 url: url.to_string(),
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Open {
+                    url: url.to_string(),
+                    source,
+                })?
+        };
+        Ok(Store { pool, writer })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
@@ -115,15 +133,24 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        Ok(Some(Store { pool }))
+        Ok(Some(Store {
+            writer: pool.clone(),
+            pool,
+        }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// A write transaction, on the single writer connection.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(self.writer.begin().await?)
+    }
+
+    /// The single writer connection, for one-statement writes.
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// Whether a fetched message (by its mailbox key) is already stored.
@@ -272,7 +299,7 @@ impl Store {
         .bind(i64::from(uidvalidity))
         .bind(i64::from(last_uid))
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -319,24 +346,12 @@ impl Store {
         t.as_deref().map(parse_ts).transpose()
     }
 
-    pub async fn outbox_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL WHERE id = $2")
-            .bind(ts(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        case_event_for_outbox(&mut tx, id, now, "sent", "delivered to the outgoing server").await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
+        sqlx::query("UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
             .bind(ts(next))
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -344,7 +359,7 @@ impl Store {
     /// Give up on a row: it stays in the table as failed, the case gets a flag and an event.
     pub async fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1 WHERE id = $2")
+        sqlx::query("UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1 WHERE id = $2")
             .bind(error)
             .bind(id)
             .execute(&mut *tx)
