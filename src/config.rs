@@ -52,6 +52,10 @@ pub struct Firm {
     /// Domains whose senders are staff, lower-cased.
     pub staff_domains: Vec<String>,
     pub partners: Vec<Partner>,
+    /// The authserv-id of the firm's own inbound mail server (RFC 8601), lower-cased.
+    /// When set, a mail counts as from staff or a partner only when that server's
+    /// Authentication-Results vouch for its From domain; see `classify::authres`.
+    pub trusted_authserv_id: Option<String>,
 }
 
 impl Firm {
@@ -154,6 +158,7 @@ struct RawFirm {
     staff_domains: Vec<String>,
     #[serde(default)]
     partners: Vec<Partner>,
+    trusted_authserv_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -519,6 +524,11 @@ impl Config {
                     address,
                     staff_domains,
                     partners,
+                    trusted_authserv_id: firm
+                        .trusted_authserv_id
+                        .as_deref()
+                        .map(|s| s.trim().to_ascii_lowercase())
+                        .filter(|s| !s.is_empty()),
                 },
                 database_url,
                 mailbox,

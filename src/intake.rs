@@ -251,9 +251,36 @@ impl<'a> Pipeline<'a> {
             for flag in &decision.flags {
                 store::add_flag(&mut tx, id, flag).await?;
             }
-            let from_staff = from.is_some_and(|f| config.firm.is_staff(&f.address));
-            if decision.direction == Direction::Outbound && from_staff {
+            // Only staff the firm's server vouched for (when it is asked to), writing to
+            // the complainant, meet the response deadline.
+            if decision.direction == Direction::Outbound && decision.answers_complainant {
                 store::mark_response(&mut tx, id, received_at).await?;
+            }
+        }
+
+        // Who may write on the case from now on: decided by the classifier (the
+        // complainant, and whom the complainant's own mail or the firm's answer
+        // addressed); automatic mail never adds anyone.
+        if let Some(id) = threaded_case_id {
+            let complainant = decision.complainant.as_ref().map(|c| c.normalized());
+            for address in &decision.new_parties {
+                let role = if outcome.opened && complainant.as_deref() == Some(address.as_str()) {
+                    "complainant"
+                } else {
+                    "addressed"
+                };
+                if store::add_party(&mut tx, id, address, role, Some(message_row), now).await?
+                    && role == "addressed"
+                {
+                    store::add_event(
+                        &mut tx,
+                        id,
+                        now,
+                        "party.added",
+                        &format!("message {message_row} addressed a new party in To or Cc"),
+                    )
+                    .await?;
+                }
             }
         }
 
@@ -401,6 +428,37 @@ impl Pipeline<'_> {
                 "the staff member is told what was recognised",
             )
             .await?;
+        }
+        if decision.kind == Kind::Reply
+            && decision.case_closed
+            && let Some(reference) = &decision.case
+            && let Some(to) = store::case_partner_email(tx, reference).await?
+        {
+            let case_id = store::case_id_by_reference(tx, reference).await?;
+            let body = format!(
+                "Er kwam een bericht binnen op zaak {reference}, die gesloten is. Het bericht is bij de\n\
+                 zaak bewaard (nummer {message_row}); de zaak blijft gesloten. Of de zaak heropend\n\
+                 wordt, beslist u.\n\n-- klachtpost\n"
+            );
+            let out = notice(
+                &to,
+                reference,
+                format!("[{reference}] Bericht op gesloten zaak"),
+                body,
+            )?;
+            store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
+            if let Some(id) = case_id {
+                store::add_event(
+                    tx,
+                    id,
+                    now,
+                    "partner.told_closed_case_mail",
+                    &format!(
+                        "message {message_row} arrived on the closed case; the partner is told"
+                    ),
+                )
+                .await?;
+            }
         }
         if decision.kind == Kind::Triage {
             let (case_id, reference, to) = match &decision.case {

@@ -22,6 +22,7 @@ fn firm() -> Firm {
             name: "Anna Partner".into(),
             email: "anna@example-firm.nl".into(),
         }],
+        trusted_authserv_id: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn case42() -> CaseInfo {
             "jan.devries@example.nl".into(),
             "klachten@example-firm.nl".into(),
         ],
+        ..CaseInfo::default()
     }
 }
 
@@ -76,14 +78,18 @@ fn known() -> Known {
         reference: "KL-2026-0043".into(),
         complainant: Some("karin.bakker@klant.example.nl".into()),
         parties: vec!["karin.bakker@klant.example.nl".into()],
+        ..CaseInfo::default()
     };
     k.by_message_id
         .insert("ack-KL-2026-0043@example-firm.nl".into(), case43.clone());
     k.by_reference.insert("KL-2026-0043".into(), case43);
-    k.acknowledgements
-        .insert("ack-KL-2026-0042@example-firm.nl".into());
-    k.acknowledgements
-        .insert("ack-KL-2026-0043@example-firm.nl".into());
+    for id in [
+        "ack-KL-2026-0042@example-firm.nl",
+        "ack-KL-2026-0043@example-firm.nl",
+    ] {
+        k.acknowledgements.insert(id.into());
+        k.ours.insert(id.into());
+    }
     k
 }
 
@@ -473,4 +479,249 @@ fn a_declared_forward_to_someone_outside_is_still_a_forward() {
     let d = classify::classify(&parse(raw), &ctx, &Known::default());
     assert_eq!(d.kind, Kind::Forward);
     assert_eq!(addr(&d).as_deref(), Some("klant@example.nl"));
+}
+
+// ---- issue 12: complaints that use auto-reply words; parties a stranger cannot join ----
+
+/// Every `words-*.eml` fixture: an ordinary complaint whose subject or text uses words of
+/// auto-replies and bounces (afwezig, vakantie, automatisch, niet bereikbaar, out of office,
+/// undeliverable, no reply, "mail delivery failed").
+fn word_fixtures() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("words-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn complaints_with_auto_reply_words_are_complaints_and_acknowledged() {
+    let names = word_fixtures();
+    assert!(names.len() >= 12, "{names:?}");
+    for name in &names {
+        for k in [Known::default(), known()] {
+            let d = decide_with(name, &k);
+            assert_eq!(d.kind, Kind::Complaint, "{name}: {}", d.reason);
+            assert!(d.acknowledge, "{name}: {}", d.reason);
+            assert!(classify::automatic::detect(&mail(name)).is_none(), "{name}");
+        }
+    }
+}
+
+fn with_firm(name: &str, firm: &Firm, known: &Known) -> Decision {
+    let ctx = Context {
+        firm,
+        own_addresses: vec!["klachten@example-firm.nl".into()],
+        received_at: arrival(),
+    };
+    classify::classify(&mail(name), &ctx, known)
+}
+
+fn raw(text: &str) -> ParsedMail {
+    parse(text.replace('\n', "\r\n").as_bytes())
+}
+
+fn decide_raw(text: &str, known: &Known) -> Decision {
+    let firm = firm();
+    let ctx = Context {
+        firm: &firm,
+        own_addresses: vec!["klachten@example-firm.nl".into()],
+        received_at: arrival(),
+    };
+    classify::classify(&raw(text), &ctx, known)
+}
+
+#[test]
+fn an_auto_reply_is_attached_only_by_a_message_we_sent() {
+    // out-of-office.eml answers our acknowledgement (In-Reply-To): attached.
+    let d = decide_with("out-of-office.eml", &known());
+    assert_eq!(
+        (d.kind, d.case.as_deref()),
+        (Kind::Automatic, Some("KL-2026-0042"))
+    );
+    assert!(d.new_parties.is_empty());
+    // The same auto-reply when the acknowledgement is not ours (the store does not say we
+    // sent it): not attached, whatever its subject says.
+    let mut k = known();
+    k.ours.clear();
+    let d = decide_with("out-of-office.eml", &k);
+    assert_eq!((d.kind, d.case.as_deref()), (Kind::Automatic, None));
+    assert!(d.reason.contains("not attached"), "{}", d.reason);
+    // By subject tag alone: not attached, not flagged.
+    let d = decide_raw(
+        "From: iemand@elders.example\nTo: klachten@example-firm.nl\nSubject: Automatisch antwoord: [KL-2026-0042] Ontvangstbevestiging\nAuto-Submitted: auto-replied\n\nIk ben afwezig.\n",
+        &known(),
+    );
+    assert_eq!((d.kind, d.case.as_deref()), (Kind::Automatic, None));
+    let d = decide_raw(
+        "From: MAILER-DAEMON@elders.example\nTo: klachten@example-firm.nl\nSubject: Undeliverable: [KL-2026-0042] Ontvangstbevestiging\n\nUser unknown\n",
+        &known(),
+    );
+    assert_eq!((d.kind, d.case.as_deref()), (Kind::Bounce, None));
+    assert!(d.flags.is_empty(), "{:?}", d.flags);
+    // A client's own Message-ID in References is no proof either.
+    let d = decide_raw(
+        "From: iemand@elders.example\nTo: klachten@example-firm.nl\nSubject: Out of office\nReferences: <complaint-1@example.nl>\nAuto-Submitted: auto-replied\n\nAway.\n",
+        &known(),
+    );
+    assert_eq!(d.case, None);
+    // By References to our acknowledgement: attached.
+    let d = decide_raw(
+        "From: iemand@elders.example\nTo: klachten@example-firm.nl\nSubject: Out of office\nReferences: <complaint-1@example.nl> <ack-KL-2026-0042@example-firm.nl>\nAuto-Submitted: auto-replied\n\nAway.\n",
+        &known(),
+    );
+    assert_eq!(d.case.as_deref(), Some("KL-2026-0042"));
+    assert_eq!(d.thread_evidence.unwrap().via, ThreadVia::References);
+}
+
+#[test]
+fn a_party_naming_the_reference_only_in_the_text_joins_the_case() {
+    let text = "From: Jan de Vries <jan.devries@example.nl>\nTo: klachten@example-firm.nl\nSubject: Nog een vraag\n\nOver mijn klacht KL-2026-0042: wanneer hoor ik iets?\n";
+    let m = raw(text);
+    assert_eq!(classify::lookups(&m).references, vec!["KL-2026-0042"]);
+    let d = decide_raw(text, &known());
+    assert_eq!(
+        (d.kind, d.case.as_deref()),
+        (Kind::Reply, Some("KL-2026-0042"))
+    );
+    assert_eq!(d.thread_evidence.unwrap().via, ThreadVia::TextReference);
+    assert!(!d.acknowledge);
+    // Someone else naming it: triage, nothing revealed.
+    let d = decide_raw(
+        &text.replace("jan.devries@example.nl", "iemand@elders.example"),
+        &known(),
+    );
+    assert_eq!(
+        (d.kind, d.case.as_deref()),
+        (Kind::Triage, Some("KL-2026-0042"))
+    );
+    assert!(!d.acknowledge);
+    // An unknown reference in the text changes nothing: a new complaint.
+    let d = decide_raw(&text.replace("KL-2026-0042", "KL-2026-0999"), &known());
+    assert_eq!(d.kind, Kind::Complaint);
+}
+
+#[test]
+fn whom_the_complainant_addresses_becomes_a_party() {
+    let d = decide_raw(
+        "From: Jan de Vries <jan.devries@example.nl>\nTo: klachten@example-firm.nl, Piet <piet@example-firm.nl>\nCc: Mijn Advocaat <advocaat@kantoor.example>, noreply@x.example\nSubject: Klacht\n\nDe training was slecht.\n",
+        &Known::default(),
+    );
+    assert_eq!(d.kind, Kind::Complaint);
+    assert_eq!(
+        d.new_parties,
+        vec!["jan.devries@example.nl", "advocaat@kantoor.example"]
+    );
+    // On a reply from the complainant, new addressees join.
+    let d = decide_raw(
+        "From: Jan de Vries <jan.devries@example.nl>\nTo: klachten@example-firm.nl\nCc: partner@thuis.example\nSubject: Re: [KL-2026-0042] Ontvangstbevestiging\n\nMijn partner leest mee.\n",
+        &known(),
+    );
+    assert_eq!(d.kind, Kind::Reply);
+    assert_eq!(d.new_parties, vec!["partner@thuis.example"]);
+    // A stranger's Cc adds nobody (and the stranger is triage).
+    let d = decide_raw(
+        "From: iemand@elders.example\nTo: klachten@example-firm.nl\nCc: nog.iemand@elders.example\nSubject: Re: [KL-2026-0042] x\n\nx\n",
+        &known(),
+    );
+    assert_eq!(d.kind, Kind::Triage);
+    assert!(d.new_parties.is_empty());
+    // The Cc'd party's own reply is a reply.
+    let mut k = known();
+    for c in k.by_reference.values_mut() {
+        c.parties.push("partner@thuis.example".into());
+    }
+    let d = decide_raw(
+        "From: partner@thuis.example\nTo: klachten@example-firm.nl\nSubject: Re: [KL-2026-0042] x\n\nIk sluit mij aan.\n",
+        &k,
+    );
+    assert_eq!(d.kind, Kind::Reply);
+    assert!(d.new_parties.is_empty());
+}
+
+#[test]
+fn mail_on_a_closed_case_is_kept_and_flagged() {
+    let mut k = known();
+    for c in k
+        .by_reference
+        .values_mut()
+        .chain(k.by_message_id.values_mut())
+    {
+        c.closed = true;
+    }
+    let d = decide_with("reply-subject-tag-complainant.eml", &k);
+    assert_eq!(
+        (d.kind, d.case.as_deref()),
+        (Kind::Reply, Some("KL-2026-0042"))
+    );
+    assert!(d.case_closed);
+    assert!(
+        d.flags.iter().any(|f| f.contains("closed case")),
+        "{:?}",
+        d.flags
+    );
+    assert!(!decide_with("reply-subject-tag-complainant.eml", &known()).case_closed);
+}
+
+#[test]
+fn a_staff_from_counts_only_when_the_firms_server_vouches_for_it() {
+    let mut firm = firm();
+    firm.trusted_authserv_id = Some("mx.example-firm.nl".into());
+    // Without Authentication-Results: a forged staff From. No forward, a triage item.
+    let d = with_firm("forward-outlook-nl.eml", &firm, &Known::default());
+    assert_eq!(d.kind, Kind::Triage, "{}", d.reason);
+    assert!(!d.from_staff && !d.acknowledge);
+    assert!(d.flags.iter().any(|f| f.contains("did not authenticate")));
+    // A staff answer on a case without it: triage, the response deadline is not met.
+    let d = with_firm("staff-answer-cc.eml", &firm, &known());
+    assert_eq!(
+        (d.kind, d.case.as_deref()),
+        (Kind::Triage, Some("KL-2026-0042"))
+    );
+    assert!(!d.from_staff);
+    // With the firm's server's dmarc=pass on top: a forward, a reply.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+    for (name, kind) in [
+        ("forward-outlook-nl.eml", Kind::Forward),
+        ("staff-answer-cc.eml", Kind::Reply),
+    ] {
+        let original = std::fs::read(path.join(name)).unwrap();
+        let mut signed = b"Authentication-Results: mx.example-firm.nl; spf=pass smtp.mailfrom=example-firm.nl;\r\n dkim=pass header.d=example-firm.nl; dmarc=pass (p=reject) header.from=example-firm.nl\r\n".to_vec();
+        signed.extend_from_slice(&original);
+        let ctx = Context {
+            firm: &firm,
+            own_addresses: vec!["klachten@example-firm.nl".into()],
+            received_at: arrival(),
+        };
+        let d = classify::classify(&parse(&signed), &ctx, &known());
+        assert_eq!(d.kind, kind, "{name}: {}", d.reason);
+        assert!(d.from_staff);
+        // Another server's word does not count.
+        let mut other = b"Authentication-Results: mx.elders.example; dmarc=pass header.from=example-firm.nl\r\n".to_vec();
+        other.extend_from_slice(&original);
+        let d = classify::classify(&parse(&other), &ctx, &known());
+        assert_eq!(d.kind, Kind::Triage, "{name}");
+    }
+    // Without the key: as before, a staff From is believed.
+    let d = decide("forward-outlook-nl.eml");
+    assert_eq!(d.kind, Kind::Forward);
+    assert!(d.from_staff);
+}
+
+#[test]
+fn only_staff_writing_to_the_complainant_meets_the_response_deadline() {
+    let d = decide_with("staff-answer-cc.eml", &known());
+    assert_eq!(d.kind, Kind::Reply);
+    assert!(d.answers_complainant);
+    // A partner answering klachtpost's internal notice (to the mailbox only): on the
+    // case, but no answer to the client.
+    let d = decide_raw(
+        "From: Anna Partner <anna@example-firm.nl>\nTo: klachten@example-firm.nl\nSubject: Re: [KL-2026-0042] Bericht ter beoordeling\n\nIk bel hem.\n",
+        &known(),
+    );
+    assert_eq!((d.kind, d.direction), (Kind::Reply, Direction::Outbound));
+    assert!(!d.answers_complainant);
 }

@@ -112,6 +112,52 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
     assert_eq!(d["case"], reference);
     assert_eq!(d["acknowledge"], false);
 
+    // The out-of-office reply opened no case: it is listed with its reason, not lost.
+    let out = bin()
+        .args(["mail", "list", "--unfiled", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unfiled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unfiled = unfiled.as_array().unwrap();
+    assert_eq!(unfiled.len(), 1, "{unfiled:?}");
+    assert_eq!(unfiled[0]["kind"], "automatic");
+    assert_eq!(unfiled[0]["subject"], "Afwezig: uw bericht");
+    assert!(
+        unfiled[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("automatic mail: Auto-Submitted"),
+        "{}",
+        unfiled[0]["reason"]
+    );
+    let out = bin()
+        .args(["mail", "list", "--unfiled"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("automatic") && text.contains("why:"),
+        "{text}"
+    );
+    let out = bin()
+        .args(["mail", "list", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        4,
+        "three complaints/replies and the auto-reply"
+    );
+
     // A partner extends the resolution deadline: recorded, and the complainant is told.
     let out = bin()
         .args([

@@ -248,3 +248,99 @@ async fn sequence_restarts_each_year_and_survives_reopening() {
         .unwrap();
     assert_eq!(o.case.as_deref(), Some("KL-2027-0001"));
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/mail")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Issue 12: ordinary complaints whose subjects and texts use the words of auto-replies
+/// and bounces (the `words-*.eml` fixtures) each become a case and are acknowledged; real
+/// machine mail opens none and is listed as unfiled with the reason `explain` gives.
+#[tokio::test]
+async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_unfiled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+
+    let fixtures_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+    let mut names: Vec<String> = std::fs::read_dir(&fixtures_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("words-"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 12);
+    for (i, name) in names.iter().enumerate() {
+        deliver(dir, &format!("{i:02}.{name}"), &fixture(name));
+    }
+    assert_eq!(
+        intake_pass(&mut mailbox, &pipeline).await.unwrap(),
+        names.len()
+    );
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), names.len(), "every complaint is a case");
+    assert!(store.unfiled(None).await.unwrap().is_empty());
+    let drained = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, names.len(), "every complaint is acknowledged");
+    let acknowledged: Vec<String> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| klachtpost::parse::parse(&std::fs::read(e.unwrap().path()).unwrap()).subject)
+        .collect();
+    for subject in [
+        "Klacht: adviseur afwezig bij afspraak",
+        "Out of office during my training - complaint",
+        "Automatisch antwoord ontbrak, klacht over de factuur",
+    ] {
+        assert!(
+            acknowledged
+                .iter()
+                .any(|s| s.ends_with(&format!("Ontvangstbevestiging: {subject}"))),
+            "{subject}: {acknowledged:?}"
+        );
+    }
+
+    // Real machine mail: no case, listed with its reason.
+    deliver(dir, "90.ooo", &fixture("out-of-office.eml"));
+    deliver(dir, "91.bounce", &fixture("bounce-no-headers.eml"));
+    deliver(dir, "92.list", &fixture("list-mail.eml"));
+    intake_pass(&mut mailbox, &pipeline).await.unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), names.len());
+    let unfiled = store.unfiled(None).await.unwrap();
+    let mut kinds: Vec<&str> = unfiled.iter().map(|u| u.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["automatic", "automatic", "bounce"]);
+    for u in &unfiled {
+        assert!(u.case.is_none());
+        let raw = store.raw_message(u.id).await.unwrap().unwrap();
+        let m = klachtpost::parse::parse(&raw);
+        let d = klachtpost::classify::classify(
+            &m,
+            &pipeline.context(u.received_at.parse().unwrap()),
+            &store
+                .known(&klachtpost::classify::lookups(&m))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(u.reason, d.reason, "the reason explain gives");
+    }
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap()
+            .sent,
+        0,
+        "machine mail is never answered"
+    );
+}

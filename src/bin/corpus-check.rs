@@ -48,6 +48,7 @@ fn firm() -> Firm {
             name: "Anna Partner".into(),
             email: "anna@example-firm.nl".into(),
         }],
+        trusted_authserv_id: None,
     }
 }
 
@@ -295,9 +296,11 @@ fn bounces(root: &Path, firm: &Firm, allow: &Allowlist, report: &mut Report) {
                         CaseInfo {
                             reference: "KL-2026-0001".into(),
                             complainant: Some("client@example.org".into()),
-                            parties: vec![],
+                            ..CaseInfo::default()
                         },
                     );
+                    // Messages klachtpost sent: the only ones a bounce is attached by.
+                    known.ours.insert(id.clone());
                 }
                 known.acknowledgements.insert(id.clone());
                 let d2 = decide(firm, &mail, &known);
@@ -613,6 +616,7 @@ fn known_case() -> Known {
             reference: "KL-2026-0001".into(),
             complainant: Some("client@example.org".into()),
             parties: vec!["client@example.org".into()],
+            ..CaseInfo::default()
         },
     );
     known

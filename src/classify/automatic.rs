@@ -2,23 +2,38 @@
 //! abuse reports, and bounces, including the many bounces that carry none of the standard
 //! headers.
 //!
-//! Signals, strongest first:
+//! A complaint must never be taken for machine mail: a complaint that vanishes unseen is the
+//! worst failure a complaint procedure can have, an extra acknowledgement to an auto-reply a
+//! small one. So words are weak evidence and never decide on their own.
+//!
+//! Signals that decide (headers and MIME structure, which a person's mail program does not
+//! produce):
 //! - `multipart/report` (RFC 6522): `delivery-status` (RFC 3464; `Action: failed` is a
 //!   bounce, `delayed`/`delivered`/`relayed`/`expanded` are not), `disposition-notification`
-//!   (RFC 8098), `feedback-report` (RFC 5965 abuse reports);
+//!   (RFC 8098), `feedback-report` (RFC 5965 abuse reports); report parts
+//!   (`message/delivery-status`, `text/rfc822-headers`, …) anywhere in the mail;
 //! - `Auto-Submitted` other than `no` (RFC 3834 §5);
 //! - `X-Autoreply`, `X-Autorespond` and kin; `Precedence: bulk/junk/list/auto_reply`;
 //!   list headers (RFC 2369 `List-*`, RFC 2919 `List-Id`);
 //! - an empty Return-Path (the null reverse-path of RFC 5321 §4.5.5, used for reports);
-//! - mailer-daemon / postmaster senders;
-//! - failure wording in the subject ("Undeliverable", "Mail delivery failed",
-//!   "Onbestelbaar", "Unzustellbar", …) or the body ("could not be delivered",
-//!   "Diagnostic-Code:", SMTP 5xx codes, …), and report parts (message/delivery-status,
-//!   text/rfc822-headers);
-//! - auto-reply subjects ("Automatic reply:", "Automatisch antwoord:", "Out of Office", …).
+//! - mailer-daemon / postmaster senders.
 //!
-//! A delivery failure is a bounce; everything else here is "automatic". Neither is ever
-//! acknowledged nor opens a case.
+//! With none of these, only a subject that *starts* with what mail systems and
+//! auto-responders put there, together with a text of the matching shape, decides:
+//! - a delivery-failure subject ("Undeliverable:", "Mail delivery failed", "Returned mail:",
+//!   "Onbestelbaar:", "Unzustellbar:", …) with a text only a mail system writes (an SMTP
+//!   reply with an enhanced status code such as `550 5.1.1`, DSN fields such as
+//!   `Diagnostic-Code:`, "This is the mail system at host …", the returned message);
+//! - an auto-reply subject ("Automatisch antwoord:", "Automatic reply:", "Out of Office:",
+//!   "Afwezig:", "Autosvar:", …) with a short text that says its writer is away or that
+//!   it was sent automatically ("ik ben afwezig tot en met …", "I am out of the office
+//!   until …").
+//!
+//! So "Klacht: adviseur afwezig bij afspraak", "Out of office during my training -
+//! complaint" or a complaint whose text says "mail delivery failed" stay complaints.
+//! When a header signal is present, wording only decides *which* kind: a delivery failure
+//! is a bounce; everything else here is "automatic". Neither is ever acknowledged nor
+//! opens a case.
 
 use crate::parse::ParsedMail;
 
@@ -161,11 +176,13 @@ const FAILURE_BODY: &[&str] = &[
     "recipient addresses that were",
 ];
 
-/// Subjects of auto-replies (lower-case, after reply prefixes are stripped or not).
-const AUTO_REPLY_SUBJECT: &[&str] = &[
+/// What auto-responders put at the start of a subject (lower-case), before a colon or
+/// as the whole subject.
+const AUTO_REPLY_PREFIX: &[&str] = &[
     "automatic reply",
     "automatisch antwoord",
     "automatisch bericht",
+    "automatische antwoord",
     "auto reply",
     "auto-reply",
     "autoreply",
@@ -174,18 +191,135 @@ const AUTO_REPLY_SUBJECT: &[&str] = &[
     "auto-response",
     "out of office",
     "out of the office",
+    "out of office autoreply",
+    "out of office reply",
     "afwezig",
     "afwezigheid",
+    "afwezigheidsbericht",
+    "niet aanwezig",
     "abwesenheitsnotiz",
+    "abwesend",
     "automatische antwort",
     "réponse automatique",
+    "absence",
     "risposta automatica",
     "respuesta automática",
     "resposta automática",
     "autosvar",
     "automatisk svar",
+    "fraværende",
     "vacation reply",
-    "away from",
+    "away from the office",
+];
+
+/// What the text of an auto-reply says (lower-case, apostrophes straightened): its writer
+/// is away, or it was sent automatically. Whole phrases, never a single word such as
+/// "afwezig" or "vakantie", which complaints use as well.
+const AUTO_REPLY_TEXT: &[&str] = &[
+    "ben afwezig",
+    "ben momenteel afwezig",
+    "ben tot en met",
+    "ben niet aanwezig",
+    "ben niet op kantoor",
+    "ben met vakantie",
+    "ben op vakantie",
+    "ben weer aanwezig",
+    "ben weer op kantoor",
+    "beperkt bereikbaar",
+    "niet bereikbaar tot",
+    "lees mijn mail niet",
+    "lees mijn e-mail niet",
+    "mijn e-mail wordt niet",
+    "mijn mail wordt niet",
+    "in dringende gevallen",
+    "voor dringende zaken",
+    "dit is een automatisch",
+    "automatisch gegenereerd",
+    "automatisch verzonden",
+    "na mijn terugkeer",
+    "i am out of the office",
+    "i am currently out of",
+    "i'm out of the office",
+    "i'm currently out of",
+    "i am out of office",
+    "i'm out of office",
+    "i am away",
+    "i'm away",
+    "i am on vacation",
+    "i'm on vacation",
+    "i am on holiday",
+    "i'm on holiday",
+    "i am on leave",
+    "i'm on leave",
+    "i will be out of",
+    "i will be back",
+    "i'll be back",
+    "i will return",
+    "i will be returning",
+    "back in the office",
+    "limited access to",
+    "no access to e",
+    "upon my return",
+    "when i return",
+    "on my return",
+    "for urgent matters",
+    "in urgent cases",
+    "if your matter is urgent",
+    "this is an automatic",
+    "this is an automated",
+    "automatically generated",
+    "auto-generated",
+    "bin abwesend",
+    "nicht im büro",
+    "bin ich wieder",
+    "je suis absent",
+    "sono assente",
+    "estoy fuera",
+    "är ledig",
+    "er ikke på kontoret",
+];
+
+/// An auto-reply is short; a complaint that happens to start "Afwezig:" seldom is.
+const AUTO_REPLY_MAX_CHARS: usize = 1500;
+
+/// What only mail systems write in a delivery failure report (lower-case). A person
+/// complaining that "mail delivery failed" writes none of these.
+const FAILURE_MACHINE_TEXT: &[&str] = &[
+    "diagnostic-code:",
+    "final-recipient:",
+    "original-recipient:",
+    "reporting-mta:",
+    "status: 5.",
+    "status: 4.",
+    "this is the mail system at host",
+    "this message was created automatically by mail delivery software",
+    "mail delivery software",
+    "mail delivery subsystem",
+    "delivery to the following recipient",
+    "delivery to the following recipients failed",
+    "did not reach the following recipient",
+    "could not be delivered to one or more",
+    "couldn't be delivered to",
+    "following addresses had permanent fatal errors",
+    "permanent fatal error",
+    "failed permanently",
+    "user unknown",
+    "unknown user",
+    "no such user",
+    "mailbox unavailable",
+    "recipient address rejected",
+    "unrouteable address",
+    "smtp error from remote",
+    "remote host said:",
+    "the following addresses had",
+    "the original message was received at",
+    "transcript of session follows",
+    "this is a copy of the message",
+    "original message follows",
+    "kon niet worden afgeleverd bij de volgende",
+    "heeft sommige of alle geadresseerden niet bereikt",
+    "konnte nicht zugestellt werden",
+    "n'a pas pu être remis",
 ];
 
 /// Detect machine mail. `None`: a person wrote it (as far as can be told).
@@ -329,38 +463,115 @@ pub fn detect(mail: &ParsedMail) -> Option<Auto> {
     if is_mail_system_sender(mail) {
         return bounce_or("it comes from a mail system (mailer-daemon/postmaster)");
     }
+    // Report parts (structure, not words).
     if let Some(f) = failure.as_ref().filter(|f| f.strong) {
         return by(AutoKind::Bounce, &f.what);
     }
-    let subject = mail.subject.to_lowercase();
-    if !reference::is_forward_subject(&mail.subject)
-        && AUTO_REPLY_SUBJECT.iter().any(|p| subject.contains(p))
-    {
+    // No header signal: words alone never decide. A subject that starts the way mail
+    // systems and auto-responders start theirs does, with a text of the same shape.
+    if failure_prefix(&mail.subject) && machine_failure_text(mail) {
+        return by(
+            AutoKind::Bounce,
+            "the subject starts like a delivery failure report and the text is one (an SMTP status, report fields or the returned message)",
+        );
+    }
+    if auto_reply_prefix(&mail.subject) && auto_reply_text(mail) {
         return by(
             AutoKind::Automatic,
-            "the subject says it is an automatic reply",
+            "the subject starts like an automatic reply and the short text says its writer is away",
         );
     }
     if is_abuse_report(mail) {
         return by(
             AutoKind::Automatic,
-            "it is an abuse report about a message sent from an IP address",
+            "it is an abuse report about a message sent from an IP address, with that message attached",
         );
     }
-    if let Some(f) = &failure {
-        // Body wording alone, with a machine-looking sender: no-reply senders.
-        if mail
+    // A no-reply sender whose text only a mail system writes.
+    if failure.is_some()
+        && mail
             .from
             .as_ref()
             .is_some_and(|a| address::is_no_reply(&a.address))
-        {
-            return by(
-                AutoKind::Bounce,
-                &format!("it comes from a no-reply sender and {}", f.what),
-            );
-        }
+        && machine_failure_text(mail)
+    {
+        return by(
+            AutoKind::Bounce,
+            "it comes from a no-reply sender and its text is a delivery failure report",
+        );
     }
     None
+}
+
+/// Lower-case, with typographic apostrophes straightened.
+fn fold(s: &str) -> String {
+    s.to_lowercase().replace(['\u{2019}', '\u{2018}'], "'")
+}
+
+/// Whether `subject` starts with `prefix` as a word: followed by nothing, a colon, or
+/// another separator a mail system puts there (" - ", "]", ")").
+fn starts_with_word(subject: &str, prefix: &str) -> bool {
+    let Some(rest) = subject.strip_prefix(prefix) else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    rest.is_empty() || rest.starts_with([':', ']', ')', '(']) || rest.starts_with("- ")
+}
+
+/// The subject with leading "[" and white space removed, lower-case.
+fn subject_head(subject: &str) -> String {
+    fold(subject.trim().trim_start_matches(['[', '(']).trim_start())
+}
+
+/// Whether the subject starts the way a delivery failure report's does ("Undeliverable:",
+/// "Mail delivery failed: …", "Returned mail: …", "failure notice").
+pub fn failure_prefix(subject: &str) -> bool {
+    let head = subject_head(subject);
+    FAILURE_SUBJECT_STRONG
+        .iter()
+        .chain(FAILURE_SUBJECT_WEAK)
+        .any(|p| head.starts_with(p.trim_end_matches(':')))
+}
+
+/// Whether the subject starts the way an auto-reply's does ("Automatisch antwoord: …",
+/// "Out of Office: …", "Afwezig: …", "Automatic reply: …", "Autosvar: …").
+pub fn auto_reply_prefix(subject: &str) -> bool {
+    let head = subject_head(subject);
+    AUTO_REPLY_PREFIX.iter().any(|p| starts_with_word(&head, p))
+}
+
+/// Whether the text has the shape of an auto-reply: short, and saying that its writer is
+/// away or that it was sent automatically.
+pub fn auto_reply_text(mail: &ParsedMail) -> bool {
+    let text = super::quote::new_part(&mail.text);
+    let text = if text.trim().is_empty() {
+        mail.text.clone()
+    } else {
+        text
+    };
+    if text.chars().count() > AUTO_REPLY_MAX_CHARS {
+        return false;
+    }
+    let text = fold(&text);
+    AUTO_REPLY_TEXT.iter().any(|p| text.contains(p))
+}
+
+/// Whether the text is one only a mail system writes: an SMTP reply with an enhanced
+/// status code, report fields, the wording of mail system reports, or the returned
+/// message itself.
+pub fn machine_failure_text(mail: &ParsedMail) -> bool {
+    let scan = |t: &str| {
+        let t = fold(t);
+        FAILURE_MACHINE_TEXT.iter().any(|p| t.contains(p)) || has_smtp_failure_code(&t)
+    };
+    let head: String = mail.text.chars().take(8000).collect();
+    scan(&head)
+        || mail.attachments.iter().any(|a| {
+            a.is_message
+                || a.content_type.ends_with("rfc822-headers")
+                || (a.content_type.starts_with("text/")
+                    && scan(&String::from_utf8_lossy(&a.data[..a.data.len().min(4000)])))
+        })
 }
 
 /// A person passing a delivery failure on: "Fwd: Returned mail: …" with the report inline,
@@ -437,7 +648,7 @@ fn dsn_action(mail: &ParsedMail) -> Option<String> {
 /// Evidence that a mail reports a delivery failure.
 #[derive(Debug, Clone)]
 struct Evidence {
-    /// Enough on its own (wording or parts only mail systems produce).
+    /// Enough on its own: report parts only mail systems produce (never wording).
     strong: bool,
     what: String,
 }
@@ -466,7 +677,7 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
         && !not_failure
         && FAILURE_SUBJECT_STRONG.iter().any(|p| subject.contains(p))
     {
-        return ev(true, "the subject reports a delivery failure");
+        return ev(false, "the subject reports a delivery failure");
     }
     if has_part(mail, "text/rfc822-headers") || has_part(mail, "message/rfc822-headers") {
         return ev(
@@ -532,11 +743,16 @@ fn is_abuse_report(mail: &ParsedMail) -> bool {
         s.split(|c: char| !(c.is_ascii_digit() || c == '.'))
             .any(|t| t.split('.').count() == 4 && t.split('.').all(|p| p.parse::<u8>().is_ok()))
     };
+    // The reported message must be attached: a person may well complain about spam from
+    // an IP address in the subject.
+    if !mail.attachments.iter().any(|a| a.is_message) {
+        return false;
+    }
     let s = mail.subject.to_lowercase();
     ((s.contains("abuse") || s.contains("complaint about message") || s.contains("spam"))
         && has_ip(&s))
-        || ((s.contains("abuse report") || s.contains("feedback report"))
-            && !mail.attachments.is_empty())
+        || s.contains("abuse report")
+        || s.contains("feedback report")
 }
 
 /// Message-IDs of the original message a bounce or report returns: from an attached
@@ -658,6 +874,70 @@ mod tests {
     #[test]
     fn a_person_forwarding_a_bounce_is_not_a_bounce_by_subject() {
         let raw = "From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: Fwd: Undeliverable: mijn klacht\r\n\r\nIk kan jullie niet bereiken, zie hieronder.\r\n";
+        assert_eq!(det(raw), None);
+    }
+
+    #[test]
+    fn words_alone_never_decide() {
+        for subject in [
+            "Klacht: adviseur afwezig bij afspraak",
+            "Out of office during my training - complaint",
+            "Automatisch antwoord ontbrak, klacht over de factuur",
+            "Afwezig: de adviseur kwam niet",
+            "Undeliverable invoice - complaint",
+            "Mail delivery failed - ik kan niemand bereiken",
+            "Abuse: spam from 192.0.2.1",
+        ] {
+            let raw = format!(
+                "From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: {subject}\r\n\r\nDe adviseur was afwezig en ik kreeg alleen 'mail delivery failed' terug. Ik wil een reactie.\r\n"
+            );
+            assert_eq!(det(&raw), None, "{subject}");
+        }
+    }
+
+    #[test]
+    fn an_auto_reply_prefix_with_an_auto_reply_text() {
+        for (subject, body) in [
+            (
+                "Automatisch antwoord: Uw klacht",
+                "Ik ben afwezig tot en met 30 november. In dringende gevallen kunt u bellen.",
+            ),
+            (
+                "Out of Office: Re: your complaint",
+                "I am out of the office until Monday with limited access to email.",
+            ),
+            ("Afwezig: Re: klacht", "Ik ben met vakantie tot 1 december."),
+            (
+                "Automatic reply: KL-2026-0001",
+                "I\u{2019}m away until 3 December.",
+            ),
+            (
+                "Autosvar: klagomål",
+                "Jag är ledig till måndag. This is an automatic reply.",
+            ),
+            ("[Auto-Reply] Uw klacht", "This is an automated response."),
+        ] {
+            let raw = format!(
+                "From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            );
+            assert_eq!(
+                det(&raw).map(|d| d.0),
+                Some(AutoKind::Automatic),
+                "{subject}"
+            );
+        }
+        // The same prefix on a long complaint is a complaint.
+        let long = "Ik ben afwezig geweest maar dit is een klacht. ".repeat(60);
+        let raw =
+            format!("From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: Afwezig: adviseur\r\n\r\n{long}\r\n");
+        assert_eq!(det(&raw), None);
+    }
+
+    #[test]
+    fn a_failure_prefix_with_a_mail_system_text() {
+        let raw = "From: admin@mx.x.nl\r\nTo: k@f.nl\r\nSubject: Undeliverable: Ontvangstbevestiging\r\n\r\nDelivery has failed to these recipients or groups:\r\n\r\njan@x.nl\r\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\r\n";
+        assert_eq!(det(raw).map(|d| d.0), Some(AutoKind::Bounce));
+        let raw = "From: jan@x.nl\r\nTo: k@f.nl\r\nSubject: Undeliverable: mijn klacht\r\n\r\nMijn brief was onbestelbaar en de delivery failed.\r\n";
         assert_eq!(det(raw), None);
     }
 

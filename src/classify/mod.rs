@@ -12,20 +12,33 @@
 //!    acknowledged (no loops).
 //! 3. **Machine mail** ([`automatic`]): a delivery failure is a *bounce*, everything else
 //!    (auto-replies, lists, delivery reports, read receipts, abuse reports) *automatic*.
-//!    Never acknowledged, never a new case. When it returns or answers a message of a case
-//!    (In-Reply-To/References, the returned message's Message-ID, or the subject's case
-//!    reference) `case` is set; a bounce on a case is flagged ("acknowledgement bounced"
-//!    when the bounced message is a known acknowledgement).
+//!    Only header and MIME signals decide, or an auto-reply/failure subject *prefix*
+//!    together with a text of that shape; words elsewhere never do. Never acknowledged,
+//!    never a new case. It is attached to a case (`case` set) only when it returns or
+//!    answers a message klachtpost sent for that case (the returned message's Message-ID,
+//!    In-Reply-To, References against `Known::ours`) — never by the subject's case
+//!    reference, which anyone can write; a bounce so attached is flagged ("acknowledgement
+//!    bounced" when the bounced message is a known acknowledgement). Its sender never
+//!    becomes a party.
 //!    A person forwarding a delivery failure ("Fwd: Returned mail: …", or a bounce
-//!    attached) is handled the same way when it returns a message of a case (bounce,
-//!    attached, flagged); otherwise it is a triage item, never a complaint.
+//!    attached) is handled the same way when it returns a message klachtpost sent
+//!    (bounce, attached, flagged); otherwise it is a triage item, never a complaint.
+//!
+//!    **Staff identity**: with `firm.trusted_authserv_id` set, a staff From counts only
+//!    when the firm's own server's Authentication-Results vouch for it ([`authres`]);
+//!    otherwise the mail is a *triage* item (flagged; the partner is told) and gets no
+//!    staff powers.
 //! 4. **On a case**: In-Reply-To, then References (newest first) against every Message-ID
 //!    the store knows for a case (ours included), then a case reference in the subject
-//!    ([`reference`]). Accepted as a *reply* only when the sender is a party to the case
-//!    (its complainant, an address already in its correspondence, staff or a partner; for a
-//!    no-reply From also its Reply-To); direction outbound when staff wrote it. Otherwise
-//!    *triage* (the case's partner looks; nothing of the case goes to the sender). A reply
-//!    is never acknowledged.
+//!    ([`reference`]), then — for senders who are not staff — a case reference in the
+//!    text (a party's new mail naming its case). Accepted as a *reply* only when the
+//!    sender is a party to the case: its complainant, an address the complainant's own
+//!    mail (or the firm's answer) put in To or Cc (`CaseInfo::parties`), or staff (for a
+//!    no-reply From also its Reply-To); direction outbound when staff wrote it. The
+//!    complainant's reply and the firm's answer add whom they address to the parties
+//!    (`new_parties`). A reply to a closed case is kept on it, flagged, and `case_closed`
+//!    set (its partner is told). Otherwise *triage* (the case's partner looks; nothing of
+//!    the case goes to the sender). A reply is never acknowledged.
 //! 5. **Staff mail** (sender in `staff_domains` or a partner) not on a case:
 //!    - addressed to someone outside the firm with the mailbox only in Cc/Bcc, and not
 //!      declared a forward by its subject ("FW:", "Doorst:") or an attached message:
@@ -46,13 +59,16 @@
 //!    (in Dutch, for the confirmation mail) who was recognised and from what.
 //! 6. **Everything else** is a new *complaint*. The complainant is From, or Reply-To when
 //!    From is a no-reply address (`complainant_source` says which). A no-reply From without
-//!    Reply-To, or no From at all: the case is opened, flagged, not acknowledged.
+//!    Reply-To, or no From at all: the case is opened, flagged, not acknowledged. The
+//!    complainant and whom the complaint addresses in To/Cc besides the firm are the new
+//!    case's parties (`new_parties`).
 //!
 //! Every decision carries `new_part` ([`quote`]): the text without quoted history and
 //! signature, for display. Reasons and flags never contain names, addresses or complaint
 //! text, so they may be logged; `staff_summary` and the text fields may not.
 
 mod address;
+pub mod authres;
 pub mod automatic;
 pub mod dates;
 pub mod forward;
@@ -144,13 +160,17 @@ pub enum Direction {
 }
 
 /// What the store knows of one case, as far as classification needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseInfo {
     pub reference: String,
     /// The complainant's address, lower-cased.
     pub complainant: Option<String>,
-    /// Every address already in the case's correspondence, lower-cased.
+    /// The case's other parties, lower-cased: the addresses the complainant's own mail put
+    /// in To or Cc, and the people staff wrote to on the case. Never whoever merely sent
+    /// mail that was attached to the case (an auto-reply, a bounce).
     pub parties: Vec<String>,
+    /// Whether the case is closed (a reply is still kept on it; its partner is told).
+    pub closed: bool,
 }
 
 /// What intake must ask the store before classifying.
@@ -160,7 +180,8 @@ pub struct Lookups {
     /// mail also those of the message it returns (attached message, returned headers,
     /// `Message-ID:` lines in the report). Sorted, without duplicates.
     pub message_ids: Vec<String>,
-    /// Case references found in the subject (e.g. `KL-2026-0042`), upper-cased.
+    /// Case references found in the subject or the text (e.g. `KL-2026-0042`),
+    /// upper-cased.
     pub references: Vec<String>,
 }
 
@@ -172,6 +193,10 @@ pub struct Known {
     /// Which of the Message-IDs in `by_message_id` are acknowledgements klachtpost sent
     /// (so a bounce of one is flagged as such).
     pub acknowledgements: HashSet<String>,
+    /// Which of the Message-IDs in `by_message_id` klachtpost itself sent for their case
+    /// (acknowledgements, notices, extensions): the only ones automatic mail may be
+    /// attached by.
+    pub ours: HashSet<String>,
 }
 
 /// What the classifier knows of the firm and the moment.
@@ -216,6 +241,9 @@ pub enum ThreadVia {
     InReplyTo,
     References,
     SubjectReference,
+    /// The case reference in the text (a party's new mail naming its case, as the
+    /// acknowledgement asks).
+    TextReference,
     /// A bounce or report returning a message of the case.
     ReturnedMessage,
 }
@@ -234,6 +262,7 @@ impl ThreadEvidence {
             ThreadVia::InReplyTo => "In-Reply-To names a message of".into(),
             ThreadVia::References => "References names a message of".into(),
             ThreadVia::SubjectReference => format!("the subject names {}, which is", self.value),
+            ThreadVia::TextReference => format!("the text names {}, which is", self.value),
             ThreadVia::ReturnedMessage => "the returned message is a message of".into(),
         }
     }
@@ -301,6 +330,19 @@ pub struct Decision {
     /// For forwards and notes: what to tell the staff member (Dutch), without the case
     /// reference (intake adds it).
     pub staff_summary: Option<String>,
+    /// Whether the sender counts as staff or a partner: a staff address, and (with
+    /// `firm.trusted_authserv_id` set) authenticated by the firm's own server.
+    pub from_staff: bool,
+    /// Whether `case` is closed and the mail comes from outside the firm (it is kept on
+    /// the case and its partner told).
+    pub case_closed: bool,
+    /// Staff (authenticated when required) wrote to the case's complainant or another
+    /// party: this meets the response deadline.
+    pub answers_complainant: bool,
+    /// Addresses that become parties to the case (opened or replied to), lower-cased:
+    /// the complainant, and those the complainant's own mail (or staff's answer) put in
+    /// To or Cc.
+    pub new_parties: Vec<String>,
 }
 
 impl Decision {
@@ -342,9 +384,15 @@ pub fn lookups(mail: &ParsedMail) -> Lookups {
     }
     message_ids.sort();
     message_ids.dedup();
+    let mut references = reference::in_subject(&mail.subject);
+    for r in reference::in_text(&mail.text) {
+        if !references.contains(&r) {
+            references.push(r);
+        }
+    }
     Lookups {
         message_ids,
-        references: reference::in_subject(&mail.subject),
+        references,
     }
 }
 
@@ -358,7 +406,21 @@ pub const CLASSIFICATION_FAILED: &str = "classification failed: a partner must l
 /// mail becomes a flagged complaint without complainant (nothing is lost, nothing sent).
 pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
     let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        classify_inner(mail, ctx, known)
+        let mut d = classify_inner(mail, ctx, known);
+        // A new case's parties: its complainant, and whom the complainant's own mail
+        // addressed besides the firm.
+        if d.kind.opens_case() {
+            let mut parties: Vec<String> = d.complainant.iter().map(|c| c.normalized()).collect();
+            if d.kind == Kind::Complaint {
+                let case = CaseInfo {
+                    complainant: parties.first().cloned(),
+                    ..CaseInfo::default()
+                };
+                parties.extend(addressed(mail, ctx, Some(&case)));
+            }
+            d.new_parties = parties;
+        }
+        d
     }));
     decided.unwrap_or_else(|_| Decision {
         kind: Kind::Complaint,
@@ -383,6 +445,10 @@ pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision
         new_part: String::new(),
         channel_detail: None,
         staff_summary: None,
+        from_staff: false,
+        case_closed: false,
+        answers_complainant: false,
+        new_parties: Vec::new(),
     })
 }
 
@@ -410,6 +476,10 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
         new_part: quote::new_part(&mail.text),
         channel_detail: None,
         staff_summary: None,
+        from_staff: false,
+        case_closed: false,
+        answers_complainant: false,
+        new_parties: Vec::new(),
     };
 
     // 1. Unparseable.
@@ -433,22 +503,43 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
         return d;
     }
 
-    let thread = find_thread(mail, known);
+    // Who counts as staff: a staff address, vouched for by the firm's own server when
+    // `trusted_authserv_id` is set (anyone can write a staff address in From).
+    let claims_staff = from.as_ref().is_some_and(|f| ctx.firm.is_staff(&f.address));
+    let staff_auth = match (&ctx.firm.trusted_authserv_id, &from) {
+        (Some(id), Some(f)) if claims_staff => Some(authres::check(
+            mail,
+            id,
+            f.domain().as_deref().unwrap_or_default(),
+        )),
+        _ => None,
+    };
+    let from_is_staff = claims_staff && staff_auth.as_ref().is_none_or(|v| v.pass);
+    d.from_staff = from_is_staff;
 
-    // 3. Machine mail.
+    // 3. Machine mail: attached to a case only when it answers or returns a message
+    // klachtpost sent for that case; a subject tag or a client's Message-ID is not enough
+    // (anyone can write those), and its sender never becomes a party.
     if let Some(auto) = automatic::detect(mail) {
-        let returned = find_returned(mail, known).or(thread);
-        if let Some((case, ev)) = &returned {
+        let ours = find_ours(mail, known);
+        if let Some((case, ev)) = &ours {
             d.case = Some(case.reference.clone());
             d.thread_evidence = Some(ev.clone());
         }
+        let not_ours = match (&ours, find_thread(mail, known, false)) {
+            (None, Some((case, ev))) => format!(
+                "; {} case {}, but it answers no message klachtpost sent for that case, so it is not attached",
+                ev.describe(),
+                case.reference
+            ),
+            _ => String::new(),
+        };
         match auto.kind {
             AutoKind::Bounce => {
                 d.kind = Kind::Bounce;
-                match &returned {
+                match &ours {
                     Some((case, ev)) => {
-                        let ack = ev.via != ThreadVia::SubjectReference
-                            && known.acknowledgements.contains(&ev.value);
+                        let ack = known.acknowledgements.contains(&ev.value);
                         d.flags.push(if ack {
                             "acknowledgement bounced: the partner must reach the complainant another way".into()
                         } else {
@@ -463,7 +554,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                     }
                     None => {
                         d.reason = format!(
-                            "a delivery failure: {}; it returns no message of a known case; never acknowledged",
+                            "a delivery failure: {}; it returns no message klachtpost sent for a case{not_ours}; never acknowledged",
                             auto.why
                         );
                     }
@@ -471,7 +562,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
             }
             AutoKind::Automatic => {
                 d.kind = Kind::Automatic;
-                d.reason = match &returned {
+                d.reason = match &ours {
                     Some((case, ev)) => format!(
                         "automatic mail: {}; {} case {}; kept with the case, never acknowledged",
                         auto.why,
@@ -479,7 +570,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                         case.reference
                     ),
                     None => format!(
-                        "automatic mail: {}; never acknowledged, never a complaint",
+                        "automatic mail: {}{not_ours}; never acknowledged, never a complaint",
                         auto.why
                     ),
                 };
@@ -489,10 +580,10 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     }
 
     // A person passing a delivery failure on: attached to the case of the returned
-    // message when there is one, else a partner looks. Never a complaint, never
+    // message when klachtpost sent it, else a partner looks. Never a complaint, never
     // acknowledged (acknowledging bounce reports is how loops start).
     if automatic::forwarded_failure(mail) {
-        match find_returned(mail, known).or(thread) {
+        match find_ours(mail, known) {
             Some((case, ev)) => {
                 d.kind = Kind::Bounce;
                 d.case = Some(case.reference.clone());
@@ -508,7 +599,8 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
             }
             None => {
                 d.kind = Kind::Triage;
-                d.reason = "someone forwarded a delivery failure report that returns no message of a known case: a triage item for a partner, not a complaint, never acknowledged".into();
+                d.case = find_thread(mail, known, false).map(|(c, _)| c.reference);
+                d.reason = "someone forwarded a delivery failure report that returns no message klachtpost sent for a case: a triage item for a partner, not a complaint, never acknowledged".into();
                 d.flags
                     .push("a forwarded delivery failure that matches no case".into());
             }
@@ -517,7 +609,32 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     }
 
     let tz = ctx.firm.timezone;
-    let from_is_staff = from.as_ref().is_some_and(|f| ctx.firm.is_staff(&f.address));
+    // A party's new mail may name its case only in the text (the acknowledgement asks
+    // them to); staff name cases in the subject, and their forwards and notes open cases.
+    let thread = find_thread(mail, known, !claims_staff);
+
+    // A staff From the firm's server does not vouch for: no staff powers (no forward,
+    // note or answer that meets a deadline); a partner looks, the sender learns nothing.
+    if let (true, Some(v)) = (claims_staff && !from_is_staff, &staff_auth) {
+        d.kind = Kind::Triage;
+        d.flags.push(
+            "the sender claims a staff address, but the firm's mail server did not authenticate it"
+                .into(),
+        );
+        let on_case = match &thread {
+            Some((case, ev)) => {
+                d.case = Some(case.reference.clone());
+                d.thread_evidence = Some(ev.clone());
+                format!("; {} case {}", ev.describe(), case.reference)
+            }
+            None => String::new(),
+        };
+        d.reason = format!(
+            "the From is a staff address but {}{on_case}: treated as mail from outside the firm, a triage item for a partner; nothing is sent to the sender",
+            v.why
+        );
+        return d;
+    }
 
     // 4. On a case.
     if let Some((case, ev)) = thread {
@@ -528,7 +645,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                 "the subject also names another known case, {other}"
             ));
         }
-        if is_party(mail, ctx, &case) {
+        if from_is_staff || is_party(mail, &case) {
             d.kind = Kind::Reply;
             d.direction = if from_is_staff {
                 Direction::Outbound
@@ -541,6 +658,31 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                 case.reference,
                 if from_is_staff { "outbound" } else { "inbound" }
             );
+            // The complainant's own mail makes those it addresses parties; so does the
+            // firm's answer.
+            if from_is_staff || sender_is_complainant(mail, &case) {
+                d.new_parties = addressed(mail, ctx, Some(&case));
+            }
+            // The response deadline is met by the firm writing to the complainant (or a
+            // party), not by a partner answering one of klachtpost's internal notices.
+            d.answers_complainant = from_is_staff
+                && mail.to.iter().chain(mail.cc.iter()).any(|a| {
+                    let a = a.normalized();
+                    !is_own(&a)
+                        && !ctx.firm.is_staff(&a)
+                        && (case.complainant.as_deref() == Some(a.as_str())
+                            || case.parties.contains(&a))
+                });
+            // The firm writing on its own closed case needs no notice to itself.
+            if case.closed && !from_is_staff {
+                d.case_closed = true;
+                d.flags.push(
+                    "mail on a closed case: the responsible partner decides whether to reopen it"
+                        .into(),
+                );
+                d.reason
+                    .push_str("; the case is closed, so its partner is told");
+            }
             if from_is_staff {
                 // Staff passing on a client's message about the case.
                 let fwds = forward::find(mail, tz);
@@ -553,6 +695,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
                     d.complaint_text = Some(f.text.clone());
                     d.original_message_id = f.message_id.clone();
                     d.staff = from.clone();
+                    d.new_parties.clear();
                     d.reason = format!(
                         "{} case {}; a staff member forwarded a message from outside the firm ({}), stored as inbound correspondence, no acknowledgement",
                         ev.describe(),
@@ -877,8 +1020,13 @@ fn subject_of(mail: &ParsedMail) -> Option<String> {
     Some(reference::strip_prefixes(&mail.subject).to_string()).filter(|s| !s.is_empty())
 }
 
-/// The case the mail's threading headers or subject point to, and the evidence.
-fn find_thread(mail: &ParsedMail, known: &Known) -> Option<(CaseInfo, ThreadEvidence)> {
+/// The case the mail's threading headers or subject point to (and, with `with_text`, a
+/// reference in its text), and the evidence.
+fn find_thread(
+    mail: &ParsedMail,
+    known: &Known,
+    with_text: bool,
+) -> Option<(CaseInfo, ThreadEvidence)> {
     let by_id = |via: ThreadVia, id: &String| {
         known.by_message_id.get(id).map(|c| {
             (
@@ -888,6 +1036,19 @@ fn find_thread(mail: &ParsedMail, known: &Known) -> Option<(CaseInfo, ThreadEvid
                     value: id.clone(),
                 },
             )
+        })
+    };
+    let by_ref = |via: ThreadVia, refs: Vec<String>| {
+        refs.into_iter().find_map(|r| {
+            known.by_reference.get(&r).map(|c| {
+                (
+                    c.clone(),
+                    ThreadEvidence {
+                        via,
+                        value: r.clone(),
+                    },
+                )
+            })
         })
     };
     mail.in_reply_to
@@ -900,39 +1061,47 @@ fn find_thread(mail: &ParsedMail, known: &Known) -> Option<(CaseInfo, ThreadEvid
                 .find_map(|id| by_id(ThreadVia::References, id))
         })
         .or_else(|| {
-            reference::in_subject(&mail.subject)
-                .into_iter()
-                .find_map(|r| {
-                    known.by_reference.get(&r).map(|c| {
-                        (
-                            c.clone(),
-                            ThreadEvidence {
-                                via: ThreadVia::SubjectReference,
-                                value: r,
-                            },
-                        )
-                    })
-                })
+            by_ref(
+                ThreadVia::SubjectReference,
+                reference::in_subject(&mail.subject),
+            )
+        })
+        .or_else(|| {
+            with_text
+                .then(|| by_ref(ThreadVia::TextReference, reference::in_text(&mail.text)))
+                .flatten()
         })
 }
 
-/// The case of the message a bounce or report returns.
-fn find_returned(mail: &ParsedMail, known: &Known) -> Option<(CaseInfo, ThreadEvidence)> {
-    let ids = automatic::returned_message_ids(mail);
-    ids.iter()
-        .chain(mail.in_reply_to.iter())
-        .chain(mail.references.iter().rev())
-        .find_map(|id| {
-            known.by_message_id.get(id).map(|c| {
-                (
-                    c.clone(),
-                    ThreadEvidence {
-                        via: ThreadVia::ReturnedMessage,
-                        value: id.clone(),
-                    },
-                )
-            })
-        })
+/// The case of a message klachtpost sent that a bounce or automatic mail returns or
+/// answers: the returned message's Message-ID, In-Reply-To, References (newest first).
+fn find_ours(mail: &ParsedMail, known: &Known) -> Option<(CaseInfo, ThreadEvidence)> {
+    let returned = automatic::returned_message_ids(mail);
+    let tagged = returned
+        .iter()
+        .map(|id| (ThreadVia::ReturnedMessage, id))
+        .chain(mail.in_reply_to.iter().map(|id| (ThreadVia::InReplyTo, id)))
+        .chain(
+            mail.references
+                .iter()
+                .rev()
+                .map(|id| (ThreadVia::References, id)),
+        );
+    for (via, id) in tagged {
+        if !known.ours.contains(id) {
+            continue;
+        }
+        if let Some(c) = known.by_message_id.get(id) {
+            return Some((
+                c.clone(),
+                ThreadEvidence {
+                    via,
+                    value: id.clone(),
+                },
+            ));
+        }
+    }
+    None
 }
 
 /// Another known case named in the subject than the one the headers found.
@@ -942,9 +1111,8 @@ fn other_subject_case(mail: &ParsedMail, known: &Known, case: &CaseInfo) -> Opti
         .find(|r| *r != case.reference && known.by_reference.contains_key(r))
 }
 
-/// Whether the sender is a party to the case: its complainant, an address in its
-/// correspondence, staff or a partner. For a no-reply From, its Reply-To counts.
-fn is_party(mail: &ParsedMail, ctx: &Context<'_>, case: &CaseInfo) -> bool {
+/// The sender's addresses that count: From, and for a no-reply From also its Reply-To.
+fn sender_addresses(mail: &ParsedMail) -> Vec<String> {
     let mut candidates: Vec<String> = Vec::new();
     if let Some(f) = &mail.from {
         candidates.push(f.normalized());
@@ -954,11 +1122,48 @@ fn is_party(mail: &ParsedMail, ctx: &Context<'_>, case: &CaseInfo) -> bool {
             candidates.push(r.normalized());
         }
     }
-    candidates.iter().any(|a| {
+    candidates
+}
+
+/// Whether the sender is the case's complainant.
+fn sender_is_complainant(mail: &ParsedMail, case: &CaseInfo) -> bool {
+    sender_addresses(mail).iter().any(|a| {
         case.complainant
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case(a))
-            || case.parties.iter().any(|p| p.eq_ignore_ascii_case(a))
-            || ctx.firm.is_staff(a)
     })
+}
+
+/// Whether the sender is a party to the case other than staff: its complainant, or an
+/// address the complainant's own mail (or the firm) put in To or Cc. Staff are checked by
+/// the caller (they must be authenticated when the firm asks for it).
+fn is_party(mail: &ParsedMail, case: &CaseInfo) -> bool {
+    sender_is_complainant(mail, case)
+        || sender_addresses(mail)
+            .iter()
+            .any(|a| case.parties.iter().any(|p| p.eq_ignore_ascii_case(a)))
+}
+
+/// The people a mail addresses in To and Cc who are neither the firm (staff, the
+/// mailbox) nor already the case's complainant or parties, lower-cased.
+fn addressed(mail: &ParsedMail, ctx: &Context<'_>, case: Option<&CaseInfo>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in mail.to.iter().chain(mail.cc.iter()) {
+        let n = a.normalized();
+        let known_already = case.is_some_and(|c| {
+            c.complainant.as_deref() == Some(n.as_str()) || c.parties.contains(&n)
+        });
+        if n.eq_ignore_ascii_case(&ctx.firm.address)
+            || ctx.own_addresses.iter().any(|o| o.eq_ignore_ascii_case(&n))
+            || ctx.firm.is_staff(&n)
+            || address::is_no_reply(&n)
+            || address::is_mail_system(&n)
+            || known_already
+            || out.contains(&n)
+        {
+            continue;
+        }
+        out.push(n);
+    }
+    out
 }

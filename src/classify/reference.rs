@@ -123,6 +123,19 @@ pub fn in_subject(subject: &str) -> Vec<String> {
     out
 }
 
+/// How much of a text is searched for references: a party's mail names its case near
+/// the top (or quotes our acknowledgement, which names it in its first lines).
+const TEXT_SCAN_CHARS: usize = 20_000;
+
+/// Case references in a mail's text, upper-cased, in order, without duplicates.
+pub fn in_text(text: &str) -> Vec<String> {
+    let end = text
+        .char_indices()
+        .nth(TEXT_SCAN_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    in_subject(&text[..end])
+}
+
 /// `KL-YYYY-NNNN…` at the start of `b`: the reference and its length.
 fn reference_at(b: &[u8]) -> Option<(String, usize)> {
     let year = b.get(3..7)?;
@@ -162,6 +175,10 @@ mod tests {
         assert!(in_subject("KL-26-0042").is_empty());
         assert!(in_subject("").is_empty());
         assert_eq!(in_subject("Fwd:[KL-2026-0001]"), vec!["KL-2026-0001"]);
+        assert_eq!(
+            in_text("Over mijn klacht (kenmerk KL-2026-0007): nog geen antwoord."),
+            vec!["KL-2026-0007"]
+        );
     }
 
     #[test]

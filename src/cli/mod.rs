@@ -4,6 +4,7 @@
 mod calendar;
 mod cases;
 mod explain;
+mod mail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,11 @@ pub enum Command {
     Cases {
         #[command(subcommand)]
         command: CasesCommand,
+    },
+    /// The mail taken in and what was decided for it.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
     },
     /// Show what klachtpost would decide for one mail, without changing anything.
     Explain {
@@ -100,6 +106,18 @@ pub enum CasesCommand {
         /// Whether the client said to be satisfied with the solution: yes or no.
         #[arg(long)]
         satisfied: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the mail taken in, newest first, with the reason for each decision.
+    List {
+        /// Only mail that opened no case (automatic, bounce, triage, duplicate).
+        #[arg(long)]
+        unfiled: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -176,6 +194,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => cases::close(&config, &reference, satisfied.as_deref()).await,
             }
         }
+        Command::Mail {
+            command: MailCommand::List { unfiled, json },
+        } => mail::list(&load(&cli.config)?, unfiled, json).await,
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {

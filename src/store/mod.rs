@@ -17,7 +17,12 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use crate::classify::{CaseInfo, Known, Lookups};
 
 mod outbox;
+mod parties;
+mod unfiled;
+
 pub use outbox::CLAIM_LEASE;
+pub use parties::add_party;
+pub use unfiled::UnfiledMail;
 
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
@@ -167,8 +172,10 @@ impl Store {
         let mut known = Known::default();
         let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
         for id in &lookups.message_ids {
+            // `sent`: klachtpost itself sent it (everything it sends goes through the outbox).
             let row = sqlx::query(
-                "SELECT case_id, kind FROM messages WHERE message_id = $1 AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+                "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+                 FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -177,6 +184,9 @@ impl Store {
                 let case_id: i64 = row.try_get(0)?;
                 if row.try_get::<String, _>(1)? == "acknowledgement" {
                     known.acknowledgements.insert(id.clone());
+                }
+                if row.try_get::<bool, _>(2)? {
+                    known.ours.insert(id.clone());
                 }
                 let info = self.case_info(case_id, &mut infos).await?;
                 known.by_message_id.insert(id.clone(), info);
@@ -204,43 +214,19 @@ impl Store {
         if let Some(info) = cache.get(&case_id) {
             return Ok(info.clone());
         }
-        let row = sqlx::query("SELECT reference, complainant_address FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT reference, complainant_address, status FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_one(&self.pool)
+                .await?;
         let reference: String = row.try_get(0)?;
         let complainant: Option<String> = row.try_get(1)?;
-        let parties: Vec<String> = sqlx::query(
-            "SELECT DISTINCT from_address FROM messages WHERE case_id = $1 AND from_address IS NOT NULL",
-        )
-        .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .filter_map(|r| r.try_get::<String, _>(0).ok())
-        .map(|a| a.to_ascii_lowercase())
-        .collect();
-        let mut recipients: Vec<String> =
-            sqlx::query("SELECT recipients FROM outbox WHERE case_id = $1")
-                .bind(case_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .filter_map(|r| r.try_get::<String, _>(0).ok())
-                .flat_map(|r| {
-                    r.lines()
-                        .map(|l| l.to_ascii_lowercase())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-        let mut parties = parties;
-        parties.append(&mut recipients);
-        parties.sort();
-        parties.dedup();
+        let status: String = row.try_get(2)?;
         let info = CaseInfo {
             reference,
             complainant,
-            parties,
+            parties: parties::of_case(&self.pool, case_id).await?,
+            closed: status == "closed",
         };
         cache.insert(case_id, info.clone());
         Ok(info)

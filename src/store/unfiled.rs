@@ -1,0 +1,77 @@
+//! Mail that opened no case: automatic mail, bounces, triage items, duplicates — anything
+//! taken in that is neither a new case nor correspondence on one. Listed by
+//! `klachtpost mail list --unfiled` (and the partners' digest), each with the reason the
+//! classifier gave, so nothing disappears unseen.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Result, Store, ts};
+
+/// One mail taken in (in `unfiled`: one that opened no case).
+#[derive(Debug, Clone, Serialize)]
+pub struct UnfiledMail {
+    /// The stored message's number (`cases show` and the triage notice name it).
+    pub id: i64,
+    pub received_at: String,
+    /// automatic, bounce, triage, duplicate, …
+    pub kind: String,
+    /// The case it was attached to (a bounce of our acknowledgement, an auto-reply to
+    /// it), if any.
+    pub case: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: String,
+    /// Why it opened no case: the classifier's reason, as `explain` gives it.
+    pub reason: String,
+    pub flags: Vec<String>,
+}
+
+impl Store {
+    /// Every mail taken in that opened no case, newest first; with `since`, only those
+    /// received at or after it. The partners' digest uses this too.
+    pub async fn unfiled(&self, since: Option<DateTime<Utc>>) -> Result<Vec<UnfiledMail>> {
+        self.taken_in(true, since).await
+    }
+
+    /// Every mail taken in (`only_unfiled`: only those that opened no case), newest first.
+    pub async fn taken_in(
+        &self,
+        only_unfiled: bool,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<UnfiledMail>> {
+        // Taken in = not something klachtpost sent (all of which has an outbox row).
+        // Filed = opened a case or is correspondence on one.
+        let rows = sqlx::query(
+            "SELECT m.id, m.received_at, m.kind, c.reference, m.from_address, m.subject, m.decision_reason, m.flags
+             FROM messages m LEFT JOIN cases c ON c.id = m.case_id
+             WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+               AND m.received_at >= $1
+               AND ($2 = 0 OR m.kind NOT IN ('complaint', 'forward', 'note', 'reply'))
+             ORDER BY m.received_at DESC, m.id DESC",
+        )
+        .bind(since.map(ts).unwrap_or_default())
+        .bind(i64::from(only_unfiled))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnfiledMail {
+                    id: r.try_get(0)?,
+                    received_at: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    case: r.try_get(3)?,
+                    from_address: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    reason: r.try_get(6)?,
+                    flags: r
+                        .try_get::<String, _>(7)?
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
