@@ -252,14 +252,40 @@ pub fn notice(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<Outgoing, ComposeError> {
+    notice_to_all(
+        firm_name,
+        firm_domain,
+        from,
+        &[to],
+        reference,
+        subject,
+        body,
+        now,
+    )
+}
+
+/// [`notice`] to several people at once (one mail, every one of them in `To`).
+#[allow(clippy::too_many_arguments)]
+fn notice_to_all(
+    firm_name: &str,
+    firm_domain: &str,
+    from: &str,
+    to: &[&str],
+    reference: &str,
+    subject: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Outgoing, ComposeError> {
     let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let message_id = make_message_id("notice", reference, now, firm_domain);
-    let message = lettre::Message::builder()
-        .from(Mailbox::new(
-            Some(format!("klachtpost ({firm_name})")),
-            from.parse().map_err(|e| err(&e))?,
-        ))
-        .to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?))
+    let mut builder = lettre::Message::builder().from(Mailbox::new(
+        Some(format!("klachtpost ({firm_name})")),
+        from.parse().map_err(|e| err(&e))?,
+    ));
+    for to in to {
+        builder = builder.to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?));
+    }
+    let message = builder
         .subject(subject)
         .date(now.into())
         .message_id(Some(format!("<{message_id}>")))
@@ -278,6 +304,181 @@ pub fn notice(
         text: body.to_string(),
         raw: message.formatted(),
     })
+}
+
+/// A channel klachtpost depends on was out, or is back (see [`crate::health`]). All of
+/// its text is here, in one place.
+#[derive(Debug, Clone)]
+pub struct ChannelNotice<'a> {
+    pub firm_name: &'a str,
+    pub firm_domain: &'a str,
+    pub from: &'a str,
+    /// Every partner.
+    pub to: &'a [String],
+    /// `mailbox` or `outgoing`.
+    pub channel: &'a str,
+    /// When the outage began.
+    pub since: DateTime<Utc>,
+    /// The last error (one line, no mail content); for an outage notice.
+    pub error: &'a str,
+    /// `false`: the outage notice; `true`: the all-clear.
+    pub recovered: bool,
+    pub timezone: Tz,
+    pub now: DateTime<Utc>,
+}
+
+/// The notice to the partners that a channel is out (once per outage) or back.
+pub fn channel_notice(n: &ChannelNotice<'_>) -> Result<Outgoing, ComposeError> {
+    let what = match n.channel {
+        "mailbox" => "de klachtenmailbox",
+        "outgoing" => "het verzenden van mail",
+        other => other,
+    };
+    let since = dutch_datetime(n.since, n.timezone);
+    let (subject, body) = if n.recovered {
+        (
+            format!("klachtpost: {what} werkt weer"),
+            format!(
+                "Beste partners,\n\n{what} werkt weer sinds {} (storing sinds {since}).\n\
+                 Wat in de tussentijd binnenkwam wordt nu verwerkt, met de oorspronkelijke ontvangsttijd.\n\
+                 Controleer met: klachtpost status\n\n-- klachtpost\n",
+                dutch_datetime(n.now, n.timezone)
+            ),
+        )
+    } else {
+        (
+            format!("klachtpost: storing, {what} werkt niet"),
+            format!(
+                "Beste partners,\n\nklachtpost kan {what} sinds {since} niet gebruiken.\n\
+                 Laatste fout: {}\n\n\
+                 Zolang dit duurt worden nieuwe klachten niet geregistreerd en niet bevestigd; \
+                 klachtpost blijft het proberen en meldt het wanneer het weer werkt. \
+                 Controleer de server, het wachtwoord en de map, en bekijk: klachtpost status\n\n-- klachtpost\n",
+                n.error
+            ),
+        )
+    };
+    let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
+    let kind = if n.recovered { "recovered" } else { "outage" };
+    let message_id = make_message_id(kind, n.channel, n.now, n.firm_domain);
+    let mut builder = lettre::Message::builder()
+        .from(Mailbox::new(
+            Some(format!("klachtpost ({})", n.firm_name)),
+            n.from.parse().map_err(|e| err(&e))?,
+        ))
+        .subject(subject.as_str())
+        .date(n.now.into())
+        .message_id(Some(format!("<{message_id}>")))
+        .raw_header(raw_header("Auto-Submitted", "auto-generated")?)
+        .raw_header(raw_header("X-Auto-Response-Suppress", "All")?);
+    for to in n.to {
+        builder = builder.to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?));
+    }
+    let message = builder
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body.clone()),
+        )
+        .map_err(|e| err(&e))?;
+    Ok(Outgoing {
+        message_id,
+        subject,
+        text: body,
+        raw: message.formatted(),
+    })
+}
+
+/// Whether mail can be sent to `address`; intake checks it before it queues an
+/// acknowledgement, so `jan` (no domain) opens a flagged case instead of failing the mail.
+pub use crate::classify::is_answerable;
+
+/// What a quarantine notice says about the mail: never its content.
+#[derive(Debug, Clone)]
+pub struct QuarantineFacts<'a> {
+    /// `Q-0007`.
+    pub reference: &'a str,
+    /// Why it could not be taken in.
+    pub reason: &'a str,
+    pub received: DateTime<Utc>,
+    pub size: usize,
+    /// Where it now is in the mailbox.
+    pub folder: &'a str,
+    pub timezone: Tz,
+}
+
+/// The one mail to the partners that a mail is in quarantine: its reference, why and
+/// what to do; never its sender, subject or text.
+pub fn quarantine_notice(
+    firm_name: &str,
+    firm_domain: &str,
+    from: &str,
+    partners: &[&str],
+    q: &QuarantineFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<Outgoing, ComposeError> {
+    let reference = q.reference;
+    let subject = format!("[{reference}] Bericht in quarantaine: niet automatisch verwerkt");
+    let body = format!(
+        "Een bericht in de klachtenbus kon niet automatisch worden verwerkt. Het staat in\n\
+         quarantaine onder nummer {reference}.\n\n\
+         Waarom: {reason}\n\
+         Ontvangen: {received}\n\
+         Grootte: {size} bytes\n\n\
+         Het bericht is ongewijzigd bewaard en staat in de map \"{folder}\" van de\n\
+         klachtenbus. Er is geen zaak geopend en niemand heeft een ontvangstbevestiging\n\
+         gekregen. Bekijk het bericht; is het een klacht, laat dan de oorzaak verhelpen en\n\
+         neem het opnieuw in met\n\n    klachtpost quarantine retry {reference}\n\n\
+         `klachtpost quarantine list` toont alles wat in quarantaine staat.\n\n-- klachtpost\n",
+        reason = q.reason,
+        received = dutch_datetime(q.received, q.timezone),
+        size = q.size,
+        folder = q.folder,
+    );
+    notice_to_all(
+        firm_name,
+        firm_domain,
+        from,
+        partners,
+        reference,
+        &subject,
+        &body,
+        now,
+    )
+}
+
+/// Tell a case's partner that its complaint could not be acknowledged by mail because the
+/// sender's address cannot be answered, so it must be acknowledged another way.
+#[allow(clippy::too_many_arguments)]
+pub fn unanswerable_notice(
+    firm_name: &str,
+    firm_domain: &str,
+    from: &str,
+    partner: &str,
+    reference: &str,
+    acknowledge_by: DateTime<Utc>,
+    timezone: Tz,
+    now: DateTime<Utc>,
+) -> Result<Outgoing, ComposeError> {
+    let subject = format!("[{reference}] Ontvangst niet bevestigd: geen bruikbaar adres");
+    let body = format!(
+        "Zaak {reference} is geopend, maar het adres van de afzender is geen bruikbaar\n\
+         e-mailadres. Er is daarom geen ontvangstbevestiging verstuurd.\n\n\
+         Bevestig de ontvangst op een andere manier (telefoon, post of een ander\n\
+         e-mailadres van de klager), uiterlijk {by}.\n\n\
+         `klachtpost cases show {reference}` toont de zaak.\n\n-- klachtpost\n",
+        by = dutch_date(acknowledge_by, timezone),
+    );
+    notice(
+        firm_name,
+        firm_domain,
+        from,
+        partner,
+        reference,
+        &subject,
+        &body,
+        now,
+    )
 }
 
 fn build(

@@ -5,8 +5,13 @@
 //! `KLACHTPOST__DATABASE__URL=sqlite:///srv/klachtpost.db`. Values are read as TOML
 //! when they parse as a number or boolean, else as a string.
 //!
-//! Relative paths (database file, maildir, outbox, templates, CA files) are taken from
-//! the working directory.
+//! Relative paths (database file, maildir, outbox, templates, CA and password files) are
+//! taken from the folder of the config file, so the daemon starts from any working
+//! directory.
+//!
+//! Secrets are read when the config is loaded for work that needs them
+//! ([`Secrets::Read`]); commands that only read the register load it with
+//! [`Secrets::Skip`] and need no mailbox or SMTP password.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +24,15 @@ use crate::deadlines::DeadlineSettings;
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/klachtpost.toml";
+
+/// Whether loading a config reads the mailbox and SMTP secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Read them; a missing one is a problem (the daemon, `check-config`).
+    Read,
+    /// Leave them unread (commands that only read or change the register).
+    Skip,
+}
 
 /// Everything wrong with a config, one sentence per problem.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +55,11 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    pub alerts: AlertSettings,
+    /// `[mailbox] quarantine_folder`: where a mail that cannot be taken in is moved (IMAP:
+    /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
+    pub quarantine_folder: String,
+    pub retention: crate::retention::RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +71,8 @@ pub struct Firm {
     /// Domains whose senders are staff, lower-cased.
     pub staff_domains: Vec<String>,
     pub partners: Vec<Partner>,
+    /// Who is recorded in the history for a command without `--by` (else the OS user).
+    pub operator: Option<String>,
     /// The authserv-id of the firm's own inbound mail server (RFC 8601), lower-cased.
     /// When set, a mail counts as from staff or a partner only when that server's
     /// Authentication-Results vouch for its From domain; see `classify::authres`.
@@ -103,6 +124,9 @@ pub struct ServerSettings {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub ca_file: Option<PathBuf>,
+    /// How long one network step may go without progress before the connection is given
+    /// up (`timeout_secs`, default 60).
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -143,8 +167,15 @@ pub struct Templates {
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
-    /// The largest mail taken in, in bytes; larger ones are stored raw and flagged, not parsed.
+    /// The largest mail taken in, in bytes; larger ones go to quarantine, raw, not parsed.
     pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// How long a channel (the mailbox; later outgoing mail) may fail before the partners
+    /// are told (`alert_after`, default 30 minutes).
+    pub alert_after: std::time::Duration,
 }
 
 // ---- the file as written ----------------------------------------------------------------
@@ -158,6 +189,7 @@ struct RawFirm {
     staff_domains: Vec<String>,
     #[serde(default)]
     partners: Vec<Partner>,
+    operator: Option<String>,
     trusted_authserv_id: Option<String>,
 }
 
@@ -176,9 +208,11 @@ struct RawServer {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
     // mailbox
     folder: Option<String>,
     processed_folder: Option<String>,
+    quarantine_folder: Option<String>,
     poll_interval_secs: Option<u64>,
     path: Option<PathBuf>,
     // outgoing
@@ -195,6 +229,17 @@ struct RawTemplates {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawAlerts {
+    alert_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawRetention {
+    keep: Option<String>,
+    keep_unattached: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct RawIntake {
     max_message_bytes: Option<usize>,
 }
@@ -208,6 +253,8 @@ const SECTIONS: &[&str] = &[
     "deadlines",
     "templates",
     "intake",
+    "alerts",
+    "retention",
 ];
 
 /// Keys valid per kind, so `dir` under an IMAP mailbox is reported, not ignored.
@@ -220,11 +267,13 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "timeout_secs",
     "folder",
     "processed_folder",
+    "quarantine_folder",
     "poll_interval_secs",
 ];
-const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path"];
+const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path", "quarantine_folder"];
 const OUTGOING_SMTP_KEYS: &[&str] = &[
     "kind",
     "host",
@@ -234,6 +283,7 @@ const OUTGOING_SMTP_KEYS: &[&str] = &[
     "password_env",
     "password_file",
     "ca_file",
+    "timeout_secs",
     "from",
     "max_attempts",
 ];
@@ -241,14 +291,24 @@ const OUTGOING_FILE_KEYS: &[&str] = &["kind", "dir", "from", "max_attempts"];
 const OUTGOING_SENDMAIL_KEYS: &[&str] = &["kind", "command", "from", "max_attempts"];
 
 impl Config {
-    /// Read, override from the process environment, and validate.
+    /// Read, override from the process environment, and validate, secrets included.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, Secrets::Read)
+    }
+
+    /// [`Config::load`], choosing whether the secrets are read.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             problems: vec![format!("cannot read the config file: {e}")],
         })?;
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::from_toml(path, &text, &env, &|name| std::env::var(name).ok())
+        let getenv = |name: &str| std::env::var(name).ok();
+        let skip = |_: &str| None;
+        match secrets {
+            Secrets::Read => Self::from_toml(path, &text, &env, &getenv),
+            Secrets::Skip => Self::parse(path, &text, &env, &skip, Secrets::Skip),
+        }
     }
 
     /// Parse and validate. `env` is the environment for overrides, `getenv` the lookup
@@ -259,6 +319,17 @@ impl Config {
         env: &[(String, String)],
         getenv: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Self::parse(path, text, env, getenv, Secrets::Read)
+    }
+
+    fn parse(
+        path: &Path,
+        text: &str,
+        env: &[(String, String)],
+        getenv: &dyn Fn(&str) -> Option<String>,
+        secrets: Secrets,
+    ) -> Result<Config, ConfigError> {
+        let base = path.parent().unwrap_or(Path::new(""));
         let mut problems = Vec::new();
         let err = |problems: Vec<String>| ConfigError {
             path: path.to_path_buf(),
@@ -289,6 +360,8 @@ impl Config {
         let deadlines: DeadlineSettings = section(&table, "deadlines", &mut problems);
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
+        let alerts: RawAlerts = section(&table, "alerts", &mut problems);
+        let retention: RawRetention = section(&table, "retention", &mut problems);
 
         // [firm]
         let timezone = match firm
@@ -350,9 +423,12 @@ impl Config {
             .collect();
 
         // [database]
-        let database_url = database
-            .url
-            .unwrap_or_else(|| "sqlite://var/klachtpost.db".into());
+        let database_url = sqlite_url_from(
+            base,
+            &database
+                .url
+                .unwrap_or_else(|| "sqlite://var/klachtpost.db".into()),
+        );
         if !(database_url.starts_with("sqlite:")) {
             problems.push(format!(
                 "database.url: only sqlite: URLs are supported in this version (got a {:?} URL)",
@@ -361,6 +437,10 @@ impl Config {
         }
 
         // [mailbox]
+        let quarantine_folder = mailbox
+            .quarantine_folder
+            .clone()
+            .unwrap_or_else(|| "Quarantine".into());
         let mailbox = match mailbox.kind.as_deref() {
             Some("imap") => {
                 check_keys(
@@ -370,7 +450,17 @@ impl Config {
                     "kind = \"imap\"",
                     &mut problems,
                 );
-                let server = server_settings("mailbox", &mailbox, 993, getenv, &mut problems);
+                let server = server_settings(
+                    "mailbox",
+                    &mailbox,
+                    ServerContext {
+                        default_tls_port: 993,
+                        base,
+                        getenv,
+                        secrets,
+                    },
+                    &mut problems,
+                );
                 Mailbox::Imap {
                     server,
                     folder: mailbox.folder.clone().unwrap_or_else(|| "INBOX".into()),
@@ -390,7 +480,7 @@ impl Config {
                     &mut problems,
                 );
                 Mailbox::Maildir {
-                    path: mailbox.path.clone().unwrap_or_else(|| "var/mailbox".into()),
+                    path: base.join(mailbox.path.clone().unwrap_or_else(|| "var/mailbox".into())),
                 }
             }
             Some(other) => {
@@ -409,6 +499,31 @@ impl Config {
             }
         };
 
+        match &mailbox {
+            _ if quarantine_folder.trim().is_empty() => {
+                problems.push("mailbox.quarantine_folder: empty".into());
+            }
+            Mailbox::Imap {
+                folder,
+                processed_folder,
+                ..
+            } if quarantine_folder == *folder || quarantine_folder == *processed_folder => {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} must differ from folder and processed_folder"
+                ));
+            }
+            Mailbox::Maildir { .. }
+                if quarantine_folder.contains(['/', '\\'])
+                    || quarantine_folder.starts_with('.')
+                    || ["new", "cur", "tmp"].contains(&quarantine_folder.as_str()) =>
+            {
+                problems.push(format!(
+                    "mailbox.quarantine_folder: {quarantine_folder:?} cannot be a Maildir++ folder name (no '/', no leading '.', not new/cur/tmp)"
+                ));
+            }
+            _ => {}
+        }
+
         // [outgoing]
         let transport = match outgoing.kind.as_deref() {
             Some("smtp") => {
@@ -422,8 +537,12 @@ impl Config {
                 Transport::Smtp(server_settings(
                     "outgoing",
                     &outgoing,
-                    587,
-                    getenv,
+                    ServerContext {
+                        default_tls_port: 587,
+                        base,
+                        getenv,
+                        secrets,
+                    },
                     &mut problems,
                 ))
             }
@@ -436,7 +555,7 @@ impl Config {
                     &mut problems,
                 );
                 Transport::File {
-                    dir: outgoing.dir.clone().unwrap_or_else(|| "var/outbox".into()),
+                    dir: base.join(outgoing.dir.clone().unwrap_or_else(|| "var/outbox".into())),
                 }
             }
             Some("sendmail") => {
@@ -498,12 +617,24 @@ impl Config {
         );
 
         // [templates]
+        let default_template = |name: &str| {
+            // Beside the config (config/templates/), else the working directory's
+            // config/templates/ as before.
+            let beside = base.join("templates").join(name);
+            if beside.exists() {
+                beside
+            } else {
+                Path::new("config/templates").join(name)
+            }
+        };
         let acknowledgement = templates
             .acknowledgement
-            .unwrap_or_else(|| "config/templates/acknowledgement.nl.txt".into());
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| default_template("acknowledgement.nl.txt"));
         let extension = templates
             .extension
-            .unwrap_or_else(|| "config/templates/extension.nl.txt".into());
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| default_template("extension.nl.txt"));
         for (key, path) in [
             ("acknowledgement", &acknowledgement),
             ("extension", &extension),
@@ -515,6 +646,45 @@ impl Config {
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
 
+        // [alerts]
+        let alert_after = match alerts.alert_after.as_deref().map(parse_duration) {
+            None => std::time::Duration::from_secs(30 * 60),
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                problems.push(format!("alerts.alert_after: {e}"));
+                std::time::Duration::from_secs(30 * 60)
+            }
+        };
+        // [retention]
+        let mut span = |key: &str, value: Option<&str>, default: crate::retention::Span| match value
+            .map(crate::retention::Span::parse)
+        {
+            None => default,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                problems.push(format!("retention.{key}: {e}"));
+                default
+            }
+        };
+        let retention = crate::retention::RetentionSettings {
+            keep: span(
+                "keep",
+                retention.keep.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP,
+            ),
+            keep_unattached: span(
+                "keep_unattached",
+                retention.keep_unattached.as_deref(),
+                crate::retention::Span::DEFAULT_KEEP_UNATTACHED,
+            ),
+        };
+        let operator = firm
+            .operator
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+
         match calendar {
             Some(calendar) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
@@ -524,6 +694,7 @@ impl Config {
                     address,
                     staff_domains,
                     partners,
+                    operator,
                     trusted_authserv_id: firm
                         .trusted_authserv_id
                         .as_deref()
@@ -545,10 +716,41 @@ impl Config {
                     extension,
                 },
                 intake: IntakeSettings { max_message_bytes },
+                alerts: AlertSettings { alert_after },
+                quarantine_folder,
+                retention,
             }),
             _ => Err(err(problems)),
         }
     }
+}
+
+/// "30 min", "2 hours", "45 s", "1 h 30 min": a span of real time.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a duration like \"30 min\", \"2 hours\" or \"45 s\" (units: s, min, h)"
+        )
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let mut secs: u64 = 0;
+    for pair in words.chunks(2) {
+        let n: u64 = pair[0].parse().map_err(|_| bad())?;
+        let unit = match pair[1].to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" | "seconde" | "seconden" => 1,
+            "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" => 60,
+            "h" | "hour" | "hours" | "uur" => 3600,
+            _ => return Err(bad()),
+        };
+        secs = secs.saturating_add(n.saturating_mul(unit));
+    }
+    if secs == 0 {
+        return Err(format!("{text:?}: must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn is_address(s: &str) -> bool {
@@ -624,13 +826,27 @@ fn check_keys(
     }
 }
 
+/// What [`server_settings`] needs besides the section itself.
+struct ServerContext<'a> {
+    default_tls_port: u16,
+    /// The config file's folder: relative paths are taken from it.
+    base: &'a Path,
+    getenv: &'a dyn Fn(&str) -> Option<String>,
+    secrets: Secrets,
+}
+
 fn server_settings(
     name: &str,
     raw: &RawServer,
-    default_tls_port: u16,
-    getenv: &dyn Fn(&str) -> Option<String>,
+    cx: ServerContext<'_>,
     problems: &mut Vec<String>,
 ) -> ServerSettings {
+    let ServerContext {
+        default_tls_port,
+        base,
+        getenv,
+        secrets,
+    } = cx;
     let host = raw.host.clone().unwrap_or_default();
     if host.trim().is_empty() {
         problems.push(format!("{name}.host: missing"));
@@ -642,13 +858,16 @@ fn server_settings(
         (_, Security::Tls) => 465,
         _ => 587,
     });
-    let password = match (&raw.password_env, &raw.password_file) {
+    let password_file = raw.password_file.as_ref().map(|f| base.join(f));
+    let ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
+    let password = match (&raw.password_env, &password_file) {
         (Some(_), Some(_)) => {
             problems.push(format!(
                 "{name}.password_env, {name}.password_file: give one, not both"
             ));
             None
         }
+        (_, _) if secrets == Secrets::Skip => None,
         (Some(var), None) => match getenv(var) {
             Some(v) if !v.is_empty() => Some(SecretString::from(v)),
             _ => {
@@ -684,10 +903,14 @@ fn server_settings(
     if name == "mailbox" && raw.username.is_none() {
         problems.push(format!("{name}.username: missing"));
     }
-    if let Some(ca) = &raw.ca_file
+    if let Some(ca) = &ca_file
         && let Err(e) = std::fs::metadata(ca)
     {
         problems.push(format!("{name}.ca_file: cannot read {}: {e}", ca.display()));
+    }
+    let timeout_secs = raw.timeout_secs.unwrap_or(60);
+    if timeout_secs == 0 {
+        problems.push(format!("{name}.timeout_secs: must be at least 1"));
     }
     ServerSettings {
         host: host.trim().to_string(),
@@ -695,8 +918,32 @@ fn server_settings(
         security,
         username: raw.username.clone(),
         password,
-        ca_file: raw.ca_file.clone(),
+        ca_file,
+        timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
     }
+}
+
+/// A SQLite URL with its relative file path taken from `base` (the config's folder).
+/// `sqlite::memory:`, absolute paths and other schemes are left as they are.
+fn sqlite_url_from(base: &Path, url: &str) -> String {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return url.to_string();
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (file, query) = match rest.split_once('?') {
+        Some((f, q)) => (f, Some(q)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file.starts_with(':') || Path::new(file).is_absolute() {
+        return url.to_string();
+    }
+    let joined = base.join(file);
+    let mut out = format!("sqlite://{}", joined.display());
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// `KLACHTPOST__SECTION__KEY=value` → `[section] key = value`.
@@ -811,6 +1058,73 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
     }
 
     #[test]
+    fn relative_paths_are_taken_from_the_config_folder() {
+        let base = Path::new("/etc/klachtpost");
+        assert_eq!(
+            sqlite_url_from(base, "sqlite://var/k.db"),
+            "sqlite:///etc/klachtpost/var/k.db"
+        );
+        assert_eq!(
+            sqlite_url_from(base, "sqlite:../k.db?mode=rwc"),
+            "sqlite:///etc/klachtpost/../k.db?mode=rwc"
+        );
+        for kept in ["sqlite:///srv/k.db", "sqlite::memory:", "postgres://h/db"] {
+            assert_eq!(sqlite_url_from(base, kept), kept);
+        }
+        let text = GOOD.replace("dir = \"var/outbox\"", "dir = \"out\"");
+        let c = Config::from_toml(Path::new("/etc/klachtpost/k.toml"), &text, &[], &|_| {
+            Some("pw".into())
+        });
+        // The template does not exist under /etc/klachtpost; the problem names that path.
+        let e = c.unwrap_err().problems.join("\n");
+        assert!(e.contains("/etc/klachtpost/config/templates"), "{e}");
+    }
+
+    #[test]
+    fn skipping_secrets_needs_no_password() {
+        let c = Config::parse(Path::new("t.toml"), GOOD, &[], &|_| None, Secrets::Skip).unwrap();
+        match c.mailbox {
+            Mailbox::Imap { server, .. } => assert!(server.password.is_none()),
+            _ => panic!("imap expected"),
+        }
+        assert!(
+            load(GOOD, &[]).is_err(),
+            "reading secrets reports the missing one"
+        );
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30 min"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1 h 30 min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("3 s"), Ok(Duration::from_secs(3)));
+        for bad in ["", "30", "min", "30 parsecs", "0 min", "-1 min"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let c = load(
+            &format!("{GOOD}\n[alerts]\nalert_after = \"5 min\"\n"),
+            &[("KP_TEST_PW", "x")],
+        )
+        .unwrap();
+        assert_eq!(c.alerts.alert_after, Duration::from_secs(300));
+        assert_eq!(
+            load(GOOD, &[("KP_TEST_PW", "x")])
+                .unwrap()
+                .alerts
+                .alert_after,
+            Duration::from_secs(1800)
+        );
+        let e = load(
+            &format!("{GOOD}\n[alerts]\nalert_after = \"soon\"\n"),
+            &[("KP_TEST_PW", "x")],
+        )
+        .unwrap_err();
+        assert!(e.problems.join("\n").contains("alerts.alert_after"), "{e}");
+    }
+
+    #[test]
     fn environment_overrides_a_key() {
         let c = load(
             GOOD,
@@ -825,6 +1139,37 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         match c.mailbox {
             Mailbox::Imap { server, .. } => assert_eq!(server.port, 2143),
             _ => panic!("imap expected"),
+        }
+    }
+
+    #[test]
+    fn the_quarantine_folder_has_a_default_and_is_checked() {
+        let pw = [("KP_TEST_PW", "x")];
+        assert_eq!(load(GOOD, &pw).unwrap().quarantine_folder, "Quarantine");
+        let named = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"Apart\"");
+        assert_eq!(load(&named, &pw).unwrap().quarantine_folder, "Apart");
+        let same = GOOD.replace("port = 1143", "port = 1143\nquarantine_folder = \"INBOX\"");
+        let e = load(&same, &pw).unwrap_err();
+        assert!(
+            e.problems.join("\n").contains("mailbox.quarantine_folder"),
+            "{e}"
+        );
+        let maildir = |name: &str| {
+            GOOD.replace(
+                "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\nusername = \"klachten\"\npassword_env = \"KP_TEST_PW\"",
+                &format!("kind = \"maildir\"\npath = \"var/mailbox\"\nquarantine_folder = \"{name}\""),
+            )
+        };
+        assert_eq!(
+            load(&maildir("Apart"), &[]).unwrap().quarantine_folder,
+            "Apart"
+        );
+        for bad in ["a/b", ".x", "cur", ""] {
+            let e = load(&maildir(bad), &[]).unwrap_err();
+            assert!(
+                e.problems.join("\n").contains("mailbox.quarantine_folder"),
+                "{bad:?}: {e}"
+            );
         }
     }
 }

@@ -2,6 +2,14 @@
 //! sender task (outbox → [`send`](crate::send)), each with the same shape: do what is due,
 //! then wait for new work, a kick, a timer or shutdown. Shutdown (SIGINT/SIGTERM) is in two
 //! phases: stop taking work, then a bounded grace period for what is under way.
+//!
+//! Nothing spins: every retry waits with [`Backoff`] (1 s doubling to 5 min, jittered),
+//! reset only after a pass that worked, so a server that accepts the login and then fails
+//! every command is not hammered. Each task runs under [`supervise`]: a task that fails
+//! (error or panic) is logged at error and restarted with backoff; one that keeps failing
+//! stops the daemon with an error, so the process exits non-zero and systemd restarts it.
+//! Every pass of the intake task is recorded in [`health`](crate::health), which tells the
+//! partners about a long outage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +20,8 @@ use tokio::sync::{Notify, watch};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::fetch::Mailbox;
-use crate::intake::Pipeline;
+use crate::health::{self, Channel};
+use crate::intake::{Disposition, Pipeline};
 use crate::outbox;
 use crate::send::Sender;
 use crate::store::Store;
@@ -40,31 +49,52 @@ pub fn init_tracing(default: &str) {
 }
 
 /// One intake pass: take in everything new (up to a batch), moving each mail away once
-/// stored. Returns how many mails were handled.
+/// stored: to the processed folder, or to the quarantine folder when it could not be taken
+/// in (see [`crate::intake::quarantine`]: one mail never stops the pass). Returns how many
+/// mails made progress; a duplicate that could not be moved out of the folder does not
+/// count, so a folder the mailbox cannot change does not make the caller spin. An error
+/// only when the store cannot be written at all; the mail then stays in the mailbox.
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
-    let fetched = mailbox.fetch_new(pipeline.store, INTAKE_BATCH).await?;
-    let n = fetched.len();
+    let fetched = mailbox
+        .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
+        .await?;
+    let mut progress = 0;
     for f in fetched {
-        let outcome = pipeline
-            .take_in(Some(&f.source_key), &f.raw, f.received_at)
+        let handled = pipeline
+            .handle(&f.source_key, &f.raw, f.received_at)
             .await
             .with_context(|| format!("cannot take in {}", f.source_key))?;
-        if outcome.duplicate {
-            tracing::info!(
-                event = "mail.duplicate",
+        if let (Some(note), Some(row)) = (
+            &f.received_note,
+            handled.outcome.as_ref().and_then(|o| o.message_row),
+        ) {
+            // Stored; the note is what a partner needs to judge the receipt time.
+            crate::intake::note_receipt_time(pipeline.store, row, note, pipeline.clock.now())
+                .await?;
+            tracing::warn!(
+                event = "mail.receipt_time_fallback",
                 source = f.source_key.as_str(),
-                "already stored; moving it"
+                "no INTERNALDATE from the server; the receipt time comes from the Date header"
             );
         }
-        if let Err(e) = mailbox
-            .processed(pipeline.store, &f, pipeline.clock.now())
-            .await
-        {
-            // Stored is what counts; a mail left in the folder is only untidy.
-            tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+        let now = pipeline.clock.now();
+        let moved = match handled.disposition {
+            Disposition::Processed => mailbox.processed(pipeline.store, &f, now).await,
+            Disposition::Quarantined => mailbox.quarantined(pipeline.store, &f, now).await,
+        };
+        let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
+        match moved {
+            Ok(()) => progress += 1,
+            Err(e) => {
+                // Stored is what counts; a mail left in the folder is only untidy.
+                tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+                if !duplicate {
+                    progress += 1;
+                }
+            }
         }
     }
-    Ok(n)
+    Ok(progress)
 }
 
 /// `klachtpost run`. With `once`, process the mailbox and the outbox until nothing is due
@@ -86,13 +116,34 @@ pub async fn run_with(
     let sender = Sender::from_config(&config)?;
     // Check the template before touching any mail.
     Pipeline::new(&config, &store, clock.as_ref())?;
+    // Rows stored before mail had identities get theirs, so nothing is taken in twice.
+    let filled = store
+        .fill_identities(|raw| crate::intake::identity::of(raw).sha256)
+        .await?;
+    if filled > 0 {
+        tracing::info!(
+            event = "store.identities_filled",
+            rows = filled,
+            "stored mail given its identity"
+        );
+    }
     outbox::recover_claims(&store, clock.as_ref()).await?;
     if once {
         let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
+        // For `status`: when intake last worked (a run from cron counts too).
+        health::succeeded(
+            &store,
+            &config,
+            clock.as_ref(),
+            Channel::Mailbox,
+            mailbox.waiting(),
+        )
+        .await?;
         mailbox.close().await;
         outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
+        crate::retention::daily_job(&store, &config, clock.now()).await?;
         return Ok(());
     }
 
@@ -100,46 +151,253 @@ pub async fn run_with(
     let kick = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let intake = tokio::spawn(intake_loop(
-        config.clone(),
-        store.clone(),
-        clock.clone(),
-        kick.clone(),
-        stop_rx.clone(),
-    ));
-    let sending = tokio::spawn(sender_loop(
-        config.clone(),
-        store.clone(),
-        clock.clone(),
-        sender,
-        kick,
-        stop_rx,
-    ));
+    let intake = tokio::spawn({
+        let (config, store, clock, kick, stop) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            kick.clone(),
+            stop_rx.clone(),
+        );
+        supervise("intake", Supervision::DAEMON, stop_rx.clone(), move || {
+            intake_loop(
+                config.clone(),
+                store.clone(),
+                clock.clone(),
+                kick.clone(),
+                stop.clone(),
+            )
+        })
+    });
+    let sending = tokio::spawn({
+        let (config, store, clock, sender, stop) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            Arc::new(sender),
+            stop_rx.clone(),
+        );
+        supervise("sender", Supervision::DAEMON, stop_rx.clone(), move || {
+            sender_loop(
+                config.clone(),
+                store.clone(),
+                clock.clone(),
+                sender.clone(),
+                kick.clone(),
+                stop.clone(),
+            )
+        })
+    });
+    let retention = tokio::spawn({
+        let (config, store, clock, stop) = (
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+        );
+        supervise(
+            "retention",
+            Supervision::DAEMON,
+            stop_rx.clone(),
+            move || retention_loop(config.clone(), store.clone(), clock.clone(), stop.clone()),
+        )
+    });
     tracing::info!(event = "daemon.started", "klachtpost is running");
 
-    shutdown.await;
-    tracing::info!(
-        event = "daemon.stopping",
-        "shutting down: no new work is taken"
-    );
-    let _ = stop_tx.send(true);
-    let both = async {
-        let (a, b) = tokio::join!(intake, sending);
-        if let Err(e) = a {
-            tracing::error!(event = "daemon.task_failed", task = "intake", error = %e, "task ended abnormally");
-        }
-        if let Err(e) = b {
-            tracing::error!(event = "daemon.task_failed", task = "sender", error = %e, "task ended abnormally");
+    // Runs until a shutdown signal, or until a task could not be kept running: then the
+    // daemon stops as a whole and exits non-zero, so that systemd restarts it. It never
+    // runs on with one task dead.
+    let mut tasks = [
+        ("intake", Some(intake)),
+        ("sender", Some(sending)),
+        ("retention", Some(retention)),
+    ];
+    tokio::pin!(shutdown);
+    let failure: Option<anyhow::Error> = {
+        let [(_, Some(a)), (_, Some(b)), (_, Some(c))] = &mut tasks else {
+            unreachable!("the tasks were just started")
+        };
+        tokio::select! {
+            _ = &mut shutdown => None,
+            r = a => Some(task_end("intake", r).err().unwrap_or_else(|| anyhow::anyhow!("the intake task ended"))),
+            r = b => Some(task_end("sender", r).err().unwrap_or_else(|| anyhow::anyhow!("the sender task ended"))),
+            r = c => Some(task_end("retention", r).err().unwrap_or_else(|| anyhow::anyhow!("the retention task ended"))),
         }
     };
-    if tokio::time::timeout(GRACE, both).await.is_err() {
+    // A finished JoinHandle must not be awaited again.
+    for (_, handle) in tasks.iter_mut() {
+        if handle.as_ref().is_some_and(|h| h.is_finished()) {
+            handle.take();
+        }
+    }
+    match &failure {
+        None => tracing::info!(
+            event = "daemon.stopping",
+            "shutting down: no new work is taken"
+        ),
+        Some(e) => tracing::error!(
+            event = "daemon.stopping",
+            error = %format!("{e:#}"),
+            "a task cannot be kept running: stopping the daemon"
+        ),
+    }
+    let _ = stop_tx.send(true);
+    let rest = async {
+        for (name, handle) in tasks.iter_mut() {
+            if let Some(h) = handle.take()
+                && let Err(e) = task_end(name, h.await)
+            {
+                tracing::error!(event = "daemon.task_failed", task = *name, error = %format!("{e:#}"), "task ended abnormally");
+            }
+        }
+    };
+    if tokio::time::timeout(GRACE, rest).await.is_err() {
         tracing::warn!(
             event = "daemon.grace_expired",
             "tasks did not finish within {GRACE:?}; stopping anyway"
         );
     }
     tracing::info!(event = "daemon.stopped", "klachtpost stopped");
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// How a supervisor's task ended, as an error (`Ok(())` only when it was asked to stop).
+fn task_end(name: &str, r: Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    match r {
+        Ok(r) => r.with_context(|| format!("the {name} task failed")),
+        Err(e) => Err(anyhow::anyhow!(
+            "the {name} supervisor ended abnormally: {e}"
+        )),
+    }
+}
+
+/// Reconnect and retry delays: exponential, capped, with jitter so that many clients (or
+/// several tasks) that failed together do not come back together.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// 1 s doubling to 5 min: for reconnecting to a server.
+    pub fn reconnect() -> Backoff {
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(300))
+    }
+
+    /// The delay before the next attempt (the base doubles each call), jittered by
+    /// ±20 %.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        jitter(base, rand::random::<f64>())
+    }
+
+    /// After an attempt that really worked: start again from the first delay.
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// `base` scaled into [80 %, 120 %] by `r` in [0, 1).
+pub fn jitter(base: Duration, r: f64) -> Duration {
+    base.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0))
+}
+
+/// How a supervisor restarts a task.
+#[derive(Debug, Clone, Copy)]
+pub struct Supervision {
+    /// Restart delays: from `first`, doubling to `max`.
+    pub first: Duration,
+    pub max: Duration,
+    /// A run at least this long counts as a success: the count of failures starts again.
+    pub stable_after: Duration,
+    /// Give up (and stop the daemon) after this many short runs in a row.
+    pub max_failures: u32,
+}
+
+impl Supervision {
+    pub const DAEMON: Supervision = Supervision {
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        stable_after: Duration::from_secs(300),
+        max_failures: 5,
+    };
+}
+
+/// Run a task until `stop`; when it fails (returns an error, panics, or ends without being
+/// asked to) it is logged at error and started again after a backoff. After
+/// `max_failures` failures in a row that each ran shorter than `stable_after`, give up
+/// with an error.
+pub async fn supervise<F, Fut>(
+    name: &'static str,
+    policy: Supervision,
+    stop: watch::Receiver<bool>,
+    mut make: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let mut stop = stop;
+    let mut backoff = Backoff::new(policy.first, policy.max);
+    let mut failures = 0u32;
+    loop {
+        let started = tokio::time::Instant::now();
+        let ended = tokio::spawn(make()).await;
+        if *stop.borrow() {
+            return match ended {
+                Ok(r) => r,
+                Err(e) => Err(anyhow::anyhow!("the {name} task {}", join_error(e))),
+            };
+        }
+        let why = match ended {
+            Ok(Ok(())) => "ended without being asked to".to_string(),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => join_error(e),
+        };
+        if started.elapsed() >= policy.stable_after {
+            failures = 0;
+            backoff.reset();
+        }
+        failures += 1;
+        if failures >= policy.max_failures {
+            tracing::error!(event = "daemon.task_gave_up", task = name, failures, error = %why, "the task keeps failing; giving up");
+            anyhow::bail!("the {name} task failed {failures} times in a row; last: {why}");
+        }
+        let delay = backoff.next_delay();
+        tracing::error!(event = "daemon.task_failed", task = name, failures, error = %why, restart_in = ?delay, "task failed; restarting it");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        let p = e.into_panic();
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("panicked: {msg}")
+    } else {
+        "was cancelled".to_string()
+    }
 }
 
 async fn intake_loop(
@@ -148,29 +406,36 @@ async fn intake_loop(
     clock: Arc<dyn Clock>,
     kick: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
-) {
-    let pipeline = match Pipeline::new(&config, &store, clock.as_ref()) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(event = "intake.stopped", error = %format!("{e:#}"), "intake cannot start");
-            return;
+) -> Result<()> {
+    let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
+    // Reset only after a pass that worked: a server that accepts the login and then fails
+    // the first command must not be hammered.
+    let mut backoff = Backoff::reconnect();
+    let failed = |error: anyhow::Error, event: &'static str, what: &'static str| {
+        let (store, config, clock, kick) = (&store, &config, &clock, &kick);
+        async move {
+            let error = format!("{error:#}");
+            tracing::warn!(event, error = %error, "{what}");
+            match health::failed(store, config, clock.as_ref(), Channel::Mailbox, &error).await {
+                Ok(true) => kick.notify_one(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the mailbox outage");
+                }
+            }
         }
     };
-    let mut backoff = Duration::from_secs(1);
     'connect: while !*stop.borrow() {
         let mut mailbox = match Mailbox::open(&config).await {
             Ok(m) => {
-                backoff = Duration::from_secs(1);
                 tracing::info!(event = "mailbox.connected", "mailbox opened");
                 m
             }
             Err(e) => {
-                tracing::warn!(event = "mailbox.unreachable", error = %format!("{e:#}"), retry_in = ?backoff, "cannot open the mailbox");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => break 'connect,
+                failed(e, "mailbox.unreachable", "cannot open the mailbox").await;
+                if pause(&mut backoff, &mut stop).await {
+                    break 'connect;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(300));
                 continue;
             }
         };
@@ -180,20 +445,44 @@ async fn intake_loop(
                 break 'connect;
             }
             match intake_pass(&mut mailbox, &pipeline).await {
-                Ok(n) if n > 0 => {
-                    kick.notify_one();
-                    continue;
+                Ok(n) => {
+                    backoff.reset();
+                    let waiting = mailbox.waiting();
+                    match health::succeeded(
+                        &store,
+                        &config,
+                        clock.as_ref(),
+                        Channel::Mailbox,
+                        waiting,
+                    )
+                    .await
+                    {
+                        Ok(true) => kick.notify_one(),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the intake pass");
+                        }
+                    }
+                    if n > 0 {
+                        kick.notify_one();
+                        continue;
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(event = "intake.failed", error = %format!("{e:#}"), "intake pass failed; reconnecting");
+                    failed(e, "intake.failed", "intake pass failed; reconnecting").await;
+                    if pause(&mut backoff, &mut stop).await {
+                        break 'connect;
+                    }
                     continue 'connect;
                 }
             }
             tokio::select! {
                 r = mailbox.wait(MAX_WAIT) => {
                     if let Err(e) = r {
-                        tracing::warn!(event = "mailbox.lost", error = %format!("{e:#}"), "mailbox connection lost; reconnecting");
+                        failed(e, "mailbox.lost", "mailbox connection lost; reconnecting").await;
+                        if pause(&mut backoff, &mut stop).await {
+                            break 'connect;
+                        }
                         continue 'connect;
                     }
                 }
@@ -205,29 +494,48 @@ async fn intake_loop(
         }
     }
     tracing::info!(event = "intake.stopped", "intake stopped");
+    Ok(())
+}
+
+/// Wait the next backoff delay; `true` when asked to stop meanwhile.
+async fn pause(backoff: &mut Backoff, stop: &mut watch::Receiver<bool>) -> bool {
+    let delay = backoff.next_delay();
+    tracing::info!(event = "mailbox.retry_in", delay = ?delay, "trying again after a pause");
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
 }
 
 async fn sender_loop(
     config: Arc<Config>,
     store: Store,
     clock: Arc<dyn Clock>,
-    sender: Sender,
+    sender: Arc<Sender>,
     kick: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
-) {
+) -> Result<()> {
+    let mut backoff = Backoff::reconnect();
     loop {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
-            tracing::warn!(event = "outbox.drain_failed", error = %format!("{e:#}"), "cannot read the outbox");
-        }
-        let wait = match store.outbox_next_due().await {
-            Ok(Some(t)) => (t - clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(MAX_WAIT),
-            _ => MAX_WAIT,
+        let wait = match outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
+            Ok(_) => {
+                backoff.reset();
+                match store.outbox_next_due().await {
+                    Ok(Some(t)) => (t - clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(MAX_WAIT),
+                    _ => MAX_WAIT,
+                }
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(event = "outbox.drain_failed", error = %format!("{e:#}"), retry_in = ?delay, "cannot read the outbox");
+                delay
+            }
         };
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
@@ -236,6 +544,43 @@ async fn sender_loop(
         }
     }
     tracing::info!(event = "sender.stopped", "sender stopped");
+    Ok(())
+}
+
+/// The daily retention purge: a due row in `jobs` ([`crate::retention::daily_job`]), so a
+/// restart neither skips nor repeats a day. Between runs it sleeps at most [`MAX_WAIT`].
+async fn retention_loop(
+    config: Arc<Config>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = Duration::from_secs(60);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let wait = match crate::retention::daily_job(&store, &config, clock.now()).await {
+            Ok(next) => {
+                backoff = Duration::from_secs(60);
+                (next - clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_WAIT)
+            }
+            Err(e) => {
+                tracing::warn!(event = "retention.job_failed", error = %format!("{e:#}"), retry_in = ?backoff, "cannot run the retention job");
+                backoff = (backoff * 2).min(Duration::from_secs(3600));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    tracing::info!(event = "retention.stopped", "retention stopped");
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -259,5 +604,88 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
+        let mut b = Backoff::reconnect();
+        let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let base = Duration::from_secs((1u64 << i.min(9)).min(300));
+            assert!(
+                *d >= base.mul_f64(0.8) && *d <= base.mul_f64(1.2),
+                "attempt {i}: {d:?} vs base {base:?}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(1200));
+        assert_eq!(jitter(Duration::from_secs(10), 0.0), Duration::from_secs(8));
+        assert_eq!(
+            jitter(Duration::from_secs(10), 1.0),
+            Duration::from_secs(12)
+        );
+    }
+
+    const QUICK: Supervision = Supervision {
+        first: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+        stable_after: Duration::from_secs(60),
+        max_failures: 4,
+    };
+
+    #[tokio::test]
+    async fn a_task_that_keeps_failing_is_restarted_with_backoff_then_given_up() {
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let started = std::time::Instant::now();
+        let r = supervise("test", QUICK, stop_rx, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n.is_multiple_of(2) {
+                    panic!("boom {n}");
+                }
+                anyhow::bail!("cannot do it {n}")
+            }
+        })
+        .await;
+        let e = r.expect_err("gives up");
+        assert!(format!("{e:#}").contains("failed 4 times"), "{e:#}");
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        // Three pauses: about 10 + 20 + 40 ms, never a hot loop.
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_failed_task_is_restarted_and_stops_when_asked() {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        let stop_for_task = stop_rx.clone();
+        let sup = tokio::spawn(supervise("test", QUICK, stop_rx, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            let mut stop = stop_for_task.clone();
+            async move {
+                if n == 0 {
+                    panic!("first run fails");
+                }
+                let _ = stop.changed().await;
+                Ok(())
+            }
+        }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while runs.load(Ordering::SeqCst) < 2 {
+            assert!(std::time::Instant::now() < deadline, "not restarted");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop_tx.send(true).unwrap();
+        sup.await.unwrap().expect("a clean stop");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 }

@@ -6,14 +6,23 @@
 //!   is found by UID above the stored checkpoint (RFC 3501 §2.3.1.1), never by `\Seen`:
 //!   people open the shared mailbox in Outlook. Bodies are fetched with `BODY.PEEK[]` so
 //!   fetching marks nothing read. A stored message is moved to `processed_folder` (MOVE,
-//!   RFC 6851, or COPY + `\Deleted` + EXPUNGE where MOVE is missing), created if needed.
-//!   The receipt time is the server's INTERNALDATE.
+//!   RFC 6851; where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of that UID only,
+//!   never a plain EXPUNGE), created if needed. The receipt time is the server's
+//!   INTERNALDATE. No step can hang: the connection has TCP keepalive and an inactivity
+//!   limit (`[mailbox] timeout_secs`), and IDLE is re-issued every [`IDLE_RENEW`] at most
+//!   ([`stream`]). The mailbox key (checkpoint and `source_key`) is
+//!   `imap:<user>/<folder>`: the host name and port used to reach the server are not part
+//!   of it, so reaching the same server another way fetches nothing twice.
 //! - Maildir (the embedded default): `new/` holds what is unprocessed, a stored message is
 //!   renamed into `cur/`. The receipt time is the file's modification time.
+//!
+//! A mail intake could not take in is moved to `quarantine_folder` instead (IMAP: a folder,
+//! created if missing; Maildir: the Maildir++ subfolder `.<name>/cur`).
+
+pub mod stream;
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -21,19 +30,23 @@ use async_imap::Session;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use secrecy::ExposeSecret;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+pub use stream::ImapStream;
 
 use crate::config::{Config, Mailbox as MailboxConfig, Security, ServerSettings};
 use crate::store::Store;
 
 /// How many messages one IMAP FETCH asks for, bounding memory on a large backlog.
 const FETCH_BATCH: usize = 25;
-/// How long one network step may take before the connection is given up.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one IDLE lasts before it is ended and issued again: servers may drop an
+/// idling client after 30 minutes (RFC 2177 §3 asks clients to re-issue within 29).
+pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const _: () = assert!(
+    IDLE_RENEW.as_secs() < 29 * 60,
+    "RFC 2177: re-issue within 29 min"
+);
 
 /// One fetched message.
 #[derive(Debug, Clone)]
@@ -43,6 +56,9 @@ pub struct Fetched {
     pub raw: Vec<u8>,
     /// When the firm received it (INTERNALDATE, file time).
     pub received_at: DateTime<Utc>,
+    /// Set when `received_at` is a fallback (no INTERNALDATE): what was used instead, for
+    /// the message's flags and the case's history.
+    pub received_note: Option<String>,
     handle: Handle,
 }
 
@@ -68,17 +84,42 @@ impl Mailbox {
                 processed_folder,
                 poll_interval_secs,
             } => Ok(Mailbox::Imap(Box::new(
-                ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?,
+                ImapMailbox::connect(
+                    server,
+                    folder,
+                    processed_folder,
+                    &config.quarantine_folder,
+                    *poll_interval_secs,
+                )
+                .await?,
             ))),
-            MailboxConfig::Maildir { path } => Ok(Mailbox::Maildir(MaildirMailbox::open(path)?)),
+            MailboxConfig::Maildir { path } => Ok(Mailbox::Maildir(MaildirMailbox::open_with(
+                path,
+                &config.quarantine_folder,
+            )?)),
         }
     }
 
-    /// New messages since the checkpoint, at most `limit`.
-    pub async fn fetch_new(&mut self, store: &Store, limit: usize) -> Result<Vec<Fetched>> {
+    /// New messages since the checkpoint, at most `limit`. `now` bounds a receipt time
+    /// that has to come from the Date header.
+    pub async fn fetch_new(
+        &mut self,
+        store: &Store,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Fetched>> {
         match self {
-            Mailbox::Imap(m) => m.fetch_new(store, limit).await,
+            Mailbox::Imap(m) => m.fetch_new(store, limit, now).await,
             Mailbox::Maildir(m) => m.fetch_new(limit),
+        }
+    }
+
+    /// How many messages were waiting in the folder at the last look, less those handed
+    /// out since (`None` before the first look).
+    pub fn waiting(&self) -> Option<u32> {
+        match self {
+            Mailbox::Imap(m) => m.waiting,
+            Mailbox::Maildir(m) => m.waiting,
         }
     }
 
@@ -92,6 +133,23 @@ impl Mailbox {
         match self {
             Mailbox::Imap(m) => m.processed(store, fetched, now).await,
             Mailbox::Maildir(m) => m.processed(fetched),
+        }
+    }
+
+    /// The message is in quarantine (stored raw): move it to the quarantine folder and
+    /// advance the checkpoint.
+    pub async fn quarantined(
+        &mut self,
+        store: &Store,
+        fetched: &Fetched,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match self {
+            Mailbox::Imap(m) => {
+                let target = m.quarantine_folder.clone();
+                m.move_to(store, fetched, &target, now).await
+            }
+            Mailbox::Maildir(m) => m.quarantined(fetched),
         }
     }
 
@@ -131,8 +189,14 @@ pub async fn check(config: &Config) -> Result<String> {
             processed_folder,
             poll_interval_secs,
         } => {
-            let mut m =
-                ImapMailbox::connect(server, folder, processed_folder, *poll_interval_secs).await?;
+            let mut m = ImapMailbox::connect(
+                server,
+                folder,
+                processed_folder,
+                &config.quarantine_folder,
+                *poll_interval_secs,
+            )
+            .await?;
             let what = format!(
                 "logged in to {}:{} as {}, folder {} has {} message(s){}",
                 server.host,
@@ -154,24 +218,39 @@ pub async fn check(config: &Config) -> Result<String> {
 
 // ---- Maildir ---------------------------------------------------------------------------
 
-/// A local Maildir: `new/` is the inbox, `cur/` the processed folder.
+/// A local Maildir: `new/` is the inbox, `cur/` the processed folder, the Maildir++
+/// subfolder `.Quarantine/` (by default) the quarantine.
 pub struct MaildirMailbox {
     root: PathBuf,
+    waiting: Option<u32>,
+    quarantine: PathBuf,
 }
 
 impl MaildirMailbox {
-    /// Open, creating `new/ cur/ tmp/` if missing.
+    /// Open, creating `new/ cur/ tmp/` if missing; quarantine in `.Quarantine/`.
     pub fn open(root: &Path) -> Result<MaildirMailbox> {
-        for sub in ["new", "cur", "tmp"] {
-            std::fs::create_dir_all(root.join(sub)).with_context(|| {
-                format!(
-                    "cannot create the Maildir folder {}",
-                    root.join(sub).display()
-                )
-            })?;
+        Self::open_with(root, "Quarantine")
+    }
+
+    /// Open, creating `new/ cur/ tmp/` and the quarantine subfolder `.<quarantine>/` with
+    /// its own `new/ cur/ tmp/` if missing.
+    pub fn open_with(root: &Path, quarantine: &str) -> Result<MaildirMailbox> {
+        let quarantine = root.join(format!(".{quarantine}"));
+        for dir in [root, quarantine.as_path()] {
+            for sub in ["new", "cur", "tmp"] {
+                // Raw mail is confidential: folders klachtpost creates are owner-only.
+                crate::store::create_private_dir(&dir.join(sub)).with_context(|| {
+                    format!(
+                        "cannot create the Maildir folder {}",
+                        dir.join(sub).display()
+                    )
+                })?;
+            }
         }
         Ok(MaildirMailbox {
             root: root.to_path_buf(),
+            waiting: None,
+            quarantine,
         })
     }
 
@@ -196,7 +275,9 @@ impl MaildirMailbox {
 
     fn fetch_new(&mut self, limit: usize) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
-        for path in self.list_new()?.into_iter().take(limit) {
+        let new = self.list_new()?;
+        self.waiting = Some(u32::try_from(new.len().saturating_sub(limit)).unwrap_or(u32::MAX));
+        for path in new.into_iter().take(limit) {
             let raw =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let modified = std::fs::metadata(&path)
@@ -211,6 +292,7 @@ impl MaildirMailbox {
                 source_key: format!("maildir:{unique}"),
                 raw,
                 received_at: DateTime::<Utc>::from(modified),
+                received_note: None,
                 handle: Handle::File(path),
             });
         }
@@ -218,6 +300,16 @@ impl MaildirMailbox {
     }
 
     fn processed(&mut self, fetched: &Fetched) -> Result<()> {
+        let cur = self.root.join("cur");
+        Self::move_to(fetched, &cur)
+    }
+
+    fn quarantined(&mut self, fetched: &Fetched) -> Result<()> {
+        let cur = self.quarantine.join("cur");
+        Self::move_to(fetched, &cur)
+    }
+
+    fn move_to(fetched: &Fetched, cur: &Path) -> Result<()> {
         let Handle::File(path) = &fetched.handle else {
             bail!("a Maildir message without a file");
         };
@@ -226,7 +318,7 @@ impl MaildirMailbox {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let unique = name.split(':').next().unwrap_or(&name);
-        let target = self.root.join("cur").join(format!("{unique}:2,"));
+        let target = cur.join(format!("{unique}:2,"));
         std::fs::rename(path, &target)
             .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))
     }
@@ -234,63 +326,11 @@ impl MaildirMailbox {
 
 // ---- IMAP ------------------------------------------------------------------------------
 
-/// A plain or TLS TCP stream, so one session type serves every security mode.
-#[derive(Debug)]
-pub enum ImapStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ImapStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ImapStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ImapStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ImapStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 /// Connect and log in to an IMAP server as configured.
 pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
-    let addr = (server.host.as_str(), server.port);
-    let tcp = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr))
+    // Every later step is bounded by the stream's inactivity limit (`stream`).
+    let tcp = stream::connect(&server.host, server.port, server.timeout)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "cannot connect to {}:{}: timed out",
-                server.host,
-                server.port
-            )
-        })?
         .with_context(|| format!("cannot connect to {}:{}", server.host, server.port))?;
     let tls = || -> Result<(TlsConnector, ServerName<'static>)> {
         let config = crate::tls::client_config(server.ca_file.as_deref())?;
@@ -337,7 +377,7 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
         .as_ref()
         .map(|p| p.expose_secret().to_string())
         .unwrap_or_default();
-    let session = tokio::time::timeout(IO_TIMEOUT, client.login(user, password))
+    let session = tokio::time::timeout(server.timeout, client.login(user, password))
         .await
         .map_err(|_| anyhow::anyhow!("IMAP login timed out"))?
         .map_err(|(e, _)| anyhow::anyhow!("IMAP login as {user} failed: {e}"))?;
@@ -345,34 +385,44 @@ pub async fn login(server: &ServerSettings) -> Result<Session<ImapStream>> {
 }
 
 async fn read_greeting(c: &mut async_imap::Client<ImapStream>) -> Result<()> {
-    match tokio::time::timeout(IO_TIMEOUT, c.read_response()).await {
-        Ok(Ok(Some(_))) => Ok(()),
-        Ok(Ok(None)) => bail!("the IMAP server closed the connection before its greeting"),
-        Ok(Err(e)) => Err(e).context("cannot read the IMAP greeting"),
-        Err(_) => bail!("no IMAP greeting within {IO_TIMEOUT:?}"),
+    match c.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => bail!("the IMAP server closed the connection before its greeting"),
+        Err(e) => Err(e).context("cannot read the IMAP greeting"),
     }
 }
 
 /// A logged-in IMAP mailbox with its folder selected.
 pub struct ImapMailbox {
     session: Option<Session<ImapStream>>,
-    /// `imap:user@host:port/folder`, the checkpoint key.
+    /// `imap:user/folder`, the checkpoint key (not the host or port: see the module doc).
     key: String,
     folder: String,
     processed_folder: String,
+    quarantine_folder: String,
     uidvalidity: u32,
     exists: u32,
     has_idle: bool,
     has_move: bool,
+    has_uidplus: bool,
     poll_interval: Duration,
+    /// The connection's inactivity limit outside IDLE.
+    timeout: Duration,
     last_uid: u32,
+    /// Messages found waiting at the last look (SEARCH), less those taken in since.
+    waiting: Option<u32>,
 }
+
+/// Logged once per process: a server without MOVE and UIDPLUS keeps processed mail in the
+/// folder, marked `\Deleted`.
+static WARNED_NO_EXPUNGE: AtomicBool = AtomicBool::new(false);
 
 impl ImapMailbox {
     pub async fn connect(
         server: &ServerSettings,
         folder: &str,
         processed_folder: &str,
+        quarantine_folder: &str,
         poll_interval_secs: u64,
     ) -> Result<ImapMailbox> {
         let mut session = login(server).await?;
@@ -382,7 +432,9 @@ impl ImapMailbox {
             .context("cannot read the IMAP capabilities")?;
         let has_idle = caps.has_str("IDLE");
         let has_move = caps.has_str("MOVE");
+        let has_uidplus = caps.has_str("UIDPLUS");
         ensure_folder(&mut session, processed_folder).await?;
+        ensure_folder(&mut session, quarantine_folder).await?;
         let selected = session
             .select(folder)
             .await
@@ -390,21 +442,19 @@ impl ImapMailbox {
         let uidvalidity = selected.uid_validity.unwrap_or(0);
         Ok(ImapMailbox {
             session: Some(session),
-            key: format!(
-                "imap:{}@{}:{}/{}",
-                server.username.as_deref().unwrap_or_default(),
-                server.host,
-                server.port,
-                folder
-            ),
+            key: mailbox_key(server.username.as_deref(), folder),
             folder: folder.to_string(),
             processed_folder: processed_folder.to_string(),
+            quarantine_folder: quarantine_folder.to_string(),
             uidvalidity,
             exists: selected.exists,
             has_idle,
             has_move,
+            has_uidplus,
             poll_interval: Duration::from_secs(poll_interval_secs),
+            timeout: server.timeout,
             last_uid: 0,
+            waiting: None,
         })
     }
 
@@ -414,7 +464,12 @@ impl ImapMailbox {
             .ok_or_else(|| anyhow::anyhow!("the IMAP connection was lost"))
     }
 
-    async fn fetch_new(&mut self, store: &Store, limit: usize) -> Result<Vec<Fetched>> {
+    async fn fetch_new(
+        &mut self,
+        store: &Store,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Fetched>> {
         // The checkpoint only counts for the same UIDVALIDITY; a new one means the UIDs
         // were renumbered and everything in the folder is looked at again (duplicates are
         // caught by the source key; processed mail is no longer in the folder anyway).
@@ -435,41 +490,75 @@ impl ImapMailbox {
             .into_iter()
             .filter(|u| *u >= from)
             .collect();
+        still_open(session)?;
         uids.sort_unstable();
+        let found = uids.len();
         uids.truncate(limit);
         let mut out = Vec::with_capacity(uids.len());
-        for chunk in uids.chunks(FETCH_BATCH) {
+        'batches: for chunk in uids.chunks(FETCH_BATCH) {
             let set = chunk
                 .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            let fetches: Vec<_> = session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await
-                .context("cannot fetch new mail")?
-                .try_collect()
-                .await
-                .context("cannot read fetched mail")?;
-            for f in fetches {
-                let Some(uid) = f.uid else { continue };
-                let Some(body) = f.body() else { continue };
-                let received_at = f
-                    .internal_date()
-                    .map(|d| d.with_timezone(&Utc))
-                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-                out.push(Fetched {
-                    source_key: format!("{key_prefix}:{uid}"),
-                    raw: body.to_vec(),
-                    received_at,
-                    handle: Handle::Uid(uid),
-                });
+            let mut answers: Vec<Answer> = fetch_answers(session, &set).await?;
+            for &uid in chunk {
+                let mut answer = answers
+                    .iter()
+                    .position(|a| a.uid == uid)
+                    .map(|i| answers.swap_remove(i));
+                // An answer without a body or INTERNALDATE (a server under strain, a
+                // message being written) is asked for once more on its own before anything
+                // is decided: the checkpoint must never pass a mail that was not stored.
+                if !answer.as_ref().is_some_and(Answer::complete) {
+                    let again = fetch_answers(session, &uid.to_string()).await?;
+                    if let Some(a) = again.into_iter().find(|a| a.uid == uid) {
+                        answer = Some(a);
+                    }
+                }
+                match answer {
+                    Some(Answer {
+                        body: Some(raw),
+                        internal_date,
+                        ..
+                    }) => {
+                        let (received_at, received_note) = receipt_time(internal_date, &raw, now);
+                        out.push(Fetched {
+                            source_key: format!("{key_prefix}:{uid}"),
+                            raw,
+                            received_at,
+                            received_note,
+                            handle: Handle::Uid(uid),
+                        });
+                    }
+                    _ if !still_there(session, uid).await? => {
+                        // Expunged by another client between our SEARCH and FETCH: there
+                        // is nothing left to take in.
+                        tracing::info!(
+                            event = "mailbox.vanished",
+                            uid,
+                            "a new message was removed by another client before it could be fetched"
+                        );
+                    }
+                    _ => {
+                        // Stop before it: what came before is taken in, this one is asked
+                        // for again at the next pass (the pass fails if it is the first).
+                        tracing::warn!(
+                            event = "mailbox.fetch_incomplete",
+                            uid,
+                            "the server sent no body for a message; it is fetched again at the next pass"
+                        );
+                        if out.is_empty() {
+                            bail!(
+                                "the server sent no body for UID {uid}, twice; trying again later"
+                            );
+                        }
+                        break 'batches;
+                    }
+                }
             }
         }
-        out.sort_by_key(|f| match f.handle {
-            Handle::Uid(u) => u,
-            Handle::File(_) => 0,
-        });
+        self.waiting = Some(u32::try_from(found.saturating_sub(out.len())).unwrap_or(u32::MAX));
         Ok(out)
     }
 
@@ -479,19 +568,31 @@ impl ImapMailbox {
         fetched: &Fetched,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let target = self.processed_folder.clone();
+        self.move_to(store, fetched, &target, now).await
+    }
+
+    async fn move_to(
+        &mut self,
+        store: &Store,
+        fetched: &Fetched,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Handle::Uid(uid) = fetched.handle else {
             bail!("an IMAP message without a UID");
         };
-        let (has_move, target) = (self.has_move, self.processed_folder.clone());
+        let (has_move, has_uidplus) = (self.has_move, self.has_uidplus);
         let session = self.session_mut()?;
         let moved = if has_move {
             session
-                .uid_mv(uid.to_string(), &target)
+                .uid_mv(uid.to_string(), target)
                 .await
                 .map_err(anyhow::Error::from)
         } else {
-            move_by_copy(session, uid, &target).await
-        };
+            move_by_copy(session, uid, target, has_uidplus).await
+        }
+        .and_then(|()| still_open(session));
         // The checkpoint moves even when the move failed: the message is stored, and must
         // not be fetched again; it stays in the folder for a person to look at.
         self.last_uid = self.last_uid.max(uid);
@@ -502,7 +603,9 @@ impl ImapMailbox {
     }
 
     async fn wait(&mut self, max: Duration) -> Result<()> {
-        let max = max.min(self.poll_interval.max(Duration::from_secs(1)));
+        let max = max
+            .min(self.poll_interval.max(Duration::from_secs(1)))
+            .min(IDLE_RENEW);
         if !self.has_idle {
             tokio::time::sleep(max).await;
             return self
@@ -515,10 +618,15 @@ impl ImapMailbox {
             .session
             .take()
             .ok_or_else(|| anyhow::anyhow!("the IMAP connection was lost"))?;
+        let limit = session.get_ref().limit();
         let mut idle = session.idle();
         idle.init().await.context("cannot start IMAP IDLE")?;
+        // Silence is expected while idling: allow the whole wait, plus the usual limit for
+        // the server's answer to DONE.
+        limit.set(max + self.timeout);
         let (wait, _stop) = idle.wait_with_timeout(max);
         let result = wait.await;
+        limit.set(self.timeout);
         let session = idle.done().await.context("cannot end IMAP IDLE")?;
         self.session = Some(session);
         result.context("IMAP IDLE failed")?;
@@ -536,14 +644,132 @@ impl ImapMailbox {
     }
 }
 
-async fn move_by_copy(session: &mut Session<ImapStream>, uid: u32, target: &str) -> Result<()> {
+/// The checkpoint key of an IMAP folder: the account and the folder, not the host name or
+/// port used to reach the server (another name for the same server must not make every
+/// mail in the folder new).
+pub fn mailbox_key(username: Option<&str>, folder: &str) -> String {
+    format!("imap:{}/{folder}", username.unwrap_or_default())
+}
+
+/// What the server answered for one UID.
+struct Answer {
+    uid: u32,
+    body: Option<Vec<u8>>,
+    internal_date: Option<DateTime<chrono::FixedOffset>>,
+}
+
+impl Answer {
+    fn complete(&self) -> bool {
+        self.body.is_some() && self.internal_date.is_some()
+    }
+}
+
+async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<Vec<Answer>> {
+    let fetches: Vec<_> = session
+        .uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])")
+        .await
+        .context("cannot fetch new mail")?
+        .try_collect()
+        .await
+        .context("cannot read fetched mail")?;
+    still_open(session)?;
+    Ok(fetches
+        .iter()
+        .filter_map(|f| {
+            Some(Answer {
+                uid: f.uid?,
+                body: f.body().map(<[u8]>::to_vec),
+                internal_date: f.internal_date(),
+            })
+        })
+        .collect())
+}
+
+/// Fails when the server has closed the connection: an answer cut short by that must not
+/// count as "nothing new".
+fn still_open(session: &Session<ImapStream>) -> Result<()> {
+    if session.get_ref().closed() {
+        bail!("the IMAP server closed the connection");
+    }
+    Ok(())
+}
+
+/// Whether a UID is still in the selected folder.
+async fn still_there(session: &mut Session<ImapStream>, uid: u32) -> Result<bool> {
+    let found = session
+        .uid_search(format!("UID {uid}"))
+        .await
+        .context("cannot search the mailbox")?;
+    still_open(session)?;
+    Ok(found.contains(&uid))
+}
+
+/// When the firm received a mail: the server's INTERNALDATE; without one the Date header,
+/// never later than now (a sender's clock may run ahead); without that, now. Never 1970.
+/// The second value says which fallback was used, for the message's flags.
+pub fn receipt_time(
+    internal_date: Option<DateTime<chrono::FixedOffset>>,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, Option<String>) {
+    if let Some(d) = internal_date {
+        return (d.with_timezone(&Utc), None);
+    }
+    let header = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.date().map(|d| d.to_timestamp()))
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
+    match header {
+        Some(d) => (
+            d.min(now),
+            Some(
+                "receipt time: the server gave no INTERNALDATE; the Date header was used (never later than the time of intake)"
+                    .to_string(),
+            ),
+        ),
+        None => (
+            now,
+            Some(
+                "receipt time: the server gave no INTERNALDATE and the Date header is unusable; the time of intake was used"
+                    .to_string(),
+            ),
+        ),
+    }
+}
+
+/// MOVE's stand-in (RFC 6851 §3.3): COPY, then `\Deleted` and `UID EXPUNGE` of this UID only
+/// (UIDPLUS, RFC 4315). Never a plain EXPUNGE: it would also remove what people marked
+/// deleted in the shared mailbox. Without UIDPLUS the original is only marked `\Deleted`
+/// and `\Seen`, and left for people (or the server's own cleanup) to expunge.
+async fn move_by_copy(
+    session: &mut Session<ImapStream>,
+    uid: u32,
+    target: &str,
+    uidplus: bool,
+) -> Result<()> {
     session.uid_copy(uid.to_string(), target).await?;
+    let flags = if uidplus {
+        "+FLAGS.SILENT (\\Deleted)"
+    } else {
+        "+FLAGS.SILENT (\\Deleted \\Seen)"
+    };
     let _: Vec<_> = session
-        .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+        .uid_store(uid.to_string(), flags)
         .await?
         .try_collect()
         .await?;
-    let _: Vec<_> = session.expunge().await?.try_collect().await?;
+    if uidplus {
+        let _: Vec<_> = session
+            .uid_expunge(uid.to_string())
+            .await?
+            .try_collect()
+            .await?;
+    } else if !WARNED_NO_EXPUNGE.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            event = "mailbox.no_expunge",
+            "the IMAP server has neither MOVE nor UIDPLUS: processed mail is copied and marked deleted and read, but left in the folder"
+        );
+    }
     Ok(())
 }
 
@@ -568,8 +794,140 @@ async fn ensure_folder(session: &mut Session<ImapStream>, folder: &str) -> Resul
         tracing::info!(
             event = "mailbox.folder_created",
             folder,
-            "created the processed folder"
+            "created a folder for klachtpost"
         );
     }
     Ok(())
+}
+
+// ---- retention -------------------------------------------------------------------------
+
+/// A copy klachtpost left in the mailbox of a message it stored: the Maildir file (by its
+/// source key) or the IMAP processed-folder copy (found by Message-ID, since MOVE gives
+/// the copy a new UID).
+#[derive(Debug, Clone, Default)]
+pub struct MailCopy {
+    pub source_key: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Remove the copies of purged messages from the mailbox (retention). Returns how many
+/// were removed. IMAP: one session, the processed folder, `UID SEARCH HEADER Message-ID`,
+/// `\Deleted` and `UID EXPUNGE` (only those UIDs). Maildir: the files in `cur/`/`new/`.
+pub async fn remove_copies(config: &Config, copies: &[MailCopy]) -> Result<usize> {
+    if copies.is_empty() {
+        return Ok(0);
+    }
+    match &config.mailbox {
+        MailboxConfig::Maildir { path } => {
+            let mut removed = 0;
+            for key in copies.iter().filter_map(|c| c.source_key.as_deref()) {
+                let Some(unique) = key.strip_prefix("maildir:") else {
+                    continue;
+                };
+                for sub in ["cur", "new"] {
+                    let Ok(entries) = std::fs::read_dir(path.join(sub)) else {
+                        continue;
+                    };
+                    for e in entries.filter_map(|e| e.ok()) {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.split(':').next() == Some(unique) {
+                            std::fs::remove_file(e.path())
+                                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                            removed += 1;
+                        }
+                    }
+                }
+            }
+            Ok(removed)
+        }
+        MailboxConfig::Imap {
+            server,
+            processed_folder,
+            ..
+        } => {
+            let mut session = login(server).await?;
+            session
+                .select(processed_folder)
+                .await
+                .with_context(|| format!("cannot select the folder {processed_folder}"))?;
+            let mut uids: Vec<u32> = Vec::new();
+            for id in copies.iter().filter_map(|c| c.message_id.as_deref()) {
+                if id.contains(['\r', '\n']) {
+                    continue;
+                }
+                let quoted = format!("<{id}>").replace('\\', "\\\\").replace('"', "\\\"");
+                let found = tokio::time::timeout(
+                    server.timeout,
+                    session.uid_search(format!("HEADER Message-ID \"{quoted}\"")),
+                )
+                .await
+                .context("the IMAP server did not answer in time")?
+                .context("cannot search the processed folder")?;
+                uids.extend(found);
+            }
+            uids.sort_unstable();
+            uids.dedup();
+            if !uids.is_empty() {
+                let set = uids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let _: Vec<_> = session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                    .await
+                    .context("cannot mark purged mail deleted")?
+                    .try_collect()
+                    .await?;
+                let _: Vec<_> = session
+                    .uid_expunge(&set)
+                    .await
+                    .context("cannot expunge purged mail")?
+                    .try_collect()
+                    .await?;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+            Ok(uids.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_receipt_time_is_internaldate_else_the_date_header_never_later_than_now_never_1970() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        let raw = b"From: a@example.nl\r\nDate: Tue, 1 Dec 2026 10:00:00 +0100\r\n\r\nx\r\n";
+        let internal = chrono::FixedOffset::east_opt(3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 12, 1, 11, 0, 0)
+            .unwrap();
+        assert_eq!(
+            receipt_time(Some(internal), raw, now),
+            (Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(), None)
+        );
+        let (t, note) = receipt_time(None, raw, now);
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap());
+        assert!(note.unwrap().contains("Date header"));
+        // A sender's clock ahead of ours: clamped to now.
+        let future = b"Date: Fri, 1 Jan 2027 10:00:00 +0000\r\n\r\nx\r\n";
+        assert_eq!(receipt_time(None, future, now).0, now);
+        // No usable Date either: now, and said so; never the epoch.
+        let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
+        assert_eq!(t, now);
+        assert!(note.unwrap().contains("time of intake"));
+    }
+
+    #[test]
+    fn the_mailbox_key_is_the_account_and_folder_not_the_server_name() {
+        assert_eq!(
+            mailbox_key(Some("klachten@firma.nl"), "INBOX"),
+            "imap:klachten@firma.nl/INBOX"
+        );
+        assert_eq!(mailbox_key(None, "Klachten/2026"), "imap:/Klachten/2026");
+    }
 }

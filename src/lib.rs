@@ -20,17 +20,33 @@
 //!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
 //!   acknowledgement in one transaction; only then does the mailbox checkpoint move.
+//!   [`intake::identity`] knows a mail seen before by what it is (duplicates are recorded,
+//!   never taken in twice); [`intake::quarantine`] is the fault boundary: a mail that
+//!   cannot be taken in is kept raw in quarantine and the partners are told, and intake
+//!   goes on.
 //! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
 //! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
 //! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
-//! - [`daemon`]: the loops (`run`): intake and sender tasks, shutdown.
+//! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
+//!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
+//! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once
+//!   after `alerts.alert_after`, and once on recovery; what `klachtpost status` shows.
+//! - [`case`]: the one place where a case changes: typed statuses and the case commands
+//!   (open, assign, status, form fields, note, extend, close, reopen, hold, purge …), each in
+//!   the caller's transaction with one entry in the hash-chained history.
+//! - [`export`]: what the register gives out: the registration form (HTML), the register
+//!   for auditors (CSV/JSON), a person's data (access request).
+//! - [`retention`]: purging closed cases past `[retention] keep` to a tombstone, and mail
+//!   without a case; the daemon's daily job.
 //! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
-//!   (e.g. a case's parties, the mail that opened no case).
+//!   (e.g. a case's parties, the mail that opened no case); the history chain and
+//!   `audit verify` in [`store::history`].
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 
 pub mod calendar;
+pub mod case;
 pub mod classify;
 pub mod cli;
 pub mod clock;
@@ -39,10 +55,13 @@ pub mod config;
 pub mod daemon;
 pub mod deadlines;
 pub mod demo;
+pub mod export;
 pub mod fetch;
+pub mod health;
 pub mod intake;
 pub mod outbox;
 pub mod parse;
+pub mod retention;
 pub mod send;
 pub mod store;
 pub mod tls;

@@ -8,11 +8,12 @@
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::case::{self, Actor};
 use crate::clock::Clock;
 use crate::compose;
 use crate::config::Config;
 use crate::send::{SendError, Sender};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// What one drain did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +77,7 @@ pub async fn drain_once(
                 .await
             {
                 Ok(()) => {
-                    store.mark_sent(item.id, clock.now()).await?;
+                    mark_sent(store, item.id, clock.now()).await?;
                     report.sent += 1;
                     tracing::info!(
                         event = "outbox.sent",
@@ -106,7 +107,7 @@ pub async fn drain_once(
                         }
                         SendError::Permanent(m) => m.clone(),
                     };
-                    store.outbox_failed(item.id, clock.now(), &why).await?;
+                    mark_failed(store, item.id, clock.now(), &why).await?;
                     report.failed += 1;
                     tracing::warn!(
                         event = "outbox.failed",
@@ -125,6 +126,48 @@ pub async fn drain_once(
             }
         }
     }
+}
+
+/// A row was delivered: mark it and record it on its case (the acknowledgement moves the
+/// case to `acknowledged`), in one transaction.
+async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let (case_id, purpose) = store::outbox_mark_sent(&mut tx, id, now).await?;
+    if let Some(case_id) = case_id {
+        let who = Actor::system(now);
+        if purpose == "acknowledgement" {
+            case::acknowledged(&mut tx, case_id, who).await?;
+        } else {
+            case::log(
+                &mut tx,
+                case_id,
+                &format!("{purpose}.sent"),
+                "delivered to the outgoing server",
+                who,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A row is given up on: it stays as failed and its case is flagged, in one transaction.
+async fn mark_failed(store: &Store, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let (case_id, purpose) = store::outbox_mark_failed(&mut tx, id, error).await?;
+    if let Some(case_id) = case_id {
+        case::flag(
+            &mut tx,
+            case_id,
+            &format!("{purpose}.send_failed"),
+            &format!("{purpose} could not be sent: {error}"),
+            Actor::system(now),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The acknowledgement of a case could not be delivered: the procedure still requires the

@@ -4,7 +4,6 @@
 //! ([`SendError::Transient`]) or not ([`SendError::Permanent`]); the outbox decides.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::address::Envelope;
@@ -53,7 +52,7 @@ impl Sender {
                 ))
             }
             Transport::File { dir } => {
-                std::fs::create_dir_all(dir).with_context(|| {
+                crate::store::create_private_dir(dir).with_context(|| {
                     format!("cannot create the outbox folder {}", dir.display())
                 })?;
                 Sender::File(dir.clone())
@@ -107,8 +106,9 @@ impl Sender {
 }
 
 /// Write atomically: a reader of the folder never sees half a message.
+/// The folder and files are owner-only: raw mail is confidential.
 fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::store::create_private_dir(dir)?;
     let safe: String = stem
         .chars()
         .map(|c| {
@@ -120,14 +120,14 @@ fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
         })
         .collect();
     let tmp = dir.join(format!(".{safe}.tmp"));
-    std::fs::write(&tmp, raw)?;
+    crate::export::person::write_private(&tmp, raw)?;
     std::fs::rename(&tmp, dir.join(format!("{safe}.eml")))
 }
 
 fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
         .port(server.port)
-        .timeout(Some(Duration::from_secs(60)));
+        .timeout(Some(server.timeout));
     let params = || -> Result<TlsParameters> {
         let mut b = TlsParameters::builder(server.host.clone());
         if let Some(ca) = &server.ca_file {
@@ -190,7 +190,7 @@ pub async fn check(config: &Config) -> Result<String> {
             }
         }
         Transport::File { dir } => {
-            std::fs::create_dir_all(dir)
+            crate::store::create_private_dir(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             Ok(format!("outgoing mail is written to {}", dir.display()))
         }

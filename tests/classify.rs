@@ -22,6 +22,7 @@ fn firm() -> Firm {
             name: "Anna Partner".into(),
             email: "anna@example-firm.nl".into(),
         }],
+        operator: None,
         trusted_authserv_id: None,
     }
 }
@@ -429,6 +430,44 @@ fn unparseable_mail_is_a_flagged_complaint() {
     assert_eq!(d.kind, Kind::Complaint);
     assert!(!d.acknowledge);
     assert!(d.flags.iter().any(|f| f.starts_with("unparseable")));
+}
+
+#[test]
+fn a_sender_address_that_cannot_be_answered_opens_a_flagged_case_without_acknowledgement() {
+    let firm = firm();
+    let ctx = Context {
+        firm: &firm,
+        own_addresses: vec!["klachten@example-firm.nl".into()],
+        received_at: arrival(),
+    };
+    let jan = parse(
+        b"From: Jan <jan>\r\nTo: klachten@example-firm.nl\r\nSubject: Klacht\r\nMessage-ID: <j1@x.example>\r\n\r\nSlecht advies.\r\n",
+    );
+    let d = classify::classify(&jan, &ctx, &Known::default());
+    assert_eq!(d.kind, Kind::Complaint);
+    assert!(d.kind.opens_case());
+    assert!(!d.acknowledge);
+    assert_eq!(d.complainant.as_ref().unwrap().address, "jan");
+    assert!(
+        d.flags.iter().any(|f| f == classify::UNANSWERABLE),
+        "{:?}",
+        d.flags
+    );
+    assert!(!d.reason.contains("jan"), "{}", d.reason);
+
+    // No sender at all: flagged the same way. A usable address: acknowledged, no flag.
+    let nobody =
+        parse(b"To: klachten@example-firm.nl\r\nSubject: Klacht\r\n\r\nSlecht advies.\r\n");
+    let d = classify::classify(&nobody, &ctx, &Known::default());
+    assert!(!d.acknowledge);
+    assert!(
+        d.flags.iter().any(|f| f == classify::UNANSWERABLE),
+        "{:?}",
+        d.flags
+    );
+    let d = decide("complaint-plain-nl.eml");
+    assert!(d.acknowledge);
+    assert!(!d.flags.iter().any(|f| f == classify::UNANSWERABLE));
 }
 
 #[test]

@@ -231,7 +231,7 @@ fn demo_shows_the_whole_flow_on_the_default_config() {
         case["extension_reason"],
         "Wij wachten op het verslag van de trainer."
     );
-    let events: Vec<&str> = case["events"]
+    let events: Vec<&str> = case["history"]
         .as_array()
         .unwrap()
         .iter()
@@ -315,10 +315,14 @@ kind = "file"
     // A password given through the environment is never echoed.
     let good = std::fs::read_to_string(dir.path().join("config/klachtpost.toml"))
         .unwrap()
-        .replace("kind = \"maildir\"\npath = \"var/mailbox\"", "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"KP_SECRET_FOR_TEST\"");
-    std::fs::write(dir.path().join("imap.toml"), good).unwrap();
+        .replace("kind = \"maildir\"\npath = \"../var/mailbox\"", "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"KP_SECRET_FOR_TEST\"");
+    assert!(
+        good.contains("kind = \"imap\""),
+        "the shipped config changed shape"
+    );
+    std::fs::write(dir.path().join("config/imap.toml"), good).unwrap();
     let out = bin()
-        .args(["check-config", "--config", "imap.toml"])
+        .args(["check-config", "--config", "config/imap.toml"])
         .env("KP_SECRET_FOR_TEST", "s3cr3t-value")
         .current_dir(dir.path())
         .output()
@@ -331,4 +335,111 @@ kind = "file"
     assert!(!out.status.success(), "port 9 should not answer: {all}");
     assert!(all.contains("cannot connect"), "{all}");
     assert!(!all.contains("s3cr3t-value"), "{all}");
+}
+
+/// The shipped config with an IMAP mailbox whose password comes from `KP_UNSET_SECRET`.
+fn imap_config(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(dir.join("config/klachtpost.toml"))
+        .unwrap()
+        .replace(
+            "kind = \"maildir\"\npath = \"../var/mailbox\"",
+            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"u\"\npassword_env = \"KP_UNSET_SECRET\"",
+        );
+    assert!(
+        text.contains("kind = \"imap\""),
+        "the shipped config changed shape"
+    );
+    let path = dir.join("config/imap.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_daemon_starts_from_any_working_directory() {
+    let dir = checkout_copy();
+    let config = dir.path().join("config/klachtpost.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--once"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Relative paths were taken from the config's folder, not the working directory.
+    assert!(dir.path().join("var/klachtpost.db").exists());
+    assert!(dir.path().join("var/mailbox/new").is_dir());
+    assert!(!elsewhere.path().join("var").exists());
+}
+
+#[test]
+fn register_commands_need_no_mailbox_secret() {
+    let dir = checkout_copy();
+    let config = imap_config(dir.path());
+    for args in [
+        &["cases", "list"][..],
+        &["cases", "list", "--json"],
+        &["calendar", "--year", "2027"],
+        &["deadlines", "explain", "--received", "2026-04-02 17:55"],
+    ] {
+        let out = bin()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("KP_UNSET_SECRET")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The daemon does need it, and says which variable is missing.
+    let out = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--once"])
+        .env_remove("KP_UNSET_SECRET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KP_UNSET_SECRET is not set"), "{err}");
+}
+
+#[test]
+fn processes_started_at_once_on_a_new_database_all_come_up() {
+    // The daemon and a partner's `cases list` starting together used to race each
+    // other's migrations ("table case_sequences already exists").
+    for round in 0..3 {
+        let dir = checkout_copy();
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                bin()
+                    .args(["cases", "list", "--json"])
+                    .current_dir(dir.path())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+        }
+    }
 }

@@ -194,30 +194,68 @@ impl ReplaceId for Vec<u8> {
 }
 
 #[tokio::test]
-async fn garbage_is_stored_raw_and_flagged_never_acknowledged() {
+async fn garbage_is_quarantined_raw_never_acknowledged_and_the_partners_are_told() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
     let store = Store::open(&config.database_url).await.unwrap();
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
     let raw = b"\x00\x01\x02\xff\xfe this is no mail at all";
-    let out = pipeline
+    // Taken in directly, it is refused: nothing is written.
+    let refused = pipeline
         .take_in(Some("test:garbage"), raw, clock.now())
         .await
-        .unwrap();
-    let decision = out.decision.unwrap();
-    assert!(!decision.acknowledge);
-    assert!(!out.ack_queued);
+        .unwrap_err();
     assert!(
-        decision.flags.iter().any(|f| f.contains("unparseable")),
-        "{:?}",
-        decision.flags
+        format!("{refused:#}").contains("cannot be read"),
+        "{refused:#}"
     );
-    let row = out.message_row.unwrap();
-    assert_eq!(store.raw_message(row).await.unwrap().unwrap(), raw);
+    assert!(store.quarantine_items(true).await.unwrap().is_empty());
+
+    // Fetched from the mailbox, it goes to quarantine, raw, and the partners are told.
+    deliver(dir, "1.garbage", raw);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    let items = store.quarantine_items(false).await.unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].reference, "Q-0001");
+    assert!(
+        items[0].reason.contains("cannot be read"),
+        "{}",
+        items[0].reason
+    );
+    let (_, stored) = store.quarantine_item(items[0].id).await.unwrap().unwrap();
+    assert_eq!(stored, raw);
+    assert!(store.list_cases().await.unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/.Quarantine/cur"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/new")).unwrap().count(),
+        0
+    );
+    // One notice, to both partners, naming the reference; no acknowledgement.
     let counts = store.outbox_counts().await.unwrap();
-    assert!(counts.is_empty(), "{counts:?}");
+    assert_eq!(counts, vec![("queued".to_string(), 1)]);
+    let sender = Sender::from_config(&config).unwrap();
+    outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let notice = klachtpost::parse::parse(&std::fs::read(&files[0]).unwrap());
+    assert!(notice.subject.starts_with("[Q-0001]"), "{}", notice.subject);
+    let to: Vec<_> = notice.to.iter().map(|a| a.address.as_str()).collect();
+    assert_eq!(to, ["anna@firma.nl", "bob@firma.nl"]);
+    assert!(notice.text.contains("klachtpost quarantine retry Q-0001"));
+    assert!(!notice.text.contains("no mail at all"), "never the content");
 }
 
 #[tokio::test]
@@ -343,4 +381,124 @@ async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_u
         0,
         "machine mail is never answered"
     );
+}
+
+#[tokio::test]
+async fn a_mail_seen_again_at_the_same_place_counts_up_one_duplicate_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    assert!(
+        !pipeline
+            .take_in(Some("maildir:1"), COMPLAINT, clock.now())
+            .await
+            .unwrap()
+            .duplicate
+    );
+    for _ in 0..3 {
+        let again = pipeline
+            .take_in(Some("maildir:1"), COMPLAINT, clock.now())
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert!(again.case.is_none() && !again.ack_queued);
+    }
+    // A copy elsewhere is another record.
+    let copy = pipeline
+        .take_in(Some("maildir:2"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    assert!(copy.duplicate);
+    let duplicates = store.duplicates().await.unwrap();
+    assert_eq!(duplicates.len(), 2, "{duplicates:?}");
+    let at_1 = duplicates
+        .iter()
+        .find(|d| d.source_key.as_deref() == Some("maildir:1"))
+        .unwrap();
+    assert_eq!((at_1.times, at_1.matched_by.as_str()), (3, "source_key"));
+    let at_2 = duplicates
+        .iter()
+        .find(|d| d.source_key.as_deref() == Some("maildir:2"))
+        .unwrap();
+    assert_eq!((at_2.times, at_2.matched_by.as_str()), (1, "identity"));
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn mail_stored_before_identities_existed_gets_one_and_is_still_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    pipeline
+        .take_in(Some("imap:old@host:993/INBOX:1:1"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    // As a row written before migration 0003.
+    sqlx::query("UPDATE messages SET identity = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let fill = |raw: &[u8]| klachtpost::intake::identity::of(raw).sha256;
+    assert_eq!(store.fill_identities(fill).await.unwrap(), 1);
+    assert_eq!(store.fill_identities(fill).await.unwrap(), 0, "done once");
+    let again = pipeline
+        .take_in(Some("imap:old/INBOX:1:1"), COMPLAINT, clock.now())
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    // The database refuses this mail as a message, and refuses its bytes in quarantine too
+    // (as a blob over the database's size limit would be refused).
+    for trigger in [
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd'
+         BEGIN SELECT RAISE(ABORT, 'refused as a message'); END",
+        "CREATE TRIGGER too_big BEFORE INSERT ON quarantine WHEN length(NEW.raw) > 0
+         BEGIN SELECT RAISE(ABORT, 'refused as bytes'); END",
+    ] {
+        sqlx::query(trigger).execute(store.pool()).await.unwrap();
+    }
+    let poison = String::from_utf8(COMPLAINT.to_vec().replace_id())
+        .unwrap()
+        .replace("Subject: Klacht over de factuur", "Subject: Vergiftigd")
+        .into_bytes();
+    deliver(dir, "1.poison", &poison);
+    deliver(dir, "2.good", COMPLAINT);
+    while intake_pass(&mut mailbox, &pipeline).await.unwrap() > 0 {}
+
+    assert_eq!(store.list_cases().await.unwrap().len(), 1, "the good one");
+    let items = store.quarantine_items(false).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].size, poison.len() as i64);
+    assert!(
+        items[0].reason.contains("only in the quarantine folder"),
+        "{}",
+        items[0].reason
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("mailbox/.Quarantine/cur"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let notices: Vec<(String,)> =
+        sqlx::query_as("SELECT recipients FROM outbox WHERE purpose = 'notice'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(notices, vec![("anna@firma.nl\nbob@firma.nl".to_string(),)]);
 }

@@ -321,12 +321,17 @@ async fn parties_join_by_the_reference_in_the_text_and_by_cc_and_a_closed_case_k
     assert_eq!(w.smtp.messages().len(), 1, "replies are not acknowledged");
 
     // A reply to the closed case: kept on it, the case stays closed, the partner is told.
-    assert!(
-        w.store
-            .close_case(&reference, Some(true), SystemClock.now())
-            .await
-            .unwrap()
-    );
+    let mut tx = w.store.begin().await.unwrap();
+    klachtpost::case::close(
+        &mut tx,
+        &reference,
+        klachtpost::case::Closing::Handled(klachtpost::case::Satisfied::Yes),
+        klachtpost::case::Actor::new("Anna Partner", SystemClock.now()),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     w.deliver(&[format!(
         "From: Marieke Jansen <marieke@client.example>\nTo: klachten@firma.nl\nSubject: Re: [{reference}] Klacht over de training\nMessage-ID: <c3@client.example>\n\nToch nog iets: de map is nooit gekomen.\n"
     )])
@@ -361,8 +366,11 @@ async fn a_forged_staff_from_is_an_outside_mail_and_the_partner_is_told() {
     );
 
     // Without Authentication-Results (or with another server's): no forward, no answer.
+    // (Another mail, with its own Message-ID: the same mail again would be a duplicate,
+    // whatever trace fields were added on the way.)
     let other_server = format!(
-        "Authentication-Results: mx.elders.example; dmarc=pass header.from=firma.nl\n{forward}"
+        "Authentication-Results: mx.elders.example; dmarc=pass header.from=firma.nl\n{}",
+        forward.replace("Message-ID: <", "Message-ID: <elsewhere-")
     );
     w.deliver(&[forward.clone(), answer.clone(), other_server])
         .await;

@@ -96,6 +96,12 @@ pub fn clean_name(s: &str) -> Option<String> {
     }
 }
 
+/// Whether mail can be sent to `address`: a local part and a domain a message can carry
+/// (what the outgoing mail builder accepts). `jan` (no domain) cannot be answered.
+pub fn is_answerable(address: &str) -> bool {
+    address.trim().parse::<lettre::Address>().is_ok()
+}
+
 /// Local parts of addresses nobody reads (RFC 2142 role names excluded: those are people).
 pub fn is_no_reply(address: &str) -> bool {
     let local = address

@@ -6,8 +6,9 @@
 //!
 //! # The rules, in order (the first that applies decides)
 //!
-//! 1. **Unparseable** (`ParsedMail::problem`): a complaint without complainant, flagged,
-//!    not acknowledged; the raw bytes are kept.
+//! 1. **Unparseable** (`ParsedMail::problem`): flagged, never acknowledged. Intake does
+//!    not open a case for it: it keeps the raw bytes in quarantine and tells the partners
+//!    (`crate::intake::quarantine`); this rule is what `explain` shows.
 //! 2. **Our own mail** (From is the mailbox or `outgoing.from`): automatic, never
 //!    acknowledged (no loops).
 //! 3. **Machine mail** ([`automatic`]): a delivery failure is a *bounce*, everything else
@@ -63,6 +64,11 @@
 //!    complainant and whom the complaint addresses in To/Cc besides the firm are the new
 //!    case's parties (`new_parties`).
 //!
+//! Last, for every decision: a new case that would be acknowledged to an address mail
+//! cannot be sent to (`From: Jan <jan>`), or a complaint with no sender and no staff
+//! member behind it, is flagged [`UNANSWERABLE`] and not acknowledged; intake tells its
+//! partner to acknowledge it another way.
+//!
 //! Every decision carries `new_part` ([`quote`]): the text without quoted history and
 //! signature, for display. Reasons and flags never contain names, addresses or complaint
 //! text, so they may be logged; `staff_summary` and the text fields may not.
@@ -70,6 +76,7 @@
 mod address;
 pub mod authres;
 pub mod automatic;
+pub use address::is_answerable;
 pub mod dates;
 pub mod forward;
 pub mod labels;
@@ -402,6 +409,11 @@ const CLOCK_SKEW: i64 = 10;
 /// The flag a decision carries when classification itself failed.
 pub const CLASSIFICATION_FAILED: &str = "classification failed: a partner must look at this mail";
 
+/// The flag on a new case that gets no acknowledgement because there is no address mail
+/// can be sent to (`From: Jan <jan>`, or no sender at all); intake tells its partner to
+/// acknowledge it another way.
+pub const UNANSWERABLE: &str = "cannot acknowledge: no usable address";
+
 /// Decide what a mail is. Pure, and never panics: should a rule fail on an odd mail, the
 /// mail becomes a flagged complaint without complainant (nothing is lost, nothing sent).
 pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
@@ -422,7 +434,33 @@ pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision
         }
         d
     }));
-    decided.unwrap_or_else(|_| Decision {
+    let mut d = decided.unwrap_or_else(|_| failed(ctx));
+    refuse_unanswerable(&mut d);
+    d
+}
+
+/// An acknowledgement needs an address mail can be sent to. Without one the case still
+/// opens, flagged [`UNANSWERABLE`]; so does a complaint that has no sender at all and no
+/// staff member who brought it in.
+fn refuse_unanswerable(d: &mut Decision) {
+    let unanswerable = d.acknowledge
+        && d.complainant
+            .as_ref()
+            .is_some_and(|c| !address::is_answerable(&c.address));
+    let nobody = d.kind == Kind::Complaint && d.complainant.is_none() && d.staff.is_none();
+    if unanswerable {
+        d.acknowledge = false;
+        d.reason.push_str(
+            "; but the complainant's address cannot be answered, so no acknowledgement: the partner is told to acknowledge another way",
+        );
+    }
+    if (unanswerable || nobody) && !d.flags.iter().any(|f| f == UNANSWERABLE) {
+        d.flags.push(UNANSWERABLE.into());
+    }
+}
+
+fn failed(ctx: &Context<'_>) -> Decision {
+    Decision {
         kind: Kind::Complaint,
         case: None,
         complainant: None,
@@ -449,7 +487,7 @@ pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision
         case_closed: false,
         answers_complainant: false,
         new_parties: Vec::new(),
-    })
+    }
 }
 
 fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
@@ -486,7 +524,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     if let Some(problem) = &mail.problem {
         d.flags.push(format!("unparseable: {problem}"));
         d.reason =
-            "the mail could not be parsed; it is kept raw and opened as a flagged case for a partner"
+            "the mail could not be parsed; intake keeps it raw in quarantine and tells the partners, no acknowledgement"
                 .into();
         return d;
     }

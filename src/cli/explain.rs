@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::classify::{self, Context, Decision, Known, Lookups};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Firm};
+use crate::config::{Config, Firm, Secrets};
 
 /// Where the arrival time used for the decision comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub fn decide(
 /// Explain one mail. When the database exists it is consulted read-only, so a reply shows
 /// the case it threads to; nothing is written.
 pub async fn run(config_path: &Path, file: &Path, json: bool) -> Result<ExitCode> {
-    let loaded = Config::load(config_path)
+    let loaded = Config::load_with(config_path, Secrets::Skip)
         .map_err(anyhow::Error::from)
         .and_then(|config| {
             let raw = std::fs::read(file)

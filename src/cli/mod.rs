@@ -5,6 +5,9 @@ mod calendar;
 mod cases;
 mod explain;
 mod mail;
+mod quarantine;
+mod register;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Secrets};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +58,11 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Mail that could not be taken in: list it, take it in again after a fix.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Show what klachtpost would decide for one mail, without changing anything.
     Explain {
         /// A mail file (.eml).
@@ -69,6 +77,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Is intake working: the last good pass, the backlog, open outages, the outbox.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The register as a whole.
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
+    },
+    /// What is stored about one person.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+    /// Purge what is past retention ([retention] keep, keep_unattached).
+    Purge {
+        /// Only show what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        by: By,
+    },
+    /// The register's integrity.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The complaint clock.
     Deadlines {
         #[command(subcommand)]
@@ -80,15 +118,75 @@ pub enum Command {
 pub enum CasesCommand {
     /// List cases, newest first.
     List {
+        /// Only cases still being handled.
+        #[arg(long)]
+        open: bool,
+        /// Only open cases with a deadline passed and not met.
+        #[arg(long)]
+        overdue: bool,
+        /// Only cases of this responsible partner (mail address).
+        #[arg(long, value_name = "EMAIL")]
+        partner: Option<String>,
+        /// Received on or after this day (YYYY-MM-DD, the firm's time zone).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Received on or before this day (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
         #[arg(long)]
         json: bool,
     },
-    /// One case, its deadlines and its correspondence.
+    /// One case: all fields, deadlines, history and correspondence.
     Show {
         /// The case reference, e.g. KL-2026-0042.
         reference: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Fill in the registration form's analysis.
+    Record {
+        reference: String,
+        /// Analysis: the cause of the complaint.
+        #[arg(long)]
+        cause: Option<String>,
+        /// Whether the fault is structural: yes or no.
+        #[arg(long, value_name = "yes|no")]
+        structural: Option<String>,
+        /// The improvement measure taken.
+        #[arg(long)]
+        measure: Option<String>,
+        /// How the complaint was handled.
+        #[arg(long)]
+        handling: Option<String>,
+        /// The result.
+        #[arg(long)]
+        result: Option<String>,
+        /// The evaluation.
+        #[arg(long)]
+        evaluation: Option<String>,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Make another partner responsible (mail address or name from firm.partners).
+    Assign {
+        reference: String,
+        partner: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Set the status: new, acknowledged, investigating or responded (close with `close`).
+    Status {
+        reference: String,
+        status: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Add a note to the case's history.
+    Note {
+        reference: String,
+        text: String,
+        #[command(flatten)]
+        by: By,
     },
     /// Extend the resolution deadline (the complainant is told by mail).
     Extend {
@@ -99,13 +197,118 @@ pub enum CasesCommand {
         /// Why; it is recorded and told to the complainant.
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        by: By,
     },
-    /// Close a case.
+    /// Close a case: --satisfied yes|no|unknown, or --not-a-complaint.
     Close {
         reference: String,
-        /// Whether the client said to be satisfied with the solution: yes or no.
-        #[arg(long)]
+        /// Whether the client said to be satisfied with the solution: yes, no or unknown.
+        #[arg(long, value_name = "yes|no|unknown")]
         satisfied: Option<String>,
+        /// It turned out not to be a complaint.
+        #[arg(long)]
+        not_a_complaint: bool,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Reopen a closed case.
+    Reopen {
+        reference: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// Keep a case past retention (never purged while held).
+    Hold {
+        reference: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// End a hold.
+    Release {
+        reference: String,
+        #[command(flatten)]
+        by: By,
+    },
+    /// The completed registration form as one printable HTML page.
+    Form {
+        reference: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegisterCommand {
+    /// One row per case received in the period, for an auditor.
+    Export {
+        /// First day received (YYYY-MM-DD, the firm's time zone).
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        /// Last day received (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Everything stored about one mail address: data.json and the raw mails.
+    Export {
+        address: String,
+        /// The folder to write (created owner-only).
+        #[arg(long, value_name = "DIR", default_value = "person-export")]
+        output: PathBuf,
+    },
+}
+
+/// Who a change is recorded as.
+#[derive(Debug, Clone, clap::Args)]
+pub struct By {
+    /// Recorded in the history as who made the change (default: firm.operator, else the
+    /// OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the history's hash chain; name the first entry that does not fit.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// What is in quarantine, oldest first, and how many duplicates were recognised.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Also what was quarantined before and has been taken in since.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Run intake again on a quarantined mail's stored bytes (after fixing the cause).
+    Retry {
+        /// The item, e.g. Q-0007.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        reference: Option<String>,
+        /// Every item still in quarantine.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -160,14 +363,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config> {
-    Ok(Config::load(path)?)
+/// The config for commands that only read or change the register: no mailbox or SMTP
+/// secret is needed (outgoing mail is queued; the daemon sends it).
+fn load_register(path: &std::path::Path) -> Result<Config> {
+    Ok(Config::load_with(path, Secrets::Skip)?)
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { once } => {
-            let config = load(&cli.config)?;
+            let config = Config::load(&cli.config)?;
             crate::daemon::run(config, once).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -177,32 +382,157 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckConfig { offline } => check_config(&cli.config, offline).await,
         Command::Cases { command } => {
-            let config = load(&cli.config)?;
-            match command {
-                CasesCommand::List { json } => cases::list(&config, json).await,
-                CasesCommand::Show { reference, json } => {
-                    cases::show(&config, &reference, json).await
-                }
-                CasesCommand::Extend {
-                    reference,
-                    until,
-                    reason,
-                } => cases::extend(&config, &reference, &until, &reason).await,
-                CasesCommand::Close {
-                    reference,
-                    satisfied,
-                } => cases::close(&config, &reference, satisfied.as_deref()).await,
-            }
+            let config = load_register(&cli.config)?;
+            cases_command(&config, command).await
         }
+        Command::Register {
+            command:
+                RegisterCommand::Export {
+                    from,
+                    to,
+                    format,
+                    output,
+                },
+        } => {
+            let config = load_register(&cli.config)?;
+            register::export(&config, &from, &to, &format, output.as_deref()).await
+        }
+        Command::Person {
+            command: PersonCommand::Export { address, output },
+        } => {
+            let config = load_register(&cli.config)?;
+            register::person_export(&config, &address, &output).await
+        }
+        Command::Purge { dry_run, json, by } => {
+            // Purging reaches the copies in the mailbox too, so it logs in.
+            let config = Config::load(&cli.config)?;
+            register::purge(&config, dry_run, json, by.by.as_deref()).await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { json },
+        } => {
+            let config = load_register(&cli.config)?;
+            register::audit_verify(&config, json).await
+        }
+        Command::Status { json } => status::status(&load_register(&cli.config)?, json).await,
         Command::Mail {
             command: MailCommand::List { unfiled, json },
-        } => mail::list(&load(&cli.config)?, unfiled, json).await,
+        } => mail::list(&load_register(&cli.config)?, unfiled, json).await,
+        Command::Quarantine { command } => {
+            let config = load_register(&cli.config)?;
+            match command {
+                QuarantineCommand::List { json, all } => quarantine::list(&config, json, all).await,
+                QuarantineCommand::Retry { reference, all } => {
+                    quarantine::retry(&config, reference.as_deref(), all).await
+                }
+            }
+        }
         Command::Explain { file, json } => explain::run(&cli.config, &file, json).await,
         Command::Calendar { year, json } => calendar::calendar(&cli.config, year, json),
         Command::Deadlines {
             command: DeadlinesCommand::Explain { received, json },
         } => calendar::deadlines_explain(&cli.config, &received, json),
     }
+}
+
+async fn cases_command(config: &Config, command: CasesCommand) -> Result<ExitCode> {
+    use cases::Change;
+    let yes_no = |s: Option<String>| -> Result<Option<bool>> {
+        s.map(|s| crate::case::parse_yes_no(&s).map_err(|e| anyhow::anyhow!("--structural {e}")))
+            .transpose()
+    };
+    let (reference, change, by) = match command {
+        CasesCommand::List {
+            open,
+            overdue,
+            partner,
+            from,
+            to,
+            json,
+        } => {
+            let filter = cases::Filter {
+                open,
+                overdue,
+                partner,
+                from,
+                to,
+            };
+            return cases::list(config, &filter, json).await;
+        }
+        CasesCommand::Show { reference, json } => {
+            return cases::show(config, &reference, json).await;
+        }
+        CasesCommand::Form { reference, output } => {
+            return register::form(config, &reference, output.as_deref()).await;
+        }
+        CasesCommand::Extend {
+            reference,
+            until,
+            reason,
+            by,
+        } => return cases::extend(config, &reference, &until, &reason, by.by.as_deref()).await,
+        CasesCommand::Record {
+            reference,
+            cause,
+            structural,
+            measure,
+            handling,
+            result,
+            evaluation,
+            by,
+        } => (
+            reference,
+            Change::Record(crate::case::FormUpdate {
+                cause,
+                structural: yes_no(structural)?,
+                measure,
+                handling,
+                result,
+                evaluation,
+            }),
+            by,
+        ),
+        CasesCommand::Assign {
+            reference,
+            partner,
+            by,
+        } => (reference, Change::Assign(partner), by),
+        CasesCommand::Status {
+            reference,
+            status,
+            by,
+        } => (reference, Change::Status(status), by),
+        CasesCommand::Note {
+            reference,
+            text,
+            by,
+        } => (reference, Change::Note(text), by),
+        CasesCommand::Close {
+            reference,
+            satisfied,
+            not_a_complaint,
+            by,
+        } => (
+            reference,
+            Change::Close {
+                satisfied,
+                not_a_complaint,
+            },
+            by,
+        ),
+        CasesCommand::Reopen {
+            reference,
+            reason,
+            by,
+        } => (reference, Change::Reopen(reason), by),
+        CasesCommand::Hold {
+            reference,
+            reason,
+            by,
+        } => (reference, Change::Hold(reason), by),
+        CasesCommand::Release { reference, by } => (reference, Change::Release, by),
+    };
+    cases::change(config, &reference, change, by.by.as_deref()).await
 }
 
 async fn check_config(path: &std::path::Path, offline: bool) -> Result<ExitCode> {

@@ -11,17 +11,35 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod duplicates;
+pub mod health;
+pub mod history;
+pub mod jobs;
 mod outbox;
 mod parties;
+pub mod person;
+mod quarantine;
+mod receipt;
+pub mod register;
+pub mod retention;
 mod unfiled;
 
+pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
 pub use parties::add_party;
+pub use quarantine::{
+    NewQuarantine, QuarantineItem, insert_quarantine,
+    parse_reference as parse_quarantine_reference, queue_quarantine_notice,
+    reference as quarantine_reference, resolve_quarantine,
+};
+pub use receipt::add_message_note;
 pub use unfiled::UnfiledMail;
 
 /// A database error, with the action that failed.
@@ -59,6 +77,17 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|_| StoreError::Time(s.to_string()))
 }
 
+/// Apply the migrations under the database's write lock, so any number of processes may
+/// start at once on a new or an older database: the first applies what is missing, the
+/// others wait for it and then find everything applied. (sqlx takes no lock for SQLite;
+/// without one two processes both saw an empty database and both created its tables.)
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::migrate!("./migrations").run(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The handle to the database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -78,20 +107,20 @@ impl Store {
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Once a mail leaves INBOX its case must survive a power loss: in WAL mode
+            // FULL syncs the log at every commit (NORMAL could lose the last commits).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let filename = options.get_filename();
-        if let Some(dir) = filename.parent()
-            && !dir.as_os_str().is_empty()
-            && filename.as_os_str() != ":memory:"
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+            .busy_timeout(Duration::from_secs(10))
+            // Deleted content is overwritten, not left in free pages (retention).
+            .pragma("secure_delete", "ON")
+            // New files give freed pages back with `PRAGMA incremental_vacuum`.
+            .auto_vacuum(SqliteAutoVacuum::Incremental);
+        let filename = options.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:");
+        if !in_memory {
+            private_file(&filename)?;
+        }
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
@@ -101,7 +130,8 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        migrate(&pool).await?;
+        history::seal_legacy(&pool).await?;
         let writer = if in_memory {
             pool.clone()
         } else {
@@ -148,9 +178,12 @@ impl Store {
         &self.pool
     }
 
-    /// A write transaction, on the single writer connection.
+    /// A write transaction on the single writer connection (writers queue there in
+    /// order), holding SQLite's write lock from its first statement: the history chain
+    /// reads its head and appends, which must not interleave with another writer (a
+    /// deferred transaction would fail with SQLITE_BUSY instead of waiting).
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.writer.begin().await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The single writer connection, for one-statement writes.
@@ -226,7 +259,7 @@ impl Store {
             reference,
             complainant,
             parties: parties::of_case(&self.pool, case_id).await?,
-            closed: status == "closed",
+            closed: status == "closed" || status == "not_a_complaint",
         };
         cache.insert(case_id, info.clone());
         Ok(info)
@@ -240,7 +273,7 @@ impl Store {
         let mut best: Option<(&crate::config::Partner, i64)> = None;
         for p in partners {
             let n: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM cases WHERE partner_email = $1 AND status = 'open'",
+                "SELECT COUNT(*) FROM cases WHERE partner_email = $1 AND status NOT IN ('closed', 'not_a_complaint')",
             )
             .bind(&p.email)
             .fetch_one(&self.pool)
@@ -342,33 +375,6 @@ impl Store {
         Ok(())
     }
 
-    /// Give up on a row: it stays in the table as failed, the case gets a flag and an event.
-    pub async fn outbox_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1 WHERE id = $2")
-            .bind(error)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let case_id: Option<i64> = row.try_get(0)?;
-        let purpose: String = row.try_get(1)?;
-        if let Some(case_id) = case_id {
-            add_flag(
-                &mut tx,
-                case_id,
-                &format!("{purpose} could not be sent: {error}"),
-            )
-            .await?;
-        }
-        case_event_for_outbox(&mut tx, id, now, "send_failed", error).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Queue an internal notice about a case (to its partner), in one transaction.
     pub async fn queue_notice(
         &self,
@@ -395,97 +401,6 @@ impl Store {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
             None => None,
         })
-    }
-
-    /// Extend the resolution deadline: record it, and queue the mail telling the complainant
-    /// (when there is an address), in one transaction.
-    pub async fn extend_case(
-        &self,
-        reference: &str,
-        ext: &crate::deadlines::Extension,
-        mail: Option<(&crate::compose::Outgoing, &str, &str)>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let id = case_id_by_reference(&mut tx, reference)
-            .await?
-            .ok_or_else(|| StoreError::Sql(sqlx::Error::RowNotFound))?;
-        sqlx::query(
-            "UPDATE cases SET original_resolution_due_at = COALESCE(original_resolution_due_at, resolution_due_at),
-                              resolution_due_at = $1, extension_reason = $2 WHERE id = $3",
-        )
-        .bind(ts(ext.resolution))
-        .bind(&ext.reason)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        add_event(
-            &mut tx,
-            id,
-            now,
-            "deadline.extended",
-            &format!(
-                "resolution {} → {}: {}",
-                ts(ext.previous),
-                ts(ext.resolution),
-                ext.reason
-            ),
-        )
-        .await?;
-        if let Some((out, from, to)) = mail {
-            queue_outgoing(
-                &mut tx,
-                Some(id),
-                "extension",
-                None,
-                from,
-                to,
-                out,
-                "extension of the resolution deadline",
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Close a case, recording whether the client said to be satisfied, and whether the
-    /// resolution deadline was met.
-    pub async fn close_case(
-        &self,
-        reference: &str,
-        satisfied: Option<bool>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let row =
-            sqlx::query("SELECT id, resolution_due_at, status FROM cases WHERE reference = $1")
-                .bind(reference)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(row) = row else { return Ok(false) };
-        let id: i64 = row.try_get(0)?;
-        let due = parse_ts(&row.try_get::<String, _>(1)?)?;
-        sqlx::query("UPDATE cases SET status = 'closed', closed_at = $1, client_satisfied = $2 WHERE id = $3")
-            .bind(ts(now))
-            .bind(satisfied.map(i64::from))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let met = if now <= due {
-            "resolution deadline met"
-        } else {
-            "resolution deadline missed"
-        };
-        let sat = match satisfied {
-            Some(true) => "client satisfied",
-            Some(false) => "client not satisfied",
-            None => "client satisfaction not recorded",
-        };
-        add_event(&mut tx, id, now, "case.closed", &format!("{met}; {sat}")).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// Counts per outbox status, for the demo and for operators.
@@ -550,29 +465,41 @@ impl Store {
                 attachments: r.try_get(10)?,
                 delivery: r.try_get(11)?,
                 message_id: r.try_get(12)?,
+                attachment_files: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let events = sqlx::query(
-            "SELECT at, event, detail FROM case_events WHERE case_id = $1 ORDER BY at, id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(CaseEvent {
-                at: r.try_get(0)?,
-                event: r.try_get(1)?,
-                detail: r.try_get(2)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        let mut messages = messages;
+        for m in &mut messages {
+            if m.attachments > 0 {
+                m.attachment_files = self.attachments_of(m.id).await?;
+            }
+        }
+        let events = history::for_case(&self.pool, id).await?;
         Ok(Some(CaseDetail {
             case: summary,
             messages,
             events,
         }))
+    }
+
+    /// The attachments of a stored message (names, types and sizes; not the bytes).
+    pub async fn attachments_of(&self, message_id: i64) -> Result<Vec<AttachmentInfo>> {
+        let rows = sqlx::query(
+            "SELECT filename, content_type, size FROM attachments WHERE message_id = $1 ORDER BY id",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttachmentInfo {
+                    filename: r.try_get(0)?,
+                    content_type: r.try_get(1)?,
+                    size: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     /// The raw bytes of a stored message.
@@ -588,7 +515,7 @@ impl Store {
 /// The columns [`case_from_row`] reads (a macro so queries stay `&'static str`).
 macro_rules! case_columns {
     () => {
-        "reference, status, channel, complainant_name, complainant_address, complainant_source, subject, received_at, opened_at, partner_name, partner_email, staff_address, ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, closed_at, response_met_at, original_resolution_due_at, extension_reason, client_satisfied"
+        "reference, status, channel, complainant_name, complainant_address, complainant_source, subject, received_at, opened_at, partner_name, partner_email, staff_address, ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, closed_at, response_met_at, original_resolution_due_at, extension_reason, client_satisfied, complainant_phone, acknowledged_at, extended_at, hold_reason, purged_at, cause, structural_fault, improvement_measure, handling, result, evaluation"
     };
 }
 use case_columns;
@@ -626,6 +553,19 @@ fn case_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseSummary> {
         client_satisfied: r
             .try_get::<Option<i64>, _>("client_satisfied")?
             .map(|v| v != 0),
+        complainant_phone: r.try_get("complainant_phone")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        extended_at: r.try_get("extended_at")?,
+        hold_reason: r.try_get("hold_reason")?,
+        purged_at: r.try_get("purged_at")?,
+        cause: r.try_get("cause")?,
+        structural_fault: r
+            .try_get::<Option<i64>, _>("structural_fault")?
+            .map(|v| v != 0),
+        improvement_measure: r.try_get("improvement_measure")?,
+        handling: r.try_get("handling")?,
+        result: r.try_get("result")?,
+        evaluation: r.try_get("evaluation")?,
     })
 }
 
@@ -667,6 +607,22 @@ pub struct CaseSummary {
     pub original_resolution_due_at: Option<String>,
     pub extension_reason: Option<String>,
     pub client_satisfied: Option<bool>,
+    /// From a verbal-complaint note.
+    pub complainant_phone: Option<String>,
+    /// When the acknowledgement reached the outgoing server.
+    pub acknowledged_at: Option<String>,
+    pub extended_at: Option<String>,
+    /// Set while the case is on hold (kept past retention).
+    pub hold_reason: Option<String>,
+    /// Set on a tombstone.
+    pub purged_at: Option<String>,
+    // The registration form.
+    pub cause: Option<String>,
+    pub structural_fault: Option<bool>,
+    pub improvement_measure: Option<String>,
+    pub handling: Option<String>,
+    pub result: Option<String>,
+    pub evaluation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -685,13 +641,14 @@ pub struct CaseMessage {
     /// For outgoing mail: queued, sent or failed.
     pub delivery: Option<String>,
     pub message_id: Option<String>,
+    pub attachment_files: Vec<AttachmentInfo>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct CaseEvent {
-    pub at: String,
-    pub event: String,
-    pub detail: String,
+pub struct AttachmentInfo {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -699,7 +656,8 @@ pub struct CaseDetail {
     #[serde(flatten)]
     pub case: CaseSummary,
     pub messages: Vec<CaseMessage>,
-    pub events: Vec<CaseEvent>,
+    /// The history, oldest first.
+    pub events: Vec<history::Entry>,
 }
 
 // ---- writing, inside a transaction ----
@@ -711,6 +669,8 @@ pub struct NewMessage<'a> {
     pub direction: &'a str,
     pub kind: &'a str,
     pub source_key: Option<&'a str>,
+    /// What the mail is ([`crate::intake::identity`]); `None` for what klachtpost sends.
+    pub identity: Option<&'a str>,
     pub message_id: Option<&'a str>,
     pub from_name: Option<&'a str>,
     pub from_address: Option<&'a str>,
@@ -727,8 +687,8 @@ pub struct NewMessage<'a> {
 pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                               date_header, received_at, text, decision_reason, flags, size, raw, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                               date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(m.case_id)
     .bind(m.direction)
@@ -746,6 +706,7 @@ pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Re
     .bind(m.raw.len() as i64)
     .bind(m.raw)
     .bind(ts(m.created_at))
+    .bind(m.identity)
     .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get(0)?)
@@ -790,6 +751,7 @@ pub struct NewCase<'a> {
     pub channel: &'a str,
     pub complainant_name: Option<&'a str>,
     pub complainant_address: Option<&'a str>,
+    pub complainant_phone: Option<&'a str>,
     pub complainant_source: &'a str,
     pub subject: &'a str,
     pub received_at: DateTime<Utc>,
@@ -804,12 +766,13 @@ pub struct NewCase<'a> {
     pub flags: &'a [String],
 }
 
-pub async fn insert_case(tx: &mut SqliteConnection, c: &NewCase<'_>) -> Result<i64> {
+/// Insert a case row; only [`crate::case::open`] calls this.
+pub async fn insert_case(tx: &mut SqliteConnection, c: &NewCase<'_>, status: &str) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
                             subject, received_at, opened_at, partner_name, partner_email, staff_address,
-                            ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags)
-         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+                            ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone)
+         VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18) RETURNING id",
     )
     .bind(c.reference)
     .bind(c.channel)
@@ -827,6 +790,8 @@ pub async fn insert_case(tx: &mut SqliteConnection, c: &NewCase<'_>) -> Result<i
     .bind(ts(c.resolution_due_at))
     .bind(c.deadline_explanation)
     .bind(c.flags.join("\n"))
+    .bind(status)
+    .bind(c.complainant_phone)
     .fetch_one(&mut *tx)
     .await?;
     Ok(row.try_get(0)?)
@@ -854,69 +819,6 @@ pub async fn case_partner_email(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-pub async fn add_event(
-    tx: &mut SqliteConnection,
-    case_id: i64,
-    at: DateTime<Utc>,
-    event: &str,
-    detail: &str,
-) -> Result<()> {
-    sqlx::query("INSERT INTO case_events (case_id, at, event, detail) VALUES ($1, $2, $3, $4)")
-        .bind(case_id)
-        .bind(ts(at))
-        .bind(event)
-        .bind(detail)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-/// The response deadline is met by the first message from staff or a partner to the
-/// complainant recorded on the case.
-pub async fn mark_response(
-    tx: &mut SqliteConnection,
-    case_id: i64,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE cases SET response_met_at = $1 WHERE id = $2 AND response_met_at IS NULL",
-    )
-    .bind(ts(at))
-    .bind(case_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() > 0 {
-        add_event(
-            tx,
-            case_id,
-            at,
-            "deadline.response_met",
-            "first message from the firm to the complainant",
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-pub async fn add_flag(tx: &mut SqliteConnection, case_id: i64, flag: &str) -> Result<()> {
-    let current: String = sqlx::query("SELECT flags FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-    let flags = if current.is_empty() {
-        flag.to_string()
-    } else {
-        format!("{current}\n{flag}")
-    };
-    sqlx::query("UPDATE cases SET flags = $1 WHERE id = $2")
-        .bind(flags)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
 /// Store a message klachtpost sends and queue it for delivery, in the caller's
 /// transaction. `purpose` is both the message's kind and the outbox purpose
 /// (acknowledgement, extension, notice).
@@ -939,6 +841,7 @@ pub async fn queue_outgoing(
             direction: "outbound",
             kind: purpose,
             source_key: None,
+            identity: None,
             message_id: Some(&out.message_id),
             from_name,
             from_address: Some(from),
@@ -1004,21 +907,74 @@ pub async fn enqueue(
     Ok(row.try_get(0)?)
 }
 
-async fn case_event_for_outbox(
+/// Mark an outbox row sent, in the caller's transaction; returns its case and purpose so
+/// the caller can record it on the case ([`crate::case`]).
+pub async fn outbox_mark_sent(
     tx: &mut SqliteConnection,
-    outbox_id: i64,
-    at: DateTime<Utc>,
-    what: &str,
-    detail: &str,
-) -> Result<()> {
-    let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
-        .bind(outbox_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let case_id: Option<i64> = row.try_get(0)?;
-    let purpose: String = row.try_get(1)?;
-    if let Some(case_id) = case_id {
-        add_event(tx, case_id, at, &format!("{purpose}.{what}"), detail).await?;
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(Option<i64>, String)> {
+    let row = sqlx::query(
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
+         WHERE id = $2 RETURNING case_id, purpose",
+    )
+    .bind(ts(now))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Give up on an outbox row: it stays in the table as failed. Returns its case and
+/// purpose (the caller flags the case).
+pub async fn outbox_mark_failed(
+    tx: &mut SqliteConnection,
+    id: i64,
+    error: &str,
+) -> Result<(Option<i64>, String)> {
+    let row = sqlx::query(
+        "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
+         WHERE id = $2 RETURNING case_id, purpose",
+    )
+    .bind(error)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// Make the database file (and its folder) owner-only before SQLite creates it: the
+/// register is confidential. SQLite gives its -wal and -shm files the same mode.
+fn private_file(path: &std::path::Path) -> Result<()> {
+    let folder_err = |source| StoreError::Folder {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        create_private_dir(dir).map_err(folder_err)?;
+    }
+    if !path.exists() {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        match o.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(folder_err(e)),
+        }
     }
     Ok(())
+}
+
+/// Create a folder (and its parents) readable by the owner only.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }

@@ -1,7 +1,7 @@
 //! Claiming and confirming outbox rows, so an acknowledgement goes out once as far as SMTP
 //! allows: [`Store::claim_due`] marks rows `sending` before they are handed to the server,
-//! [`Store::mark_sent`] confirms one right after the server's 250 in a short transaction of
-//! its own, and [`Store::release_claims`] hands rows a crashed run had claimed back to the
+//! `outbox::mark_sent` confirms one right after the server's 250 in a short transaction of
+//! its own ([`super::outbox_mark_sent`] and the case's history), and [`Store::release_claims`] hands rows a crashed run had claimed back to the
 //! queue at start-up (they are resent as the same stored message, same Message-ID).
 //!
 //! Writes go through the store's single writer connection, which queues writers in order
@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 
-use super::{OutboxItem, Result, Store, case_event_for_outbox, ts};
+use super::{OutboxItem, Result, Store, ts};
 
 /// A claim older than this is taken to be abandoned (its run is gone without a restart)
 /// and the row is claimed again. Far longer than one SMTP transaction may take.
@@ -68,23 +68,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(items)
-    }
-
-    /// The server accepted the row's message: `sent`, in a transaction of its own.
-    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1,
-                    last_error = NULL, claimed_at = NULL
-             WHERE id = $2",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        case_event_for_outbox(&mut tx, id, now, "sent", "delivered to the outgoing server").await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// At start-up: rows a previous run claimed but never confirmed go back to the queue,

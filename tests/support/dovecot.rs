@@ -62,7 +62,16 @@ pub struct DovecotOptions {
     /// Also offer Dovecot's authentication service on a TCP port, so an MTA can check SMTP
     /// AUTH against the same users (Postfix's `smtpd_sasl_type = dovecot`).
     pub sasl: bool,
+    /// Replace the capabilities IMAP advertises after login (Dovecot's `imap_capability`),
+    /// e.g. [`WITHOUT_MOVE`] to test a server that has no MOVE. The commands still work;
+    /// only what a client is told changes, which is what a client decides by.
+    pub imap_capability: Option<&'static str>,
 }
+
+/// Dovecot 2.3's own capabilities less MOVE (RFC 6851); UIDPLUS (RFC 4315) stays.
+pub const WITHOUT_MOVE: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SPECIAL-USE";
+/// Without MOVE and without UIDPLUS: a server where a client cannot expunge one message.
+pub const WITHOUT_MOVE_OR_UIDPLUS: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT THREAD=REFERENCES MULTIAPPEND UNSELECT CHILDREN NAMESPACE LIST-EXTENDED I18NLEVEL=1 ESEARCH SEARCHRES WITHIN LIST-STATUS SPECIAL-USE";
 
 impl DovecotOptions {
     /// What [`super::Postfix`] needs: LMTP and SASL.
@@ -70,6 +79,7 @@ impl DovecotOptions {
         DovecotOptions {
             lmtp: true,
             sasl: true,
+            ..DovecotOptions::default()
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct Dovecot {
     /// The instance's directory (config, `dovecot.log`, `mail/<user>`).
     pub dir: PathBuf,
     child: Child,
+    greeting: String,
+    stopped: bool,
     tls: Arc<ClientConfig>,
     /// Released after the server is stopped (fields drop after `Drop::drop`).
     _leases: Vec<process::PortLease>,
@@ -152,7 +164,10 @@ impl Dovecot {
                 lmtp: lmtp_port,
                 auth: auth_port,
             };
-            let conf = config(&dir, &user, &ports, &greeting);
+            let mut conf = config(&dir, &user, &ports, &greeting);
+            if let Some(caps) = options.imap_capability {
+                writeln!(conf, "protocol imap {{\n  imap_capability = {caps}\n}}").unwrap();
+            }
             std::fs::write(dir.join("dovecot.conf"), conf).expect("write dovecot.conf");
 
             let mut child = spawn_dovecot(&dir);
@@ -160,6 +175,7 @@ impl Dovecot {
                 Ok(()) => {
                     return Dovecot {
                         host: "127.0.0.1",
+                        stopped: false,
                         imap_port,
                         imaps_port,
                         lmtp_port,
@@ -170,6 +186,7 @@ impl Dovecot {
                         ca_pem: certs.ca_pem,
                         dir,
                         child,
+                        greeting,
                         _leases: [Some(imap), Some(imaps), lmtp, auth]
                             .into_iter()
                             .flatten()
@@ -190,6 +207,70 @@ impl Dovecot {
             "Dovecot could not bind free ports in {} attempts; last error: {last_error}",
             process::START_ATTEMPTS
         );
+    }
+
+    /// Stops the server (its whole process group), as a crash or a maintenance window
+    /// would: open connections are cut. The mail and the ports stay for [`Dovecot::restart`].
+    pub fn stop(&mut self) {
+        process::terminate(&mut self.child);
+        self.stopped = true;
+    }
+
+    /// Starts the server again after [`Dovecot::stop`], same ports, same mail; returns once
+    /// it greets.
+    pub fn restart(&mut self) {
+        assert!(self.stopped, "restart() after stop()");
+        let deadline = Instant::now() + process::START_DEADLINE;
+        loop {
+            self.child = spawn_dovecot(&self.dir);
+            match wait_ready(&mut self.child, &self.dir, self.imap_port, &self.greeting) {
+                Ok(()) => break,
+                // The old listener's socket may linger for a moment.
+                Err(StartError::PortInUse(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(StartError::PortInUse(msg)) | Err(StartError::Failed(msg)) => {
+                    process::terminate(&mut self.child);
+                    panic!("Dovecot did not start again: {msg}\n{}", self.log());
+                }
+            }
+        }
+        self.stopped = false;
+    }
+
+    /// APPENDs `raw` to `folder` of the main account with `flags`, e.g. `"(\\Seen)"`.
+    pub async fn append_flagged(&self, folder: &str, flags: &str, raw: &[u8]) {
+        let user = self.main_user();
+        let mut session = user.session().await;
+        session
+            .append(folder, Some(flags), None, raw)
+            .await
+            .unwrap_or_else(|e| user.fail(format!("APPEND to {folder}: {e}")));
+        let _ = session.logout().await;
+    }
+
+    /// The flags of every message in `folder` of the main account, in UID order.
+    pub async fn flags(&self, folder: &str) -> Vec<Vec<String>> {
+        let user = self.main_user();
+        let mut session = user.session().await;
+        session
+            .examine(folder)
+            .await
+            .unwrap_or_else(|e| user.fail(format!("EXAMINE {folder}: {e}")));
+        let mut fetches: Vec<_> = session
+            .uid_fetch("1:*", "FLAGS")
+            .await
+            .unwrap_or_else(|e| user.fail(format!("FETCH FLAGS in {folder}: {e}")))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| user.fail(format!("FETCH FLAGS in {folder}: {e}")));
+        fetches.sort_by_key(|f| f.uid);
+        let flags = fetches
+            .iter()
+            .map(|f| f.flags().map(|fl| format!("{fl:?}")).collect())
+            .collect();
+        let _ = session.logout().await;
+        flags
     }
 
     /// The main account.

@@ -45,13 +45,15 @@ pub mod certs;
 pub mod dovecot;
 pub mod postfix;
 mod process;
+pub mod proxy;
 pub mod smtp;
 
 pub use certs::{TestCa, client_config};
 pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
-    UserImap,
+    UserImap, WITHOUT_MOVE, WITHOUT_MOVE_OR_UIDPLUS,
 };
 pub use postfix::Postfix;
 pub use process::force_next_ports;
+pub use proxy::FreezingProxy;
 pub use smtp::{Received, SmtpSink};

@@ -33,7 +33,7 @@ use klachtpost::parse::{ParsedMail, parse};
 const CRISP_REPLY_THRESHOLD: f64 = 0.95;
 const TALON_THRESHOLD: f64 = 1.0;
 
-const ALLOWLIST: &str = include_str!("../../tests/corpus-allowlist.toml");
+const ALLOWLIST: &str = include_str!("../tests/corpus-allowlist.toml");
 
 const MAILBOX: &str = "klachten@example-firm.nl";
 const STAFF: &str = "Piet Medewerker <piet@example-firm.nl>";
@@ -48,6 +48,7 @@ fn firm() -> Firm {
             name: "Anna Partner".into(),
             email: "anna@example-firm.nl".into(),
         }],
+        operator: None,
         trusted_authserv_id: None,
     }
 }

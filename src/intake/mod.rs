@@ -1,22 +1,50 @@
 //! Intake: one fetched mail in, one transaction out.
 //!
-//! For each mail: skip it if its source key is already stored (a re-fetch after a crash),
-//! parse it, ask the store what the classifier needs, classify, then in ONE transaction
-//! store the raw message and its attachments, open the case (reference, partner,
-//! deadlines) or attach to one, and queue the acknowledgement in the outbox. Only after
-//! the commit may the mailbox move the mail away. A crash anywhere means a re-fetch,
-//! never a duplicate and never a lost mail.
+//! For each mail: skip it if it was seen before, by where it sat (its source key: a
+//! re-fetch after a crash) or by what it is ([`identity`]: the same mail after a
+//! UIDVALIDITY change, a folder rename, a second APPEND, an alias and a Cc), recording it
+//! as a duplicate; parse it, ask the store what the classifier needs, classify, then in ONE
+//! transaction store the raw message and its attachments, open the case (reference,
+//! partner, deadlines) or attach to one, and queue the acknowledgement in the outbox. Only
+//! after the commit may the mailbox move the mail away. A crash anywhere means a
+//! re-fetch, never a duplicate and never a lost mail.
+//!
+//! No mail stops intake ([`quarantine`]): whatever goes wrong with one mail, it is kept
+//! raw in quarantine in a transaction of its own, the partners are told its reference,
+//! and intake goes on with the next. A complaint whose sender cannot be answered still
+//! opens a case, flagged, and its partner is told to acknowledge it another way.
+
+pub mod identity;
+pub mod quarantine;
+
+pub use quarantine::{Disposition, Handled, Retried};
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::case::{self, Actor};
 use crate::classify::{self, Context, Decision, Direction, Kind};
 use crate::clock::Clock;
 use crate::compose::{self, Template};
 use crate::config::Config;
 use crate::deadlines;
 use crate::parse::{self, ParsedMail};
-use crate::store::{self, NewCase, NewMessage, Store};
+use crate::store::{self, NewCase, NewMessage, Seen, Store};
+use identity::Identity;
+
+/// The flag on a case whose complainant's address cannot be answered.
+pub use crate::classify::UNANSWERABLE as UNANSWERABLE_FLAG;
+
+/// A mail intake will not take in as it is; it goes to quarantine.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "the mail is {size} bytes, over intake.max_message_bytes ({max}); raise the limit to take it in"
+    )]
+    TooLarge { size: usize, max: usize },
+    #[error("the mail cannot be read: {0}")]
+    Unreadable(String),
+}
 
 /// Everything intake needs, built once at start-up.
 pub struct Pipeline<'a> {
@@ -29,8 +57,11 @@ pub struct Pipeline<'a> {
 /// What happened to one mail.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Already stored earlier (same source key): nothing was written.
+    /// Seen before (same source key or same identity): only a duplicate record was
+    /// written.
     pub duplicate: bool,
+    /// For a duplicate: its stored original.
+    pub original: Option<Seen>,
     pub decision: Option<Decision>,
     /// The case opened or threaded to.
     pub case: Option<String>,
@@ -64,18 +95,51 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Take in one mail. `source_key` identifies it in its mailbox (None: no dedup).
+    /// Take in one mail. `source_key` identifies it in its mailbox (None: known by its
+    /// identity only). An error means nothing was written; [`Pipeline::handle`] turns it
+    /// into a quarantine item.
     pub async fn take_in(
         &self,
         source_key: Option<&str>,
         raw: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Outcome> {
-        if let Some(key) = source_key
-            && self.store.source_seen(key).await?
+        self.take_in_as(source_key, raw, received_at, None).await
+    }
+
+    /// [`Pipeline::take_in`]; `retry_of` is the quarantine item being retried (it is not
+    /// its own duplicate, and is resolved in the intake transaction).
+    async fn take_in_as(
+        &self,
+        source_key: Option<&str>,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+        retry_of: Option<i64>,
+    ) -> Result<Outcome> {
+        let identity = identity::of(raw);
+        if let Some(seen) = self
+            .store
+            .seen(source_key, &identity.sha256, retry_of)
+            .await?
         {
+            self.store
+                .record_duplicate(source_key, &identity.sha256, &seen, self.clock.now())
+                .await?;
+            tracing::info!(
+                event = "mail.duplicate",
+                source = source_key.unwrap_or("-"),
+                matched_by = seen.matched_by.as_str(),
+                original = seen.message_row.unwrap_or(-1),
+                quarantine = seen
+                    .quarantine_row
+                    .map(store::quarantine_reference)
+                    .as_deref()
+                    .unwrap_or("-"),
+                "seen before; recorded as a duplicate, not taken in again"
+            );
             return Ok(Outcome {
                 duplicate: true,
+                original: Some(seen),
                 decision: None,
                 case: None,
                 opened: false,
@@ -83,34 +147,54 @@ impl<'a> Pipeline<'a> {
                 message_row: None,
             });
         }
-        let mail = if raw.len() > self.config.intake.max_message_bytes {
-            ParsedMail {
-                problem: Some(format!(
-                    "the message is {} bytes, over intake.max_message_bytes ({}); stored raw, not parsed",
-                    raw.len(),
-                    self.config.intake.max_message_bytes
-                )),
-                ..Default::default()
+        let max = self.config.intake.max_message_bytes;
+        if raw.len() > max {
+            return Err(Refused::TooLarge {
+                size: raw.len(),
+                max,
             }
-        } else {
-            parse::parse(raw)
-        };
+            .into());
+        }
+        let mail = parse::parse(raw);
+        if let Some(problem) = &mail.problem {
+            return Err(Refused::Unreadable(problem.clone()).into());
+        }
         let known = self.store.known(&classify::lookups(&mail)).await?;
         let decision = classify::classify(&mail, &self.context(received_at), &known);
-        self.record(source_key, raw, received_at, &mail, decision)
+        let source = Source {
+            key: source_key,
+            identity: &identity,
+            retry_of,
+        };
+        self.record(&source, raw, received_at, &mail, decision)
             .await
     }
 
     async fn record(
         &self,
-        source_key: Option<&str>,
+        source: &Source<'_>,
         raw: &[u8],
         received_at: DateTime<Utc>,
         mail: &ParsedMail,
-        decision: Decision,
+        mut decision: Decision,
     ) -> Result<Outcome> {
+        let source_key = source.key;
         let now = self.clock.now();
         let config = self.config;
+        // An acknowledgement needs an address mail can be sent to (`From: Jan <jan>` has
+        // none): the classifier flags such a case; checked here again before anything is
+        // queued, since a failed acknowledgement would fail the whole mail.
+        if decision.acknowledge
+            && decision
+                .complainant
+                .as_ref()
+                .is_some_and(|c| !compose::is_answerable(&c.address))
+        {
+            decision.acknowledge = false;
+            decision.flags.push(UNANSWERABLE_FLAG.to_string());
+        }
+        let unanswerable =
+            decision.kind.opens_case() && decision.flags.iter().any(|f| f == UNANSWERABLE_FLAG);
         let partner = if decision.kind.opens_case()
             || (decision.kind == Kind::Triage && decision.case.is_none())
         {
@@ -128,6 +212,7 @@ impl<'a> Pipeline<'a> {
         let mut tx = self.store.begin().await?;
         let mut outcome = Outcome {
             duplicate: false,
+            original: None,
             decision: None,
             case: decision.case.clone(),
             opened: false,
@@ -149,7 +234,7 @@ impl<'a> Pipeline<'a> {
                 .original_subject
                 .as_deref()
                 .unwrap_or(&mail.subject);
-            let id = store::insert_case(
+            let id = case::open(
                 &mut tx,
                 &NewCase {
                     reference: &reference,
@@ -158,6 +243,7 @@ impl<'a> Pipeline<'a> {
                         .and_then(|c| c.name.as_deref())
                         .or(decision.complainant_name.as_deref()),
                     complainant_address: complainant.map(|c| c.address.as_str()),
+                    complainant_phone: decision.complainant_phone.as_deref(),
                     complainant_source: source,
                     subject,
                     received_at: decision.received_at,
@@ -171,13 +257,7 @@ impl<'a> Pipeline<'a> {
                     deadline_explanation: &d.explanation,
                     flags: &decision.flags,
                 },
-            )
-            .await?;
-            store::add_event(
-                &mut tx,
-                id,
-                now,
-                "case.opened",
+                Actor::system(now),
                 &format!(
                     "{} via {}; responsible partner {}",
                     decision.kind.as_str(),
@@ -213,6 +293,7 @@ impl<'a> Pipeline<'a> {
                 },
                 kind: decision.kind.as_str(),
                 source_key,
+                identity: Some(&source.identity.sha256),
                 message_id: mail.message_id.as_deref(),
                 from_name: from.and_then(|f| f.name.as_deref()),
                 from_address: from.map(|f| f.address.as_str()),
@@ -240,21 +321,19 @@ impl<'a> Pipeline<'a> {
         outcome.message_row = Some(message_row);
 
         if let (None, Some(id)) = (&case_id, threaded_case_id) {
-            store::add_event(
+            case::message_added(
                 &mut tx,
                 id,
-                now,
-                &format!("message.{}", decision.kind.as_str()),
+                decision.kind.as_str(),
                 &decision.reason,
+                &decision.flags,
+                Actor::system(now),
             )
             .await?;
-            for flag in &decision.flags {
-                store::add_flag(&mut tx, id, flag).await?;
-            }
             // Only staff the firm's server vouched for (when it is asked to), writing to
             // the complainant, meet the response deadline.
             if decision.direction == Direction::Outbound && decision.answers_complainant {
-                store::mark_response(&mut tx, id, received_at).await?;
+                case::response_met(&mut tx, id, received_at, Actor::system(now)).await?;
             }
         }
 
@@ -269,18 +348,15 @@ impl<'a> Pipeline<'a> {
                 } else {
                     "addressed"
                 };
-                if store::add_party(&mut tx, id, address, role, Some(message_row), now).await?
-                    && role == "addressed"
-                {
-                    store::add_event(
-                        &mut tx,
-                        id,
-                        now,
-                        "party.added",
-                        &format!("message {message_row} addressed a new party in To or Cc"),
-                    )
-                    .await?;
-                }
+                case::add_party(
+                    &mut tx,
+                    id,
+                    address,
+                    role,
+                    Some(message_row),
+                    Actor::system(now),
+                )
+                .await?;
             }
         }
 
@@ -323,15 +399,62 @@ impl<'a> Pipeline<'a> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 &mut tx,
                 *id,
-                now,
                 "acknowledgement.queued",
                 "acknowledgement queued for sending",
+                Actor::system(now),
             )
             .await?;
             outcome.ack_queued = true;
+        }
+        if let (Some((id, reference, d)), true, Some(partner)) =
+            (&case_id, unanswerable, partner.as_ref())
+        {
+            let out = compose::unanswerable_notice(
+                &config.firm.name,
+                config.firm.domain(),
+                &config.outgoing.from,
+                &partner.email,
+                reference,
+                d.acknowledge,
+                config.firm.timezone,
+                now,
+            )?;
+            store::queue_notice(
+                &mut tx,
+                Some(*id),
+                &partner.email,
+                &out,
+                &config.outgoing.from,
+                now,
+            )
+            .await?;
+            case::log(
+                &mut tx,
+                *id,
+                "acknowledgement.impossible",
+                "the sender's address cannot be answered; the partner is told to acknowledge another way",
+                Actor::system(now),
+            )
+            .await?;
+        }
+        if let Some(q) = source.retry_of {
+            store::resolve_quarantine(&mut tx, q, "taken_in", Some(message_row), now).await?;
+            if let Some(id) = threaded_case_id {
+                case::log(
+                    &mut tx,
+                    id,
+                    "quarantine.taken_in",
+                    &format!(
+                        "taken in from quarantine {} on a retry",
+                        store::quarantine_reference(q)
+                    ),
+                    Actor::system(now),
+                )
+                .await?;
+            }
         }
         self.queue_notices(
             &mut tx,
@@ -361,9 +484,24 @@ impl<'a> Pipeline<'a> {
                 "mail needs a partner's look"
             );
         }
+        if unanswerable {
+            tracing::warn!(
+                event = "ack.impossible",
+                case = outcome.case.as_deref().unwrap_or("-"),
+                source = source_key.unwrap_or("-"),
+                "the sender's address cannot be answered; the partner is told"
+            );
+        }
         outcome.decision = Some(decision);
         Ok(outcome)
     }
+}
+
+/// Where a mail came from and what it is, for [`Pipeline::record`].
+struct Source<'a> {
+    key: Option<&'a str>,
+    identity: &'a Identity,
+    retry_of: Option<i64>,
 }
 
 impl Pipeline<'_> {
@@ -420,12 +558,12 @@ impl Pipeline<'_> {
                 now,
             )
             .await?;
-            store::add_event(
+            case::log(
                 tx,
                 case_id,
-                now,
                 "staff.confirmation_queued",
                 "the staff member is told what was recognised",
+                Actor::system(now),
             )
             .await?;
         }
@@ -448,14 +586,14 @@ impl Pipeline<'_> {
             )?;
             store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
             if let Some(id) = case_id {
-                store::add_event(
+                case::log(
                     tx,
                     id,
-                    now,
                     "partner.told_closed_case_mail",
                     &format!(
                         "message {message_row} arrived on the closed case; the partner is told"
                     ),
+                    Actor::system(now),
                 )
                 .await?;
             }
@@ -490,15 +628,15 @@ impl Pipeline<'_> {
                 )?;
                 store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
                 if let Some(id) = case_id {
-                    store::add_event(
+                    case::log(
                         tx,
                         id,
-                        now,
                         "message.triage",
                         &format!(
                             "message {message_row} needs a partner's look: {}",
                             decision.reason
                         ),
+                        Actor::system(now),
                     )
                     .await?;
                 }
@@ -506,4 +644,27 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// Record how a stored message's receipt time was found when the server gave no
+/// INTERNALDATE: on the message's flags and, when it is on a case, in the case's history.
+pub async fn note_receipt_time(
+    store: &Store,
+    row: i64,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = store.begin().await?;
+    if let Some(case_id) = store::add_message_note(&mut tx, row, note).await? {
+        case::log(
+            &mut tx,
+            case_id,
+            "message.receipt_time",
+            note,
+            Actor::system(now),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,0 +1,451 @@
+//! The case history (`case_events`) as a hash chain: every entry carries the hash of the
+//! entry before it, over the whole register, in id order.
+//!
+//! An entry's **content** (its detail text, the list of changed fields with old and new
+//! values, the reason) is hashed into `content_hash`; the entry's `hash` covers its fixed
+//! fields (id, case, time, actor, event), `content_hash` and `prev_hash`. Purging a case
+//! empties the content of its entries but keeps `content_hash`, so the chain still
+//! verifies after the personal data is gone. [`verify`] walks the chain and names the
+//! first entry that does not fit: a changed, deleted or inserted row shows there. It then
+//! replays each case's recorded changes: a `cases` row whose status, partner, form fields,
+//! deadlines or hold differ from what its history last set was changed behind our back.
+//!
+//! The chain is not keyed: someone who can write the database file *and* recomputes every
+//! later hash can rewrite history. `klachtpost audit verify` prints the head hash so an
+//! operator can note it elsewhere and compare.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::{Result, ts};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One changed field of a case: its stored name and the value before and after, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// An entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub case_id: i64,
+    pub at: DateTime<Utc>,
+    /// Who made the change: a person's name, or `klachtpost` for what the daemon does.
+    pub actor: &'a str,
+    /// What happened, as an event name (`case.opened`, `case.status`, …).
+    pub event: &'a str,
+    /// A short description for people.
+    pub detail: &'a str,
+    pub changes: &'a [Change],
+    /// Why, when the person said so.
+    pub reason: Option<&'a str>,
+}
+
+/// A stored entry, as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub event: String,
+    pub detail: String,
+    pub changes: Vec<Change>,
+    pub reason: Option<String>,
+    pub content_purged: bool,
+    pub hash: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Length-prefixed fields, so no two different entries hash the same input.
+fn feed(h: &mut Sha256, field: Option<&str>) {
+    match field {
+        Some(s) => {
+            h.update(b"s");
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        None => h.update(b"n"),
+    }
+}
+
+/// The hash of an entry's content.
+pub fn content_hash(detail: &str, changes_json: &str, reason: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"klachtpost-history-content-v1");
+    feed(&mut h, Some(detail));
+    feed(&mut h, Some(changes_json));
+    feed(&mut h, reason);
+    hex(&h.finalize())
+}
+
+/// The hash of an entry.
+#[allow(clippy::too_many_arguments)]
+pub fn entry_hash(
+    id: i64,
+    case_id: i64,
+    at: &str,
+    actor: &str,
+    event: &str,
+    content_hash: &str,
+    prev_hash: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"klachtpost-history-entry-v1");
+    feed(&mut h, Some(&id.to_string()));
+    feed(&mut h, Some(&case_id.to_string()));
+    feed(&mut h, Some(at));
+    feed(&mut h, Some(actor));
+    feed(&mut h, Some(event));
+    feed(&mut h, Some(content_hash));
+    feed(&mut h, Some(prev_hash));
+    hex(&h.finalize())
+}
+
+async fn head(tx: &mut SqliteConnection) -> Result<String> {
+    let row = sqlx::query("SELECT hash FROM case_events ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(match row {
+        Some(r) => r
+            .try_get::<Option<String>, _>(0)?
+            .unwrap_or_else(|| GENESIS.to_string()),
+        None => GENESIS.to_string(),
+    })
+}
+
+/// Append one entry to the chain, in the caller's transaction (which must be a write
+/// transaction from its start, see [`super::Store::begin`], so no other writer can append
+/// between reading the head and inserting). Returns the entry's id.
+pub async fn append(tx: &mut SqliteConnection, e: &NewEntry<'_>) -> Result<i64> {
+    let changes = serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into());
+    let content = content_hash(e.detail, &changes, e.reason);
+    let prev = head(tx).await?;
+    let at = ts(e.at);
+    let id: i64 = sqlx::query(
+        "INSERT INTO case_events (case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(e.case_id)
+    .bind(&at)
+    .bind(e.event)
+    .bind(e.detail)
+    .bind(e.actor)
+    .bind(&changes)
+    .bind(e.reason)
+    .bind(&content)
+    .bind(&prev)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    let hash = entry_hash(id, e.case_id, &at, e.actor, e.event, &content, &prev);
+    sqlx::query("UPDATE case_events SET hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(id)
+}
+
+/// Seal the entries written before the chain existed (migration 0007 recorded up to which
+/// id); run once at open, in id order, before anything is appended.
+pub async fn seal_legacy(pool: &SqlitePool) -> Result<u64> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let through: i64 = match sqlx::query("SELECT legacy_through FROM history_legacy WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        Some(r) => r.try_get(0)?,
+        None => return Ok(0),
+    };
+    if through == 0 {
+        return Ok(0);
+    }
+    let rows = sqlx::query(
+        "SELECT id, case_id, at, event, detail, actor, changes, reason, hash FROM case_events
+         WHERE id <= $1 ORDER BY id",
+    )
+    .bind(through)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut prev = GENESIS.to_string();
+    let mut sealed = 0;
+    for r in &rows {
+        let id: i64 = r.try_get(0)?;
+        if let Some(h) = r.try_get::<Option<String>, _>(8)? {
+            prev = h;
+            continue;
+        }
+        let case_id: i64 = r.try_get(1)?;
+        let at: String = r.try_get(2)?;
+        let event: String = r.try_get(3)?;
+        let detail: String = r.try_get(4)?;
+        let actor: String = r.try_get(5)?;
+        let changes: String = r.try_get(6)?;
+        let reason: Option<String> = r.try_get(7)?;
+        let content = content_hash(&detail, &changes, reason.as_deref());
+        let hash = entry_hash(id, case_id, &at, &actor, &event, &content, &prev);
+        sqlx::query(
+            "UPDATE case_events SET content_hash = $1, prev_hash = $2, hash = $3 WHERE id = $4",
+        )
+        .bind(&content)
+        .bind(&prev)
+        .bind(&hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        prev = hash;
+        sealed += 1;
+    }
+    sqlx::query("UPDATE history_legacy SET legacy_through = 0 WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(sealed)
+}
+
+/// Empty the content of a case's entries (the purge); hashes stay.
+pub async fn purge_content(tx: &mut SqliteConnection, case_id: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE case_events SET detail = '', changes = '[]', reason = NULL, content_purged = 1
+         WHERE case_id = $1 AND content_purged = 0",
+    )
+    .bind(case_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A case's entries, oldest first.
+pub async fn for_case(pool: &SqlitePool, case_id: i64) -> Result<Vec<Entry>> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, event, detail, changes, reason, content_purged, hash
+         FROM case_events WHERE case_id = $1 ORDER BY id",
+    )
+    .bind(case_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Entry {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                actor: r.try_get(2)?,
+                event: r.try_get(3)?,
+                detail: r.try_get(4)?,
+                changes: serde_json::from_str(&r.try_get::<String, _>(5)?).unwrap_or_default(),
+                reason: r.try_get(6)?,
+                content_purged: r.try_get::<i64, _>(7)? != 0,
+                hash: r.try_get(8)?,
+            })
+        })
+        .collect()
+}
+
+/// The outcome of walking the chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub entries: u64,
+    /// The last entry's hash (note it elsewhere to detect a rewritten tail).
+    pub head: String,
+    /// The first entry that does not fit, and why.
+    pub broken: Option<Broken>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Broken {
+    pub entry: i64,
+    pub case: Option<String>,
+    pub problem: String,
+}
+
+/// Walk the whole chain in id order.
+pub async fn verify(pool: &SqlitePool) -> Result<Verification> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.case_id, e.at, e.actor, e.event, e.detail, e.changes, e.reason,
+                e.content_purged, e.content_hash, e.prev_hash, e.hash, c.reference, c.purged_at
+         FROM case_events e LEFT JOIN cases c ON c.id = e.case_id ORDER BY e.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut prev = GENESIS.to_string();
+    let mut n = 0u64;
+    for r in &rows {
+        let id: i64 = r.try_get(0)?;
+        let case_id: i64 = r.try_get(1)?;
+        let at: String = r.try_get(2)?;
+        let actor: String = r.try_get(3)?;
+        let event: String = r.try_get(4)?;
+        let detail: String = r.try_get(5)?;
+        let changes: String = r.try_get(6)?;
+        let reason: Option<String> = r.try_get(7)?;
+        let purged = r.try_get::<i64, _>(8)? != 0;
+        let content: Option<String> = r.try_get(9)?;
+        let prev_hash: Option<String> = r.try_get(10)?;
+        let hash: Option<String> = r.try_get(11)?;
+        let reference: Option<String> = r.try_get(12)?;
+        let case_purged: Option<String> = r.try_get(13)?;
+        let fail = |problem: String| Verification {
+            entries: n,
+            head: prev.clone(),
+            broken: Some(Broken {
+                entry: id,
+                case: reference.clone(),
+                problem,
+            }),
+        };
+        let (Some(content), Some(prev_hash), Some(hash)) = (content, prev_hash, hash) else {
+            return Ok(fail(
+                "it has no hash: it was not written by klachtpost".into(),
+            ));
+        };
+        if prev_hash != prev {
+            return Ok(fail(
+                "its previous-entry hash does not match the entry before it: an entry was deleted, inserted or reordered".into(),
+            ));
+        }
+        if entry_hash(id, case_id, &at, &actor, &event, &content, &prev_hash) != hash {
+            return Ok(fail(
+                "its fields do not match its hash: it was changed".into(),
+            ));
+        }
+        if purged {
+            if case_purged.is_none() {
+                return Ok(fail(
+                    "its content is marked purged but its case was not purged".into(),
+                ));
+            }
+        } else if content_hash(&detail, &changes, reason.as_deref()) != content {
+            return Ok(fail(
+                "its content (detail, changes or reason) does not match its content hash: it was changed".into(),
+            ));
+        }
+        prev = hash;
+        n += 1;
+    }
+    let broken = state_matches_history(pool, &rows).await?;
+    Ok(Verification {
+        entries: n,
+        head: prev,
+        broken,
+    })
+}
+
+/// The case columns the history records, as the text its changes hold (yes/no for the
+/// INTEGER flags). A case's current value of each must be the last value its history
+/// gave it: a change made behind klachtpost's back shows as a difference.
+const STATE: &[(&str, &str)] = &[
+    ("status", "status"),
+    ("partner_email", "partner_email"),
+    ("partner_name", "partner_name"),
+    ("cause", "cause"),
+    (
+        "structural_fault",
+        "CASE structural_fault WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+    ),
+    ("improvement_measure", "improvement_measure"),
+    ("handling", "handling"),
+    ("result", "result"),
+    ("evaluation", "evaluation"),
+    (
+        "client_satisfied",
+        "CASE client_satisfied WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+    ),
+    ("resolution_due_at", "resolution_due_at"),
+    ("original_resolution_due_at", "original_resolution_due_at"),
+    ("extension_reason", "extension_reason"),
+    ("deadline_explanation", "deadline_explanation"),
+    ("closed_at", "closed_at"),
+    ("hold_reason", "hold_reason"),
+    ("acknowledged_at", "acknowledged_at"),
+    ("response_met_at", "response_met_at"),
+    ("flags", "flags"),
+    ("purged_at", "purged_at"),
+];
+
+async fn state_matches_history(
+    pool: &SqlitePool,
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<Option<Broken>> {
+    use std::collections::BTreeMap;
+    // case id → field → (value, entry that set it)
+    let mut expected: BTreeMap<i64, BTreeMap<String, (Option<String>, i64)>> = BTreeMap::new();
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        let case_id: i64 = r.try_get(1)?;
+        let changes: Vec<Change> =
+            serde_json::from_str(&r.try_get::<String, _>(6)?).unwrap_or_default();
+        for c in changes {
+            if STATE.iter().any(|(f, _)| *f == c.field) {
+                expected
+                    .entry(case_id)
+                    .or_default()
+                    .insert(c.field, (c.new, id));
+            }
+        }
+    }
+    let columns: Vec<&str> = STATE.iter().map(|(_, expr)| *expr).collect();
+    let sql = format!(
+        "SELECT reference, {} FROM cases WHERE id = $1",
+        columns.join(", ")
+    );
+    for (case_id, fields) in expected {
+        // Safe: the expressions are the constants above; the id is bound.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(case_id)
+            .fetch_optional(pool)
+            .await?;
+        let Some(row) = row else {
+            let (_, entry) = fields.values().next().cloned().unwrap_or((None, 0));
+            return Ok(Some(Broken {
+                entry,
+                case: None,
+                problem: format!("its case (id {case_id}) is missing: it was deleted"),
+            }));
+        };
+        let reference: String = row.try_get(0)?;
+        for (i, (field, _)) in STATE.iter().enumerate() {
+            let Some((want, entry)) = fields.get(*field) else {
+                continue;
+            };
+            let have: Option<String> = row.try_get(i + 1)?;
+            if &have != want {
+                return Ok(Some(Broken {
+                    entry: *entry,
+                    case: Some(reference),
+                    problem: format!(
+                        "the case's {field} is not what its history last set it to: the case was changed behind klachtpost's back"
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_separate_their_fields() {
+        // "ab" + "c" and "a" + "bc" must not collide.
+        assert_ne!(content_hash("ab", "c", None), content_hash("a", "bc", None));
+        assert_ne!(
+            content_hash("a", "b", None),
+            content_hash("a", "b", Some(""))
+        );
+        let h = entry_hash(1, 2, "t", "x", "e", "c", GENESIS);
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, entry_hash(1, 2, "t", "x", "e", "c", &h));
+    }
+}

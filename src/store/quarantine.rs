@@ -1,0 +1,230 @@
+//! The quarantine: mail that could not be taken in, kept raw with why, until a retry takes
+//! it in. Rows are never deleted: a resolved item stays as the record that it was
+//! quarantined, linked to the message it became.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Row, SqliteConnection};
+
+use super::{NewMessage, Result, Store, enqueue, insert_message, ts};
+
+/// The reference partners see: `Q-0007`.
+pub fn reference(id: i64) -> String {
+    format!("Q-{id:04}")
+}
+
+/// Read a reference as typed: `Q-0007`, `q-7` or `7`.
+pub fn parse_reference(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let digits = s
+        .strip_prefix("Q-")
+        .or_else(|| s.strip_prefix("q-"))
+        .unwrap_or(s);
+    digits.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// A mail to put in quarantine.
+#[derive(Debug, Clone)]
+pub struct NewQuarantine<'a> {
+    pub source_key: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub identity: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub reason: &'a str,
+    /// The mail's size; `raw` is empty only when the bytes themselves could not be stored.
+    pub size: usize,
+    pub raw: &'a [u8],
+    pub now: DateTime<Utc>,
+}
+
+/// Insert a quarantine row in the caller's transaction; returns its id.
+pub async fn insert_quarantine(tx: &mut SqliteConnection, q: &NewQuarantine<'_>) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO quarantine (source_key, message_id, identity, received_at, quarantined_at, reason, size, raw, status, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'quarantined', 0) RETURNING id",
+    )
+    .bind(q.source_key)
+    .bind(q.message_id)
+    .bind(q.identity)
+    .bind(ts(q.received_at))
+    .bind(ts(q.now))
+    .bind(q.reason)
+    .bind(q.size as i64)
+    .bind(q.raw)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Store an internal notice to several people (the partners) and queue it, in the
+/// caller's transaction; link it to quarantine row `id`. Returns the message row.
+pub async fn queue_quarantine_notice(
+    tx: &mut SqliteConnection,
+    id: i64,
+    recipients: &[String],
+    out: &crate::compose::Outgoing,
+    from: &str,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = insert_message(
+        tx,
+        &NewMessage {
+            case_id: None,
+            direction: "outbound",
+            kind: "notice",
+            source_key: None,
+            identity: None,
+            message_id: Some(&out.message_id),
+            from_name: Some("klachtpost"),
+            from_address: Some(from),
+            subject: &out.subject,
+            date_header: Some(now),
+            received_at: now,
+            text: &out.text,
+            decision_reason: "internal notice: a mail is in quarantine",
+            flags: &[],
+            raw: &out.raw,
+            created_at: now,
+        },
+    )
+    .await?;
+    enqueue(tx, row, None, "notice", from, recipients, now).await?;
+    sqlx::query("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
+        .bind(row)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(row)
+}
+
+/// Mark an item resolved in the caller's transaction: `taken_in` (it became
+/// `message_row`) or `duplicate` (`message_row` is the original it duplicated).
+pub async fn resolve_quarantine(
+    tx: &mut SqliteConnection,
+    id: i64,
+    status: &str,
+    message_row: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE quarantine SET status = $1, message_row = $2, resolved_at = $3, attempts = attempts + 1, last_attempt_at = $3
+         WHERE id = $4",
+    )
+    .bind(status)
+    .bind(message_row)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Quarantine items, oldest first: only those still waiting, or (`all`) every one
+    /// ever quarantined.
+    pub async fn quarantine_items(&self, all: bool) -> Result<Vec<QuarantineItem>> {
+        let rows = sqlx::query(
+            "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
+                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference
+             FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
+             WHERE $1 OR q.status = 'quarantined' ORDER BY q.id",
+        )
+        .bind(all)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// One item and its raw bytes.
+    pub async fn quarantine_item(&self, id: i64) -> Result<Option<(QuarantineItem, Vec<u8>)>> {
+        let row = sqlx::query(
+            "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
+                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.raw
+             FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
+             WHERE q.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((item_from_row(&r)?, r.try_get("raw")?)))
+            .transpose()
+    }
+
+    /// A retry failed again: count it, keep why.
+    pub async fn quarantine_retry_failed(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
+        )
+        .bind(ts(now))
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Resolve an item outside intake's transaction (a retry that found a duplicate).
+    pub async fn quarantine_resolve(
+        &self,
+        id: i64,
+        status: &str,
+        message_row: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        resolve_quarantine(&mut tx, id, status, message_row, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn item_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineItem> {
+    let id: i64 = r.try_get(0)?;
+    Ok(QuarantineItem {
+        reference: reference(id),
+        id,
+        source_key: r.try_get(1)?,
+        message_id: r.try_get(2)?,
+        identity: r.try_get(3)?,
+        received_at: r.try_get(4)?,
+        quarantined_at: r.try_get(5)?,
+        reason: r.try_get(6)?,
+        size: r.try_get(7)?,
+        status: r.try_get(8)?,
+        attempts: r.try_get(9)?,
+        last_attempt_at: r.try_get(10)?,
+        resolved_at: r.try_get(11)?,
+        message_row: r.try_get(12)?,
+        case: r.try_get(13)?,
+    })
+}
+
+/// One quarantined mail (without its raw bytes).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineItem {
+    pub id: i64,
+    /// `Q-0007`.
+    pub reference: String,
+    pub source_key: Option<String>,
+    pub message_id: Option<String>,
+    pub identity: String,
+    pub received_at: String,
+    pub quarantined_at: String,
+    /// Why it could not be taken in (the last attempt's reason).
+    pub reason: String,
+    pub size: i64,
+    /// quarantined | taken_in | duplicate
+    pub status: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<String>,
+    pub resolved_at: Option<String>,
+    /// The message it became (or duplicated) once resolved.
+    pub message_row: Option<i64>,
+    /// That message's case, if any.
+    pub case: Option<String>,
+}

@@ -1,0 +1,122 @@
+//! Retention reaches the IMAP processed folder of a real Dovecot: a purged case's mail is
+//! expunged there, a held case's stays.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, Months, TimeZone, Utc};
+use klachtpost::case::{self, Actor, Closing, Satisfied};
+use klachtpost::clock::{Clock, SystemClock};
+use klachtpost::config::Config;
+use klachtpost::daemon::run_with;
+use klachtpost::store::{Store, history};
+use support::{Dovecot, SmtpSink};
+
+fn imap_config(dir: &Path, imap: &Dovecot, smtp_port: u16) -> Config {
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "localhost"
+port = {port}
+security = "tls"
+username = "{user}"
+password_env = "KP_TEST_IMAP_PASSWORD"
+ca_file = "{ca}"
+poll_interval_secs = 1
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "klachten@firma.nl"
+[templates]
+acknowledgement = "{template}"
+"#,
+        db = dir.join("k.db").display(),
+        port = imap.imaps_port,
+        user = imap.user,
+        ca = imap.ca_pem.display(),
+        template = template.display(),
+    );
+    let password = imap.password.clone();
+    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
+        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
+    })
+    .expect("valid test config")
+}
+
+fn complaint(who: &str, id: &str) -> Vec<u8> {
+    format!(
+        "From: {who} <{who}@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht\r\nDate: Thu, 19 Nov 2026 16:55:00 +0100\r\nMessage-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHet advies klopte niet.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = imap_config(tmp.path(), &imap, smtp.port);
+    imap.append("INBOX", &complaint("marieke", "purge-1@client.example"))
+        .await;
+    imap.append("INBOX", &complaint("henk", "keep-1@client.example"))
+        .await;
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    run_with(
+        config.clone(),
+        store.clone(),
+        clock,
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imap.count("Processed").await, 2);
+    let cases = store.list_cases().await.unwrap();
+    let reference = |who: &str| {
+        cases
+            .iter()
+            .find(|c| c.complainant_address.as_deref() == Some(&format!("{who}@client.example")))
+            .unwrap()
+            .reference
+            .clone()
+    };
+    let (gone, kept) = (reference("marieke"), reference("henk"));
+
+    let closed = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let who = Actor::new("Anna Partner", closed);
+    let mut tx = store.begin().await.unwrap();
+    for r in [&gone, &kept] {
+        case::close(&mut tx, r, Closing::Handled(Satisfied::Yes), who, None)
+            .await
+            .unwrap();
+    }
+    case::hold(&mut tx, &kept, "Claim", who).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let later = closed.checked_add_months(Months::new(24)).unwrap() + Duration::days(1);
+    let report = klachtpost::retention::purge(&store, &config, later, "klachtpost", false)
+        .await
+        .unwrap();
+    assert_eq!(report.cases, vec![gone.clone()]);
+    assert_eq!(report.mailbox_copies, 1);
+    let left = imap.fetch_all("Processed").await;
+    assert_eq!(left.len(), 1);
+    assert!(String::from_utf8_lossy(&left[0]).contains("keep-1@client.example"));
+    let v = history::verify(store.pool()).await.unwrap();
+    assert!(v.broken.is_none(), "{v:?}");
+}
