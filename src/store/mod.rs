@@ -92,9 +92,6 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
-    /// One connection that every write goes through: writers queue in order here instead
-    /// of polling SQLite's lock (where a short write can lose to a stream of long ones).
-    writer: SqlitePool,
 }
 
 impl Store {
@@ -124,7 +121,7 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
                 url: url.to_string(),
@@ -132,19 +129,7 @@ impl Store {
             })?;
         migrate(&pool).await?;
         history::seal_legacy(&pool).await?;
-        let writer = if in_memory {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await
-                .map_err(|source| StoreError::Open {
-                    url: url.to_string(),
-                    source,
-                })?
-        };
-        Ok(Store { pool, writer })
+        Ok(Store { pool })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
@@ -168,27 +153,18 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        Ok(Some(Store {
-            writer: pool.clone(),
-            pool,
-        }))
+        Ok(Some(Store { pool }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    /// A write transaction on the single writer connection (writers queue there in
-    /// order), holding SQLite's write lock from its first statement: the history chain
-    /// reads its head and appends, which must not interleave with another writer (a
-    /// deferred transaction would fail with SQLITE_BUSY instead of waiting).
+    /// A write transaction, holding SQLite's write lock from its first statement: the
+    /// history chain reads its head and appends, which must not interleave with another
+    /// writer (a deferred transaction would fail with SQLITE_BUSY instead of waiting).
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// The single writer connection, for one-statement writes.
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Whether a fetched message (by its mailbox key) is already stored.
@@ -318,7 +294,7 @@ impl Store {
         .bind(i64::from(uidvalidity))
         .bind(i64::from(last_uid))
         .bind(ts(now))
-        .execute(self.writer())
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -370,7 +346,7 @@ impl Store {
             .bind(ts(next))
             .bind(error)
             .bind(id)
-            .execute(self.writer())
+            .execute(&self.pool)
             .await?;
         Ok(())
     }

@@ -1,12 +1,9 @@
-//! Claiming and confirming outbox rows, so an acknowledgement goes out once as far as SMTP
-//! allows: [`Store::claim_due`] marks rows `sending` before they are handed to the server,
+//! Claiming outbox rows, so an acknowledgement goes out once as far as SMTP allows:
+//! [`Store::claim_due`] marks rows `sending` before they are handed to the server,
 //! `outbox::mark_sent` confirms one right after the server's 250 in a short transaction of
-//! its own ([`super::outbox_mark_sent`] and the case's history), and [`Store::release_claims`] hands rows a crashed run had claimed back to the
-//! queue at start-up (they are resent as the same stored message, same Message-ID).
-//!
-//! Writes go through the store's single writer connection, which queues writers in order
-//! instead of letting them poll SQLite's lock: a confirmation waits for at most the intake
-//! transaction under way, not behind a stream of them.
+//! its own ([`super::outbox_mark_sent`] and the case's history), and
+//! [`Store::release_claims`] hands rows a crashed run had claimed back to the queue at
+//! start-up (they are resent as the same stored message, so with the same Message-ID).
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
@@ -78,7 +75,7 @@ impl Store {
              WHERE status = 'sending'",
         )
         .bind(ts(now))
-        .execute(self.writer())
+        .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
     }
