@@ -137,6 +137,9 @@ pub enum Mailbox {
         processed_folder: String,
         /// Seconds between polls when the server has no IDLE, and the longest IDLE wait.
         poll_interval_secs: u64,
+        /// A folder that gets a copy of every mail klachtpost sends (appended over IMAP,
+        /// marked read); never read by klachtpost.
+        sent_folder: Option<String>,
     },
     Maildir {
         path: PathBuf,
@@ -157,12 +160,51 @@ pub struct Outgoing {
     pub from: String,
     /// Give up on a message after this many failed attempts (then the partners are told).
     pub max_attempts: u32,
+    /// `[outgoing.fallback]`: a second transport, used only to tell the partners that the
+    /// main one has been down for `alert_after`.
+    pub fallback: Option<Transport>,
+    /// How long the main transport may be down before the partners are told.
+    pub alert_after: chrono::Duration,
+    /// No automatic mail to an address that bounced hard within this period.
+    pub bounce_block: chrono::Duration,
+    /// At most this many automatic mails per outside address per hour, and per day.
+    pub max_auto_per_hour: u32,
+    pub max_auto_per_day: u32,
 }
 
+/// `[templates]`: where the firm's own templates are and which language to write in.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    pub acknowledgement: PathBuf,
-    pub extension: PathBuf,
+    /// A folder whose files override the built-in templates of the same name (taken
+    /// from the config file's folder when relative). None: the built-in templates only.
+    pub dir: Option<PathBuf>,
+    pub language: crate::compose::LanguageSetting,
+    /// Older configs: one file for the acknowledgement's text, in every language.
+    pub acknowledgement: Option<PathBuf>,
+    /// Older configs: one file for the extension mail's text, in every language.
+    pub extension: Option<PathBuf>,
+}
+
+impl Templates {
+    /// Read and compile every template (built-ins, the firm's files over them); every
+    /// problem at once, each naming its file and line.
+    pub fn load(&self) -> Result<crate::compose::TemplateSet, crate::compose::TemplateError> {
+        self.load_all()
+            .map_err(|problems| crate::compose::TemplateError {
+                problem: problems.join("\n"),
+            })
+    }
+
+    fn load_all(&self) -> Result<crate::compose::TemplateSet, Vec<String>> {
+        let mut legacy = Vec::new();
+        if let Some(p) = &self.acknowledgement {
+            legacy.push(("acknowledgement", p.clone()));
+        }
+        if let Some(p) = &self.extension {
+            legacy.push(("extension", p.clone()));
+        }
+        crate::compose::TemplateSet::load(self.dir.as_deref(), &legacy)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -214,16 +256,31 @@ struct RawServer {
     processed_folder: Option<String>,
     quarantine_folder: Option<String>,
     poll_interval_secs: Option<u64>,
+    sent_folder: Option<String>,
     path: Option<PathBuf>,
     // outgoing
     dir: Option<PathBuf>,
     command: Option<PathBuf>,
     from: Option<String>,
     max_attempts: Option<u32>,
+    alert_after: Option<String>,
+    bounce_block: Option<String>,
+    max_auto_per_address: Option<AutoLimits>,
+    fallback: Option<toml::Table>,
+}
+
+/// `max_auto_per_address = { hour = 5, day = 20 }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoLimits {
+    hour: Option<u32>,
+    day: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct RawTemplates {
+    dir: Option<PathBuf>,
+    language: Option<String>,
     acknowledgement: Option<PathBuf>,
     extension: Option<PathBuf>,
 }
@@ -272,6 +329,7 @@ const MAILBOX_IMAP_KEYS: &[&str] = &[
     "processed_folder",
     "quarantine_folder",
     "poll_interval_secs",
+    "sent_folder",
 ];
 const MAILBOX_MAILDIR_KEYS: &[&str] = &["kind", "path", "quarantine_folder"];
 const OUTGOING_SMTP_KEYS: &[&str] = &[
@@ -286,9 +344,44 @@ const OUTGOING_SMTP_KEYS: &[&str] = &[
     "timeout_secs",
     "from",
     "max_attempts",
+    "alert_after",
+    "bounce_block",
+    "max_auto_per_address",
+    "fallback",
 ];
-const OUTGOING_FILE_KEYS: &[&str] = &["kind", "dir", "from", "max_attempts"];
-const OUTGOING_SENDMAIL_KEYS: &[&str] = &["kind", "command", "from", "max_attempts"];
+const OUTGOING_FILE_KEYS: &[&str] = &[
+    "kind",
+    "dir",
+    "from",
+    "max_attempts",
+    "alert_after",
+    "bounce_block",
+    "max_auto_per_address",
+    "fallback",
+];
+const OUTGOING_SENDMAIL_KEYS: &[&str] = &[
+    "kind",
+    "command",
+    "from",
+    "max_attempts",
+    "alert_after",
+    "bounce_block",
+    "max_auto_per_address",
+    "fallback",
+];
+/// The keys of `[outgoing.fallback]`: a transport only.
+const FALLBACK_KEYS: &[&str] = &[
+    "kind",
+    "host",
+    "port",
+    "security",
+    "username",
+    "password_env",
+    "password_file",
+    "ca_file",
+    "dir",
+    "command",
+];
 
 impl Config {
     /// Read, override from the process environment, and validate, secrets included.
@@ -469,6 +562,16 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| "Processed".into()),
                     poll_interval_secs: mailbox.poll_interval_secs.unwrap_or(60).max(1),
+                    sent_folder: match mailbox.sent_folder.as_deref().map(str::trim) {
+                        Some(f) if f == mailbox.folder.as_deref().unwrap_or("INBOX") => {
+                            problems.push(format!(
+                                "mailbox.sent_folder: {f:?} is the folder klachtpost reads; sent mail would come back in"
+                            ));
+                            None
+                        }
+                        Some("") | None => None,
+                        Some(f) => Some(f.to_string()),
+                    },
                 }
             }
             Some("maildir") => {
@@ -525,69 +628,65 @@ impl Config {
         }
 
         // [outgoing]
-        let transport = match outgoing.kind.as_deref() {
-            Some("smtp") => {
-                check_keys(
-                    &table,
-                    "outgoing",
-                    OUTGOING_SMTP_KEYS,
-                    "kind = \"smtp\"",
-                    &mut problems,
-                );
-                Transport::Smtp(server_settings(
-                    "outgoing",
-                    &outgoing,
-                    ServerContext {
-                        default_tls_port: 587,
-                        base,
-                        getenv,
-                        secrets,
-                    },
-                    &mut problems,
-                ))
-            }
-            Some("file") => {
-                check_keys(
-                    &table,
-                    "outgoing",
-                    OUTGOING_FILE_KEYS,
-                    "kind = \"file\"",
-                    &mut problems,
-                );
-                Transport::File {
-                    dir: base.join(outgoing.dir.clone().unwrap_or_else(|| "var/outbox".into())),
-                }
-            }
-            Some("sendmail") => {
-                check_keys(
-                    &table,
-                    "outgoing",
-                    OUTGOING_SENDMAIL_KEYS,
-                    "kind = \"sendmail\"",
-                    &mut problems,
-                );
-                Transport::Sendmail {
-                    command: outgoing
-                        .command
-                        .clone()
-                        .unwrap_or_else(|| "/usr/sbin/sendmail".into()),
-                }
-            }
-            Some(other) => {
-                problems.push(format!(
-                    "outgoing.kind: {other:?} is not one of \"smtp\", \"sendmail\", \"file\""
-                ));
-                Transport::File {
-                    dir: "var/outbox".into(),
-                }
-            }
-            None => {
-                problems.push("outgoing.kind: missing (\"smtp\", \"sendmail\" or \"file\")".into());
-                Transport::File {
-                    dir: "var/outbox".into(),
-                }
-            }
+        let section_keys = |t: Option<&toml::Value>| match t {
+            Some(toml::Value::Table(t)) => t.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
         };
+        let outgoing_context = || ServerContext {
+            default_tls_port: 587,
+            base,
+            getenv,
+            secrets,
+        };
+        let main_transport = transport(
+            "outgoing",
+            &outgoing,
+            &section_keys(table.get("outgoing")),
+            None,
+            outgoing_context(),
+            &mut problems,
+        );
+        let fallback = outgoing.fallback.as_ref().map(|t| {
+            let raw: RawServer = section(
+                &toml::Table::from_iter([(
+                    "outgoing.fallback".to_string(),
+                    toml::Value::Table(t.clone()),
+                )]),
+                "outgoing.fallback",
+                &mut problems,
+            );
+            transport(
+                "outgoing.fallback",
+                &raw,
+                &t.keys().cloned().collect::<Vec<_>>(),
+                Some(FALLBACK_KEYS),
+                outgoing_context(),
+                &mut problems,
+            )
+        });
+        let mut duration_key = |key: &str, value: &Option<String>, default: &str| {
+            let text = value.as_deref().unwrap_or(default);
+            parse_period(text).unwrap_or_else(|| {
+                problems.push(format!(
+                    "outgoing.{key}: {text:?} is not a period such as \"30 minutes\", \"2 hours\", \"60 days\""
+                ));
+                chrono::Duration::zero()
+            })
+        };
+        // Unset: the same as `[alerts] alert_after` (below).
+        let outgoing_alert_after = outgoing
+            .alert_after
+            .is_some()
+            .then(|| duration_key("alert_after", &outgoing.alert_after, "30 minutes"));
+        let bounce_block = duration_key("bounce_block", &outgoing.bounce_block, "60 days");
+        let limits = outgoing.max_auto_per_address.unwrap_or_default();
+        let (max_auto_per_hour, max_auto_per_day) =
+            (limits.hour.unwrap_or(5), limits.day.unwrap_or(20));
+        if max_auto_per_hour == 0 || max_auto_per_day < max_auto_per_hour {
+            problems.push(format!(
+                "outgoing.max_auto_per_address: hour = {max_auto_per_hour}, day = {max_auto_per_day}: the hour limit must be at least 1 and the day limit at least the hour limit"
+            ));
+        }
         let from = match outgoing.from.as_deref().map(str::trim) {
             Some(f) if is_address(f) => f.to_string(),
             Some(f) => {
@@ -617,31 +716,24 @@ impl Config {
         );
 
         // [templates]
-        let default_template = |name: &str| {
-            // Beside the config (config/templates/), else the working directory's
-            // config/templates/ as before.
-            let beside = base.join("templates").join(name);
-            if beside.exists() {
-                beside
-            } else {
-                Path::new("config/templates").join(name)
-            }
+        let language = match templates.language.as_deref() {
+            None => crate::compose::LanguageSetting::Auto,
+            Some(l) => crate::compose::LanguageSetting::parse(l).unwrap_or_else(|| {
+                problems.push(format!(
+                    "templates.language: {l:?} is not one of \"nl\", \"en\", \"auto\""
+                ));
+                crate::compose::LanguageSetting::Auto
+            }),
         };
-        let acknowledgement = templates
-            .acknowledgement
-            .map(|p| base.join(p))
-            .unwrap_or_else(|| default_template("acknowledgement.nl.txt"));
-        let extension = templates
-            .extension
-            .map(|p| base.join(p))
-            .unwrap_or_else(|| default_template("extension.nl.txt"));
-        for (key, path) in [
-            ("acknowledgement", &acknowledgement),
-            ("extension", &extension),
-        ] {
-            if let Err(e) = crate::compose::Template::load(path) {
-                problems.push(format!("templates.{key}: {e}"));
-            }
+        let templates = Templates {
+            dir: templates.dir.map(|d| base.join(d)),
+            language,
+            acknowledgement: templates.acknowledgement.map(|p| base.join(p)),
+            extension: templates.extension.map(|p| base.join(p)),
+        };
+        match templates.load_all() {
+            Ok(set) => problems.extend(set.check().into_iter().map(|p| format!("templates: {p}"))),
+            Err(ps) => problems.extend(ps.into_iter().map(|p| format!("templates: {p}"))),
         }
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
@@ -704,17 +796,22 @@ impl Config {
                 database_url,
                 mailbox,
                 outgoing: Outgoing {
-                    transport,
+                    transport: main_transport,
                     from,
                     max_attempts,
+                    fallback,
+                    alert_after: outgoing_alert_after.unwrap_or_else(|| {
+                        chrono::Duration::from_std(alert_after)
+                            .unwrap_or_else(|_| chrono::Duration::minutes(30))
+                    }),
+                    bounce_block,
+                    max_auto_per_hour,
+                    max_auto_per_day,
                 },
                 calendar,
                 calendar_settings,
                 deadlines,
-                templates: Templates {
-                    acknowledgement,
-                    extension,
-                },
+                templates,
                 intake: IntakeSettings { max_message_bytes },
                 alerts: AlertSettings { alert_after },
                 quarantine_folder,
@@ -751,6 +848,106 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{text:?}: must be longer than zero"));
     }
     Ok(std::time::Duration::from_secs(secs))
+}
+
+/// A transport section (`[outgoing]`, `[outgoing.fallback]`) with its listed `keys`.
+fn transport(
+    name: &str,
+    raw: &RawServer,
+    keys: &[String],
+    only: Option<&[&str]>,
+    cx: ServerContext<'_>,
+    problems: &mut Vec<String>,
+) -> Transport {
+    let base = cx.base;
+    match raw.kind.as_deref() {
+        Some("smtp") => {
+            check_listed(
+                name,
+                keys,
+                only.unwrap_or(OUTGOING_SMTP_KEYS),
+                "kind = \"smtp\"",
+                problems,
+            );
+            Transport::Smtp(server_settings(name, raw, cx, problems))
+        }
+        Some("file") => {
+            check_listed(
+                name,
+                keys,
+                only.unwrap_or(OUTGOING_FILE_KEYS),
+                "kind = \"file\"",
+                problems,
+            );
+            Transport::File {
+                dir: base.join(raw.dir.clone().unwrap_or_else(|| "var/outbox".into())),
+            }
+        }
+        Some("sendmail") => {
+            check_listed(
+                name,
+                keys,
+                only.unwrap_or(OUTGOING_SENDMAIL_KEYS),
+                "kind = \"sendmail\"",
+                problems,
+            );
+            Transport::Sendmail {
+                command: raw
+                    .command
+                    .clone()
+                    .unwrap_or_else(|| "/usr/sbin/sendmail".into()),
+            }
+        }
+        Some(other) => {
+            problems.push(format!(
+                "{name}.kind: {other:?} is not one of \"smtp\", \"sendmail\", \"file\""
+            ));
+            Transport::File {
+                dir: "var/outbox".into(),
+            }
+        }
+        None => {
+            problems.push(format!(
+                "{name}.kind: missing (\"smtp\", \"sendmail\" or \"file\")"
+            ));
+            Transport::File {
+                dir: "var/outbox".into(),
+            }
+        }
+    }
+}
+
+fn check_listed(
+    name: &str,
+    keys: &[String],
+    allowed: &[&str],
+    kind: &str,
+    problems: &mut Vec<String>,
+) {
+    for key in keys {
+        if !allowed.contains(&key.as_str()) {
+            problems.push(format!("{name}.{key}: not used with {kind}"));
+        }
+    }
+}
+
+/// "30 minutes", "2 hours", "60 days", "1 week" (also "min", "h", "d", Dutch "minuten",
+/// "uur", "dagen", "weken").
+pub fn parse_period(text: &str) -> Option<chrono::Duration> {
+    let mut parts = text.split_whitespace();
+    let n: i64 = parts.next()?.parse().ok()?;
+    let unit = parts.next()?.to_ascii_lowercase();
+    if parts.next().is_some() || n < 0 {
+        return None;
+    }
+    Some(match unit.as_str() {
+        "s" | "sec" | "second" | "seconds" | "seconde" | "seconden" => chrono::Duration::seconds(n),
+        "min" | "minute" | "minutes" | "minuut" | "minuten" => chrono::Duration::minutes(n),
+        "h" | "hour" | "hours" | "uur" | "uren" => chrono::Duration::hours(n),
+        "d" | "day" | "days" | "dag" | "dagen" => chrono::Duration::days(n),
+        "week" | "weeks" | "weken" => chrono::Duration::weeks(n),
+        _ => return None,
+    })
 }
 
 fn is_address(s: &str) -> bool {
@@ -1122,6 +1319,47 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         )
         .unwrap_err();
         assert!(e.problems.join("\n").contains("alerts.alert_after"), "{e}");
+    }
+
+    #[test]
+    fn outgoing_limits_fallback_and_periods() {
+        let c = load(GOOD, &[("KP_TEST_PW", "x")]).unwrap();
+        assert_eq!(c.outgoing.alert_after, chrono::Duration::minutes(30));
+        assert_eq!(c.outgoing.bounce_block, chrono::Duration::days(60));
+        assert_eq!(
+            (c.outgoing.max_auto_per_hour, c.outgoing.max_auto_per_day),
+            (5, 20)
+        );
+        assert!(c.outgoing.fallback.is_none());
+        let text = GOOD.replace(
+            "dir = \"var/outbox\"",
+            "dir = \"var/outbox\"\nalert_after = \"2 hours\"\nbounce_block = \"7 days\"\nmax_auto_per_address = { hour = 2, day = 3 }\n[outgoing.fallback]\nkind = \"file\"\ndir = \"var/fallback\"",
+        );
+        let c = load(&text, &[("KP_TEST_PW", "x")]).unwrap();
+        assert_eq!(c.outgoing.alert_after, chrono::Duration::hours(2));
+        assert_eq!(c.outgoing.bounce_block, chrono::Duration::days(7));
+        assert_eq!(
+            (c.outgoing.max_auto_per_hour, c.outgoing.max_auto_per_day),
+            (2, 3)
+        );
+        assert!(matches!(c.outgoing.fallback, Some(Transport::File { .. })));
+        let bad = GOOD.replace(
+            "dir = \"var/outbox\"",
+            "dir = \"var/outbox\"\nalert_after = \"soon\"\nmax_auto_per_address = { hour = 0 }\n[outgoing.fallback]\nkind = \"file\"\nfolder = \"x\"",
+        );
+        let all = load(&bad, &[("KP_TEST_PW", "x")])
+            .unwrap_err()
+            .problems
+            .join("\n");
+        for needle in [
+            "outgoing.alert_after: \"soon\"",
+            "outgoing.max_auto_per_address: hour = 0",
+            "outgoing.fallback.folder: not used with kind = \"file\"",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert_eq!(parse_period("60 dagen"), Some(chrono::Duration::days(60)));
+        assert_eq!(parse_period("5"), None);
     }
 
     #[test]

@@ -523,12 +523,18 @@ async fn sender_loop(
         let wait = match outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
             Ok(_) => {
                 backoff.reset();
-                match store.outbox_next_due().await {
-                    Ok(Some(t)) => (t - clock.now())
+                // While the transport is down, its own backoff decides, not the due rows.
+                let next = match (sender.retry_at(), store.outbox_next_due().await) {
+                    (Some(retry), _) => Some(retry),
+                    (None, Ok(due)) => due,
+                    (None, Err(_)) => None,
+                };
+                match next {
+                    Some(t) => (t - clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO)
                         .min(MAX_WAIT),
-                    _ => MAX_WAIT,
+                    None => MAX_WAIT,
                 }
             }
             Err(e) => {

@@ -83,6 +83,7 @@ impl Mailbox {
                 folder,
                 processed_folder,
                 poll_interval_secs,
+                ..
             } => Ok(Mailbox::Imap(Box::new(
                 ImapMailbox::connect(
                     server,
@@ -188,6 +189,7 @@ pub async fn check(config: &Config) -> Result<String> {
             folder,
             processed_folder,
             poll_interval_secs,
+            ..
         } => {
             let mut m = ImapMailbox::connect(
                 server,

@@ -24,9 +24,12 @@
 //!   never taken in twice); [`intake::quarantine`] is the fault boundary: a mail that
 //!   cannot be taken in is kept raw in quarantine and the partners are told, and intake
 //!   goes on.
-//! - [`compose`]: builds the messages klachtpost sends (acknowledgements) from templates.
-//! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up.
-//! - [`send`]: the outgoing edge; one trait, SMTP / sendmail / file transports.
+//! - [`compose`]: builds every message klachtpost sends from templates (minijinja; built-in
+//!   defaults, a firm's own files over them; Dutch and English, text and HTML).
+//! - [`outbox`]: the durable queue's policy: states, retry with backoff, giving up,
+//!   transport outages, loop and flood protection.
+//! - [`send`]: the outgoing edge (SMTP / sendmail / file); tells a transport outage from a
+//!   refused mail; redacts SMTP replies.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
 //!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
 //! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once

@@ -1,19 +1,35 @@
 //! The durable outbox's policy. Rows are written by intake inside the transaction that
-//! opens the case; [`drain_once`] delivers what is due. A transient failure is retried
-//! with exponential backoff (1 min doubling, capped at 1 h, with jitter so a queue that
-//! failed together does not retry together); a permanent failure, or running out of
-//! attempts, marks the row failed — kept, flagged on the case, logged at warn, and the
-//! responsible partner is told by mail. Nothing is dropped.
+//! opens the case; [`drain_once`] delivers what is due.
+//!
+//! - A transient failure (4xx to the mail) is retried with exponential backoff (1 min
+//!   doubling, capped at 1 h, with jitter so a queue that failed together does not retry
+//!   together); a permanent one (5xx to a recipient or the message), or running out of
+//!   attempts, marks the row failed — kept, flagged on the case, logged at warn, and the
+//!   responsible partner is told by mail. A recipient refused with 5xx is recorded as a
+//!   hard bounce.
+//! - An outage of the transport (no connection, TLS, AUTH refused, our sender refused) is
+//!   no verdict on any mail: the drain stops, every row stays queued with its attempts
+//!   untouched, the outage is logged at error once, and the transport is tried again with
+//!   its own backoff (30 s doubling to 10 min). After `outgoing.alert_after` the partners
+//!   are told through `[outgoing.fallback]`, if one is configured.
+//! - Loop and flood protection, for automatic mail (`Auto-Submitted`): never to the firm's
+//!   own mailbox address, never to an outside address that bounced hard within
+//!   `outgoing.bounce_block`, and at most `outgoing.max_auto_per_address` per outside
+//!   address per hour and per day. A row stopped by these rules is `held`: never sent,
+//!   kept, the case flagged, and the partner told (for a flood once a day per address).
+//!   Mail to the firm's own people (staff domains, partners) is not limited.
+//!
+//! Nothing is dropped, and no log line carries an address (SMTP replies are redacted).
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::case::{self, Actor};
 use crate::clock::Clock;
-use crate::compose;
+use crate::compose::{self, NoticeHead};
 use crate::config::Config;
-use crate::send::{SendError, Sender};
-use crate::store::{self, Store};
+use crate::send::{Outage, SendError, Sender};
+use crate::store::{self, OutboxItem, Store};
 
 /// What one drain did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +37,10 @@ pub struct Drained {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Stopped by the loop and flood rules.
+    pub held: usize,
+    /// The transport is down: the drain stopped (or did not start) and rows wait.
+    pub outage: bool,
 }
 
 /// When to try again after `attempts` failed tries (1 = the first failed).
@@ -32,6 +52,12 @@ pub fn next_attempt(now: DateTime<Utc>, attempts: u32, id: i64) -> DateTime<Utc>
     let h = (id.wrapping_mul(2_654_435_761) ^ i64::from(attempts).wrapping_mul(40_503))
         .rem_euclid(2 * spread + 1);
     now + Duration::seconds(base_secs - spread + h)
+}
+
+/// When to try a transport that is down again, after `failures` failed tries.
+pub fn next_outage_try(now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
+    let secs = (30i64 << failures.saturating_sub(1).min(5)).min(600); // 30 s … 10 min
+    now + Duration::seconds(secs)
 }
 
 /// At start-up, before anything is sent: rows a crashed run had claimed (handed to the
@@ -59,6 +85,12 @@ pub async fn drain_once(
 ) -> Result<Drained> {
     let max_attempts = config.outgoing.max_attempts;
     let mut report = Drained::default();
+    if let Some(retry_at) = sender.retry_at()
+        && clock.now() < retry_at
+    {
+        report.outage = true;
+        return Ok(report);
+    }
     loop {
         let now = clock.now();
         let due = store.claim_due(now, 50).await?;
@@ -66,6 +98,11 @@ pub async fn drain_once(
             return Ok(report);
         }
         for item in due {
+            if let Some(hold) = hold_reason(store, config, &item, now).await? {
+                held(store, clock, config, &item, &hold).await?;
+                report.held += 1;
+                continue;
+            }
             let stem = format!(
                 "{}-{}-{}",
                 now.format("%Y%m%dT%H%M%S"),
@@ -77,7 +114,9 @@ pub async fn drain_once(
                 .await
             {
                 Ok(()) => {
+                    recovered(sender, clock.now());
                     mark_sent(store, item.id, clock.now()).await?;
+                    crate::send::copy_to_sent_folder(config, &item.raw).await;
                     report.sent += 1;
                     tracing::info!(
                         event = "outbox.sent",
@@ -87,7 +126,15 @@ pub async fn drain_once(
                         "message sent"
                     );
                 }
+                Err(SendError::Outage(e)) => {
+                    // This drain's other claims wait for the server like everything else.
+                    store.release_claims(clock.now()).await?;
+                    outage(store, sender, clock, config, &e).await?;
+                    report.outage = true;
+                    return Ok(report);
+                }
                 Err(SendError::Transient(e)) if item.attempts + 1 < max_attempts => {
+                    recovered(sender, clock.now());
                     let next = next_attempt(clock.now(), item.attempts + 1, item.id);
                     store.outbox_retry(item.id, next, &e).await?;
                     report.retried += 1;
@@ -101,12 +148,21 @@ pub async fn drain_once(
                     );
                 }
                 Err(e) => {
+                    recovered(sender, clock.now());
                     let why = match &e {
                         SendError::Transient(m) => {
                             format!("gave up after {} attempts: {m}", item.attempts + 1)
                         }
-                        SendError::Permanent(m) => m.clone(),
+                        SendError::Permanent(m) | SendError::RecipientRefused(m) => m.clone(),
+                        SendError::Outage(m) => m.clone(),
                     };
+                    if matches!(e, SendError::RecipientRefused(_)) {
+                        for r in &item.recipients {
+                            if !config.firm.is_staff(r) {
+                                store.record_bounce(r, clock.now(), "smtp").await?;
+                            }
+                        }
+                    }
                     mark_failed(store, item.id, clock.now(), &why).await?;
                     report.failed += 1;
                     tracing::warn!(
@@ -120,7 +176,10 @@ pub async fn drain_once(
                     if item.purpose == "acknowledgement"
                         && let Some(reference) = &item.case_reference
                     {
-                        tell_partner(store, clock, config, reference, &why).await?;
+                        tell_partner(store, clock, config, reference, "send_failed", |p| {
+                            minijinja::context! { reference, partner => p, why => &why }
+                        })
+                        .await?;
                     }
                 }
             }
@@ -152,6 +211,25 @@ async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
+/// A row is held back by the loop and flood rules: never sent, kept with the reason, and
+/// its case flagged, in one transaction.
+async fn mark_held(store: &Store, id: i64, now: DateTime<Utc>, why: &str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let (case_id, purpose) = store::outbox_mark_held(&mut tx, id, now, why).await?;
+    if let Some(case_id) = case_id {
+        case::flag(
+            &mut tx,
+            case_id,
+            &format!("{purpose}.held"),
+            &format!("{purpose} held back, not sent: {why}"),
+            Actor::system(now),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A row is given up on: it stays as failed and its case is flagged, in one transaction.
 async fn mark_failed(store: &Store, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
     let mut tx = store.begin().await?;
@@ -170,33 +248,292 @@ async fn mark_failed(store: &Store, id: i64, now: DateTime<Utc>, error: &str) ->
     Ok(())
 }
 
-/// The acknowledgement of a case could not be delivered: the procedure still requires the
-/// complainant to hear from the firm, so the responsible partner is told to reach them
-/// another way. (A failed notice is not noticed again: no loops.)
+/// The transport works (it answered about a mail): an outage is over.
+fn recovered(sender: &Sender, now: DateTime<Utc>) {
+    let mut guard = sender.outage.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(o) = guard.take() {
+        tracing::warn!(
+            event = "outbox.recovered",
+            transport = sender.describe(),
+            down_for = %format!("{} min", (now - o.since).num_minutes()),
+            failures = o.failures,
+            "the outgoing server works again; queued mail is being sent"
+        );
+    }
+}
+
+/// The transport failed as a whole: record the outage (logged at error once), schedule the
+/// next try, and after `alert_after` tell the partners through the fallback.
+async fn outage(
+    store: &Store,
+    sender: &Sender,
+    clock: &dyn Clock,
+    config: &Config,
+    error: &str,
+) -> Result<()> {
+    let now = clock.now();
+    let state = {
+        let mut guard = sender.outage.lock().unwrap_or_else(|e| e.into_inner());
+        let o = match guard.take() {
+            None => {
+                tracing::error!(
+                    event = "outbox.outage",
+                    transport = sender.describe(),
+                    error = %error,
+                    "the outgoing server cannot be used; mail stays queued and is sent when it works again"
+                );
+                Outage {
+                    since: now,
+                    last_error: error.to_string(),
+                    failures: 1,
+                    next_try: next_outage_try(now, 1),
+                    alerted: false,
+                }
+            }
+            Some(mut o) => {
+                o.failures += 1;
+                o.next_try = next_outage_try(now, o.failures);
+                o.last_error = error.to_string();
+                tracing::debug!(event = "outbox.outage_continues", failures = o.failures, error = %error, "still down");
+                o
+            }
+        };
+        *guard = Some(o.clone());
+        o
+    };
+    if !state.alerted && now - state.since >= config.outgoing.alert_after {
+        let told = alert_partners(store, sender, config, &state, now).await?;
+        let mut guard = sender.outage.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(o), true) = (guard.as_mut(), told) {
+            o.alerted = true;
+        }
+    }
+    Ok(())
+}
+
+/// Tell every partner, through `[outgoing.fallback]`, that mail cannot be sent. Returns
+/// whether that is done (or cannot ever be: no fallback configured).
+async fn alert_partners(
+    store: &Store,
+    sender: &Sender,
+    config: &Config,
+    state: &Outage,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(fallback) = Sender::fallback(config)? else {
+        tracing::error!(
+            event = "outbox.outage_unreported",
+            "the outgoing server has been down for outgoing.alert_after and no [outgoing.fallback] is configured: the partners cannot be told by mail"
+        );
+        return Ok(true);
+    };
+    let queued = store
+        .outbox_counts()
+        .await?
+        .into_iter()
+        .find(|(s, _)| s == "queued")
+        .map(|(_, n)| n)
+        .unwrap_or(0);
+    let templates = config.templates.load()?;
+    let lang = config.templates.language.internal();
+    let mut all = true;
+    for partner in &config.firm.partners {
+        let out = compose::notice_from_template(
+            &templates,
+            "outage_alert",
+            lang,
+            &NoticeHead {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to: &partner.email,
+                reference: "outage",
+                now,
+            },
+            minijinja::context! {
+                partner => &partner.name,
+                since => compose::format_datetime(state.since, config.firm.timezone, lang),
+                transport => sender.describe(),
+                error => &state.last_error,
+                queued,
+            },
+        )?;
+        if let Err(e) = fallback
+            .send(
+                &config.outgoing.from,
+                std::slice::from_ref(&partner.email),
+                &out.raw,
+                &format!("{}-outage", now.format("%Y%m%dT%H%M%S")),
+            )
+            .await
+        {
+            all = false;
+            tracing::error!(event = "outbox.outage_alert_failed", error = %e, "the fallback could not tell a partner");
+        }
+    }
+    if all {
+        tracing::warn!(
+            event = "outbox.outage_alerted",
+            partners = config.firm.partners.len(),
+            "the partners are told through the fallback that mail cannot be sent"
+        );
+    }
+    Ok(all)
+}
+
+/// Why an automatic mail must not go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hold {
+    /// To the firm's own mailbox: a loop.
+    OwnAddress,
+    /// The address bounced hard within `bounce_block`.
+    Bounced,
+    /// Over `max_auto_per_address`: (the limit, the window in words).
+    Flood(u32, &'static str, &'static str),
+}
+
+impl Hold {
+    fn why(&self) -> String {
+        match self {
+            Hold::OwnAddress => "loop: addressed to the firm's own mailbox".into(),
+            Hold::Bounced => {
+                "bounced: the address bounced hard within outgoing.bounce_block".into()
+            }
+            Hold::Flood(limit, _, en) => format!(
+                "flood: {limit} automatic messages were already sent to the address within {en} (outgoing.max_auto_per_address)"
+            ),
+        }
+    }
+}
+
+async fn hold_reason(
+    store: &Store,
+    config: &Config,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+) -> Result<Option<Hold>> {
+    if item.auto_submitted.is_none() {
+        return Ok(None);
+    }
+    let out = &config.outgoing;
+    for r in &item.recipients {
+        let r = r.to_ascii_lowercase();
+        if r == config.firm.address || r == out.from.to_ascii_lowercase() {
+            return Ok(Some(Hold::OwnAddress));
+        }
+        if config.firm.is_staff(&r) {
+            continue;
+        }
+        if store.bounced_since(&r, now - out.bounce_block).await? {
+            return Ok(Some(Hold::Bounced));
+        }
+        if store
+            .automatic_sent_since(&r, now - Duration::hours(1))
+            .await?
+            >= i64::from(out.max_auto_per_hour)
+        {
+            return Ok(Some(Hold::Flood(
+                out.max_auto_per_hour,
+                "een uur",
+                "an hour",
+            )));
+        }
+        if store
+            .automatic_sent_since(&r, now - Duration::days(1))
+            .await?
+            >= i64::from(out.max_auto_per_day)
+        {
+            return Ok(Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day")));
+        }
+    }
+    Ok(None)
+}
+
+/// Hold a row back; tell the partner (for a flood once a day per address).
+async fn held(
+    store: &Store,
+    clock: &dyn Clock,
+    config: &Config,
+    item: &OutboxItem,
+    hold: &Hold,
+) -> Result<()> {
+    let now = clock.now();
+    let why = hold.why();
+    mark_held(store, item.id, now, &why).await?;
+    tracing::warn!(
+        event = "outbox.held",
+        outbox = item.id,
+        purpose = item.purpose.as_str(),
+        case = item.case_reference.as_deref().unwrap_or("-"),
+        rule = %why,
+        "automatic mail held back, not sent; the case is flagged"
+    );
+    let Some(reference) = &item.case_reference else {
+        return Ok(());
+    };
+    let tell = match hold {
+        Hold::OwnAddress => false,
+        Hold::Bounced => item.purpose == "acknowledgement",
+        Hold::Flood(..) => {
+            let mut first = true;
+            for r in &item.recipients {
+                if store
+                    .flood_held_since(r, now - Duration::days(1), item.id)
+                    .await?
+                {
+                    first = false;
+                }
+            }
+            first
+        }
+    };
+    if tell {
+        let (limit, window) = match hold {
+            Hold::Flood(limit, nl, en) => (
+                *limit,
+                match config.templates.language.internal() {
+                    compose::Lang::Nl => *nl,
+                    compose::Lang::En => *en,
+                },
+            ),
+            _ => (0, ""),
+        };
+        let flood = matches!(hold, Hold::Flood(..));
+        tell_partner(store, clock, config, reference, "held_notice", |p| {
+            minijinja::context! { reference, partner => p, why => &why, flood, limit, window }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queue a notice of `kind` to the responsible partner of a case. (A notice that fails
+/// is not noticed again: no loops.)
 async fn tell_partner(
     store: &Store,
     clock: &dyn Clock,
     config: &Config,
     reference: &str,
-    why: &str,
+    kind: &str,
+    vars: impl FnOnce(&str) -> minijinja::Value,
 ) -> Result<()> {
     let Some((name, email)) = store.case_partner(reference).await? else {
         return Ok(());
     };
-    let body = format!(
-        "Beste {name},\n\nDe ontvangstbevestiging van klacht {reference} kon niet worden verzonden:\n{why}\n\n\
-         Neem op een andere manier contact op met de klager, zodat de ontvangst tijdig wordt bevestigd.\n\
-         Bekijk de zaak met: klachtpost cases show {reference}\n\n-- klachtpost\n"
-    );
-    let out = compose::notice(
-        &config.firm.name,
-        config.firm.domain(),
-        &config.outgoing.from,
-        &email,
-        reference,
-        &format!("[{reference}] Ontvangstbevestiging niet verzonden"),
-        &body,
-        clock.now(),
+    let templates = config.templates.load()?;
+    let out = compose::notice_from_template(
+        &templates,
+        kind,
+        config.templates.language.internal(),
+        &NoticeHead {
+            firm_name: &config.firm.name,
+            firm_domain: config.firm.domain(),
+            from: &config.outgoing.from,
+            to: &email,
+            reference,
+            now: clock.now(),
+        },
+        vars(&name),
     )?;
     store
         .queue_notice(reference, &email, &out, &config.outgoing.from, clock.now())
@@ -204,6 +541,7 @@ async fn tell_partner(
     tracing::info!(
         event = "notice.queued",
         case = reference,
+        kind,
         "the responsible partner is told"
     );
     Ok(())
@@ -228,5 +566,14 @@ mod tests {
             spread.len() > 10,
             "jitter should spread retries: {spread:?}"
         );
+    }
+
+    #[test]
+    fn an_outage_backs_off_to_ten_minutes() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let d = |f| (next_outage_try(now, f) - now).num_seconds();
+        assert_eq!((d(1), d(2), d(3)), (30, 60, 120));
+        assert_eq!(d(6), 600);
+        assert_eq!(d(60), 600);
     }
 }

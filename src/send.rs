@@ -1,15 +1,30 @@
 //! The outgoing edge: one operation, "deliver these bytes to these recipients", over SMTP
-//! (lettre; implicit TLS, STARTTLS or plain on loopback), a local sendmail, or a folder of
-//! `.eml` files (the embedded default). Errors say whether a retry may help
-//! ([`SendError::Transient`]) or not ([`SendError::Permanent`]); the outbox decides.
+//! (implicit TLS, STARTTLS or plain on loopback), a local sendmail, or a folder of `.eml`
+//! files (the embedded default).
+//!
+//! Errors say what failed, because the outbox acts on it ([`SendError`]): a failure of the
+//! SMTP *session* — no connection, TLS, the greeting, EHLO, AUTH refused, our sender
+//! refused at MAIL FROM — is an outage of the transport, not a verdict on the mail (one
+//! wrong password must not fail every acknowledgement); a 4xx to the mail is worth
+//! another try; a 5xx to a recipient (RCPT) or to the message (DATA) fails that mail only.
+//! To tell them apart the SMTP dialogue is driven step by step here (lettre's connection,
+//! not its transport, which reports all of them alike).
+//!
+//! Every error text is [`redact`]ed: SMTP replies echo addresses, and errors are logged and
+//! stored.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::{AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, Security, ServerSettings, Transport};
@@ -17,37 +32,132 @@ use crate::config::{Config, Security, ServerSettings, Transport};
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth another try later: the server is away, busy, or answered 4xx.
+    /// The transport is down (no connection, TLS, AUTH refused, sender refused): nothing
+    /// is wrong with this mail; it stays queued and the outage is tracked.
+    #[error("the outgoing server cannot be used: {0}")]
+    Outage(String),
+    /// Worth another try later: the server answered 4xx to this mail.
     #[error("temporary failure: {0}")]
     Transient(String),
-    /// Will not work however often it is tried: 5xx, an invalid address.
+    /// A recipient was refused for good (5xx to RCPT): a hard bounce of that address.
+    #[error("recipient refused: {0}")]
+    RecipientRefused(String),
+    /// Will not work however often it is tried: 5xx to the message, an invalid address.
     #[error("permanent failure: {0}")]
     Permanent(String),
 }
 
-/// A configured transport.
-pub enum Sender {
-    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+/// Replace anything address-like (`local@domain`, with or without angle brackets) with
+/// `<redacted>`, so an SMTP reply can be logged and stored.
+pub fn redact(text: &str) -> String {
+    let is_local = |c: char| c.is_alphanumeric() || "._%+-=!#$&'*/?^`{|}~".contains(c);
+    let is_domain = |c: char| c.is_alphanumeric() || ".-[]:".contains(c);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let mut start = i;
+            while start > last && is_local(chars[start - 1]) {
+                start -= 1;
+            }
+            let mut end = i + 1;
+            while end < chars.len() && is_domain(chars[end]) {
+                end += 1;
+            }
+            if start < i || end > i + 1 {
+                if start > last && chars[start - 1] == '<' {
+                    start -= 1;
+                }
+                if end < chars.len() && chars[end] == '>' {
+                    end += 1;
+                }
+                out.extend(&chars[last..start]);
+                out.push_str("<redacted>");
+                last = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.extend(&chars[last..]);
+    out
+}
+
+/// A configured transport, with the state of its outage if it is down.
+pub struct Sender {
+    kind: Kind,
+    /// Set while the transport is down; the outbox's policy reads and updates it.
+    ///
+    /// Kept in memory, on purpose minimal: it lives as long as the daemon's transport.
+    /// (A shared outage record with `klachtpost status` belongs with the mailbox's
+    /// outage tracking of issue 7.)
+    pub outage: std::sync::Mutex<Option<Outage>>,
+}
+
+enum Kind {
+    Smtp(Box<SmtpSender>),
     Sendmail(AsyncSendmailTransport<Tokio1Executor>),
     File(PathBuf),
 }
 
+/// A transport that is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    /// The first failure.
+    pub since: DateTime<Utc>,
+    /// The last error, redacted.
+    pub last_error: String,
+    /// Failed tries so far.
+    pub failures: u32,
+    /// When to try again.
+    pub next_try: DateTime<Utc>,
+    /// Whether the partners have been told.
+    pub alerted: bool,
+}
+
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Sender::Smtp(_) => f.write_str("Sender::Smtp"),
-            Sender::Sendmail(_) => f.write_str("Sender::Sendmail"),
-            Sender::File(d) => write!(f, "Sender::File({})", d.display()),
-        }
+        write!(f, "Sender({})", self.describe())
     }
 }
 
 impl Sender {
+    /// The outage, if the transport is down.
+    pub fn outage(&self) -> Option<Outage> {
+        self.outage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// When a transport that is down should be tried again.
+    pub fn retry_at(&self) -> Option<DateTime<Utc>> {
+        self.outage().map(|o| o.next_try)
+    }
+
+    /// The main transport, `[outgoing]`.
     pub fn from_config(config: &Config) -> Result<Sender> {
-        Ok(match &config.outgoing.transport {
-            Transport::Smtp(server) => Sender::Smtp(Box::new(smtp_transport(server)?)),
+        Self::from_transport(&config.outgoing.transport)
+    }
+
+    /// The fallback transport, `[outgoing.fallback]`, if one is configured.
+    pub fn fallback(config: &Config) -> Result<Option<Sender>> {
+        config
+            .outgoing
+            .fallback
+            .as_ref()
+            .map(Self::from_transport)
+            .transpose()
+    }
+
+    pub fn from_transport(transport: &Transport) -> Result<Sender> {
+        let kind = match transport {
+            Transport::Smtp(server) => Kind::Smtp(Box::new(SmtpSender::new(server)?)),
             Transport::Sendmail { command } => {
-                Sender::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(
+                Kind::Sendmail(AsyncSendmailTransport::<Tokio1Executor>::new_with_command(
                     command.as_os_str(),
                 ))
             }
@@ -55,9 +165,22 @@ impl Sender {
                 crate::store::create_private_dir(dir).with_context(|| {
                     format!("cannot create the outbox folder {}", dir.display())
                 })?;
-                Sender::File(dir.clone())
+                Kind::File(dir.clone())
             }
+        };
+        Ok(Sender {
+            kind,
+            outage: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Where this transport delivers, for logs and notices (no secret, no address).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Smtp(s) => format!("SMTP {}:{}", s.server.host, s.server.port),
+            Kind::Sendmail(_) => "sendmail".into(),
+            Kind::File(d) => format!("the folder {}", d.display()),
+        }
     }
 
     /// Deliver `raw` to `recipients`, with `from` as the envelope sender.
@@ -69,39 +192,165 @@ impl Sender {
         file_stem: &str,
     ) -> Result<(), SendError> {
         let envelope = || -> Result<Envelope, SendError> {
-            let from = from
-                .parse()
-                .map_err(|e| SendError::Permanent(format!("invalid sender address: {e}")))?;
+            let from = from.parse().map_err(|e| {
+                SendError::Permanent(redact(&format!("invalid sender address: {e}")))
+            })?;
             let to = recipients
                 .iter()
                 .map(|r| r.parse())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SendError::Permanent(format!("invalid recipient address: {e}")))?;
-            Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(e.to_string()))
+                .map_err(|e| {
+                    SendError::Permanent(redact(&format!("invalid recipient address: {e}")))
+                })?;
+            Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(redact(&e.to_string())))
         };
-        match self {
-            Sender::Smtp(t) => {
-                let env = envelope()?;
-                t.send_raw(&env, raw).await.map(|_| ()).map_err(|e| {
-                    if e.is_permanent() {
-                        SendError::Permanent(e.to_string())
-                    } else {
-                        SendError::Transient(e.to_string())
-                    }
-                })
-            }
-            Sender::Sendmail(t) => {
+        match &self.kind {
+            Kind::Smtp(s) => s.send(&envelope()?, raw).await,
+            Kind::Sendmail(t) => {
                 let env = envelope()?;
                 t.send_raw(&env, raw)
                     .await
                     .map(|_| ())
-                    .map_err(|e| SendError::Transient(e.to_string()))
+                    .map_err(|e| SendError::Transient(redact(&e.to_string())))
             }
-            Sender::File(dir) => {
+            Kind::File(dir) => {
                 envelope()?;
-                write_file(dir, file_stem, raw).map_err(|e| SendError::Transient(e.to_string()))
+                write_file(dir, file_stem, raw)
+                    .map_err(|e| SendError::Transient(redact(&e.to_string())))
             }
         }
+    }
+}
+
+/// SMTP, one session per message, driven step by step so a failure of the session is
+/// told apart from a refusal of the mail.
+pub struct SmtpSender {
+    server: ServerSettings,
+    tls: Option<TlsParameters>,
+}
+
+impl SmtpSender {
+    fn new(server: &ServerSettings) -> Result<SmtpSender> {
+        let tls = match server.security {
+            Security::None => None,
+            Security::Starttls | Security::Tls => Some(tls_parameters(server)?),
+        };
+        Ok(SmtpSender {
+            server: server.clone(),
+            tls,
+        })
+    }
+
+    /// Connect, greet, STARTTLS and AUTH as configured. Every failure here is an outage.
+    async fn session(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let s = &self.server;
+        let hello = ClientId::default();
+        let outage = |what: &str, e: lettre::transport::smtp::Error| {
+            SendError::Outage(redact(&format!("{what} {}:{}: {e}", s.host, s.port)))
+        };
+        let wrapper = match s.security {
+            Security::Tls => self.tls.clone(),
+            _ => None,
+        };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (s.host.as_str(), s.port),
+            Some(s.timeout),
+            &hello,
+            wrapper,
+            None,
+        )
+        .await
+        .map_err(|e| outage("cannot connect to", e))?;
+        if s.security == Security::Starttls {
+            let params = self
+                .tls
+                .clone()
+                .ok_or_else(|| SendError::Outage("no TLS parameters".into()))?;
+            conn.starttls(params, &hello)
+                .await
+                .map_err(|e| outage("cannot start TLS with", e))?;
+        }
+        if let (Some(user), Some(password)) = (&s.username, &s.password) {
+            let credentials = Credentials::new(user.clone(), password.expose_secret().to_string());
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .await
+                .map_err(|e| outage("login refused by", e))?;
+        }
+        Ok(conn)
+    }
+
+    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let mut conn = self.session().await?;
+        let result = Self::transaction(&mut conn, envelope, raw).await;
+        if result.is_ok() {
+            let _ = conn.quit().await;
+        } else {
+            conn.abort().await;
+        }
+        result
+    }
+
+    async fn transaction(
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<(), SendError> {
+        // A reply to the mail: 4xx transient, 5xx as `permanent` says; anything else
+        // (the connection dropped, a timeout) is the session failing.
+        fn judge(
+            step: &str,
+            e: lettre::transport::smtp::Error,
+            permanent: fn(String) -> SendError,
+        ) -> SendError {
+            let text = redact(&format!("{step}: {e}"));
+            if e.is_transient() {
+                SendError::Transient(text)
+            } else if e.is_permanent() {
+                permanent(text)
+            } else {
+                SendError::Outage(text)
+            }
+        }
+        let info = conn.server_info();
+        let mut options = Vec::new();
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(SendError::Permanent(
+                    "the address is not ASCII and the server has no SMTPUTF8".into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(SendError::Permanent(
+                    "the message is 8-bit and the server has no 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        // Our own sender refused for good is a problem of the configuration, for every
+        // mail alike: an outage.
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(|e| judge("MAIL FROM", e, SendError::Outage))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![]))
+                .await
+                .map_err(|e| judge("RCPT TO", e, SendError::RecipientRefused))?;
+        }
+        conn.command(Data)
+            .await
+            .map_err(|e| judge("DATA", e, SendError::Permanent))?;
+        conn.message(raw)
+            .await
+            .map_err(|e| judge("end of DATA", e, SendError::Permanent))?;
+        Ok(())
     }
 }
 
@@ -124,62 +373,77 @@ fn write_file(dir: &Path, stem: &str, raw: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(format!("{safe}.eml")))
 }
 
-fn smtp_transport(server: &ServerSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
-        .port(server.port)
-        .timeout(Some(server.timeout));
-    let params = || -> Result<TlsParameters> {
-        let mut b = TlsParameters::builder(server.host.clone());
-        if let Some(ca) = &server.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
-            b = b.add_root_certificate(
-                Certificate::from_pem(&pem)
-                    .with_context(|| format!("no certificate in {}", ca.display()))?,
-            );
-        }
-        b.build().context("cannot set up TLS for SMTP")
+/// `[mailbox] sent_folder`: append a copy of a sent mail to that IMAP folder, marked
+/// read. klachtpost never reads the folder, so the copy is never taken in as new mail. A
+/// failure is logged and otherwise ignored: the mail itself went out.
+pub async fn copy_to_sent_folder(config: &Config, raw: &[u8]) {
+    let crate::config::Mailbox::Imap {
+        server,
+        sent_folder: Some(folder),
+        ..
+    } = &config.mailbox
+    else {
+        return;
     };
-    builder = match server.security {
-        Security::None => builder.tls(Tls::None),
-        Security::Starttls => builder.tls(Tls::Required(params()?)),
-        Security::Tls => builder.tls(Tls::Wrapper(params()?)),
+    let append = async {
+        let mut session = crate::fetch::login(server).await?;
+        // Created when missing; "already exists" is no error here.
+        let _ = session.create(folder).await;
+        session
+            .append(folder, Some("(\\Seen)"), None, raw)
+            .await
+            .with_context(|| format!("cannot append to {folder}"))?;
+        let _ = session.logout().await;
+        anyhow::Ok(())
     };
-    if let (Some(user), Some(password)) = (&server.username, &server.password) {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose_secret().to_string(),
-        ));
+    match tokio::time::timeout(Duration::from_secs(60), append).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(
+            event = "outbox.sent_copy_failed",
+            error = %redact(&format!("{e:#}")),
+            "sent, but no copy in the sent folder"
+        ),
+        Err(_) => tracing::warn!(
+            event = "outbox.sent_copy_failed",
+            error = "timed out",
+            "sent, but no copy in the sent folder"
+        ),
     }
-    Ok(builder.build())
+}
+
+fn tls_parameters(server: &ServerSettings) -> Result<TlsParameters> {
+    let mut b = TlsParameters::builder(server.host.clone());
+    if let Some(ca) = &server.ca_file {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+        b = b.add_root_certificate(
+            Certificate::from_pem(&pem)
+                .with_context(|| format!("no certificate in {}", ca.display()))?,
+        );
+    }
+    b.build().context("cannot set up TLS for SMTP")
 }
 
 /// `check-config`: connect (and log in) to the SMTP server, or check the folder/command.
 pub async fn check(config: &Config) -> Result<String> {
     match &config.outgoing.transport {
         Transport::Smtp(server) => {
-            let t = smtp_transport(server)?;
-            match t.test_connection().await {
-                Ok(true) => Ok(format!(
-                    "connected to {}:{}{}",
-                    server.host,
-                    server.port,
-                    if server.username.is_some() {
-                        " and logged in"
-                    } else {
-                        ""
-                    }
-                )),
-                Ok(false) => anyhow::bail!(
-                    "{}:{} did not answer as an SMTP server",
-                    server.host,
-                    server.port
-                ),
-                Err(e) => Err(anyhow::anyhow!(
-                    "cannot connect to {}:{}: {e}",
-                    server.host,
-                    server.port
-                )),
+            let t = SmtpSender::new(server)?;
+            match t.session().await {
+                Ok(mut conn) => {
+                    let _ = conn.quit().await;
+                    Ok(format!(
+                        "connected to {}:{}{}",
+                        server.host,
+                        server.port,
+                        if server.username.is_some() {
+                            " and logged in"
+                        } else {
+                            ""
+                        }
+                    ))
+                }
+                Err(e) => Err(anyhow::anyhow!("{e}")),
             }
         }
         Transport::Sendmail { command } => {
@@ -194,5 +458,28 @@ pub async fn check(config: &Config) -> Result<String> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             Ok(format!("outgoing mail is written to {}", dir.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_redacted_from_smtp_replies() {
+        assert_eq!(
+            redact("550 5.1.1 <jan.de-vries+x@client.example.nl>: Recipient address rejected"),
+            "550 5.1.1 <redacted>: Recipient address rejected"
+        );
+        assert_eq!(
+            redact("RCPT TO: 553 sorry, anna@firma.nl is not allowed; neither is b@c"),
+            "RCPT TO: 553 sorry, <redacted> is not allowed; neither is <redacted>"
+        );
+        assert_eq!(
+            redact("535 5.7.8 Error: authentication failed"),
+            "535 5.7.8 Error: authentication failed"
+        );
+        assert_eq!(redact("a lone @ sign"), "a lone @ sign");
+        assert_eq!(redact("user@[127.0.0.1] said no"), "<redacted> said no");
     }
 }

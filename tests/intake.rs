@@ -115,7 +115,8 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
         outbox::Drained {
             sent: 1,
             retried: 0,
-            failed: 0
+            failed: 0,
+            ..Default::default()
         }
     );
     let files: Vec<_> = std::fs::read_dir(dir.join("outbox"))

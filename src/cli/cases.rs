@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::case::{self, Actor, Closing, FormUpdate, Satisfied, Status};
 use crate::classify::quote;
 use crate::clock::{Clock, SystemClock};
-use crate::compose::{self, Template};
+use crate::compose;
 use crate::config::Config;
 use crate::deadlines::{self, Deadlines};
 use crate::store::{CaseDetail, CaseSummary, Store, parse_ts};
@@ -493,10 +493,11 @@ pub async fn extend(
     let ext = deadlines::extend_to_date(&config.calendar, &current, date, reason)
         .map_err(|e| anyhow::anyhow!(e))?;
     let now = SystemClock.now();
-    let template = Template::load(&config.templates.extension)?;
+    let templates = config.templates.load()?;
+    let lang = store.case_language(reference).await?;
     let mail = match c.complainant_address.as_deref() {
         Some(to) => Some(compose::extension(
-            &template,
+            &templates,
             &compose::Acknowledgement {
                 firm_name: &config.firm.name,
                 firm_domain: config.firm.domain(),
@@ -513,6 +514,7 @@ pub async fn extend(
                 partner_name: &c.partner_name,
                 timezone: config.firm.timezone,
                 now,
+                lang,
             },
             &compose::ExtensionText {
                 previous: ext.previous,

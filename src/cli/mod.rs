@@ -544,6 +544,14 @@ async fn check_config(path: &std::path::Path, offline: bool) -> Result<ExitCode>
         }
     };
     println!("{}: the config is valid", path.display());
+    println!(
+        "templates: {} mails rendered in Dutch and English with sample data ({})",
+        crate::compose::templates::KINDS.len(),
+        match &config.templates.dir {
+            Some(dir) => format!("built-in, with the files in {} over them", dir.display()),
+            None => "built-in".to_string(),
+        }
+    );
     if offline {
         return Ok(ExitCode::SUCCESS);
     }

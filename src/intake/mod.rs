@@ -25,7 +25,7 @@ use chrono::{DateTime, Datelike, Utc};
 use crate::case::{self, Actor};
 use crate::classify::{self, Context, Decision, Direction, Kind};
 use crate::clock::Clock;
-use crate::compose::{self, Template};
+use crate::compose::{self, Lang, TemplateSet};
 use crate::config::Config;
 use crate::deadlines;
 use crate::parse::{self, ParsedMail};
@@ -51,7 +51,7 @@ pub struct Pipeline<'a> {
     pub config: &'a Config,
     pub store: &'a Store,
     pub clock: &'a dyn Clock,
-    pub ack_template: Template,
+    pub templates: TemplateSet,
 }
 
 /// What happened to one mail.
@@ -72,12 +72,12 @@ pub struct Outcome {
 
 impl<'a> Pipeline<'a> {
     pub fn new(config: &'a Config, store: &'a Store, clock: &'a dyn Clock) -> Result<Self> {
-        let ack_template = Template::load(&config.templates.acknowledgement)?;
+        let templates = config.templates.load()?;
         Ok(Pipeline {
             config,
             store,
             clock,
-            ack_template,
+            templates,
         })
     }
 
@@ -266,15 +266,20 @@ impl<'a> Pipeline<'a> {
                 ),
             )
             .await?;
+            let lang = config.templates.language.for_complaint(
+                subject,
+                decision.complaint_text.as_deref().unwrap_or(&mail.text),
+            );
+            store::set_case_language(&mut tx, id, lang).await?;
             outcome.case = Some(reference.clone());
             outcome.opened = true;
-            Some((id, reference, d))
+            Some((id, reference, d, lang))
         } else {
             None
         };
 
         let threaded_case_id = match (&case_id, &decision.case) {
-            (Some((id, _, _)), _) => Some(*id),
+            (Some((id, _, _, _)), _) => Some(*id),
             // A triage item is not correspondence: attaching it would make its sender a
             // party to the case. The case gets an event; the partner is told.
             (None, Some(_)) if decision.kind == Kind::Triage => None,
@@ -360,7 +365,7 @@ impl<'a> Pipeline<'a> {
             }
         }
 
-        if let (Some((id, reference, d)), true) = (&case_id, decision.acknowledge)
+        if let (Some((id, reference, d, lang)), true) = (&case_id, decision.acknowledge)
             && let Some(to) = decision.complainant.as_ref()
         {
             let partner_name = partner
@@ -368,7 +373,7 @@ impl<'a> Pipeline<'a> {
                 .map(|p| p.name.as_str())
                 .unwrap_or_default();
             let ack = compose::acknowledgement(
-                &self.ack_template,
+                &self.templates,
                 &compose::Acknowledgement {
                     firm_name: &config.firm.name,
                     firm_domain: config.firm.domain(),
@@ -385,6 +390,7 @@ impl<'a> Pipeline<'a> {
                     partner_name,
                     timezone: config.firm.timezone,
                     now,
+                    lang: *lang,
                 },
             )?;
             store::queue_outgoing(
@@ -409,7 +415,7 @@ impl<'a> Pipeline<'a> {
             .await?;
             outcome.ack_queued = true;
         }
-        if let (Some((id, reference, d)), true, Some(partner)) =
+        if let (Some((id, reference, d, _)), true, Some(partner)) =
             (&case_id, unanswerable, partner.as_ref())
         {
             let out = compose::unanswerable_notice(
@@ -459,13 +465,26 @@ impl<'a> Pipeline<'a> {
         self.queue_notices(
             &mut tx,
             &decision,
-            case_id.as_ref().map(|(id, r, _)| (*id, r.as_str())),
+            case_id.as_ref().map(|(id, r, _, _)| (*id, r.as_str())),
             partner.as_ref(),
             message_row,
             now,
         )
         .await?;
         tx.commit().await?;
+
+        // A delivery failure of a message we sent: its outside recipients bounced hard, and
+        // get no automatic mail for outgoing.bounce_block.
+        if decision.kind == Kind::Bounce
+            && let Some(ev) = &decision.thread_evidence
+            && ev.via != classify::ThreadVia::SubjectReference
+        {
+            for r in self.store.sent_recipients(&ev.value).await? {
+                if !config.firm.is_staff(&r) {
+                    self.store.record_bounce(&r, now, "report").await?;
+                }
+            }
+        }
 
         // Logs carry the kind, the case and the source, never names, addresses or text.
         tracing::info!(
@@ -518,36 +537,34 @@ impl Pipeline<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let config = self.config;
-        let notice = |to: &str, reference: &str, subject: String, body: String| {
-            compose::notice(
-                &config.firm.name,
-                config.firm.domain(),
-                &config.outgoing.from,
-                to,
-                reference,
-                &subject,
-                &body,
-                now,
+        let lang: Lang = config.templates.language.internal();
+        let notice = |to: &str, reference: &str, kind: &str, vars: minijinja::Value| {
+            compose::notice_from_template(
+                &self.templates,
+                kind,
+                lang,
+                &compose::NoticeHead {
+                    firm_name: &config.firm.name,
+                    firm_domain: config.firm.domain(),
+                    from: &config.outgoing.from,
+                    to,
+                    reference,
+                    now,
+                },
+                vars,
             )
         };
         if let (Some((case_id, reference)), Some(staff)) = (opened, decision.staff.as_ref()) {
-            let partner_name = partner
-                .map(|p| p.name.as_str())
-                .unwrap_or("de verantwoordelijke partner");
-            let summary = decision
-                .staff_summary
-                .clone()
-                .unwrap_or_else(|| "De klacht is geregistreerd.".into());
-            let body = format!(
-                "{summary}\n\nZaaknummer: {reference}\nVerantwoordelijke partner: {partner_name}\n\n\
-                 Klopt de klager niet? Antwoord op dit bericht met de juiste naam en het juiste\n\
-                 e-mailadres; uw antwoord komt bij de zaak en {partner_name} past het aan.\n\n-- klachtpost\n"
-            );
+            let summary = decision.staff_summary.clone().unwrap_or_default();
             let out = notice(
                 &staff.address,
                 reference,
-                format!("[{reference}] Klacht geregistreerd"),
-                body,
+                "staff_confirmation",
+                minijinja::context! {
+                    reference,
+                    partner => partner.map(|p| p.name.as_str()).unwrap_or_default(),
+                    summary,
+                },
             )?;
             store::queue_notice(
                 tx,
@@ -573,16 +590,11 @@ impl Pipeline<'_> {
             && let Some(to) = store::case_partner_email(tx, reference).await?
         {
             let case_id = store::case_id_by_reference(tx, reference).await?;
-            let body = format!(
-                "Er kwam een bericht binnen op zaak {reference}, die gesloten is. Het bericht is bij de\n\
-                 zaak bewaard (nummer {message_row}); de zaak blijft gesloten. Of de zaak heropend\n\
-                 wordt, beslist u.\n\n-- klachtpost\n"
-            );
             let out = notice(
                 &to,
                 reference,
-                format!("[{reference}] Bericht op gesloten zaak"),
-                body,
+                "closed_case_notice",
+                minijinja::context! { reference, message_row },
             )?;
             store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
             if let Some(id) = case_id {
@@ -608,23 +620,16 @@ impl Pipeline<'_> {
                 None => (None, "triage".to_string(), partner.map(|p| p.email.clone())),
             };
             if let Some(to) = to {
-                let about = if case_id.is_some() {
-                    format!(
-                        "Het lijkt bij zaak {reference} te horen, maar de afzender is geen partij in die zaak. De afzender heeft niets over de zaak te zien gekregen."
-                    )
-                } else {
-                    "Het hoort bij geen bekende zaak.".to_string()
-                };
-                let body = format!(
-                    "Er kwam een bericht binnen in de klachtenbus dat een partner moet bekijken.\n\n\
-                     Waarom: {}\n{about}\n\nHet bericht is bewaard (nummer {message_row}).\n\n-- klachtpost\n",
-                    decision.reason
-                );
                 let out = notice(
                     &to,
                     &reference,
-                    format!("[{reference}] Bericht ter beoordeling"),
-                    body,
+                    "triage_notice",
+                    minijinja::context! {
+                        reference => &reference,
+                        case_known => case_id.is_some(),
+                        reason => &decision.reason,
+                        message_row,
+                    },
                 )?;
                 store::queue_notice(tx, case_id, &to, &out, &config.outgoing.from, now).await?;
                 if let Some(id) = case_id {

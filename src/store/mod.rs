@@ -23,6 +23,7 @@ pub mod health;
 pub mod history;
 pub mod jobs;
 mod outbox;
+mod outgoing;
 mod parties;
 pub mod person;
 mod quarantine;
@@ -33,6 +34,7 @@ mod unfiled;
 
 pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
+pub use outgoing::*;
 pub use parties::add_party;
 pub use quarantine::{
     NewQuarantine, QuarantineItem, insert_quarantine,
@@ -304,7 +306,7 @@ impl Store {
     /// Queued rows due at `now`, oldest first.
     pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference
+            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted
              FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
              WHERE o.status = 'queued' AND o.next_attempt_at <= $1
              ORDER BY o.next_attempt_at, o.id LIMIT $2",
@@ -327,6 +329,7 @@ impl Store {
                     purpose: r.try_get(4)?,
                     raw: r.try_get(5)?,
                     case_reference: r.try_get(6)?,
+                    auto_submitted: r.try_get(7)?,
                 })
             })
             .collect()
@@ -555,6 +558,8 @@ pub struct OutboxItem {
     pub purpose: String,
     pub raw: Vec<u8>,
     pub case_reference: Option<String>,
+    /// `Auto-Submitted` of the message: automatic mail, subject to the loop and flood rules.
+    pub auto_submitted: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -832,7 +837,9 @@ pub async fn queue_outgoing(
         },
     )
     .await?;
-    enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await
+    let id = enqueue(tx, row, case_id, purpose, from, &[to.to_string()], now).await?;
+    outgoing::mark_automatic(tx, id, crate::compose::auto_submitted(&out.raw).as_deref()).await?;
+    Ok(id)
 }
 
 /// Store an internal notice (to a partner or staff member) and queue it.

@@ -42,7 +42,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let r = sqlx::query(
-                "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference
+                "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted
                  FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
                  WHERE o.id = $1",
             )
@@ -61,6 +61,7 @@ impl Store {
                 purpose: r.try_get(4)?,
                 raw: r.try_get(5)?,
                 case_reference: r.try_get(6)?,
+                auto_submitted: r.try_get(7)?,
             });
         }
         tx.commit().await?;

@@ -709,6 +709,12 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No escalating delay (2, 4, 8, 15 s) after failed logins: tests refuse logins on
+  # purpose, and a delayed SASL answer makes Postfix give up with 535 even after the
+  # password is right.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service auth-worker {{
   # Default is root, which an unprivileged master cannot switch to.

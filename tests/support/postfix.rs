@@ -47,6 +47,13 @@ impl Postfix {
     /// have been started with [`super::DovecotOptions::for_postfix`]. Panics (with the mail
     /// log) if it cannot start.
     pub fn start(dovecot: &Dovecot) -> Postfix {
+        Self::start_with(dovecot, "")
+    }
+
+    /// [`Postfix::start`] with `extra` lines appended to main.cf (later settings win), e.g.
+    /// `smtpd_recipient_restrictions = check_recipient_access inline:{ a@b.example=REJECT }`
+    /// to refuse one recipient with 554 at RCPT.
+    pub fn start_with(dovecot: &Dovecot, extra: &str) -> Postfix {
         assert!(
             process::is_root(),
             "Postfix's master runs only as root; run this test as root (as CI does)"
@@ -79,7 +86,10 @@ impl Postfix {
             let submissions = process::pick_port();
             let (smtp_port, submissions_port) = (smtp.port, submissions.port);
             let conf = dir.join("conf");
-            write_config(&conf.join("main.cf"), &main_cf(&dir, lmtp_port, auth_port));
+            write_config(
+                &conf.join("main.cf"),
+                &format!("{}\n{extra}\n", main_cf(&dir, lmtp_port, auth_port)),
+            );
             write_config(
                 &conf.join("master.cf"),
                 &master_cf(smtp_port, submissions_port),

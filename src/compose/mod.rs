@@ -15,124 +15,45 @@
 //! acknowledgement must come back to the mailbox so the partner learns the complainant was
 //! not reached.
 
-use std::path::Path;
+//! Builds the messages klachtpost sends, from templates a firm can edit
+//! ([`templates`]: minijinja, built-in defaults, a firm's files over them, Dutch and
+//! English, plain text with an HTML alternative).
+//!
+//! Every automatic mail is marked as such (RFC 3834): acknowledgements carry
+//! `Auto-Submitted: auto-replied` (§5), notices to partners and staff
+//! `Auto-Submitted: auto-generated`, both `X-Auto-Response-Suppress: All` (Exchange) so
+//! that other responders do not answer them, and a Message-ID under the firm's domain that
+//! is stored with the message. Acknowledgements carry `In-Reply-To`/`References` (RFC 5322
+//! §3.6.4) so the complainant's client threads them under the complaint. The envelope
+//! sender is `outgoing.from`, not the null path RFC 3834 §3.3 allows, on purpose: a bounce
+//! of an acknowledgement must come back to the mailbox so the partner learns the
+//! complainant was not reached.
+
+pub mod language;
+pub mod templates;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use minijinja::context;
+use minijinja::value::Value;
 
-/// A template could not be used.
+pub use language::{Lang, LanguageSetting};
+pub use templates::{Rendered, TemplateError, TemplateSet};
+
+/// A message could not be composed.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("cannot read the template {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("template {path}: {problem}")]
-    Template { path: String, problem: String },
+    #[error("cannot render the mail: {0}")]
+    Template(#[from] TemplateError),
     #[error("cannot build the message: {0}")]
     Build(String),
 }
 
-const PLACEHOLDERS: &[&str] = &[
-    "reference",
-    "firm",
-    "name",
-    "greeting_name",
-    "subject",
-    "received",
-    "respond_by",
-    "resolve_by",
-    "partner",
-    "previous",
-    "reason",
-];
-
-/// A parsed template: a subject line and a body, both with placeholders.
-#[derive(Debug, Clone)]
-pub struct Template {
-    pub subject: String,
-    pub body: String,
-}
-
-impl Template {
-    /// Read and check a template file.
-    pub fn load(path: &Path) -> Result<Template, ComposeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|problem| ComposeError::Template {
-            path: path.display().to_string(),
-            problem,
-        })
-    }
-
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let text = text.replace("\r\n", "\n");
-        let (head, body) = match text.split_once("\n\n") {
-            Some((h, b)) if h.lines().all(|l| l.contains(':')) && h.starts_with("Subject:") => {
-                (h.to_string(), b.to_string())
-            }
-            _ => (String::new(), text.clone()),
-        };
-        let subject = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject:"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| "[{reference}] Ontvangstbevestiging: {subject}".to_string());
-        for part in [&subject, &body] {
-            for name in placeholders(part) {
-                if !PLACEHOLDERS.contains(&name.as_str()) {
-                    return Err(format!(
-                        "unknown placeholder {{{name}}} (known: {})",
-                        PLACEHOLDERS.join(", ")
-                    ));
-                }
-            }
-        }
-        if body.trim().is_empty() {
-            return Err("the body is empty".into());
-        }
-        Ok(Template { subject, body })
-    }
-
-    fn render(&self, values: &[(&str, String)]) -> (String, String) {
-        let fill = |s: &str| {
-            let mut out = s.to_string();
-            for (k, v) in values {
-                out = out.replace(&format!("{{{k}}}"), v);
-            }
-            out
-        };
-        (fill(&self.subject), fill(&self.body))
-    }
-}
-
-fn placeholders(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        match after.find('}') {
-            Some(end)
-                if after[..end]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                out.push(after[..end].to_string());
-                rest = &after[end + 1..];
-            }
-            _ => rest = after,
-        }
-    }
-    out
-}
-
-/// What an acknowledgement says.
+/// What an acknowledgement (or another mail to the complainant about a case) says.
 #[derive(Debug, Clone)]
 pub struct Acknowledgement<'a> {
     pub firm_name: &'a str,
@@ -152,6 +73,8 @@ pub struct Acknowledgement<'a> {
     pub partner_name: &'a str,
     pub timezone: Tz,
     pub now: DateTime<Utc>,
+    /// The language to write in (the case's).
+    pub lang: Lang,
 }
 
 /// What an extension notice adds to a case mail.
@@ -166,6 +89,7 @@ pub struct ExtensionText<'a> {
 pub struct Outgoing {
     pub message_id: String,
     pub subject: String,
+    /// The plain text.
     pub text: String,
     pub raw: Vec<u8>,
 }
@@ -181,15 +105,25 @@ pub fn make_message_id(kind: &str, reference: &str, now: DateTime<Utc>, domain: 
     )
 }
 
-/// Build an acknowledgement from the template.
-pub fn acknowledgement(t: &Template, a: &Acknowledgement<'_>) -> Result<Outgoing, ComposeError> {
+/// A value for a header line or a subject: control characters (line breaks above all)
+/// become spaces, so no value can add a header or end the subject line.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Build an acknowledgement (`acknowledgement.LANG.txt` / `.html`).
+pub fn acknowledgement(t: &TemplateSet, a: &Acknowledgement<'_>) -> Result<Outgoing, ComposeError> {
     case_mail(t, a, None)
 }
 
 /// Tell the complainant the resolution deadline was extended (`a.resolve_by` is the new
 /// one). Sent on a partner's action, so not marked as an auto-reply.
 pub fn extension(
-    t: &Template,
+    t: &TemplateSet,
     a: &Acknowledgement<'_>,
     e: &ExtensionText<'_>,
 ) -> Result<Outgoing, ComposeError> {
@@ -197,50 +131,109 @@ pub fn extension(
 }
 
 fn case_mail(
-    t: &Template,
+    t: &TemplateSet,
     a: &Acknowledgement<'_>,
     ext: Option<&ExtensionText<'_>>,
 ) -> Result<Outgoing, ComposeError> {
-    let subject_clean = if a.original_subject.trim().is_empty() {
-        "(geen onderwerp)".to_string()
-    } else {
-        a.original_subject.trim().to_string()
+    let tz = a.timezone;
+    let vars = context! {
+        firm => one_line(a.firm_name),
+        reference => one_line(a.reference),
+        name => one_line(a.to_name.unwrap_or_default()),
+        subject => one_line(a.original_subject),
+        received => format_datetime(a.received, tz, a.lang),
+        respond_by => format_date(a.respond_by, tz, a.lang),
+        resolve_by => format_date(a.resolve_by, tz, a.lang),
+        partner => one_line(a.partner_name),
+        previous => ext.map(|e| format_date(e.previous, tz, a.lang)).unwrap_or_default(),
+        reason => ext.map(|e| e.reason.to_string()).unwrap_or_default(),
     };
-    let values = [
-        ("reference", a.reference.to_string()),
-        ("firm", a.firm_name.to_string()),
-        ("name", a.to_name.unwrap_or_default().to_string()),
-        (
-            "greeting_name",
-            a.to_name.unwrap_or("heer, mevrouw").to_string(),
-        ),
-        ("subject", subject_clean),
-        ("received", dutch_datetime(a.received, a.timezone)),
-        ("respond_by", dutch_date(a.respond_by, a.timezone)),
-        ("resolve_by", dutch_date(a.resolve_by, a.timezone)),
-        ("partner", a.partner_name.to_string()),
-        (
-            "previous",
-            ext.map(|e| dutch_date(e.previous, a.timezone))
-                .unwrap_or_default(),
-        ),
-        (
-            "reason",
-            ext.map(|e| e.reason.to_string()).unwrap_or_default(),
-        ),
-    ];
-    let (subject, body) = t.render(&values);
-    let kind = if ext.is_some() { "ext" } else { "ack" };
-    let message_id = make_message_id(kind, a.reference, a.now, a.firm_domain);
-    build(a, &subject, &body, &message_id, ext.is_none()).map(|raw| Outgoing {
+    let (kind, id_kind) = match ext {
+        Some(_) => ("extension", "ext"),
+        None => ("acknowledgement", "ack"),
+    };
+    let rendered = t.render(kind, a.lang, vars)?;
+    let message_id = make_message_id(id_kind, a.reference, a.now, a.firm_domain);
+    let from = Mailbox::new(Some(one_line(a.firm_name)), parse_address(a.from)?);
+    let to = Mailbox::new(a.to_name.map(one_line), parse_address(a.to_address)?);
+    let threading = a.in_reply_to.map(|parent| {
+        let mut refs: Vec<String> = a.references.iter().map(|r| format!("<{r}>")).collect();
+        refs.push(format!("<{parent}>"));
+        refs.dedup();
+        (format!("<{parent}>"), refs.join(" "))
+    });
+    let raw = build(
+        from,
+        &[to],
+        &rendered,
+        &message_id,
+        a.now,
+        a.reference,
+        ext.is_none().then_some("auto-replied"),
+        threading,
+    )?;
+    Ok(Outgoing {
         message_id,
-        subject,
-        text: body,
+        subject: rendered.subject,
+        text: rendered.text,
         raw,
     })
 }
 
-/// A short internal notice (to a partner or staff member), plain text, auto-generated.
+/// Who an internal notice goes to, and about what.
+#[derive(Debug, Clone)]
+pub struct NoticeHead<'a> {
+    pub firm_name: &'a str,
+    pub firm_domain: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    /// The case reference (or a word such as "triage"), for the Message-ID and the
+    /// `X-Klachtpost-Case` header.
+    pub reference: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// An internal notice (to a partner or staff member) from the template of `kind`, marked
+/// `Auto-Submitted: auto-generated`. `vars` holds the kind's variables
+/// ([`templates::MailKind::vars`]); `firm` is added here.
+pub fn notice_from_template(
+    t: &TemplateSet,
+    kind: &str,
+    lang: Lang,
+    head: &NoticeHead<'_>,
+    vars: Value,
+) -> Result<Outgoing, ComposeError> {
+    let vars = context! { firm => one_line(head.firm_name), ..vars };
+    let rendered = t.render(kind, lang, vars)?;
+    let message_id = make_message_id("notice", head.reference, head.now, head.firm_domain);
+    let from = Mailbox::new(
+        Some(format!("klachtpost ({})", one_line(head.firm_name))),
+        parse_address(head.from)?,
+    );
+    let to = Mailbox::new(None, parse_address(head.to)?);
+    let raw = build(
+        from,
+        &[to],
+        &rendered,
+        &message_id,
+        head.now,
+        head.reference,
+        Some("auto-generated"),
+        None,
+    )?;
+    Ok(Outgoing {
+        message_id,
+        subject: rendered.subject,
+        text: rendered.text,
+        raw,
+    })
+}
+
+/// A short internal notice with a subject and text written in the code.
+///
+/// Kept for code in flight; every notice klachtpost sends comes from a template
+/// ([`notice_from_template`]). Converting one: add `NAME.nl.txt` and `NAME.en.txt` under
+/// `config/templates/` and a line in [`templates::KINDS`].
 #[allow(clippy::too_many_arguments)]
 pub fn notice(
     firm_name: &str,
@@ -276,33 +269,34 @@ fn notice_to_all(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<Outgoing, ComposeError> {
-    let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
     let message_id = make_message_id("notice", reference, now, firm_domain);
-    let mut builder = lettre::Message::builder().from(Mailbox::new(
-        Some(format!("klachtpost ({firm_name})")),
-        from.parse().map_err(|e| err(&e))?,
-    ));
-    for to in to {
-        builder = builder.to(Mailbox::new(None, to.parse().map_err(|e| err(&e))?));
-    }
-    let message = builder
-        .subject(subject)
-        .date(now.into())
-        .message_id(Some(format!("<{message_id}>")))
-        .raw_header(raw_header("Auto-Submitted", "auto-generated")?)
-        .raw_header(raw_header("X-Auto-Response-Suppress", "All")?)
-        .raw_header(raw_header("X-Klachtpost-Case", reference)?)
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(body.to_string()),
-        )
-        .map_err(|e| err(&e))?;
+    let rendered = Rendered {
+        subject: one_line(subject),
+        text: body.to_string(),
+        html: None,
+    };
+    let to = to
+        .iter()
+        .map(|a| Ok(Mailbox::new(None, parse_address(a)?)))
+        .collect::<Result<Vec<_>, ComposeError>>()?;
+    let raw = build(
+        Mailbox::new(
+            Some(format!("klachtpost ({})", one_line(firm_name))),
+            parse_address(from)?,
+        ),
+        &to,
+        &rendered,
+        &message_id,
+        now,
+        reference,
+        Some("auto-generated"),
+        None,
+    )?;
     Ok(Outgoing {
         message_id,
-        subject: subject.to_string(),
+        subject: rendered.subject,
         text: body.to_string(),
-        raw: message.formatted(),
+        raw,
     })
 }
 
@@ -481,48 +475,51 @@ pub fn unanswerable_notice(
     )
 }
 
+fn parse_address(a: &str) -> Result<lettre::Address, ComposeError> {
+    a.parse()
+        .map_err(|e: lettre::address::AddressError| ComposeError::Build(e.to_string()))
+}
+
+/// The message: plain text, or plain text with its HTML alternative.
+#[allow(clippy::too_many_arguments)]
 fn build(
-    a: &Acknowledgement<'_>,
-    subject: &str,
-    body: &str,
+    from: Mailbox,
+    to: &[Mailbox],
+    rendered: &Rendered,
     message_id: &str,
-    auto_reply: bool,
+    now: DateTime<Utc>,
+    reference: &str,
+    auto_submitted: Option<&str>,
+    threading: Option<(String, String)>,
 ) -> Result<Vec<u8>, ComposeError> {
     let err = |e: &dyn std::fmt::Display| ComposeError::Build(e.to_string());
-    let from: Mailbox = Mailbox::new(
-        Some(a.firm_name.to_string()),
-        a.from.parse().map_err(|e| err(&e))?,
-    );
-    let to = Mailbox::new(
-        a.to_name.map(str::to_string),
-        a.to_address.parse().map_err(|e| err(&e))?,
-    );
-    let mut builder = lettre::Message::builder()
-        .from(from)
-        .to(to)
-        .subject(subject)
-        .date(a.now.into())
+    let mut builder = lettre::Message::builder().from(from);
+    for to in to {
+        builder = builder.to(to.clone());
+    }
+    let mut builder = builder
+        .subject(rendered.subject.clone())
+        .date(now.into())
         .message_id(Some(format!("<{message_id}>")))
-        .raw_header(raw_header("X-Klachtpost-Case", a.reference)?);
-    if auto_reply {
+        .raw_header(raw_header("X-Klachtpost-Case", &one_line(reference))?);
+    if let Some(auto) = auto_submitted {
         builder = builder
-            .raw_header(raw_header("Auto-Submitted", "auto-replied")?)
+            .raw_header(raw_header("Auto-Submitted", auto)?)
             .raw_header(raw_header("X-Auto-Response-Suppress", "All")?);
     }
-    if let Some(parent) = a.in_reply_to {
-        builder = builder.in_reply_to(format!("<{parent}>"));
-        let mut refs: Vec<String> = a.references.iter().map(|r| format!("<{r}>")).collect();
-        refs.push(format!("<{parent}>"));
-        refs.dedup();
-        builder = builder.references(refs.join(" "));
+    if let Some((in_reply_to, references)) = threading {
+        builder = builder.in_reply_to(in_reply_to).references(references);
     }
-    let message = builder
-        .singlepart(
+    let text = rendered.text.replace("\r\n", "\n");
+    let message = match &rendered.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html.clone())),
+        None => builder.singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
-                .body(body.replace("\r\n", "\n")),
-        )
-        .map_err(|e| err(&e))?;
+                .body(text),
+        ),
+    }
+    .map_err(|e| err(&e))?;
     Ok(message.formatted())
 }
 
@@ -530,6 +527,21 @@ fn raw_header(name: &str, value: &str) -> Result<HeaderValue, ComposeError> {
     let name = HeaderName::new_from_ascii(name.to_string())
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(HeaderValue::new(name, value.to_string()))
+}
+
+/// The `Auto-Submitted` value of a message klachtpost composed, if any (RFC 3834 §5).
+pub fn auto_submitted(raw: &[u8]) -> Option<String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..end]);
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("Auto-Submitted")
+            .then(|| value.trim().to_ascii_lowercase())
+            .filter(|v| v != "no")
+    })
 }
 
 const WEEKDAYS: [&str; 7] = [
@@ -556,22 +568,69 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
-/// "donderdag 19 november 2026", in the firm's time zone.
-pub fn dutch_date(t: DateTime<Utc>, tz: Tz) -> String {
+const WEEKDAYS_EN: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// "donderdag 19 november 2026" / "Thursday 19 November 2026", in the firm's time zone.
+pub fn format_date(t: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
     let l = t.with_timezone(&tz);
+    let (weekdays, months) = match lang {
+        Lang::Nl => (WEEKDAYS, MONTHS),
+        Lang::En => (WEEKDAYS_EN, MONTHS_EN),
+    };
     format!(
         "{} {} {} {}",
-        WEEKDAYS[l.weekday().num_days_from_monday() as usize],
+        weekdays[l.weekday().num_days_from_monday() as usize],
         l.day(),
-        MONTHS[l.month0() as usize],
+        months[l.month0() as usize],
         l.year()
     )
 }
 
+/// "donderdag 19 november 2026 om 10:15" / "Thursday 19 November 2026 at 10:15".
+pub fn format_datetime(t: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
+    let l = t.with_timezone(&tz);
+    let at = match lang {
+        Lang::Nl => "om",
+        Lang::En => "at",
+    };
+    format!(
+        "{} {at} {:02}:{:02}",
+        format_date(t, tz, lang),
+        l.hour(),
+        l.minute()
+    )
+}
+
+/// "donderdag 19 november 2026", in the firm's time zone.
+pub fn dutch_date(t: DateTime<Utc>, tz: Tz) -> String {
+    format_date(t, tz, Lang::Nl)
+}
+
 /// "donderdag 19 november 2026 om 10:15", in the firm's time zone.
 pub fn dutch_datetime(t: DateTime<Utc>, tz: Tz) -> String {
-    let l = t.with_timezone(&tz);
-    format!("{} om {:02}:{:02}", dutch_date(t, tz), l.hour(), l.minute())
+    format_datetime(t, tz, Lang::Nl)
 }
 
 #[cfg(test)]
@@ -579,7 +638,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn ack<'a>(refs: &'a [String]) -> Acknowledgement<'a> {
+    fn ack<'a>(refs: &'a [String], lang: Lang) -> Acknowledgement<'a> {
         Acknowledgement {
             firm_name: "Adviesbureau Voorbeeld",
             firm_domain: "voorbeeld.nl",
@@ -596,14 +655,15 @@ mod tests {
             partner_name: "Anna",
             timezone: chrono_tz::Europe::Amsterdam,
             now: Utc.with_ymd_and_hms(2026, 11, 19, 9, 16, 0).unwrap(),
+            lang,
         }
     }
 
     #[test]
     fn acknowledgement_has_the_threading_and_auto_reply_headers() {
-        let t = Template::parse("Subject: [{reference}] Ontvangstbevestiging: {subject}\n\nBeste {greeting_name},\n\nUw klacht {reference} is op {received} ontvangen. Wij reageren uiterlijk {respond_by}.\n").unwrap();
+        let t = TemplateSet::builtin().unwrap();
         let refs = vec!["root@example.nl".to_string()];
-        let out = acknowledgement(&t, &ack(&refs)).unwrap();
+        let out = acknowledgement(&t, &ack(&refs, Lang::Nl)).unwrap();
         let parsed = crate::parse::parse(&out.raw);
         assert_eq!(
             parsed.subject,
@@ -613,6 +673,7 @@ mod tests {
         assert_eq!(parsed.references, vec!["root@example.nl", "abc@example.nl"]);
         assert_eq!(parsed.header("Auto-Submitted"), Some("auto-replied"));
         assert_eq!(parsed.header("X-Auto-Response-Suppress"), Some("All"));
+        assert_eq!(auto_submitted(&out.raw).as_deref(), Some("auto-replied"));
         assert_eq!(parsed.message_id.as_deref(), Some(out.message_id.as_str()));
         assert!(out.message_id.ends_with("@voorbeeld.nl"));
         assert!(
@@ -625,11 +686,49 @@ mod tests {
             "{}",
             parsed.text
         );
+        let raw = String::from_utf8_lossy(&out.raw);
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("text/html"), "{raw}");
     }
 
     #[test]
-    fn unknown_placeholders_are_refused() {
-        let e = Template::parse("Subject: {reference}\n\nHallo {naam}\n").unwrap_err();
-        assert!(e.contains("{naam}"), "{e}");
+    fn english_acknowledgement_and_extension_are_not_auto_replies() {
+        let t = TemplateSet::builtin().unwrap();
+        let out = acknowledgement(&t, &ack(&[], Lang::En)).unwrap();
+        assert!(
+            out.subject
+                .starts_with("[KL-2026-0001] Acknowledgement of your complaint")
+        );
+        assert!(
+            out.text.contains("Thursday 19 November 2026 at 10:15"),
+            "{}",
+            out.text
+        );
+        let ext = extension(
+            &t,
+            &ack(&[], Lang::Nl),
+            &ExtensionText {
+                previous: Utc.with_ymd_and_hms(2026, 12, 10, 16, 0, 0).unwrap(),
+                reason: "stukken",
+            },
+        )
+        .unwrap();
+        assert_eq!(auto_submitted(&ext.raw), None);
+        assert!(ext.text.contains("De reden: stukken"), "{}", ext.text);
+    }
+
+    #[test]
+    fn a_name_with_a_line_break_cannot_add_a_header() {
+        let t = TemplateSet::builtin().unwrap();
+        let mut a = ack(&[], Lang::Nl);
+        a.original_subject = "Klacht\r\nBcc: everyone@example.org";
+        let out = acknowledgement(&t, &a).unwrap();
+        let parsed = crate::parse::parse(&out.raw);
+        assert_eq!(parsed.header("Bcc"), None);
+        assert!(
+            parsed.subject.ends_with("Klacht Bcc: everyone@example.org"),
+            "{}",
+            parsed.subject
+        );
     }
 }

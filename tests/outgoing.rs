@@ -1,0 +1,704 @@
+//! The outgoing side against real servers: flood limits (smtp-sink), an SMTP server that
+//! refuses our login (Postfix + Dovecot: an outage, not a verdict on each mail), one
+//! recipient refused at RCPT (Postfix: that mail fails, the partner is told, the address
+//! is blocked), and a server that refuses the session (smtp-sink).
+
+mod support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{Clock, ManualClock};
+use klachtpost::config::Config;
+use klachtpost::intake::Pipeline;
+use klachtpost::outbox::{self, Drained};
+use klachtpost::send::Sender;
+use klachtpost::store::Store;
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(dir: &Path, outgoing: &str, password: Option<&str>) -> Config {
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "maildir"
+path = "{maildir}"
+[outgoing]
+from = "klachten@firma.nl"
+{outgoing}
+"#,
+        db = dir.join("k.db").display(),
+        maildir = dir.join("mailbox").display(),
+    );
+    let password = password.map(str::to_string);
+    Config::from_toml(Path::new("test.toml"), &text, &[], &move |n| {
+        (n == "KP_SMTP_PW").then(|| password.clone()).flatten()
+    })
+    .expect("valid test config")
+}
+
+fn complaint(from: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: Klager <{from}>\r\nTo: klachten@firma.nl\r\nSubject: Klacht nummer {n}\r\nDate: Thu, 19 Nov 2026 10:00:00 +0100\r\nMessage-ID: <c{n}.{from}>\r\n\r\nDe factuur klopt niet en ik ben het er niet mee eens.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Log lines at info and above, captured for the test's thread.
+///
+/// One global subscriber routes each event to the buffer of the thread that emitted it (a
+/// thread-local default subscriber would race with other tests over tracing's per-callsite
+/// interest cache and miss events). The tests run on current-thread runtimes, so all their
+/// events come from the test's own thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the current thread's [`Logs`], if any.
+struct Route;
+
+impl std::io::Write for Route {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CURRENT.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, Capturing) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| Route)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
+        let logs = Logs::default();
+        CURRENT.with(|c| *c.borrow_mut() = Some(logs.clone()));
+        (logs, Capturing)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+#[tokio::test]
+async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_notice() {
+    let (logs, _guard) = Logs::capture();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+
+    // 50 complaints in ten minutes, the sender draining as the daemon would.
+    let mut total = Drained::default();
+    for i in 0..50 {
+        let raw = complaint("flood@client.example", i);
+        let outcome = pipeline
+            .take_in(Some(&format!("flood-{i}")), &raw, clock.now())
+            .await
+            .unwrap();
+        assert!(outcome.ack_queued);
+        clock.advance(chrono::Duration::seconds(12));
+        if i % 10 == 9 {
+            let d = outbox::drain_once(&store, &sender, &clock, &config)
+                .await
+                .unwrap();
+            total.sent += d.sent;
+            total.held += d.held;
+        }
+    }
+    assert_eq!(
+        (total.sent, total.held),
+        (6, 45),
+        "5 acknowledgements and 1 notice; 45 held"
+    );
+
+    let sent = smtp.wait_for(6, WAIT).await;
+    assert_eq!(sent.len(), 6);
+    let to_complainant: Vec<_> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == ["flood@client.example"])
+        .collect();
+    assert_eq!(to_complainant.len(), 5);
+    let to_partner: Vec<_> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == ["anna@firma.nl"])
+        .collect();
+    assert_eq!(to_partner.len(), 1, "the partner is told once");
+    let notice = klachtpost::parse::parse(&to_partner[0].data);
+    assert!(
+        notice.subject.contains("tegengehouden"),
+        "{}",
+        notice.subject
+    );
+    assert_eq!(notice.header("Auto-Submitted"), Some("auto-generated"));
+    for m in &to_complainant {
+        let ack = klachtpost::parse::parse(&m.data);
+        assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
+        assert_eq!(ack.header("X-Auto-Response-Suppress"), Some("All"));
+        assert!(ack.message_id.as_deref().unwrap().ends_with("@firma.nl"));
+    }
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("held".to_string(), 45), ("sent".to_string(), 6)]
+    );
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 50, "every complaint is a case");
+    let flagged = cases
+        .iter()
+        .filter(|c| c.flags.iter().any(|f| f.contains("held back")))
+        .count();
+    assert_eq!(flagged, 45);
+
+    // An hour later the limit per hour allows mail again (the day limit is 20); the
+    // partner is not told again.
+    clock.advance(chrono::Duration::minutes(61));
+    pipeline
+        .take_in(
+            Some("flood-late"),
+            &complaint("flood@client.example", 99),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.sent, d.held), (1, 0));
+    assert_eq!(smtp.wait_for(7, WAIT).await.len(), 7);
+
+    let log = logs.text();
+    assert!(log.contains("outbox.held"), "{log}");
+    assert!(
+        !log.contains("flood@client.example"),
+        "no address in the log: {log}"
+    );
+}
+
+/// Writes `user:{PLAIN}password` into the Dovecot's passwd-file. Dovecot rereads it when
+/// its modification time changes, which it sees in whole seconds: the new file gets a
+/// time two seconds after the old one.
+fn set_password(dovecot: &Dovecot, user: &str, password: &str) {
+    let path = dovecot.dir.join("passwd");
+    let old = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+    let tmp = dovecot.dir.join("passwd.new");
+    let mut file = std::fs::File::create(&tmp).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file.set_modified(old + Duration::from_secs(2)).unwrap();
+    drop(file);
+    std::fs::set_permissions(&tmp, std::fs::metadata(&path).unwrap().permissions()).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_works() {
+    let (logs, _guard) = Logs::capture();
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let postfix = Postfix::start(&dovecot);
+    let marieke = dovecot.add_user("marieke");
+    let tmp = tempfile::tempdir().unwrap();
+    let fallback = tmp.path().join("fallback");
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"tls\"\nusername = \"sender\"\npassword_env = \"KP_SMTP_PW\"\nca_file = \"{}\"\nalert_after = \"10 minutes\"\n[outgoing.fallback]\nkind = \"file\"\ndir = \"{}\"",
+            postfix.submissions_port,
+            dovecot.ca_pem.display(),
+            fallback.display()
+        ),
+        Some("rotated-password"),
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    for i in 0..3 {
+        pipeline
+            .take_in(
+                Some(&format!("auth-{i}")),
+                &complaint("marieke@client.example", i),
+                clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // The user "sender" does not exist yet: 535 at AUTH.
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert!(d.outage, "{d:?}");
+    assert_eq!((d.sent, d.failed, d.retried), (0, 0, 0));
+    let outage = sender.outage().expect("an outage is recorded");
+    assert!(outage.last_error.contains("535"), "{}", outage.last_error);
+    // Not due again before the transport's own backoff.
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap(),
+        Drained {
+            outage: true,
+            ..Drained::default()
+        }
+    );
+    // Still down after alert_after: the partners are told once, through the fallback.
+    for _ in 0..4 {
+        clock.advance(chrono::Duration::minutes(5));
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        assert!(d.outage);
+    }
+    let alerts: Vec<_> = std::fs::read_dir(&fallback)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "one alert for the one partner: {alerts:?}");
+    let alert = klachtpost::parse::parse(&std::fs::read(&alerts[0]).unwrap());
+    assert_eq!(alert.subject, "klachtpost kan geen mail verzenden");
+    assert!(
+        alert.text.contains("3 bericht(en) staan klaar"),
+        "{}",
+        alert.text
+    );
+
+    // Nothing failed, nothing flagged, attempts untouched.
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        vec![("queued".to_string(), 3)]
+    );
+    for case in store.list_cases().await.unwrap() {
+        assert!(case.flags.is_empty(), "{:?}", case.flags);
+    }
+
+    // The password is set on the server: at a next try everything goes out, once. (Dovecot
+    // looks at its passwd-file at most once a second, so the first try after the change
+    // may still be refused: polled with a deadline.)
+    set_password(&dovecot, "sender", "rotated-password");
+    let deadline = std::time::Instant::now() + WAIT;
+    let d = loop {
+        clock.advance(chrono::Duration::minutes(10));
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        if !d.outage || std::time::Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (d.sent, d.failed, d.outage),
+        (3, 0, false),
+        "{d:?} {:?}\n{}",
+        sender.outage(),
+        dovecot.log()
+    );
+    assert!(sender.outage().is_none());
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 3, WAIT)
+        .await;
+    postfix.wait_for_log("status=sent", 3, WAIT).await;
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        vec![("sent".to_string(), 3)]
+    );
+
+    let log = logs.text();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("ERROR") && l.contains("outbox.outage"))
+            .count(),
+        1,
+        "the outage is logged at error once: {log}"
+    );
+    assert_eq!(log.matches("outbox.recovered").count(), 1, "{log}");
+    assert!(!log.contains("marieke@"), "no address in the log: {log}");
+}
+
+#[tokio::test]
+async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let postfix = Postfix::start_with(
+        &dovecot,
+        "smtpd_recipient_restrictions = check_recipient_access inline:{nobody@client.example=REJECT}",
+    );
+    let marieke = dovecot.add_user("marieke");
+    let anna = dovecot.add_user("anna");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"",
+            postfix.smtp_port,
+            dovecot.ca_pem.display(),
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let refused = pipeline
+        .take_in(
+            Some("r-1"),
+            &complaint("nobody@client.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    pipeline
+        .take_in(
+            Some("r-2"),
+            &complaint("marieke@client.example", 2),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    // The refused acknowledgement failed; the other one and the partner's notice went out.
+    assert_eq!((d.failed, d.sent, d.outage), (1, 2, false), "{d:?}");
+    assert!(sender.outage().is_none());
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 1, WAIT)
+        .await;
+    dovecot
+        .as_user(&anna)
+        .wait_for_count("INBOX", 1, WAIT)
+        .await;
+    let notice = klachtpost::parse::parse(&dovecot.as_user(&anna).fetch_all("INBOX").await[0]);
+    assert_eq!(
+        notice.subject,
+        format!("[{refused}] Ontvangstbevestiging niet verzonden")
+    );
+    assert!(notice.text.contains("<redacted>"), "{}", notice.text);
+    assert!(!notice.text.contains("nobody@"), "{}", notice.text);
+    let case = store.case(&refused).await.unwrap().unwrap();
+    assert!(
+        case.case
+            .flags
+            .iter()
+            .any(|f| f.contains("could not be sent") && f.contains("554")),
+        "{:?}",
+        case.case.flags
+    );
+
+    // The address bounced hard: the next acknowledgement to it is held, the partner told.
+    clock.advance(chrono::Duration::hours(2));
+    let again = pipeline
+        .take_in(
+            Some("r-3"),
+            &complaint("nobody@client.example", 3),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent, d.failed), (1, 1, 0), "{d:?}");
+    let case = store.case(&again).await.unwrap().unwrap();
+    assert!(
+        case.case.flags.iter().any(|f| f.contains("bounced")),
+        "{:?}",
+        case.case.flags
+    );
+    dovecot
+        .as_user(&anna)
+        .wait_for_count("INBOX", 2, WAIT)
+        .await;
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
+    for faults in [&["-Q", "connect"][..], &["-f", "helo,ehlo"][..]] {
+        let smtp = SmtpSink::start(faults);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(
+            tmp.path(),
+            &format!(
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+                smtp.port
+            ),
+            None,
+        );
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+        let store = Store::open(&config.database_url).await.unwrap();
+        let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+        let sender = Sender::from_config(&config).unwrap();
+        pipeline
+            .take_in(
+                Some("s-1"),
+                &complaint("jan@client.example", 1),
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let d = outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap();
+        assert!(d.outage, "{faults:?}: {d:?}");
+        assert_eq!(
+            store.outbox_counts().await.unwrap(),
+            vec![("queued".to_string(), 1)],
+            "{faults:?}"
+        );
+        assert!(store.list_cases().await.unwrap()[0].flags.is_empty());
+    }
+
+    // Nothing listening at all.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!("kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\""),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    Pipeline::new(&config, &store, &clock)
+        .unwrap()
+        .take_in(
+            Some("n-1"),
+            &complaint("jan@client.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert!(d.outage);
+    assert!(
+        sender
+            .outage()
+            .unwrap()
+            .last_error
+            .contains("cannot connect")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_each_sent_mail_lands_in_the_sent_folder_and_is_never_taken_in() {
+    let imap = Dovecot::start();
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+security = "tls"
+username = "{user}"
+password_env = "KP_IMAP_PW"
+ca_file = "{ca}"
+sent_folder = "Sent"
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp}
+security = "none"
+"#,
+        db = tmp.path().join("k.db").display(),
+        port = imap.imaps_port,
+        user = imap.user,
+        ca = imap.ca_pem.display(),
+        smtp = smtp.port,
+    );
+    let password = imap.password.clone();
+    let config = Config::from_toml(Path::new("sent.toml"), &text, &[], &move |n| {
+        (n == "KP_IMAP_PW").then(|| password.clone())
+    })
+    .expect("valid config");
+    imap.append("INBOX", &complaint("marieke@client.example", 1))
+        .await;
+    let store = Store::open(&config.database_url).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(klachtpost::clock::SystemClock);
+    let never = || std::future::pending::<()>();
+    klachtpost::daemon::run_with(config.clone(), store.clone(), clock.clone(), true, never())
+        .await
+        .unwrap();
+
+    let sent = smtp.wait_for(1, WAIT).await;
+    imap.wait_for_count("Sent", 1, WAIT).await;
+    let copies = imap.fetch_all("Sent").await;
+    assert_eq!(copies.len(), 1);
+    let copy = klachtpost::parse::parse(&copies[0]);
+    let ack = klachtpost::parse::parse(&sent[0].data);
+    assert_eq!(copy.message_id, ack.message_id);
+    assert!(
+        copy.subject.contains("Ontvangstbevestiging"),
+        "{}",
+        copy.subject
+    );
+
+    // Another pass takes nothing in from the sent folder: still one case, one message in.
+    klachtpost::daemon::run_with(config, store.clone(), clock, true, never())
+        .await
+        .unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+    assert_eq!(imap.count("Sent").await, 1);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ),
+        None,
+    );
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
+    let store = Store::open(&config.database_url).await.unwrap();
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let sender = Sender::from_config(&config).unwrap();
+    let first = pipeline
+        .take_in(
+            Some("b-1"),
+            &complaint("karin@klant.example", 1),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    assert_eq!(
+        outbox::drain_once(&store, &sender, &clock, &config)
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    let ack_id = store
+        .case(&first)
+        .await
+        .unwrap()
+        .unwrap()
+        .messages
+        .into_iter()
+        .find(|m| m.kind == "acknowledgement")
+        .and_then(|m| m.message_id)
+        .unwrap();
+
+    // The complainant's server bounces the acknowledgement later, by a report.
+    clock.advance(chrono::Duration::minutes(5));
+    let report = format!(
+        "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.firma.nl>\r\nTo: klachten@firma.nl\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.firma.nl>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"DSN\"\r\n\r\n--DSN\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n--DSN\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.firma.nl\r\n\r\nFinal-Recipient: rfc822; karin@klant.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--DSN\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Adviesbureau Test <klachten@firma.nl>\r\nTo: karin@klant.example\r\nSubject: [{first}] Ontvangstbevestiging\r\nMessage-ID: <{ack_id}>\r\n\r\n--DSN--\r\n"
+    );
+    let outcome = pipeline
+        .take_in(Some("b-dsn"), report.as_bytes(), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.decision.unwrap().kind.as_str(), "bounce");
+    assert!(!outcome.ack_queued);
+
+    // A new complaint from the same address: its acknowledgement is held, the partner told.
+    clock.advance(chrono::Duration::hours(2));
+    let second = pipeline
+        .take_in(
+            Some("b-2"),
+            &complaint("karin@klant.example", 2),
+            clock.now(),
+        )
+        .await
+        .unwrap()
+        .case
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent), (1, 1), "{d:?}");
+    let sent = smtp.wait_for(2, WAIT).await;
+    assert_eq!(sent[1].rcpt_to, ["anna@firma.nl"]);
+    let notice = klachtpost::parse::parse(&sent[1].data);
+    assert_eq!(
+        notice.subject,
+        format!("[{second}] Automatische berichten tegengehouden")
+    );
+    // After bounce_block (60 days) the address gets mail again.
+    clock.advance(chrono::Duration::days(61));
+    pipeline
+        .take_in(
+            Some("b-3"),
+            &complaint("karin@klant.example", 3),
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.held, d.sent), (0, 1), "{d:?}");
+}
