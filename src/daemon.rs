@@ -128,6 +128,7 @@ pub async fn run_with(
             "stored mail given its identity"
         );
     }
+    outbox::recover_claims(&store, clock.as_ref()).await?;
     if once {
         let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;

@@ -62,7 +62,23 @@ pub fn next_outage_try(now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
     now + Duration::seconds(secs)
 }
 
-/// Deliver every row due now, once. Returns what happened; errors only on store failure.
+/// At start-up, before anything is sent: rows a crashed run had claimed (handed to the
+/// server or about to be) go back to the queue and are sent again as the same message,
+/// with the same Message-ID. Returns how many.
+pub async fn recover_claims(store: &Store, clock: &dyn Clock) -> Result<u64> {
+    let n = store.release_claims(clock.now()).await?;
+    if n > 0 {
+        tracing::info!(
+            event = "outbox.claims_released",
+            count = n,
+            "unconfirmed sends of an earlier run will be sent again"
+        );
+    }
+    Ok(n)
+}
+
+/// Deliver every row due now, once. Each row is claimed before it is handed to the
+/// server and marked sent right after the server accepts it. Returns what happened; errors only on store failure.
 pub async fn drain_once(
     store: &Store,
     sender: &Sender,
@@ -79,7 +95,7 @@ pub async fn drain_once(
     }
     loop {
         let now = clock.now();
-        let due = store.outbox_due(now, 50).await?;
+        let due = store.claim_due(now, 50).await?;
         if due.is_empty() {
             if report.sent + report.retried + report.failed > 0 {
                 // The transport answered about a mail: it works (`klachtpost status`).
@@ -117,6 +133,8 @@ pub async fn drain_once(
                     );
                 }
                 Err(SendError::Outage(e)) => {
+                    // This drain's other claims wait for the server like everything else.
+                    store.release_claims(clock.now()).await?;
                     outage(store, sender, clock, config, &e).await?;
                     report.outage = true;
                     return Ok(report);

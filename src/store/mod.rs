@@ -22,6 +22,7 @@ mod duplicates;
 pub mod health;
 pub mod history;
 pub mod jobs;
+mod outbox;
 mod outgoing;
 mod parties;
 pub mod partners;
@@ -33,6 +34,7 @@ pub mod retention;
 mod unfiled;
 
 pub use duplicates::{Duplicate, MatchedBy, Seen};
+pub use outbox::CLAIM_LEASE;
 pub use outgoing::*;
 pub use parties::add_party;
 pub use quarantine::{
@@ -344,7 +346,7 @@ impl Store {
     }
 
     pub async fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
+        sqlx::query("UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
             .bind(ts(next))
             .bind(error)
             .bind(id)
@@ -917,7 +919,7 @@ pub async fn outbox_mark_sent(
     now: DateTime<Utc>,
 ) -> Result<(Option<i64>, String)> {
     let row = sqlx::query(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
          WHERE id = $2 RETURNING case_id, purpose",
     )
     .bind(ts(now))
@@ -935,7 +937,7 @@ pub async fn outbox_mark_failed(
     error: &str,
 ) -> Result<(Option<i64>, String)> {
     let row = sqlx::query(
-        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1
+        "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
          WHERE id = $2 RETURNING case_id, purpose",
     )
     .bind(error)

@@ -1,0 +1,166 @@
+//! Acknowledgements exactly once as far as SMTP allows (issue 8): an outbox row is claimed
+//! before it is handed to the server and marked sent right after the 250; a row a crashed
+//! run had claimed is sent again at start-up as the same stored message (same Message-ID),
+//! and a claim is never handed out twice while it holds. Against a real smtp-sink.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{Clock, ManualClock};
+use klachtpost::config::Config;
+use klachtpost::intake::Pipeline;
+use klachtpost::outbox;
+use klachtpost::send::Sender;
+use klachtpost::store::{CLAIM_LEASE, Store};
+use support::SmtpSink;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config(dir: &Path, smtp_port: u16) -> Config {
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "maildir"
+path = "{md}"
+[outgoing]
+kind = "smtp"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "klachten@firma.nl"
+[templates]
+acknowledgement = "{template}"
+"#,
+        db = dir.join("k.db").display(),
+        md = dir.join("md").display(),
+        template = template.display(),
+    );
+    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+}
+
+fn complaint(id: &str) -> Vec<u8> {
+    format!(
+        "From: \"Marieke Jansen\" <marieke@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht\r\nDate: Thu, 19 Nov 2026 16:55:00 +0100\r\nMessage-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHet advies kwam te laat.\r\n"
+    )
+    .into_bytes()
+}
+
+fn header(data: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(data);
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    text.lines()
+        .take_while(|l| !l.is_empty())
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+}
+
+fn count(counts: &[(String, i64)], status: &str) -> i64 {
+    counts
+        .iter()
+        .find(|(s, _)| s == status)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_crash_left_unconfirmed_is_resent_once_with_the_same_message_id() {
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), smtp.port);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap());
+    let sender = Sender::from_config(&config).unwrap();
+
+    // The run that crashes: it claims the acknowledgement, the server accepts it (250), and
+    // the process dies before the row is marked sent.
+    {
+        let store = Store::open(&config.database_url).await.unwrap();
+        let p = Pipeline::new(&config, &store, &clock).unwrap();
+        let o = p
+            .take_in(Some("1"), &complaint("c1@client.example"), clock.now())
+            .await
+            .unwrap();
+        assert!(o.ack_queued);
+        let claimed = store.claim_due(clock.now(), 50).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].purpose, "acknowledgement");
+        // A claimed row is not handed out again while the claim holds.
+        assert!(store.claim_due(clock.now(), 50).await.unwrap().is_empty());
+        assert_eq!(count(&store.outbox_counts().await.unwrap(), "sending"), 1);
+        let item = &claimed[0];
+        sender
+            .send(&item.envelope_from, &item.recipients, &item.raw, "x")
+            .await
+            .unwrap();
+        smtp.wait_for(1, WAIT).await;
+        store.pool().close().await;
+    }
+
+    // The restart: the unconfirmed claim goes back to the queue and is sent again, as the
+    // same message; after that nothing more is sent.
+    let store = Store::open(&config.database_url).await.unwrap();
+    assert_eq!(
+        outbox::recover_claims(&store, &clock).await.unwrap(),
+        1,
+        "the crashed run's claim is released"
+    );
+    let drained = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 1);
+    let got = smtp.wait_for(2, WAIT).await;
+    let ids: Vec<_> = got
+        .iter()
+        .map(|m| header(&m.data, "Message-ID").expect("a Message-ID"))
+        .collect();
+    assert_eq!(ids[0], ids[1], "the resend carries the same Message-ID");
+    assert_eq!(
+        header(&got[1].data, "In-Reply-To").as_deref(),
+        Some("<c1@client.example>")
+    );
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(count(&counts, "sent"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
+    assert_eq!(outbox::recover_claims(&store, &clock).await.unwrap(), 0);
+    let again = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(again.sent, 0, "a confirmed row is never sent again");
+}
+
+#[tokio::test]
+async fn an_abandoned_claim_is_taken_again_only_after_the_lease() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No server needed: nothing is sent here.
+    let config = config(tmp.path(), 9);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap();
+    let clock = ManualClock::new(t0);
+    let store = Store::open(&config.database_url).await.unwrap();
+    let p = Pipeline::new(&config, &store, &clock).unwrap();
+    p.take_in(Some("1"), &complaint("c2@client.example"), clock.now())
+        .await
+        .unwrap();
+    let first = store.claim_due(t0, 50).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let almost = t0 + CLAIM_LEASE - chrono::Duration::seconds(1);
+    assert!(store.claim_due(almost, 50).await.unwrap().is_empty());
+    let again = store.claim_due(t0 + CLAIM_LEASE, 50).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[0].id);
+    assert_eq!(again[0].raw, first[0].raw, "the same stored message");
+    // Released at a restart, it is due at once and claimed again.
+    assert_eq!(store.release_claims(t0 + CLAIM_LEASE).await.unwrap(), 1);
+    let released = store.claim_due(t0 + CLAIM_LEASE, 50).await.unwrap();
+    assert_eq!(released.len(), 1);
+}
