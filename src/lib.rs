@@ -32,8 +32,9 @@
 //!   refused mail; redacts SMTP replies.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
 //!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
-//! - [`health`]: outages of the mailbox (and later outgoing mail): the partners are told once
-//!   after `alerts.alert_after`, and once on recovery; what `klachtpost status` shows.
+//! - [`health`]: outages of the mailbox and of outgoing mail, what `klachtpost status`
+//!   shows; for the mailbox the partners are told once after `alerts.alert_after` and once
+//!   on recovery (for outgoing mail the outbox tells them through `[outgoing.fallback]`).
 //! - [`case`]: the one place where a case changes: typed statuses and the case commands
 //!   (open, assign, status, form fields, note, extend, close, reopen, hold, purge …), each in
 //!   the caller's transaction with one entry in the hash-chained history.
@@ -49,6 +50,8 @@
 //!   config, the token client with its cache, the flows (app-only client credentials,
 //!   refresh token, command, `oauth2 authorize`), the XOAUTH2/OAUTHBEARER login steps.
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
+//!   [`tls`]: the rustls client settings (public roots plus an optional `ca_file`) that
+//!   IMAP and the OAuth2 token client share.
 //! - [`partners`]: the partners' side: assignment rules, the new-complaint notice,
 //!   reminders and escalation, the acknowledgement watchdog, the digest, commands by reply.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
