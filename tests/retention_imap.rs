@@ -89,7 +89,8 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     .unwrap();
     assert_eq!(imap.count("Processed").await, 2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while imap.count("Sent").await < 2 {
+    // Each case: the acknowledgement and the partner's new-complaint notice.
+    while imap.count("Sent").await < 4 {
         assert!(std::time::Instant::now() < deadline, "no sent copies");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -132,11 +133,20 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     let left = imap.fetch_all("Processed").await;
     assert_eq!(left.len(), 1);
     assert!(String::from_utf8_lossy(&left[0]).contains("keep-1@client.example"));
-    // The purged case's acknowledgement left the sent folder; the held case's stays.
-    assert_eq!(report.sent_copies, 1, "{report:?}");
+    // The purged case's mail (acknowledgement and partner notice) left the sent folder;
+    // the held case's stays.
+    assert_eq!(report.sent_copies, 2, "{report:?}");
     let sent = imap.fetch_all("Sent").await;
-    assert_eq!(sent.len(), 1);
-    assert!(String::from_utf8_lossy(&sent[0]).contains("henk@client.example"));
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter()
+            .any(|m| String::from_utf8_lossy(m).contains("henk@client.example"))
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("marieke@client.example"))
+    );
     // The quarantined mail is gone from the quarantine folder; its row stays, emptied.
     assert_eq!(report.quarantine_items, 1);
     assert_eq!(report.quarantine_copies, 1);
