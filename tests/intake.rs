@@ -449,7 +449,7 @@ async fn mail_stored_before_identities_existed_gets_one_and_is_still_recognised(
         .unwrap();
     // As a row written before migration 0003.
     sqlx::query("UPDATE messages SET identity = NULL")
-        .execute(store.pool())
+        .execute(store.pool().as_sqlite().unwrap())
         .await
         .unwrap();
     let fill = |raw: &[u8]| klachtpost::intake::identity::of(raw).sha256;
@@ -480,7 +480,10 @@ async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goe
         "CREATE TRIGGER too_big BEFORE INSERT ON quarantine WHEN length(NEW.raw) > 0
          BEGIN SELECT RAISE(ABORT, 'refused as bytes'); END",
     ] {
-        sqlx::query(trigger).execute(store.pool()).await.unwrap();
+        sqlx::query(trigger)
+            .execute(store.pool().as_sqlite().unwrap())
+            .await
+            .unwrap();
     }
     let poison = String::from_utf8(COMPLAINT.to_vec().replace_id())
         .unwrap()
@@ -507,7 +510,7 @@ async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goe
     );
     let notices: Vec<(String,)> =
         sqlx::query_as("SELECT recipients FROM outbox WHERE purpose = 'notice'")
-            .fetch_all(store.pool())
+            .fetch_all(store.pool().as_sqlite().unwrap())
             .await
             .unwrap();
     assert_eq!(notices, vec![("anna@firma.nl\nbob@firma.nl".to_string(),)]);

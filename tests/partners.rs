@@ -108,7 +108,7 @@ async fn sent(store: &Store) -> Vec<Sent> {
         "SELECT o.purpose, o.recipients, o.sent_at, m.subject, m.text, m.message_id
          FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.status = 'sent' ORDER BY o.id",
     )
-    .fetch_all(store.pool())
+    .fetch_all(store.pool().as_sqlite().unwrap())
     .await
     .unwrap()
     .iter()

@@ -126,7 +126,7 @@ async fn run_once(config: &Config, store: &Store) {
 /// (purpose, status) of every outbox row.
 async fn outbox(store: &Store) -> Vec<(String, String, String)> {
     sqlx::query_as("SELECT purpose, status, recipients FROM outbox ORDER BY id")
-        .fetch_all(store.pool())
+        .fetch_all(store.pool().as_sqlite().unwrap())
         .await
         .unwrap()
 }
@@ -142,7 +142,7 @@ async fn poison_the_database(store: &Store) {
         "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd bericht'
          BEGIN SELECT RAISE(ABORT, 'the test database refuses this message'); END",
     )
-    .execute(store.pool())
+    .execute(store.pool().as_sqlite().unwrap())
     .await
     .unwrap();
 }
@@ -269,7 +269,7 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
     // After the fix it is taken in: a case, linked; the record that it was quarantined
     // stays, and a second retry has nothing to do.
     sqlx::query("DROP TRIGGER poison")
-        .execute(store.pool())
+        .execute(store.pool().as_sqlite().unwrap())
         .await
         .unwrap();
     let case = match pipeline.retry(item.id).await.unwrap() {
@@ -346,7 +346,7 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     assert_eq!(smtp.wait_for(2, WAIT).await.len(), 2);
     // Only one raw copy is kept.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
-        .fetch_one(store.pool())
+        .fetch_one(store.pool().as_sqlite().unwrap())
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -460,7 +460,7 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
     assert_eq!(duplicates.len(), 1);
     assert_eq!(duplicates[0].matched_by, "source_key");
     let (checkpoints,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mailbox_state")
-        .fetch_one(store.pool())
+        .fetch_one(store.pool().as_sqlite().unwrap())
         .await
         .unwrap();
     assert_eq!(checkpoints, 1, "one checkpoint for one folder");

@@ -1,0 +1,85 @@
+//! The SQL that differs between SQLite and PostgreSQL, all of it. Everything else is
+//! written once: `$n` placeholders (sqlx's SQLite driver takes them too), `RETURNING`,
+//! `ON CONFLICT … DO NOTHING / DO UPDATE`, `TRUE`/`FALSE`, times bound and read as
+//! [`super::Ts`] (RFC 3339 text on SQLite, TIMESTAMPTZ on PostgreSQL).
+
+use sqlx::PgConnection;
+
+use super::{Pool, Result};
+
+/// SQLite: a write transaction takes the database's write lock at `BEGIN`, so the
+/// history chain's read-the-head-then-append cannot interleave with another writer (a
+/// deferred transaction would fail with SQLITE_BUSY instead of waiting).
+pub const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The advisory lock key of write transactions on PostgreSQL ("klachtpo" in ASCII).
+const PG_WRITE_LOCK: i64 = 0x6b6c_6163_6874_706f;
+/// The advisory lock key of migrations on PostgreSQL.
+const PG_MIGRATE_LOCK: i64 = PG_WRITE_LOCK + 1;
+
+/// PostgreSQL: what `BEGIN IMMEDIATE` gives SQLite, one writer at a time, as a
+/// transaction-scoped advisory lock taken first (released at commit or rollback). Every
+/// instance on the database takes the same lock, so the history chain stays one chain and
+/// case numbers stay gap-free across instances.
+pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_WRITE_LOCK)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Apply the migrations of the store's database under a lock, so any number of processes
+/// may start at once on a new or an older database: the first applies what is missing,
+/// the others wait for it and then find everything applied. SQLite: inside a write
+/// transaction (sqlx takes no lock for SQLite; without one two processes both saw an
+/// empty database and both created its tables). PostgreSQL: under a session advisory lock
+/// on one connection (sqlx's migrator takes its own as well).
+pub async fn migrate(pool: &Pool) -> Result<()> {
+    match pool {
+        Pool::Sqlite(p) => {
+            let mut tx = p.begin_with(SQLITE_BEGIN_WRITE).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Pool::Postgres(p) => {
+            let mut conn = p.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(PG_MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            let result = sqlx::migrate!("./migrations/postgres")
+                .run(&mut *conn)
+                .await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(PG_MIGRATE_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Give the space of deleted rows back. SQLite: an incremental vacuum where the file is
+/// in incremental auto-vacuum mode (every file klachtpost creates), else a full VACUUM
+/// that switches it to that mode. PostgreSQL: nothing; its autovacuum reuses the space
+/// (and a full VACUUM would lock the tables other instances work on).
+pub async fn reclaim(pool: &Pool) -> Result<()> {
+    let Pool::Sqlite(pool) = pool else {
+        return Ok(());
+    };
+    let mode: i64 =
+        sqlx::Row::try_get(&sqlx::query("PRAGMA auto_vacuum").fetch_one(pool).await?, 0)?;
+    if mode == 2 {
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(pool)
+            .await?;
+    } else {
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+            .execute(pool)
+            .await?;
+        sqlx::query("VACUUM").execute(pool).await?;
+    }
+    Ok(())
+}
