@@ -355,7 +355,7 @@ pub(super) async fn open_sqlite(url: &DatabaseUrl, read_only: bool) -> Result<Po
 /// The PostgreSQL connection settings: the URL (and libpq's `PG…` environment, which
 /// sqlx reads), the password from `password_env`/`password_file` over both, and TLS with
 /// the server's certificate checked against `ca_file`.
-pub(super) fn pg_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
+pub fn pg_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
     let mut options = PgConnectOptions::from_str(url).map_err(open_error(url))?;
     if let Some(password) = &url.password {
         options = options.password(password.expose_secret());

@@ -33,7 +33,7 @@ mod time;
 mod unfiled;
 
 pub(crate) use db::on;
-pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, redact_url};
+pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
 pub use outgoing::*;
