@@ -34,12 +34,16 @@ pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
 /// the others wait for it and then find everything applied. SQLite: inside a write
 /// transaction (sqlx takes no lock for SQLite; without one two processes both saw an
 /// empty database and both created its tables). PostgreSQL: under a session advisory lock
-/// on one connection (sqlx's migrator takes its own as well).
+/// on one connection (sqlx's migrator takes its own as well). `run_direct` is `run` on one
+/// connection; `run`'s generic `Acquire` would make `Store::open` a future that cannot be
+/// spawned onto another task ("implementation of `Acquire` is not general enough").
 pub async fn migrate(pool: &Pool) -> Result<()> {
     match pool {
         Pool::Sqlite(p) => {
             let mut tx = p.begin_with(SQLITE_BEGIN_WRITE).await?;
-            sqlx::migrate!("./migrations/sqlite").run(&mut *tx).await?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run_direct(None, &mut *tx, false)
+                .await?;
             tx.commit().await?;
         }
         Pool::Postgres(p) => {
@@ -49,7 +53,7 @@ pub async fn migrate(pool: &Pool) -> Result<()> {
                 .execute(&mut *conn)
                 .await?;
             let result = sqlx::migrate!("./migrations/postgres")
-                .run(&mut *conn)
+                .run_direct(None, &mut *conn, false)
                 .await;
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(PG_MIGRATE_LOCK)

@@ -962,3 +962,19 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>(_: T) {}
+
+    /// Opening a store is a future another task can run (an instance's supervisor may
+    /// open it there), and so are a write transaction and its commit.
+    #[allow(dead_code)]
+    fn store_futures_are_send(url: super::DatabaseUrl, pool: super::Pool) {
+        assert_send(super::Store::open(url));
+        assert_send(async move {
+            let tx = pool.begin().await?;
+            tx.commit().await
+        });
+    }
+}
