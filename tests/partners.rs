@@ -702,6 +702,34 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
     )
     .await;
     w.work().await;
+    // Intake problems: an auto-reply (opens no case), a mail in quarantine, and the
+    // mailbox down since Friday afternoon.
+    w.clock.set(local("2027-03-26 14:00"));
+    w.take_in(
+        "e",
+        b"From: Kees <kees@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Automatisch antwoord: Uw bericht\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <auto@client.example>\r\n\r\nIk ben afwezig tot maandag.\r\n",
+    )
+    .await;
+    let pipeline = Pipeline::new(&w.config, &w.store, &w.clock).unwrap();
+    pipeline
+        .quarantine(
+            Some("maildir:q"),
+            b"not a mail",
+            w.clock.now(),
+            "the store refused it",
+        )
+        .await
+        .unwrap();
+    w.clock.set(local("2027-03-26 16:40"));
+    klachtpost::health::failed(
+        &w.store,
+        &w.config,
+        &w.clock,
+        klachtpost::health::Channel::Mailbox,
+        "cannot log in: authentication failed",
+    )
+    .await
+    .unwrap();
 
     // Monday 29 March 2027 is Easter Monday: the digest goes on Tuesday 08:00.
     w.clock.set(local("2027-03-29 08:00"));
@@ -712,7 +740,7 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         .unwrap();
     let digest: Vec<_> = drafts.iter().filter(|d| d.purpose == "digest").collect();
     assert_eq!(digest.len(), 2, "one per partner");
-    let r = digest[0].render_all(&w.config);
+    let r = digest[0].render_all(&w.config).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/partners/digest.txt");
     let golden_html =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/partners/digest.html");
@@ -748,11 +776,48 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         .await
         .unwrap();
     let next = drafts.iter().find(|d| d.purpose == "digest").unwrap();
-    let text = next.render_all(&w.config).text;
+    let text = next.render_all(&w.config).unwrap().text;
     assert!(
         text.contains("AFGESLOTEN sinds dinsdag 30 maart 2027 om 08:00 (0)"),
         "{text}"
     );
+    // What is still open is listed again; the auto-reply came before the last digest.
+    assert!(text.contains("- in quarantaine: Q-0001"), "{text}");
+    assert!(text.contains("- storing: de klachtenmailbox"), "{text}");
+    assert!(
+        text.contains("- ontvangst niet bevestigd: KL-2027-0003"),
+        "{text}"
+    );
+    assert!(!text.contains("geen zaak geopend"), "{text}");
+
+    // `digest preview` shows the problems too.
+    let dir = w._tmp.path();
+    let file = dir.join("klachtpost.toml");
+    std::fs::write(&file, config_text(dir, "")).unwrap();
+    let preview = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"));
+        cmd.arg("--config").arg(&file).args(["digest", "preview"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&preview(true)).unwrap();
+    let problems = &json["digest"]["problems"];
+    assert_eq!(problems["quarantined"][0]["reference"], "Q-0001", "{json}");
+    assert_eq!(problems["outages"][0]["channel"], "mailbox", "{json}");
+    assert_eq!(
+        problems["acknowledgements"][0]["cause"], "no_address",
+        "{json}"
+    );
+    let text = preview(false);
+    assert!(text.contains("- in quarantaine: Q-0001"), "{text}");
 }
 
 #[tokio::test]
