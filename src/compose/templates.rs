@@ -471,14 +471,32 @@ impl TemplateSet {
     }
 
     fn error(&self, origin: &str, e: &minijinja::Error) -> TemplateError {
-        let origin = e
-            .name()
-            .and_then(|n| self.origins.get(n))
-            .map(String::as_str)
-            .unwrap_or(origin);
-        TemplateError {
-            problem: describe(origin, e),
+        let origin_of = |e: &minijinja::Error| {
+            e.name()
+                .and_then(|n| self.origins.get(n))
+                .map(String::as_str)
+                .unwrap_or(origin)
+                .to_string()
+        };
+        // An error in an included or extended template (`commands.nl.txt`, `layout.html`)
+        // comes wrapped in one at the `include`: name the file where it really is.
+        let mut inner = e;
+        while let Some(next) =
+            std::error::Error::source(inner).and_then(|s| s.downcast_ref::<minijinja::Error>())
+        {
+            inner = next;
         }
+        let problem = if std::ptr::eq(inner, e) {
+            describe(&origin_of(e), e)
+        } else {
+            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            format!(
+                "{} (included from {}{line})",
+                describe(&origin_of(inner), inner),
+                origin_of(e)
+            )
+        };
+        TemplateError { problem }
     }
 
     /// Render every template of every kind in both languages with sample data; one line
@@ -870,6 +888,30 @@ mod tests {
             all.contains("triage_notice.nl.txt:3: undefined value"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn errors_in_the_partners_templates_and_their_pieces_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("digest.en.txt"),
+            "Subject: {{ date }}\n\n{% for c in open %}\n{{ c.referense }}\n{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("commands.nl.txt"),
+            "Opdrachten:\n{% if several %}\n",
+        )
+        .unwrap();
+        let problems = TemplateSet::load(Some(dir.path()), &[]).unwrap_err();
+        let all = problems.join("\n");
+        assert!(all.contains("commands.nl.txt:2: syntax error"), "{all}");
+        std::fs::write(dir.path().join("commands.nl.txt"), "Opdrachten: {{ x }}\n").unwrap();
+        let set = TemplateSet::load(Some(dir.path()), &[]).unwrap();
+        let all = set.check().join("\n");
+        assert!(all.contains("digest.en.txt:4: undefined value"), "{all}");
+        // An error in the included piece names the piece, for every mail that includes it.
+        assert!(all.contains("commands.nl.txt:1: undefined value"), "{all}");
     }
 
     #[test]

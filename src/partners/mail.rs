@@ -420,6 +420,43 @@ mod tests {
     }
 
     #[test]
+    fn the_new_complaint_notice_inserts_values_literally_and_escapes_html() {
+        let t = TemplateSet::builtin().unwrap();
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 19, 9, 15, 0).unwrap();
+        let n = NewComplaint {
+            reference: "KL-2026-0001",
+            partner_name: "Anna",
+            complainant: "{{ partner }} {partner} <jan@example.nl>",
+            channel: "verbal",
+            subject: "Over {% if 1 %}x{% endif %}\r\nBcc: x@example.org",
+            received: at,
+            acknowledge_by: at,
+            respond_by: at,
+            resolve_by: at,
+            excerpt: "<script>alert(1)</script>",
+            why: "round robin",
+            acknowledged: false,
+        };
+        let r = n.render(&style(&t, Lang::Nl)).unwrap();
+        assert_eq!(
+            r.subject,
+            "[KL-2026-0001] Nieuwe klacht: Over {% if 1 %}x{% endif %} Bcc: x@example.org"
+        );
+        assert!(
+            r.text
+                .contains("Klager:      {{ partner }} {partner} <jan@example.nl>"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("mondeling/telefonisch"), "{}", r.text);
+        assert!(r.text.contains("LET OP"), "{}", r.text);
+        let html = r.html.unwrap();
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("{{ partner }} {partner} &lt;jan@"), "{html}");
+    }
+
+    #[test]
     fn the_digest_mail_has_an_html_alternative() {
         let r = Rendered {
             subject: "s".into(),
