@@ -935,3 +935,46 @@ async fn a_forged_partner_from_cannot_command_when_the_firms_server_is_trusted()
     w.take_in("k3", &vouched).await;
     assert_eq!(w.status(&reference).await, "investigating");
 }
+
+#[tokio::test]
+async fn a_flood_of_mail_that_opened_no_case_is_listed_up_to_a_limit() {
+    let w = World::new("2027-03-31 10:00", "").await;
+    for i in 0..53 {
+        let raw = format!(
+            "From: Robot <robot{i}@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Automatic reply: Uw bericht\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <flood-{i}@client.example>\r\n\r\nI am away.\r\n"
+        );
+        assert!(
+            w.take_in(&format!("f{i}"), raw.as_bytes())
+                .await
+                .case
+                .is_none()
+        );
+    }
+    let cases = klachtpost::store::partners::open_cases(w.store.pool())
+        .await
+        .unwrap();
+    let d = scheduler::build_digest(&w.store, &w.config, &cases, w.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(d.problems.unfiled.len(), 50);
+    assert_eq!(d.problems.unfiled_more, 3);
+    assert_eq!(
+        d.problems.unfiled[0].sender.as_deref(),
+        Some("robot0@client.example"),
+        "oldest first"
+    );
+    let templates = w.config.templates.load().unwrap();
+    let r = d
+        .render(
+            &klachtpost::partners::mail::Style::new(&w.config, &templates),
+            &w.config.calendar,
+        )
+        .unwrap();
+    assert!(r.subject.ends_with(", 53 problemen"), "{}", r.subject);
+    assert!(
+        r.text
+            .contains("- en nog 3 mail(s) waarmee geen zaak is geopend"),
+        "{}",
+        r.text
+    );
+}

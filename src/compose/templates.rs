@@ -804,6 +804,7 @@ fn partners_sample(kind: &str, var: &str, en: bool) -> Option<serde_json::Value>
                 "kind": "bounce", "case": "KL-2026-0044",
                 "reason": "a delivery status notification (multipart/report)",
             }],
+            "unfiled_more": 3,
             "not_sent": [{"purpose": "extension", "reference": "KL-2026-0040"}],
             "unparseable": 1,
         }),

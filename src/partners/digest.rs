@@ -153,27 +153,23 @@ pub struct NotSent {
     pub reference: Option<String>,
 }
 
+/// At most this many mails that opened no case are listed one by one.
+pub const UNFILED_LISTED: usize = 50;
+
 /// Problems receiving and sending mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Problems {
     pub outages: Vec<OpenOutage>,
     pub quarantined: Vec<Quarantined>,
     pub acknowledgements: Vec<FailedAcknowledgement>,
+    /// The oldest [`UNFILED_LISTED`] of them.
     pub unfiled: Vec<Unfiled>,
+    /// How many more opened no case (a flood of automatic mail must not make the digest
+    /// unreadable; `klachtpost mail list --unfiled` has them all).
+    pub unfiled_more: usize,
     pub not_sent: Vec<NotSent>,
     /// Mail since the last digest that could not be read (kept raw).
     pub unparseable: i64,
-}
-
-impl Problems {
-    pub fn count(&self) -> usize {
-        self.outages.len()
-            + self.quarantined.len()
-            + self.acknowledgements.len()
-            + self.unfiled.len()
-            + self.not_sent.len()
-            + usize::from(self.unparseable > 0)
-    }
 }
 
 /// Everything one digest says.
@@ -238,6 +234,7 @@ impl Digest {
                 number => u.number, received => t(u.received), kind => u.kind,
                 case => u.case, sender => u.sender, reason => one_line(&u.reason),
             }).collect::<Vec<_>>(),
+            unfiled_more => p.unfiled_more,
             not_sent => p.not_sent.iter().map(|n| context! {
                 purpose => n.purpose, reference => n.reference,
             }).collect::<Vec<_>>(),

@@ -493,6 +493,8 @@ async fn problems(
         });
     }
     unfiled.reverse(); // oldest first, like everything else in the digest
+    let unfiled_more = unfiled.len().saturating_sub(digest::UNFILED_LISTED);
+    unfiled.truncate(digest::UNFILED_LISTED);
     let not_sent = sp::not_sent_since(pool, since)
         .await?
         .into_iter()
@@ -503,6 +505,7 @@ async fn problems(
         quarantined,
         acknowledgements,
         unfiled,
+        unfiled_more,
         not_sent,
         unparseable: sp::unparseable_since(pool, since).await?,
     })
