@@ -147,9 +147,9 @@ pub fn ack_failure(c: &OpenCase) -> Option<AckCause> {
         || c.flags.lines().any(|l| l == crate::classify::UNANSWERABLE)
     {
         Some(AckCause::NoAddress)
-    } else if c.ack_failed {
+    } else if c.ack_failed && c.acknowledged_at.is_none() {
         Some(AckCause::SendFailed)
-    } else if bounced || c.ack_held_bounced {
+    } else if bounced || (c.ack_held_bounced && c.acknowledged_at.is_none()) {
         Some(AckCause::Bounced)
     } else {
         None
@@ -226,7 +226,10 @@ pub async fn plan(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<
                     complainant: c.complainant(),
                     phone: c.complainant_phone.clone(),
                     cause,
-                    error: c.ack_error.clone(),
+                    error: c
+                        .ack_error
+                        .clone()
+                        .filter(|_| cause == AckCause::SendFailed),
                     deadline: c.ack_due_at,
                 },
             });
