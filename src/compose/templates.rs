@@ -173,6 +173,11 @@ const PARTIALS: &[(&str, [&str; 2])] = &[(
     ],
 )];
 
+/// Mails klachtpost no longer sends. A firm's file for one is left alone rather than
+/// refused, so an upgrade does not stop the daemon: `send_failed` (a refused
+/// acknowledgement is now told by `ack_warning`).
+const RETIRED: &[&str] = &["send_failed"];
+
 const LAYOUT: &str = "layout.html";
 const LAYOUT_BUILTIN: &str = include_str!("../../config/templates/layout.html");
 
@@ -321,8 +326,12 @@ impl TemplateSet {
         {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
+                let retired = RETIRED
+                    .iter()
+                    .any(|r| name.strip_prefix(r).is_some_and(|n| n.starts_with('.')));
                 if (name.ends_with(".txt") || name.ends_with(".html"))
                     && !known_files.contains(&name)
+                    && !retired
                 {
                     problems.push(format!(
                         "{}: not a template klachtpost knows (known: NAME.nl.txt, NAME.en.txt, NAME.nl.html, NAME.en.html for NAME in {}; layout.html; commands.nl.txt, commands.en.txt)",
@@ -868,6 +877,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("acknowledgment.nl.txt"), "x").unwrap();
+        // A retired mail's file is no problem.
+        std::fs::write(dir.path().join("send_failed.nl.txt"), "Subject: x\n\ny\n").unwrap();
         let problems = TemplateSet::load(Some(dir.path()), &[]).unwrap_err();
         let all = problems.join("\n");
         assert!(all.contains("extension.en.txt:4: syntax error"), "{all}");
@@ -879,6 +890,7 @@ mod tests {
             all.contains("acknowledgment.nl.txt: not a template"),
             "{all}"
         );
+        assert!(!all.contains("send_failed.nl.txt"), "{all}");
         // The unknown variable shows when rendered (check-config renders every template).
         std::fs::remove_file(dir.path().join("extension.en.txt")).unwrap();
         std::fs::remove_file(dir.path().join("held_notice.en.txt")).unwrap();
