@@ -251,6 +251,116 @@ async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
     instances_at_once(Db::postgres().await).await;
 }
 
+/// Queue `n` notices, due at `at`; their outbox ids.
+async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
+    let mut ids = BTreeSet::new();
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..n {
+        let out = klachtpost::compose::Outgoing {
+            message_id: format!("notice-{i}@firma.nl"),
+            subject: "Bericht".into(),
+            text: "Tekst".into(),
+            raw: b"Subject: Bericht\r\n\r\nTekst\r\n".to_vec(),
+        };
+        ids.insert(
+            store::queue_notice(
+                &mut tx,
+                None,
+                "anna@firma.nl",
+                &out,
+                "klachten@firma.nl",
+                at,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
+/// Two instances claim the outbox side by side: every row is handed out exactly once.
+async fn claims_side_by_side(db: Db) {
+    let url = db.url();
+    let a = Store::open(url.clone()).await.unwrap();
+    let b = Store::open(url).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let queued = queue_notices(&a, 60, at).await;
+    let claim = |store: Store| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let items = store.claim_due(at, 3).await.unwrap();
+                if items.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(items.into_iter().map(|i| i.id));
+            }
+        })
+    };
+    let (from_a, from_b) = (claim(a.clone()), claim(b));
+    let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+    let mut all: Vec<i64> = from_a.iter().chain(&from_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, queued.into_iter().collect::<Vec<_>>(), "each row once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claims_hand_each_outbox_row_out_once() {
+    claims_side_by_side(Db::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_hand_each_outbox_row_out_once() {
+    claims_side_by_side(Db::postgres().await).await;
+}
+
+/// On PostgreSQL a claim takes row locks, not the write lock: it goes ahead while another
+/// instance's write transaction is open, and skips the rows another claim holds.
+#[tokio::test]
+async fn postgres_claims_skip_locked_rows_and_do_not_wait_for_writers() {
+    let db = Db::postgres().await;
+    let a = Store::open(db.url()).await.unwrap();
+    let b = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let queued = queue_notices(&a, 4, at).await;
+
+    let writer = a.begin().await.unwrap();
+    let claimed = tokio::time::timeout(std::time::Duration::from_secs(10), b.claim_due(at, 2))
+        .await
+        .expect("a claim waited for a writer")
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    writer.rollback().await.unwrap();
+
+    // A claim in progress (its rows locked, not yet committed) is skipped, not waited for.
+    let pool = a.pool().as_postgres().unwrap();
+    let mut holding = pool.begin().await.unwrap();
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM outbox WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE",
+    )
+    .fetch_all(&mut *holding)
+    .await
+    .unwrap();
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), b.claim_due(at, 10))
+        .await
+        .expect("a claim waited for locked rows")
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!held.contains(&rest[0].id));
+    holding.rollback().await.unwrap();
+    let last = b.claim_due(at, 10).await.unwrap();
+    assert_eq!(last.iter().map(|i| i.id).collect::<Vec<_>>(), held);
+    let mut all: Vec<i64> = claimed
+        .iter()
+        .chain(&rest)
+        .chain(&last)
+        .map(|i| i.id)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, queued.into_iter().collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn postgres_password_comes_from_the_config_and_is_never_shown() {
     let server = pg::Server::start(None).await;

@@ -149,6 +149,17 @@ impl Pool {
         }
     }
 
+    /// A transaction for claiming outbox rows: on SQLite a write transaction as
+    /// [`Pool::begin`]; on PostgreSQL a plain one, without the write lock, whose row locks
+    /// ([`dialect::claim_due`]) keep claims apart. It changes outbox rows only, never the
+    /// history, so it need not wait for the one writer.
+    pub async fn begin_claim(&self) -> sqlx::Result<Tx> {
+        match self {
+            Pool::Sqlite(_) => self.begin().await,
+            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin().await?)),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,

@@ -5,7 +5,7 @@
 
 use sqlx::PgConnection;
 
-use super::{Pool, Result};
+use super::{Kind, Pool, Result};
 
 /// SQLite: a write transaction takes the database's write lock at `BEGIN`, so the
 /// history chain's read-the-head-then-append cannot interleave with another writer (a
@@ -27,6 +27,28 @@ pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// The outbox rows due for sending (`$1` now, `$2` the oldest claim still held, `$3` how
+/// many). SQLite's write transaction already keeps everyone else out; PostgreSQL locks the
+/// rows it picks and skips those another claim holds, so claims run side by side and never
+/// hand one row out twice.
+pub fn claim_due(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Sqlite => {
+            "SELECT id FROM outbox
+             WHERE (status = 'queued' AND next_attempt_at <= $1)
+                OR (status = 'sending' AND claimed_at <= $2)
+             ORDER BY next_attempt_at, id LIMIT $3"
+        }
+        Kind::Postgres => {
+            "SELECT id FROM outbox
+             WHERE (status = 'queued' AND next_attempt_at <= $1)
+                OR (status = 'sending' AND claimed_at <= $2)
+             ORDER BY next_attempt_at, id LIMIT $3
+             FOR UPDATE SKIP LOCKED"
+        }
+    }
 }
 
 /// Apply the migrations of the store's database under a lock, so any number of processes

@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{OutboxItem, Result, Store, Ts, on, outbox_item_columns, outbox_item_from_row};
+use super::{
+    OutboxItem, Result, Store, Ts, dialect, on, outbox_item_columns, outbox_item_from_row,
+};
 
 /// A claim older than this is taken to be abandoned (its run is gone without a restart)
 /// and the row is claimed again. Far longer than one SMTP transaction may take.
@@ -16,21 +18,19 @@ pub const CLAIM_LEASE: Duration = Duration::minutes(10);
 impl Store {
     /// Claim up to `limit` rows due at `now` (oldest first) for sending: they become
     /// `sending` with `claimed_at = now`. Rows whose claim is older than [`CLAIM_LEASE`]
-    /// are claimed again.
+    /// are claimed again. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` in a
+    /// transaction of their own, not under the write lock ([`dialect::claim_due`]): a claim
+    /// neither waits for intake's writes nor takes a row another claim holds.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.pool().begin_claim().await?;
+        let tx_kind = tx.kind();
         let items = on!(tx, |c| {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM outbox
-                 WHERE (status = 'queued' AND next_attempt_at <= $1)
-                    OR (status = 'sending' AND claimed_at <= $2)
-                 ORDER BY next_attempt_at, id LIMIT $3",
-            )
-            .bind(Ts(now))
-            .bind(Ts(now - CLAIM_LEASE))
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await?;
+            let ids: Vec<i64> = sqlx::query_scalar(dialect::claim_due(tx_kind))
+                .bind(Ts(now))
+                .bind(Ts(now - CLAIM_LEASE))
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?;
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
                 sqlx::query("UPDATE outbox SET status = 'sending', claimed_at = $1 WHERE id = $2")
