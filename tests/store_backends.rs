@@ -463,6 +463,127 @@ async fn postgres_over_tls_checks_the_server_against_ca_file() {
     assert!(err.contains("cannot open the database"), "{err}");
 }
 
+/// `klachtpost migrate --from sqlite://… --to postgres://…` copies a register with its ids:
+/// the copy reads the same, its history has the same head hash and verifies, and new cases
+/// continue after the copied ones.
+#[tokio::test]
+async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies() {
+    let old = Db::sqlite().await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let store = Store::open(old.url()).await.unwrap();
+    let first = open_case(&store, at).await;
+    open_case(&store, at + Duration::minutes(5)).await;
+    for n in 0..3 {
+        let mut tx = store.begin().await.unwrap();
+        case::note(
+            &mut tx,
+            &first,
+            &format!("note {n}"),
+            Actor::new("Anna", at),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    case::close(
+        &mut tx,
+        &first,
+        case::Closing::Handled(case::Satisfied::Yes),
+        Actor::new("Anna", at + Duration::days(2)),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    queue_notices(&store, 3, at).await;
+    store
+        .set_checkpoint("INBOX", u32::MAX, 7, at)
+        .await
+        .unwrap();
+    store
+        .record_bounce("jan@client.example", at, "smtp")
+        .await
+        .unwrap();
+    let cases_before = serde_json::to_value(store.list_cases().await.unwrap()).unwrap();
+    let head_before = history::verify(store.pool()).await.unwrap();
+    assert!(head_before.broken.is_none());
+    store.pool().close().await;
+
+    let new = pg::Server::start(None).await;
+    let password_file = old_dir(&old).join("pg-password");
+    std::fs::write(&password_file, &new.password).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args([
+            "migrate",
+            "--from",
+            old.url().as_str(),
+            "--to",
+            new.url().as_str(),
+        ])
+        .arg("--password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("  cases: 2"), "{stdout}");
+    assert!(stdout.contains("  outbox: 3"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Head hash: {}", head_before.head)),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&new.password), "{stdout}");
+
+    let copy = Store::open(new.url()).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(copy.list_cases().await.unwrap()).unwrap(),
+        cases_before
+    );
+    let v = history::verify(copy.pool()).await.unwrap();
+    assert_eq!(
+        (v.head, v.broken.map(|b| b.problem)),
+        (head_before.head, None)
+    );
+    assert_eq!(copy.checkpoint("INBOX").await.unwrap(), Some((u32::MAX, 7)));
+    // New rows continue after the copied ids and numbers.
+    assert_eq!(
+        open_case(&copy, at + Duration::days(3)).await,
+        "KL-2026-0003"
+    );
+    queue_notices(&copy, 1, at).await;
+    assert!(history::verify(copy.pool()).await.unwrap().broken.is_none());
+
+    // Into a database that already holds a register: refused, nothing changed.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args([
+            "migrate",
+            "--from",
+            old.url().as_str(),
+            "--to",
+            new.url().as_str(),
+        ])
+        .arg("--password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds a register"), "{stderr}");
+    assert_eq!(copy.list_cases().await.unwrap().len(), 3);
+}
+
+fn old_dir(db: &Db) -> std::path::PathBuf {
+    match db {
+        Db::Sqlite(dir) => dir.path().to_owned(),
+        Db::Postgres(_) => unreachable!("a SQLite register"),
+    }
+}
+
 /// A private PostgreSQL for one test.
 mod pg {
     use std::net::TcpListener;

@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+pub mod copy;
 mod db;
 pub mod dialect;
 mod duplicates;
@@ -64,6 +65,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored time {0:?} is not RFC 3339")]
     Time(String),
+    #[error("cannot copy the register: {0}")]
+    Copy(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -98,6 +101,15 @@ impl Store {
             Kind::Postgres => db::open_postgres(&url, true).await?,
         };
         Ok(Some(Store { pool }))
+    }
+
+    /// Whether the register exists: a SQLite file that is there (PostgreSQL: always; its
+    /// database is created by the administrator).
+    pub fn exists(url: &DatabaseUrl) -> Result<bool> {
+        Ok(match url.kind() {
+            Kind::Sqlite => db::sqlite_exists(url)?,
+            Kind::Postgres => true,
+        })
     }
 
     pub fn pool(&self) -> &Pool {
