@@ -341,7 +341,7 @@ async fn without_move_only_our_uid_is_expunged_and_a_mail_deleted_by_someone_els
     // plain EXPUNGE after moving the first would destroy it before it was moved.
     imap.append_flagged("INBOX", "(\\Deleted)", &theirs).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -375,7 +375,7 @@ async fn without_move_or_uidplus_mail_is_copied_and_marked_never_expunged() {
     imap.append("INBOX", &ours).await;
     imap.append_flagged("INBOX", "(\\Deleted)", &theirs).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -405,7 +405,7 @@ async fn a_mail_someone_else_already_read_is_still_taken_in() {
     let config = config(tmp.path(), &imap);
     let raw = complaint("read-in-outlook");
     imap.append_flagged("INBOX", "(\\Seen)", &raw).await;
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     run_with(config, store.clone(), Arc::new(SystemClock), true, never())
         .await
         .unwrap();

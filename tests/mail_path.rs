@@ -96,7 +96,7 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     let raw = complaint("tls-1@client.example");
     imap.append("INBOX", &raw).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -162,7 +162,7 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = imap_config(tmp.path(), &imap, "starttls", smtp.port, 12);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run_with(config, store.clone(), clock, false, async move {
@@ -215,7 +215,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let soft = SmtpSink::start(&["-r", "rcpt"]);
     let tmp = tempfile::tempdir().unwrap();
     let config = imap_config(tmp.path(), &imap, "none", soft.port, 3);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 16, 0, 0).unwrap());
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     imap.append("INBOX", &complaint("retry-1@client.example"))
@@ -273,7 +273,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let hard = SmtpSink::start(&["-f", "rcpt"]);
     let tmp2 = tempfile::tempdir().unwrap();
     let config2 = imap_config(tmp2.path(), &imap, "none", hard.port, 12);
-    let store2 = Store::open(&config2.database_url).await.unwrap();
+    let store2 = support::open_store(&config2).await;
     imap.append("INBOX", &complaint("hard-1@client.example"))
         .await;
     let shared2: Arc<dyn Clock> = Arc::new(clock.clone());
@@ -339,7 +339,7 @@ from = "klachten@firma.nl"
     let raw = complaint("postfix-1@client.example");
     dovecot.append("INBOX", &raw).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     run_with(config, store.clone(), Arc::new(SystemClock), true, never())
         .await
         .unwrap();

@@ -114,7 +114,7 @@ async fn never() {
 }
 
 async fn run_once(config: &Config) -> Store {
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock, true, never())
         .await
@@ -364,7 +364,7 @@ async fn a_token_that_expires_during_idle_is_replaced_at_the_next_login_without_
         ),
     );
     let config = load(&text, &server.client_secret);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run_with(
         config,

@@ -88,7 +88,7 @@ impl World {
         let smtp = SmtpSink::start(&[]);
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path(), &imap, smtp.port, authserv);
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         World {
             imap,
             smtp,

@@ -159,7 +159,7 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
         folder: "INBOX",
     };
     let config = config(tmp.path(), &imap, smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     poison_the_database(&store).await;
     let poison = complaint("poison-1@client.example", POISON_SUBJECT);
     dovecot
@@ -313,7 +313,7 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let raw = complaint("twice-1@client.example", "Klacht");
     dovecot.append("INBOX", &raw).await;
     dovecot.append("INBOX", &raw).await;
@@ -369,7 +369,7 @@ async fn a_uidvalidity_change_under_a_mail_still_there_makes_no_second_case() {
         ..plain(&dovecot)
     };
     let config = config(tmp.path(), &imap, smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let raw = complaint("uidv-1@client.example", "Klacht");
     dovecot.create_folder("Klachten").await;
     dovecot.append("Klachten", &raw).await;
@@ -424,7 +424,7 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
         },
         smtp.port,
     );
-    let store = Store::open(&by_name.database_url).await.unwrap();
+    let store = support::open_store(&by_name).await;
     let raw = complaint("killed-1@client.example", "Klacht");
     dovecot.append("INBOX", &raw).await;
 
@@ -480,7 +480,7 @@ async fn a_sender_without_domain_opens_a_flagged_case_and_the_partner_is_told() 
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     dovecot
         .append(
             "INBOX",
@@ -551,7 +551,7 @@ async fn the_same_mail_through_an_alias_and_a_cc_is_one_case() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let mail = complaint("alias-1@client.example", "Klacht");
     // What the MTA prepends differs per copy: the envelope recipient, the hop, the time.
     let via_alias = [
@@ -596,7 +596,7 @@ async fn a_renamed_folder_with_a_stored_mail_still_in_it_makes_no_second_case() 
         },
         smtp.port,
     );
-    let store = Store::open(&before.database_url).await.unwrap();
+    let store = support::open_store(&before).await;
     let raw = complaint("renamed-1@client.example", "Klacht");
     dovecot.create_folder("Klachten").await;
     dovecot.append("Klachten", &raw).await;

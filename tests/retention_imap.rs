@@ -76,7 +76,7 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
         .await;
     imap.append("INBOX", &complaint("henk", "keep-1@client.example"))
         .await;
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(
         config.clone(),

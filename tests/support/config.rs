@@ -7,7 +7,7 @@
 //! ```ignore
 //! let config = TestConfig::new(dir)
 //!     .firm(FIRM_TWO_PARTNERS)
-//!     .section("templates", &format!("acknowledgement = \"{}\"", template("acknowledgement.nl.txt")))
+//!     .templates(&["acknowledgement"])
 //!     .build();
 //! let store = support::open_store(&config).await;
 //! ```
@@ -94,6 +94,15 @@ impl TestConfig {
             None => self.sections.push((name.to_owned(), body.to_owned())),
         }
         self
+    }
+
+    /// `[templates]` naming the checkout's Dutch files of `kinds` (as `KIND = ".../KIND.nl.txt"`).
+    pub fn templates(self, kinds: &[&str]) -> TestConfig {
+        let body: Vec<String> = kinds
+            .iter()
+            .map(|kind| format!("{kind} = \"{}\"", template(&format!("{kind}.nl.txt"))))
+            .collect();
+        self.section("templates", &body.join("\n"))
     }
 
     /// An environment variable [`TestConfig::build`] lets the config see (`password_env`).

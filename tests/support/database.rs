@@ -151,6 +151,24 @@ impl TestDatabase {
         }
     }
 
+    /// Everything the database holds, as named byte strings to search: the SQLite file and
+    /// its WAL, or a `pg_dump` of the PostgreSQL database (its live rows: PostgreSQL keeps
+    /// deleted rows in its files until VACUUM, which a test cannot see from here).
+    pub fn contents(&self) -> Vec<(String, Vec<u8>)> {
+        match self {
+            TestDatabase::Sqlite { file } => {
+                let wal = PathBuf::from(format!("{}-wal", file.display()));
+                vec![
+                    ("db".into(), std::fs::read(file).expect("read the SQLite file")),
+                    ("wal".into(), std::fs::read(wal).unwrap_or_default()),
+                ]
+            }
+            TestDatabase::Postgres(db) => {
+                vec![("pg_dump".into(), Postgres::shared().dump(&db.name))]
+            }
+        }
+    }
+
     /// The SQL of `sqlite` or of `postgres`, for the few statements that differ (triggers,
     /// time formatting).
     pub fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {

@@ -229,6 +229,23 @@ impl Postgres {
         }
     }
 
+    /// `pg_dump` of `database` (schema and data, plain SQL), as the superuser.
+    pub fn dump(&self, database: &str) -> Vec<u8> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args(["-h", self.host, "-p", &self.port.to_string()])
+            .args(["-U", SUPERUSER, "-d", database])
+            .env("PGPASSWORD", &self.superuser_password)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump {database}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// The postmaster's pid.
     pub fn pid(&self) -> u32 {
         self.pid
