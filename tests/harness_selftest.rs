@@ -453,9 +453,7 @@ mod postgres {
 
     use sqlx::Row;
 
-    use crate::support::{
-        self, Backend, PASSWORD_ENV, Postgres, Secret, TestConfig, TestDatabase,
-    };
+    use crate::support::{self, Backend, PASSWORD_ENV, Postgres, Secret, TestConfig, TestDatabase};
 
     /// Set in the child process of the exit tests: `exit` returns at once, `hang` waits to
     /// be killed.
@@ -482,7 +480,11 @@ mod postgres {
         assert!(is_postgres(pg.pid()));
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } == 0 {
-            assert_ne!(uid_of(pg.pid()), 0, "PostgreSQL refuses root; it must not run as it");
+            assert_ne!(
+                uid_of(pg.pid()),
+                0,
+                "PostgreSQL refuses root; it must not run as it"
+            );
         }
         assert_eq!(pg.psql("postgres", "SHOW fsync"), "off");
         assert_eq!(pg.psql("postgres", "SHOW listen_addresses"), "127.0.0.1");
@@ -502,7 +504,10 @@ mod postgres {
         let refused = pg
             .psql_as(&a.user, "wrong", &a.name, "SELECT 1")
             .unwrap_err();
-        assert!(refused.contains("password authentication failed"), "{refused}");
+        assert!(
+            refused.contains("password authentication failed"),
+            "{refused}"
+        );
         assert!(!a.url.contains(&a.password), "{}", a.url);
         let file = std::fs::read_to_string(&a.password_file).unwrap();
         assert_eq!(file.trim_end(), a.password);
@@ -511,10 +516,12 @@ mod postgres {
         let db = TestDatabase::Postgres(a.clone());
         db.tool("INSERT INTO t VALUES (41), (1)");
         let pool = db.connect().await;
-        let row = sqlx::query("SELECT CAST(SUM(x) AS BIGINT) AS sum, CAST(current_user AS TEXT) AS who FROM t")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let row = sqlx::query(
+            "SELECT CAST(SUM(x) AS BIGINT) AS sum, CAST(current_user AS TEXT) AS who FROM t",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         assert_eq!(row.get::<i64, _>("sum"), 42);
         assert_eq!(row.get::<String, _>("who"), support::postgres::USER);
     }
@@ -532,12 +539,20 @@ mod postgres {
             TestDatabase::Sqlite { file } => {
                 assert_eq!(Backend::from_env(), Backend::Sqlite);
                 assert_eq!(file, &tmp.path().join("k.db"));
-                assert!(config.text().contains(&format!("url = \"sqlite://{}\"", file.display())));
+                assert!(
+                    config
+                        .text()
+                        .contains(&format!("url = \"sqlite://{}\"", file.display()))
+                );
                 assert_eq!(config.text(), config.file_text());
             }
             TestDatabase::Postgres(db) => {
                 assert_eq!(Backend::from_env(), Backend::Postgres);
-                assert!(config.text().contains(&format!("password_env = \"{PASSWORD_ENV}\"")));
+                assert!(
+                    config
+                        .text()
+                        .contains(&format!("password_env = \"{PASSWORD_ENV}\""))
+                );
                 assert!(config.file_text().contains(&format!(
                     "password_file = \"{}\"",
                     db.password_file.display()
@@ -555,18 +570,15 @@ mod postgres {
 
     #[test]
     fn postgres_stops_when_the_test_process_exits_or_is_killed() {
-        match std::env::var(CHILD_ENV).as_deref() {
-            Ok(mode) => {
-                let pg = Postgres::shared();
-                println!("postgres pid={} dir={}", pg.pid(), pg.dir().display());
-                if mode == "hang" {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(60));
-                    }
+        if let Ok(mode) = std::env::var(CHILD_ENV).as_deref() {
+            let pg = Postgres::shared();
+            println!("postgres pid={} dir={}", pg.pid(), pg.dir().display());
+            if mode == "hang" {
+                loop {
+                    std::thread::sleep(Duration::from_secs(60));
                 }
-                return;
             }
-            Err(_) => {}
+            return;
         }
         for mode in ["exit", "hang"] {
             let mut child = Command::new(std::env::current_exe().unwrap())
@@ -584,10 +596,7 @@ mod postgres {
                 .unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let (pid, dir) = loop {
-                let line = lines
-                    .next()
-                    .expect("the child names its server")
-                    .unwrap();
+                let line = lines.next().expect("the child names its server").unwrap();
                 // After libtest's "test NAME ... " on the same line.
                 if let Some((_, rest)) = line.split_once("postgres pid=") {
                     let (pid, dir) = rest.split_once(" dir=").unwrap();
@@ -606,7 +615,10 @@ mod postgres {
                 // The parent-death signal makes it shut down; its files stay (no hook ran).
                 let deadline = Instant::now() + Duration::from_secs(15);
                 while is_postgres(pid) {
-                    assert!(Instant::now() < deadline, "still running 15 s after SIGKILL");
+                    assert!(
+                        Instant::now() < deadline,
+                        "still running 15 s after SIGKILL"
+                    );
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 std::fs::remove_dir_all(&dir).unwrap();

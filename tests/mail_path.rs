@@ -15,8 +15,7 @@ use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
-use klachtpost::store::Store;
-use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -27,53 +26,36 @@ fn imap_config(
     smtp_port: u16,
     max_attempts: u32,
 ) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let port = if security == "tls" {
         imap.imaps_port
     } else {
         imap.imap_port
     };
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    TestConfig::new(dir)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "localhost"
 port = {port}
 security = "{security}"
 username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
 ca_file = "{ca}"
-poll_interval_secs = 1
-[outgoing]
-kind = "smtp"
+poll_interval_secs = 1"#,
+            user = imap.user,
+            ca = imap.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
 from = "klachten@firma.nl"
-max_attempts = {max_attempts}
-[templates]
-acknowledgement = "{template}"
-[digest]
-schedule = "never"
-"#,
-        db = dir.join("k.db").display(),
-        user = imap.user,
-        ca = imap.ca_pem.display(),
-        template = template.display(),
-    );
-    let password = imap.password.clone();
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
-        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
-    })
-    .expect("valid test config")
+max_attempts = {max_attempts}"#
+        ))
+        .templates(&["acknowledgement"])
+        .section("digest", "schedule = \"never\"")
+        .env("KP_TEST_IMAP_PASSWORD", &imap.password)
+        .build()
 }
 
 fn complaint(id: &str) -> Vec<u8> {
@@ -297,44 +279,34 @@ async fn the_acknowledgement_lands_in_the_complainants_mailbox_through_postfix()
     let postfix = Postfix::start(&dovecot);
     let marieke = dovecot.add_user("marieke");
     let tmp = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {imaps}
 security = "tls"
 username = "{user}"
 password_env = "KP_PW"
-ca_file = "{ca}"
-[outgoing]
-kind = "smtp"
+ca_file = "{ca}""#,
+            imaps = dovecot.imaps_port,
+            user = dovecot.user,
+            ca = dovecot.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp}
 security = "starttls"
 username = "{user}"
 password_env = "KP_PW"
 ca_file = "{ca}"
-from = "klachten@firma.nl"
-"#,
-        db = tmp.path().join("k.db").display(),
-        imaps = dovecot.imaps_port,
-        user = dovecot.user,
-        ca = dovecot.ca_pem.display(),
-        smtp = postfix.smtp_port,
-    );
-    let password = dovecot.password.clone();
-    let config = Config::from_toml(Path::new("postfix.toml"), &text, &[], &move |n| {
-        (n == "KP_PW").then(|| password.clone())
-    })
-    .expect("valid config");
+from = "klachten@firma.nl""#,
+            smtp = postfix.smtp_port,
+            user = dovecot.user,
+            ca = dovecot.ca_pem.display(),
+        ))
+        .env("KP_PW", &dovecot.password)
+        .build();
     // The complaint is from marieke@client.example; Postfix delivers to user "marieke".
     let raw = complaint("postfix-1@client.example");
     dovecot.append("INBOX", &raw).await;

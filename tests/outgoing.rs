@@ -21,7 +21,8 @@ use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(dir: &Path, outgoing: &str, password: Option<&str>) -> Config {
-    let config = TestConfig::new(dir).outgoing(&format!("from = \"klachten@firma.nl\"\n{outgoing}"));
+    let config =
+        TestConfig::new(dir).outgoing(&format!("from = \"klachten@firma.nl\"\n{outgoing}"));
     match password {
         Some(password) => config.env("KP_SMTP_PW", password),
         None => config,

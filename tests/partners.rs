@@ -42,7 +42,6 @@ fn test_config(dir: &Path, extra: &str) -> TestConfig {
         )
 }
 
-
 /// A local Amsterdam time.
 fn local(s: &str) -> DateTime<Utc> {
     local_to_utc(
@@ -95,19 +94,19 @@ async fn sent(world: &World) -> Vec<Sent> {
          FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.status = 'sent' ORDER BY o.id",
     );
     sqlx::query(query)
-    .fetch_all(&database.connect().await)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| Sent {
-        purpose: r.get(0),
-        to: r.get(1),
-        at: klachtpost::store::parse_ts(&r.get::<String, _>(2)).unwrap(),
-        subject: r.get(3),
-        text: r.get(4),
-        message_id: r.get(5),
-    })
-    .collect()
+        .fetch_all(&database.connect().await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| Sent {
+            purpose: r.get(0),
+            to: r.get(1),
+            at: klachtpost::store::parse_ts(&r.get::<String, _>(2)).unwrap(),
+            subject: r.get(3),
+            text: r.get(4),
+            message_id: r.get(5),
+        })
+        .collect()
 }
 
 struct World {

@@ -31,7 +31,10 @@ fn write_config(dir: &Path, max_message_bytes: usize) {
             dir.display()
         ))
         .templates(&["acknowledgement", "extension"])
-        .section("intake", &format!("max_message_bytes = {max_message_bytes}"))
+        .section(
+            "intake",
+            &format!("max_message_bytes = {max_message_bytes}"),
+        )
         .section("digest", "schedule = \"never\"")
         .write(&dir.join("k.toml"));
 }

@@ -281,7 +281,6 @@ async fn the_phone_number_of_a_verbal_complaint_note_reaches_the_register() {
     );
 }
 
-
 /// A register with a few entries, closed so the pool lets go of the file.
 async fn register_with_history(dir: &Path) -> (Config, String, usize) {
     let config = config(dir);
@@ -304,7 +303,7 @@ async fn register_with_history(dir: &Path) -> (Config, String, usize) {
 }
 
 async fn verify(config: &Config) -> history::Verification {
-    let store = support::open_store(&config).await;
+    let store = support::open_store(config).await;
     let v = history::verify(store.pool()).await.unwrap();
     store.pool().close().await;
     v

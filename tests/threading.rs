@@ -17,8 +17,14 @@ use support::TestConfig;
 fn config(dir: &Path) -> Config {
     TestConfig::new(dir)
         .firm(EXAMPLE_FIRM)
-        .mailbox(&format!("kind = \"maildir\"\npath = \"{}\"", dir.join("md").display()))
-        .outgoing(&format!("kind = \"file\"\ndir = \"{}\"", dir.join("out").display()))
+        .mailbox(&format!(
+            "kind = \"maildir\"\npath = \"{}\"",
+            dir.join("md").display()
+        ))
+        .outgoing(&format!(
+            "kind = \"file\"\ndir = \"{}\"",
+            dir.join("out").display()
+        ))
         .templates(&["acknowledgement", "extension"])
         .build()
 }

@@ -44,6 +44,8 @@ pub fn template(name: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct TestConfig {
     sections: Vec<(String, String)>,
+    /// TOML appended as written (whole tables with their headers).
+    tail: String,
     env: Vec<(String, String)>,
     database: TestDatabase,
 }
@@ -64,9 +66,13 @@ impl TestConfig {
                 ),
                 (
                     "outgoing".into(),
-                    format!("kind = \"file\"\ndir = \"{}\"", dir.join("outbox").display()),
+                    format!(
+                        "kind = \"file\"\ndir = \"{}\"",
+                        dir.join("outbox").display()
+                    ),
                 ),
             ],
+            tail: String::new(),
             env: Vec::new(),
             database: TestDatabase::for_dir(dir),
         }
@@ -93,6 +99,14 @@ impl TestConfig {
             Some(section) => section.1 = body.to_owned(),
             None => self.sections.push((name.to_owned(), body.to_owned())),
         }
+        self
+    }
+
+    /// Appends whole tables, headers included, as written (e.g. an `[oauth2]` section that
+    /// a test builds as text).
+    pub fn append(mut self, toml: &str) -> TestConfig {
+        self.tail.push_str(toml);
+        self.tail.push('\n');
         self
     }
 
@@ -135,6 +149,7 @@ impl TestConfig {
                 text.push_str(&format!("[database]\n{}\n", self.database.section(secret)));
             }
         }
+        text.push_str(&self.tail);
         text
     }
 

@@ -102,6 +102,27 @@ impl TestDatabase {
         }
     }
 
+    /// Points a copy of the shipped `config/klachtpost.toml` at this database: on PostgreSQL
+    /// its `url = "sqlite://…"` line becomes the test database (password from a file, so the
+    /// binary needs no extra environment); on SQLite the file is left as shipped.
+    pub fn point_shipped_config(&self, config: &Path) {
+        let TestDatabase::Postgres(_) = self else {
+            return;
+        };
+        let text = std::fs::read_to_string(config).expect("read the shipped config");
+        let shipped = "url = \"sqlite://../var/klachtpost.db\"";
+        assert!(
+            text.contains(shipped),
+            "{} has no {shipped} line any more",
+            config.display()
+        );
+        std::fs::write(
+            config,
+            text.replacen(shipped, &self.section(Secret::File), 1),
+        )
+        .expect("write the config");
+    }
+
     /// What [`Secret::Env`] configs need in the environment.
     pub fn env(&self) -> Vec<(String, String)> {
         match self {
@@ -159,7 +180,10 @@ impl TestDatabase {
             TestDatabase::Sqlite { file } => {
                 let wal = PathBuf::from(format!("{}-wal", file.display()));
                 vec![
-                    ("db".into(), std::fs::read(file).expect("read the SQLite file")),
+                    (
+                        "db".into(),
+                        std::fs::read(file).expect("read the SQLite file"),
+                    ),
                     ("wal".into(), std::fs::read(wal).unwrap_or_default()),
                 ]
             }

@@ -322,7 +322,10 @@ fn bin_dir() -> PathBuf {
         .max()
         .map(|(_, bin)| bin)
         .unwrap_or_else(|| {
-            panic!("no PostgreSQL in {}: scripts/install-deps installs it", root.display())
+            panic!(
+                "no PostgreSQL in {}: scripts/install-deps installs it",
+                root.display()
+            )
         })
 }
 
