@@ -612,7 +612,8 @@ mod postgres {
             } else {
                 child.kill().unwrap();
                 child.wait().unwrap();
-                // The parent-death signal makes it shut down; its files stay (no hook ran).
+                // The parent-death signal makes it shut down; its files stay (no hook ran)
+                // until the next start sweeps them away.
                 let deadline = Instant::now() + Duration::from_secs(15);
                 while is_postgres(pid) {
                     assert!(
@@ -621,7 +622,9 @@ mod postgres {
                     );
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                std::fs::remove_dir_all(&dir).unwrap();
+                assert!(Path::new(&dir).exists());
+                support::postgres::sweep_stale_clusters();
+                assert!(!Path::new(&dir).exists(), "{dir} not swept");
             }
         }
     }

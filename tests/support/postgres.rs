@@ -1,12 +1,14 @@
 //! A private PostgreSQL for the tests: one server per test process, started on first use,
 //! shared by its tests, stopped when the process exits; a fresh database for each test.
 //!
-//! `initdb` into a temp dir and `postgres` on a leased loopback port, run as an unprivileged
-//! system user when we are root (PostgreSQL refuses to run as root). The server is started
-//! directly rather than through `pg_ctl start`, which would detach it: as our child it gets
-//! the harness's parent-death signal (see `process::spawn`), so a killed test process does
-//! not leave it running. On a normal exit an `atexit` hook stops it at once (SIGQUIT,
-//! PostgreSQL's immediate shutdown) and removes its directory.
+//! `initdb` once per machine into a template cluster (see `template_cluster`), copied for
+//! each test process, and `postgres` on a leased loopback port, run as an unprivileged system
+//! user when we are root (PostgreSQL refuses to run as root). Clusters live in memory
+//! (`/dev/shm`) where there is one. The server is started directly rather than through
+//! `pg_ctl start`, which would detach it: as our child it gets the harness's parent-death
+//! signal (see `process::spawn`), so a killed test process does not leave it running, and
+//! the next start sweeps away the files it left. On a normal exit an `atexit` hook stops it
+//! at once (SIGQUIT, PostgreSQL's immediate shutdown) and removes its directory.
 //!
 //! Tuned for tests, not durability: fsync, full-page writes and synchronous commit are off,
 //! shared buffers are small, WAL is minimal, no autovacuum. Every test database belongs to a
@@ -20,6 +22,7 @@
 //! assert_eq!(pg.psql(&db.name, "SELECT 1"), "1");
 //! ```
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -92,42 +95,37 @@ impl Postgres {
 
     fn start() -> Postgres {
         let bin = bin_dir();
+        sweep_stale_clusters();
         let tmp = tempfile::Builder::new()
-            .prefix("klachtpost-postgres-")
-            .tempdir()
+            .prefix(CLUSTER_PREFIX)
+            .tempdir_in(scratch_dir())
             .expect("create a temp dir for PostgreSQL");
         let dir = tmp.path().to_owned();
+        std::fs::write(dir.join("owner"), std::process::id().to_string())
+            .expect("write the owner file");
         // As root, PostgreSQL's own system user; otherwise ourselves.
         let user = SystemUser::for_server(&["postgres", "nobody"]);
         process::hand_over(&dir, &user).expect("chown the PostgreSQL dir");
 
-        let superuser_password = process::random_token();
         let password = format!("kp-{}", process::random_token());
-        let superuser_file = dir.join("superuser-password");
-        std::fs::write(&superuser_file, format!("{superuser_password}\n"))
-            .expect("write the superuser password file");
-        process::hand_over(&superuser_file, &user).expect("chown the superuser password file");
         let password_file = dir.join("klachtpost-password");
         std::fs::write(&password_file, format!("{password}\n")).expect("write the password file");
 
+        // A copy of the machine's initdb'd cluster (initdb takes a second or more; a copy,
+        // milliseconds).
+        let template = template_cluster(&bin, &user);
+        let superuser_password = std::fs::read_to_string(template.join("superuser-password"))
+            .expect("read the template's superuser password")
+            .trim()
+            .to_owned();
         let data = dir.join("data");
-        let log = dir.join("initdb.log");
-        let status = as_user(Command::new(bin.join("initdb")), &user, &dir)
-            .arg("--pgdata")
+        let copied = as_user(Command::new("cp"), &user, &dir)
+            .arg("-a")
+            .arg(template.join("data"))
             .arg(&data)
-            .args(["--username", SUPERUSER, "--auth", "scram-sha-256"])
-            .arg(format!("--pwfile={}", superuser_file.display()))
-            .args(["--encoding", "UTF8", "--no-locale", "--no-sync"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("create initdb.log"))
-            .stderr(std::fs::File::create(dir.join("initdb.err")).expect("create initdb.err"))
             .status()
-            .expect("run initdb (scripts/install-deps installs postgresql)");
-        assert!(
-            status.success(),
-            "initdb failed: {}",
-            process::tail(&dir.join("initdb.err"), 4000)
-        );
+            .expect("run cp");
+        assert!(copied.success(), "cannot copy the template cluster");
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
@@ -289,6 +287,132 @@ impl Postgres {
 extern "C" fn stop_shared_at_exit() {
     if let Some(pg) = SHARED.get() {
         pg.stop();
+    }
+}
+
+/// An initdb'd cluster to copy, made once per machine, PostgreSQL version and server user:
+/// `$TMPDIR/klachtpost-postgres-template-VERSION-UID/` holding `data/` and
+/// `superuser-password` (superuser [`SUPERUSER`], SCRAM logins only). Built in a private
+/// directory and renamed into place under a lock, so processes starting at once never see
+/// half of one nor build two.
+fn template_cluster(bin: &Path, user: &SystemUser) -> PathBuf {
+    let version = bin
+        .parent()
+        .and_then(|v| v.file_name())
+        .and_then(|v| v.to_str())
+        .unwrap_or("unknown");
+    let template = scratch_dir().join(format!(
+        "klachtpost-postgres-template-{version}-{}",
+        user.uid
+    ));
+    let complete = |dir: &Path| {
+        dir.join("data/PG_VERSION").exists() && dir.join("superuser-password").exists()
+    };
+    if complete(&template) {
+        return template;
+    }
+    // One builder at a time (the lock goes with the file when this function returns).
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(template.with_extension("lock"))
+        .expect("open the template lock file");
+    // SAFETY: flock(2) on a descriptor we own; blocks until the lock is ours.
+    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "lock the template cluster");
+    if complete(&template) {
+        return template;
+    }
+    // Left half-made (a temp cleaner?): no reader uses an incomplete one.
+    let _ = std::fs::remove_dir_all(&template);
+    let building = tempfile::Builder::new()
+        .prefix("klachtpost-postgres-template-building-")
+        .tempdir_in(scratch_dir())
+        .expect("create a temp dir for the template cluster");
+    let dir = building.path();
+    process::hand_over(dir, user).expect("chown the template dir");
+    let password_file = dir.join("superuser-password");
+    std::fs::write(&password_file, format!("{}\n", process::random_token()))
+        .expect("write the superuser password file");
+    process::hand_over(&password_file, user).expect("chown the superuser password file");
+    let err = dir.join("initdb.err");
+    let status = as_user(Command::new(bin.join("initdb")), user, dir)
+        .arg("--pgdata")
+        .arg(dir.join("data"))
+        .args(["--username", SUPERUSER, "--auth", "scram-sha-256"])
+        .arg(format!("--pwfile={}", password_file.display()))
+        .args([
+            "--encoding",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--wal-segsize=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("create initdb.err"))
+        .status()
+        .expect("run initdb (scripts/install-deps installs postgresql)");
+    assert!(
+        status.success(),
+        "initdb failed: {}",
+        process::tail(&err, 4000)
+    );
+    std::fs::rename(building.keep(), &template).expect("move the template cluster into place");
+    assert!(
+        complete(&template),
+        "no template cluster in {}",
+        template.display()
+    );
+    template
+}
+
+/// The per-process cluster dirs' name prefix (the template's name does not start with it).
+const CLUSTER_PREFIX: &str = "klachtpost-postgres-run-";
+
+/// Removes the clusters of test processes that died without their exit hook (killed, or
+/// interrupted with Ctrl-C): their server stopped by the parent-death signal, but their
+/// files stay, in memory when under /dev/shm. Only when neither the owner nor the server
+/// is alive; a dir whose owner is unknown is left alone.
+pub fn sweep_stale_clusters() {
+    let alive = |pid: &str| {
+        pid.trim().parse::<libc::pid_t>().is_ok_and(|pid| {
+            // SAFETY: kill(2) with signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(pid, 0) == 0 };
+            exists || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        })
+    };
+    let Ok(entries) = std::fs::read_dir(scratch_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(CLUSTER_PREFIX));
+        let Ok(owner) = std::fs::read_to_string(dir.join("owner")) else {
+            continue;
+        };
+        let server = std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap_or_default();
+        let server = server.lines().next().unwrap_or("");
+        if named && !alive(&owner) && (server.is_empty() || !alive(server)) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Where clusters live: memory (`/dev/shm`) where there is one, since a test's data need not
+/// survive it and disks on a loaded CI machine are slow; otherwise the temp dir.
+fn scratch_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let usable =
+        std::fs::metadata(shm).is_ok_and(|m| m.is_dir()) && tempfile::tempdir_in(shm).is_ok();
+    if usable {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }
 
