@@ -329,7 +329,7 @@ async fn audit_verify_names_the_first_entry_changed_deleted_or_inserted_behind_i
             "previous-entry hash",
         ),
         (
-            "UPDATE cases SET status = 'closed', client_satisfied = 1",
+            "UPDATE cases SET status = 'closed', client_satisfied = TRUE",
             "status is not what its history last set it to",
         ),
         (
