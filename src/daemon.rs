@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::fetch::Mailbox;
 use crate::health::{self, Channel};
 use crate::intake::{Disposition, Pipeline};
+use crate::lease;
 use crate::outbox;
 use crate::send::Sender;
 use crate::store::Store;
@@ -128,30 +129,28 @@ pub async fn run_with(
             "stored mail given its identity"
         );
     }
+    // Alive before the outbox's claims are looked at: only those of instances that are
+    // gone go back to the queue (`crate::lease`).
+    lease::announce(&store, clock.as_ref()).await?;
     outbox::recover_claims(&store, clock.as_ref()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let presence = tokio::spawn(lease::keep_presence(
+        store.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    ));
+    let mailbox_lease = lease::mailbox_lease(&config);
     if once {
-        let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
-        let mut mailbox = Mailbox::open(&config).await?;
-        while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
-        // For `status`: when intake last worked (a run from cron counts too).
-        health::succeeded(
-            &store,
-            &config,
-            clock.as_ref(),
-            Channel::Mailbox,
-            mailbox.waiting(),
-        )
-        .await?;
-        mailbox.close().await;
-        crate::partners::scheduler::step(&store, &config, clock.as_ref()).await?;
-        outbox::drain_once(&store, &sender, clock.as_ref(), &config).await?;
-        crate::retention::daily_job(&store, &config, clock.now()).await?;
-        return Ok(());
+        let result = run_once(&config, &store, clock.as_ref(), &sender, &mailbox_lease).await;
+        let _ = stop_tx.send(true);
+        let _ = presence.await;
+        return result;
     }
 
     let config = Arc::new(config);
     let kick = Arc::new(Notify::new());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Another instance's outbox inserts wake this sender (PostgreSQL LISTEN/NOTIFY).
+    let wakeups = tokio::spawn(outbox_wakeups(store.clone(), kick.clone(), stop_rx.clone()));
 
     let intake = tokio::spawn({
         let (config, store, clock, kick, stop) = (
@@ -161,14 +160,32 @@ pub async fn run_with(
             kick.clone(),
             stop_rx.clone(),
         );
+        // Only while this instance holds the mailbox's lease (`crate::lease`).
         supervise("intake", Supervision::DAEMON, stop_rx.clone(), move || {
-            intake_loop(
+            let (config, store, clock, kick, stop, name) = (
                 config.clone(),
                 store.clone(),
                 clock.clone(),
                 kick.clone(),
                 stop.clone(),
-            )
+                mailbox_lease.clone(),
+            );
+            async move {
+                let ended = lease::while_held(&store, clock.as_ref(), &name, false, stop, |stop| {
+                    intake_loop(
+                        config.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        kick.clone(),
+                        stop,
+                    )
+                })
+                .await?;
+                match ended {
+                    lease::Ended::Stopped => Ok(()),
+                    _ => anyhow::bail!("the intake loop ended without being asked to"),
+                }
+            }
         })
     });
     // The partners' job wakes at its own due times (the next send time, digest or
@@ -293,10 +310,86 @@ pub async fn run_with(
             "tasks did not finish within {GRACE:?}; stopping anyway"
         );
     }
+    let _ = wakeups.await;
+    let _ = presence.await;
     tracing::info!(event = "daemon.stopped", "klachtpost stopped");
     match failure {
         None => Ok(()),
         Some(e) => Err(e),
+    }
+}
+
+/// `run --once`: the mailbox (when no other instance watches it), the partners' job, the
+/// outbox and the retention job, each until nothing is due now.
+async fn run_once(
+    config: &Config,
+    store: &Store,
+    clock: &dyn Clock,
+    sender: &Sender,
+    mailbox_lease: &str,
+) -> Result<()> {
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let ended = lease::while_held(store, clock, mailbox_lease, true, stop_rx, |_| async {
+        let pipeline = Pipeline::new(config, store, clock)?;
+        let mut mailbox = Mailbox::open(config).await?;
+        while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
+        // For `status`: when intake last worked (a run from cron counts too).
+        health::succeeded(store, config, clock, Channel::Mailbox, mailbox.waiting()).await?;
+        mailbox.close().await;
+        Ok(())
+    })
+    .await?;
+    if ended == lease::Ended::NotHeld {
+        tracing::info!(
+            event = "lease.skipped",
+            "another instance watches the mailbox; this run leaves it to that one"
+        );
+    }
+    crate::partners::scheduler::step(store, config, clock).await?;
+    outbox::drain_once(store, sender, clock, config).await?;
+    crate::retention::daily_job(store, config, clock.now()).await?;
+    Ok(())
+}
+
+/// Wake the sender when any instance queues outgoing mail (PostgreSQL: LISTEN on the
+/// outbox's channel; SQLite: one process, its own kicks suffice). A lost connection is
+/// logged and listened to again after a backoff; until then the sender's own timers hold.
+async fn outbox_wakeups(store: Store, kick: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Backoff::reconnect();
+    loop {
+        let mut listener = match store.listen_outbox().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(event = "outbox.listen_failed", error = %format!("{e:#}"), retry_in = ?delay, "cannot listen for outgoing mail of other instances");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                r = listener.next() => match r {
+                    Ok(()) => {
+                        backoff.reset();
+                        kick.notify_one();
+                    }
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(event = "outbox.listen_failed", error = %format!("{e:#}"), retry_in = ?delay, "lost the outbox's wake-ups; listening again");
+                        // Whatever was queued meanwhile is looked at now.
+                        kick.notify_one();
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => break,
+                            _ = stop.changed() => return,
+                        }
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
     }
 }
 

@@ -39,7 +39,7 @@ impl Channel {
 
     /// Whether health tells the partners about this channel's outages through the
     /// outbox. Not for outgoing mail: the outbox is what is down, so the outbox tells them
-    /// itself through `[outgoing.fallback]` and records that with [`alerted`].
+    /// itself through `[outgoing.fallback]`, once across instances with [`claim_alert`].
     fn alerts_by_mail(self) -> bool {
         matches!(self, Channel::Mailbox)
     }
@@ -143,15 +143,35 @@ pub async fn succeeded(
     .await
 }
 
-/// The partners were told about the current outage of `channel` another way (the
-/// outbox's fallback, for outgoing mail): record when, for `klachtpost status`.
-pub async fn alerted(store: &Store, now: DateTime<Utc>, channel: Channel) -> Result<()> {
+/// Claim telling the partners about the current outage of `channel` another way (the
+/// outbox's fallback): `true` for the one instance that is to tell them, `false` when the
+/// outage was told already (by this or another instance on the database) or is over. The
+/// check and the mark are one write transaction, so instances that find the outage at
+/// once tell the partners once. A claim whose telling failed is given back with
+/// [`unclaim_alert`].
+pub async fn claim_alert(store: &Store, now: DateTime<Utc>, channel: Channel) -> Result<bool> {
     let mut tx = store.begin().await?;
     let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
-    if state.failing_since.is_some() && state.alerted_at.is_none() {
-        state.alerted_at = Some(now);
-        table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
+    if state.failing_since.is_none() || state.alerted_at.is_some() {
+        tx.rollback()
+            .await
+            .context("cannot read the channel state")?;
+        return Ok(false);
     }
+    state.alerted_at = Some(now);
+    table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
+    tx.commit()
+        .await
+        .context("cannot record the channel state")?;
+    Ok(true)
+}
+
+/// The partners could not be told after [`claim_alert`]: the next try may tell them.
+pub async fn unclaim_alert(store: &Store, now: DateTime<Utc>, channel: Channel) -> Result<()> {
+    let mut tx = store.begin().await?;
+    let mut state = table::channel_state(&mut tx, channel.as_str()).await?;
+    state.alerted_at = None;
+    table::set_channel_state(&mut tx, channel.as_str(), &state, now).await?;
     tx.commit()
         .await
         .context("cannot record the channel state")?;
@@ -255,6 +275,10 @@ pub struct Status {
     pub outbox_failed: i64,
     /// Mails waiting in quarantine (`klachtpost quarantine list`).
     pub quarantined: i64,
+    /// Which instance watches which mailbox, and until when ([`crate::lease`]).
+    pub mailboxes: Vec<crate::lease::MailboxHolder>,
+    /// The instances seen on the database (alive or not long gone).
+    pub instances: Vec<crate::lease::InstanceSeen>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -264,8 +288,13 @@ pub struct ChannelStatus {
     pub state: ChannelState,
 }
 
-/// Gather the status from the store.
+/// Gather the status from the store, now.
 pub async fn status(store: &Store) -> Result<Status> {
+    status_at(store, crate::clock::SystemClock.now()).await
+}
+
+/// Gather the status from the store at `now`.
+pub async fn status_at(store: &Store, now: DateTime<Utc>) -> Result<Status> {
     let channels = store
         .channel_states()
         .await?
@@ -273,6 +302,7 @@ pub async fn status(store: &Store) -> Result<Status> {
         .map(|(channel, state)| ChannelStatus { channel, state })
         .collect();
     let counts = store.outbox_counts().await?;
+    let (mailboxes, instances) = crate::lease::holders(store, now).await?;
     let count = |status: &str| {
         counts
             .iter()
@@ -285,6 +315,8 @@ pub async fn status(store: &Store) -> Result<Status> {
         outbox_queued: count("queued"),
         outbox_failed: count("failed"),
         quarantined: store.quarantine_open_count().await?,
+        mailboxes,
+        instances,
     })
 }
 

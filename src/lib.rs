@@ -71,6 +71,7 @@ pub mod export;
 pub mod fetch;
 pub mod health;
 pub mod intake;
+pub mod lease;
 pub mod oauth2;
 pub mod outbox;
 pub mod parse;

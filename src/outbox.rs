@@ -137,7 +137,7 @@ pub async fn drain_once(
                 }
                 Err(SendError::Outage(e)) => {
                     // This drain's other claims wait for the server like everything else.
-                    store.release_claims(clock.now()).await?;
+                    store.release_own_claims(clock.now()).await?;
                     outage(store, sender, clock, config, &e).await?;
                     report.outage = true;
                     return Ok(report);
@@ -335,6 +335,10 @@ async fn alert_partners(
         );
         return Ok(true);
     };
+    // Once across instances: the one whose claim marks the shared outage tells them.
+    if !health::claim_alert(store, now, Channel::Outgoing).await? {
+        return Ok(true);
+    }
     let queued = store
         .outbox_counts()
         .await?
@@ -379,8 +383,9 @@ async fn alert_partners(
             tracing::error!(event = "outbox.outage_alert_failed", error = %e, "the fallback could not tell a partner");
         }
     }
-    if all {
-        health::alerted(store, now, Channel::Outgoing).await?;
+    if !all {
+        health::unclaim_alert(store, now, Channel::Outgoing).await?;
+    } else {
         tracing::warn!(
             event = "outbox.outage_alerted",
             partners = config.firm.partners.len(),

@@ -275,6 +275,14 @@ pub async fn daily_job(
     if due.is_some_and(|d| d > now) {
         return Ok(due.unwrap_or(now));
     }
+    // Of several instances that wake at once, one runs it (`jobs::claim`); a run that dies
+    // halfway is tried again after an hour.
+    let hold = now + Duration::hours(1);
+    if !store::jobs::claim(store.pool(), JOB, now, hold).await? {
+        return Ok(store::jobs::due_at(store.pool(), JOB)
+            .await?
+            .unwrap_or(hold));
+    }
     let result = match purge(store, config, now, case::SYSTEM, false).await {
         Ok(r) => format!(
             "{} cases purged, {} held, {} unattached messages, {} quarantine items",

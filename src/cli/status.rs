@@ -66,6 +66,38 @@ fn render(s: &Status, config: &Config) -> String {
             );
         }
     }
+    for m in &s.mailboxes {
+        out += &format!(
+            "mailbox lease:    {} {} {} since {}, until {}{}\n",
+            m.mailbox,
+            if m.expired { "was held by" } else { "held by" },
+            m.instance,
+            at(Some(m.since)),
+            at(Some(m.until)),
+            if m.expired {
+                " (expired: another instance takes over)"
+            } else {
+                ""
+            }
+        );
+    }
+    let alive: Vec<&str> = s
+        .instances
+        .iter()
+        .filter(|i| i.alive)
+        .map(|i| i.instance.as_str())
+        .collect();
+    if !s.instances.is_empty() {
+        out += &format!(
+            "instances:        {} running{}\n",
+            alive.len(),
+            if alive.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", alive.join(", "))
+            }
+        );
+    }
     out += &format!(
         "outbox:           {} queued, {} failed\n",
         s.outbox_queued, s.outbox_failed

@@ -29,25 +29,47 @@ pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Whether an outbox row's claim belongs to an instance that is gone: claimed by none
+/// (before claims were named), or by another instance than `$me` (the caller) that holds
+/// no live `instance:` lease at `$now` (the placeholders are given). Such a claim is taken
+/// again at once, not only after [`super::CLAIM_LEASE`].
+macro_rules! claim_holder_gone {
+    ($now:literal, $me:literal) => {
+        concat!(
+            "(claimed_by IS NULL OR (claimed_by <> ",
+            $me,
+            " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.name = 'instance:' || outbox.claimed_by AND l.expires_at > ",
+            $now,
+            ")))"
+        )
+    };
+}
+pub(crate) use claim_holder_gone;
+
 /// The outbox rows due for sending (`$1` now, `$2` the oldest claim still held, `$3` how
-/// many). SQLite's write transaction already keeps everyone else out; PostgreSQL locks the
-/// rows it picks and skips those another claim holds, so claims run side by side and never
-/// hand one row out twice.
+/// many, `$4` this instance). SQLite's write transaction already keeps everyone else out;
+/// PostgreSQL locks the rows it picks and skips those another claim holds, so claims run
+/// side by side and never hand one row out twice. A row another instance claimed is taken
+/// again once that claim is older than the lease or the instance is gone.
 pub fn claim_due(kind: Kind) -> &'static str {
     match kind {
-        Kind::Sqlite => {
+        Kind::Sqlite => concat!(
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
-                OR (status = 'sending' AND claimed_at <= $2)
+                OR (status = 'sending' AND (claimed_at <= $2 OR ",
+            claim_holder_gone!("$1", "$4"),
+            "))
              ORDER BY next_attempt_at, id LIMIT $3"
-        }
-        Kind::Postgres => {
+        ),
+        Kind::Postgres => concat!(
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
-                OR (status = 'sending' AND claimed_at <= $2)
+                OR (status = 'sending' AND (claimed_at <= $2 OR ",
+            claim_holder_gone!("$1", "$4"),
+            "))
              ORDER BY next_attempt_at, id LIMIT $3
              FOR UPDATE SKIP LOCKED"
-        }
+        ),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Periodic work as due rows (`jobs`): when a job is next due, when it last ran and how.
 //! A restart loses nothing: a job missed while klachtpost was down runs at the next start.
+//! With several instances on one database each due moment is run by one of them: the
+//! one whose [`claim`] moved the due time on.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -38,5 +40,29 @@ pub async fn set_done(
         .execute(c)
         .await?;
         Ok(())
+    })
+}
+
+/// Claim the job's run due at `now`: its due time moves to `hold_until` (a run that dies
+/// is tried again from then on) in one statement, so of several instances that find it
+/// due at once exactly one gets `true`. `false`: not due, or another instance claimed it.
+pub async fn claim(
+    pool: &Pool,
+    name: &str,
+    now: DateTime<Utc>,
+    hold_until: DateTime<Utc>,
+) -> Result<bool> {
+    on!(pool, |c| {
+        let done = sqlx::query(
+            "INSERT INTO jobs (name, due_at) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at
+             WHERE jobs.due_at <= $3",
+        )
+        .bind(name)
+        .bind(Ts(hold_until))
+        .bind(Ts(now))
+        .execute(c)
+        .await?;
+        Ok(done.rows_affected() == 1)
     })
 }

@@ -21,6 +21,7 @@ mod duplicates;
 pub mod health;
 pub mod history;
 pub mod jobs;
+pub mod lease;
 mod outbox;
 mod outgoing;
 mod parties;
@@ -36,7 +37,7 @@ mod unfiled;
 pub(crate) use db::on;
 pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
-pub use outbox::CLAIM_LEASE;
+pub use outbox::{CLAIM_LEASE, OutboxListener};
 pub use outgoing::*;
 pub use parties::add_party;
 pub use quarantine::{
@@ -75,6 +76,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// This process's name among the instances on the database ([`lease::instance_id`]):
+    /// the holder of its leases and of its outbox claims.
+    instance: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -88,7 +92,10 @@ impl Store {
         };
         dialect::migrate(&pool).await?;
         history::seal_legacy(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            instance: lease::instance_id().into(),
+        })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
@@ -100,7 +107,10 @@ impl Store {
             Kind::Sqlite => db::open_sqlite(&url, true).await?,
             Kind::Postgres => db::open_postgres(&url, true).await?,
         };
-        Ok(Some(Store { pool }))
+        Ok(Some(Store {
+            pool,
+            instance: lease::instance_id().into(),
+        }))
     }
 
     /// Whether the register exists: a SQLite file that is there (PostgreSQL: always; its
@@ -114,6 +124,11 @@ impl Store {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// This process's instance id (host, pid, start time and a random part).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Which database the store is on.

@@ -4,6 +4,9 @@
 //! its own ([`super::outbox_mark_sent`] and the case's history), and
 //! [`Store::release_claims`] hands rows a crashed run had claimed back to the queue at
 //! start-up (they are resent as the same stored message, so with the same Message-ID).
+//! A claim names its instance (`claimed_by`): with several instances on one database only
+//! the claims of instances that are gone (no live `instance:` lease, see
+//! [`super::lease`]) go back, never those another instance is sending right now.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -29,15 +32,20 @@ impl Store {
                 .bind(Ts(now))
                 .bind(Ts(now - CLAIM_LEASE))
                 .bind(limit)
+                .bind(self.instance())
                 .fetch_all(&mut *c)
                 .await?;
             let mut items = Vec::with_capacity(ids.len());
             for id in ids {
-                sqlx::query("UPDATE outbox SET status = 'sending', claimed_at = $1 WHERE id = $2")
-                    .bind(Ts(now))
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
+                sqlx::query(
+                    "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2
+                     WHERE id = $3",
+                )
+                .bind(Ts(now))
+                .bind(self.instance())
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
                 let r = sqlx::query(concat!(
                     "SELECT ",
                     outbox_item_columns!(),
@@ -55,18 +63,68 @@ impl Store {
         Ok(items)
     }
 
-    /// At start-up: rows a previous run claimed but never confirmed go back to the queue,
-    /// due now. Returns how many. Only one klachtpost may send from one database at a time.
+    /// At start-up: rows claimed but never confirmed by an instance that is gone (a run
+    /// that crashed; no live `instance:` lease), or claimed longer ago than [`CLAIM_LEASE`],
+    /// go back to the queue, due now. Returns how many. Claims of instances still running
+    /// stay theirs.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64> {
         on!(self.pool(), |c| {
-            let done = sqlx::query(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL
-                 WHERE status = 'sending'",
-            )
+            let done = sqlx::query(concat!(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
+                                   claimed_by = NULL
+                 WHERE status = 'sending' AND (claimed_at <= $2 OR ",
+                dialect::claim_holder_gone!("$1", "$3"),
+                ")"
+            ))
             .bind(Ts(now))
+            .bind(Ts(now - CLAIM_LEASE))
+            .bind(self.instance())
             .execute(c)
             .await?;
             Ok(done.rows_affected())
         })
+    }
+
+    /// This instance's own claims go back to the queue, due now (the transport is down:
+    /// the rest of a drain waits for it like everything else). Returns how many.
+    pub async fn release_own_claims(&self, now: DateTime<Utc>) -> Result<u64> {
+        on!(self.pool(), |c| {
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
+                                   claimed_by = NULL
+                 WHERE status = 'sending' AND claimed_by = $2",
+            )
+            .bind(Ts(now))
+            .bind(self.instance())
+            .execute(c)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// Wake-ups when any instance queues outgoing mail: on PostgreSQL a listener on the
+    /// outbox's channel (a trigger notifies at every insert, migration 0020); `None` on
+    /// SQLite, where one process has its own kicks.
+    pub async fn listen_outbox(&self) -> Result<Option<OutboxListener>> {
+        let Some(pool) = self.pool().as_postgres() else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(OUTBOX_CHANNEL).await?;
+        Ok(Some(OutboxListener(listener)))
+    }
+}
+
+/// The channel the outbox trigger notifies (migration 0020).
+const OUTBOX_CHANNEL: &str = "klachtpost_outbox";
+
+/// See [`Store::listen_outbox`].
+pub struct OutboxListener(sqlx::postgres::PgListener);
+
+impl OutboxListener {
+    /// Wait for the next insert into the outbox (by any instance).
+    pub async fn next(&mut self) -> Result<()> {
+        self.0.recv().await?;
+        Ok(())
     }
 }
