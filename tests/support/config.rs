@@ -125,6 +125,13 @@ impl TestConfig {
         self
     }
 
+    /// On a fresh database of the process's PostgreSQL, whatever
+    /// [`BACKEND_ENV`](super::BACKEND_ENV) says (tests of several instances on one database).
+    pub fn on_postgres(mut self) -> TestConfig {
+        self.database = TestDatabase::Postgres(super::Postgres::shared().create_database());
+        self
+    }
+
     pub fn database(&self) -> &TestDatabase {
         &self.database
     }
