@@ -146,7 +146,8 @@ where
         // Not held: try to take it.
         let mut deadline = match take(store, clock, name).await {
             Ok(Some(d)) => d,
-            Ok(None) | Err(_) if once => return Ok(Ended::NotHeld),
+            Ok(None) if once => return Ok(Ended::NotHeld),
+            Err(e) if once => return Err(e),
             Ok(None) => {
                 if !waiting_logged {
                     tracing::info!(

@@ -32,6 +32,10 @@
 //!   refused mail; redacts SMTP replies.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
 //!   backoff; the daemon exits non-zero when one keeps failing), shutdown.
+//! - [`lease`]: several instances on one database: each mailbox is watched by the holder
+//!   of its lease (renewed every few seconds, taken over when the holder dies), and each
+//!   running instance says it is alive, so only the outbox claims of instances that are
+//!   gone are taken again.
 //! - [`health`]: outages of the mailbox and of outgoing mail, what `klachtpost status`
 //!   shows; for the mailbox the partners are told once after `alerts.alert_after` and once
 //!   on recovery (for outgoing mail the outbox tells them through `[outgoing.fallback]`).

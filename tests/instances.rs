@@ -351,13 +351,15 @@ async fn two_weeks_of_partners_work(instances: usize) -> Vec<(String, String)> {
         clock.advance(chrono::Duration::minutes(15));
     }
     let db = tc.database().connect().await;
-    sqlx::query("SELECT purpose, recipients FROM outbox WHERE purpose <> 'acknowledgement' ORDER BY id")
-        .fetch_all(&db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    sqlx::query(
+        "SELECT purpose, recipients FROM outbox WHERE purpose <> 'acknowledgement' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,20 +407,44 @@ async fn a_lease_is_held_by_one_instance_until_it_expires() {
     let t0 = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
     let s = chrono::Duration::seconds;
     assert!(one.lease_take("mailbox:x", t0, t0 + s(20)).await.unwrap());
-    assert!(!two.lease_take("mailbox:x", t0 + s(5), t0 + s(25)).await.unwrap());
+    assert!(
+        !two.lease_take("mailbox:x", t0 + s(5), t0 + s(25))
+            .await
+            .unwrap()
+    );
     // The holder renews; the other still waits.
-    assert!(one.lease_take("mailbox:x", t0 + s(5), t0 + s(25)).await.unwrap());
-    assert!(!two.lease_take("mailbox:x", t0 + s(24), t0 + s(44)).await.unwrap());
+    assert!(
+        one.lease_take("mailbox:x", t0 + s(5), t0 + s(25))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !two.lease_take("mailbox:x", t0 + s(24), t0 + s(44))
+            .await
+            .unwrap()
+    );
     // Not renewed: at expiry the other takes it, and the first cannot renew any more.
-    assert!(two.lease_take("mailbox:x", t0 + s(25), t0 + s(45)).await.unwrap());
-    assert!(!one.lease_take("mailbox:x", t0 + s(26), t0 + s(46)).await.unwrap());
+    assert!(
+        two.lease_take("mailbox:x", t0 + s(25), t0 + s(45))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !one.lease_take("mailbox:x", t0 + s(26), t0 + s(46))
+            .await
+            .unwrap()
+    );
     let leases = two.leases().await.unwrap();
     assert_eq!(leases.len(), 1);
     assert_eq!(leases[0].holder, two.instance());
     assert_eq!(leases[0].acquired_at, t0 + s(25));
     // Given up: free at once.
     two.lease_release("mailbox:x").await.unwrap();
-    assert!(one.lease_take("mailbox:x", t0 + s(27), t0 + s(47)).await.unwrap());
+    assert!(
+        one.lease_take("mailbox:x", t0 + s(27), t0 + s(47))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

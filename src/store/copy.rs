@@ -30,6 +30,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("jobs", None),
     ("partner_notices", None),
     ("partner_mail", None),
+    // Not `leases` (0020): who holds a mailbox now is the running instances' state, not
+    // the register's.
 ];
 
 /// Rows copied per table, in [`TABLES`] order.
