@@ -175,8 +175,7 @@ where
             instance = store.instance(),
             "this instance watches the mailbox"
         );
-        let job = work(stop.clone());
-        tokio::pin!(job);
+        let mut job = Box::pin(work(stop.clone()));
         let mut next_renew = Instant::now() + RENEW_EVERY;
         let lost = loop {
             tokio::select! {
@@ -205,6 +204,7 @@ where
             }
         };
         // Dropping the work stops it where it is, before the lease could expire.
+        drop(job);
         tracing::warn!(
             event = "lease.lost",
             why = lost,

@@ -480,3 +480,91 @@ async fn only_the_claims_of_an_instance_that_is_gone_are_released() {
     assert_eq!(starting.claim_due(gone, 50).await.unwrap().len(), 2);
     let _: &Store = &starting;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_work_stops_when_the_lease_is_lost_and_starts_again_when_it_is_free() {
+    use klachtpost::lease::{self, Ended, RENEW_EVERY};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// Set when the work's future is dropped (stopped where it was).
+    struct Dropped(Arc<AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tc = TestConfig::new(tmp.path());
+    let store = support::open_store(&tc.build()).await;
+    let db = tc.database().connect().await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let holder = tokio::spawn({
+        let (store, started, dropped) = (store.clone(), started.clone(), dropped.clone());
+        async move {
+            let clock = klachtpost::clock::SystemClock;
+            lease::while_held(&store, &clock, "mailbox:t", false, stop_rx, |mut stop| {
+                started.fetch_add(1, Ordering::SeqCst);
+                let guard = Dropped(dropped.clone());
+                async move {
+                    let _guard = guard;
+                    let _ = stop.changed().await;
+                    Ok(())
+                }
+            })
+            .await
+        }
+    });
+    let wait_until = |what: &'static str, timeout: Duration, ok: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = Instant::now() + timeout;
+        while !ok() {
+            assert!(Instant::now() < deadline, "{what} not within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let s = started.clone();
+    wait_until(
+        "started",
+        WAIT,
+        Box::new(move || s.load(Ordering::SeqCst) == 1),
+    )
+    .await;
+
+    // Another instance has the lease now (as after this one failed to renew in time).
+    sqlx::query("UPDATE leases SET holder = 'someone-else' WHERE name = 'mailbox:t'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let taken = Instant::now();
+    let d = dropped.clone();
+    wait_until(
+        "the work dropped",
+        RENEW_EVERY + Duration::from_secs(3),
+        Box::new(move || d.load(Ordering::SeqCst)),
+    )
+    .await;
+    assert!(taken.elapsed() <= RENEW_EVERY + Duration::from_secs(3));
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+
+    // Free again: taken and the work started again.
+    sqlx::query("DELETE FROM leases WHERE name = 'mailbox:t'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let s = started.clone();
+    wait_until(
+        "started again",
+        2 * RENEW_EVERY + Duration::from_secs(3),
+        Box::new(move || s.load(Ordering::SeqCst) == 2),
+    )
+    .await;
+    stop_tx.send(true).unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), Ended::Stopped);
+    assert!(
+        store.leases().await.unwrap().is_empty(),
+        "given up at the stop"
+    );
+}
