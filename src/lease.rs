@@ -27,12 +27,12 @@ use crate::clock::Clock;
 use crate::config::{Config, Mailbox};
 use crate::daemon::jitter;
 use crate::store::Store;
-use crate::store::lease::INSTANCE;
+use crate::store::lease::{INSTANCE, PRESENCE};
 
 /// How often a lease is renewed, and how often an instance without it tries to take it.
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
-/// How long a lease holds without renewal.
-pub const TTL: Duration = Duration::from_secs(20);
+/// How long a lease holds without renewal (the store's [`PRESENCE`] too).
+pub const TTL: Duration = Duration::from_secs(PRESENCE.num_seconds() as u64);
 /// A holder that could not renew stops this long before its lease could expire.
 pub const MARGIN: Duration = Duration::from_secs(5);
 /// After a failed renewal, the next try comes this soon.
@@ -60,7 +60,7 @@ pub fn presence_lease(store: &Store) -> String {
 }
 
 fn ttl() -> chrono::Duration {
-    chrono::Duration::from_std(TTL).unwrap_or(chrono::Duration::seconds(20))
+    PRESENCE
 }
 
 /// Take or renew `name` now; `Ok(Some(deadline))` when held, with the moment (monotonic,

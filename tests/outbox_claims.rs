@@ -15,6 +15,7 @@ use klachtpost::intake::Pipeline;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
 use klachtpost::store::CLAIM_LEASE;
+use klachtpost::store::lease::PRESENCE;
 use support::{SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -89,8 +90,10 @@ async fn a_send_the_crash_left_unconfirmed_is_resent_once_with_the_same_message_
         store.pool().close().await;
     }
 
-    // The restart: the unconfirmed claim goes back to the queue and is sent again, as the
-    // same message; after that nothing more is sent.
+    // The restart (after the crashed run's presence, renewed by its claim, has lapsed):
+    // the unconfirmed claim goes back to the queue and is sent again, as the same message;
+    // after that nothing more is sent.
+    clock.advance(PRESENCE);
     let store = support::open_store(&config).await;
     assert_eq!(
         outbox::recover_claims(&store, &clock).await.unwrap(),
@@ -148,10 +151,11 @@ async fn an_abandoned_claim_is_taken_again_only_after_the_lease() {
         by_id(&first),
         "the same rows, the same stored messages"
     );
-    // Released at a restart (a new instance; the claimer never said it was alive), they
-    // are due at once and claimed again.
+    // Released at a restart (a new instance, once the claimer's presence, which its last
+    // claim renewed, has lapsed), they are due at once and claimed again.
+    let restart = t0 + CLAIM_LEASE + PRESENCE;
     let restarted = support::open_store(&config).await;
-    assert_eq!(restarted.release_claims(t0 + CLAIM_LEASE).await.unwrap(), 2);
-    let released = restarted.claim_due(t0 + CLAIM_LEASE, 50).await.unwrap();
+    assert_eq!(restarted.release_claims(restart).await.unwrap(), 2);
+    let released = restarted.claim_due(restart, 50).await.unwrap();
     assert_eq!(released.len(), 2);
 }

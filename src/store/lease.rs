@@ -15,6 +15,10 @@ use super::{Result, Store, StoreRow, Ts, on};
 /// The prefix of the lease that says an instance is alive.
 pub const INSTANCE: &str = "instance:";
 
+/// How long an instance counts as alive after it said so (renewed every few seconds by
+/// [`crate::lease::keep_presence`], and by each of its outbox claims).
+pub const PRESENCE: chrono::Duration = chrono::Duration::seconds(20);
+
 /// One lease row, for `klachtpost status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LeaseRow {

@@ -28,6 +28,21 @@ impl Store {
         let mut tx = self.pool().begin_claim().await?;
         let tx_kind = tx.kind();
         let items = on!(tx, |c| {
+            // A claim says its instance is alive (with the claims, in one commit): another
+            // instance takes these rows only once that has lapsed ([`super::lease`]).
+            sqlx::query(
+                "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
+                 VALUES ($1, $2, $3, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET renewed_at = excluded.renewed_at,
+                     expires_at = excluded.expires_at
+                 WHERE leases.holder = excluded.holder AND leases.expires_at < excluded.expires_at",
+            )
+            .bind(format!("{}{}", super::lease::INSTANCE, self.instance()))
+            .bind(self.instance())
+            .bind(Ts(now))
+            .bind(Ts(now + super::lease::PRESENCE))
+            .execute(&mut *c)
+            .await?;
             let ids: Vec<i64> = sqlx::query_scalar(dialect::claim_due(tx_kind))
                 .bind(Ts(now))
                 .bind(Ts(now - CLAIM_LEASE))
