@@ -183,6 +183,13 @@ impl Sender {
         }
     }
 
+    /// End an SMTP session kept open between messages (after a drain).
+    pub async fn close_idle(&self) {
+        if let Kind::Smtp(s) = &self.kind {
+            s.close().await;
+        }
+    }
+
     /// Deliver `raw` to `recipients`, with `from` as the envelope sender.
     pub async fn send(
         &self,
@@ -222,12 +229,18 @@ impl Sender {
     }
 }
 
-/// SMTP, one session per message, driven step by step so a failure of the session is
-/// told apart from a refusal of the mail.
+/// SMTP, driven step by step so a failure of the session is told apart from a refusal of
+/// the mail. One session carries a drain's messages one after another (RFC 5321 §3.3: a
+/// new MAIL FROM after a completed transaction); [`Sender::close_idle`] ends it when the
+/// drain is done, and a session idle longer than [`SESSION_IDLE`] is not reused.
 pub struct SmtpSender {
     server: ServerSettings,
     tls: Option<TlsParameters>,
+    open: tokio::sync::Mutex<Option<(AsyncSmtpConnection, std::time::Instant)>>,
 }
+
+/// The longest an open SMTP session waits for the next message before it is not reused.
+const SESSION_IDLE: Duration = Duration::from_secs(5);
 
 impl SmtpSender {
     fn new(server: &ServerSettings) -> Result<SmtpSender> {
@@ -238,6 +251,7 @@ impl SmtpSender {
         Ok(SmtpSender {
             server: server.clone(),
             tls,
+            open: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -345,20 +359,50 @@ impl SmtpSender {
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let mut open = self.open.lock().await;
+        if let Some((mut conn, since)) = open.take() {
+            if since.elapsed() <= SESSION_IDLE {
+                let mut started = false;
+                match Self::transaction(&mut conn, envelope, raw, &mut started).await {
+                    Ok(()) => {
+                        *open = Some((conn, std::time::Instant::now()));
+                        return Ok(());
+                    }
+                    // The server ended the session it kept open (a limit per session, an
+                    // idle timeout) before taking this mail: a new session, as below.
+                    Err(_) if !started => conn.abort().await,
+                    Err(e) => {
+                        conn.abort().await;
+                        return Err(e);
+                    }
+                }
+            } else {
+                let _ = conn.quit().await;
+            }
+        }
         let mut conn = self.session().await?;
-        let result = Self::transaction(&mut conn, envelope, raw).await;
+        let result = Self::transaction(&mut conn, envelope, raw, &mut false).await;
         if result.is_ok() {
-            let _ = conn.quit().await;
+            *open = Some((conn, std::time::Instant::now()));
         } else {
             conn.abort().await;
         }
         result
     }
 
+    /// End the session kept open for the next message.
+    async fn close(&self) {
+        if let Some((mut conn, _)) = self.open.lock().await.take() {
+            let _ = conn.quit().await;
+        }
+    }
+
+    /// One mail transaction. `started` becomes true once the server accepted MAIL FROM.
     async fn transaction(
         conn: &mut AsyncSmtpConnection,
         envelope: &Envelope,
         raw: &[u8],
+        started: &mut bool,
     ) -> Result<(), SendError> {
         // A reply to the mail: 4xx transient, 5xx as `permanent` says; anything else
         // (the connection dropped, a timeout) is the session failing.
@@ -404,6 +448,7 @@ impl SmtpSender {
         conn.command(Mail::new(envelope.from().cloned(), options))
             .await
             .map_err(|e| judge("MAIL FROM", e, SendError::Outage))?;
+        *started = true;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), vec![]))
                 .await

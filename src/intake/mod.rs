@@ -117,7 +117,7 @@ impl<'a> Pipeline<'a> {
         received_at: DateTime<Utc>,
         retry_of: Option<i64>,
     ) -> Result<Outcome> {
-        let identity = identity::of(raw);
+        let identity = off_runtime(raw.len(), || identity::of(raw));
         if let Some(seen) = self
             .store
             .seen(source_key, &identity.sha256, retry_of)
@@ -156,7 +156,7 @@ impl<'a> Pipeline<'a> {
             }
             .into());
         }
-        let mail = parse::parse(raw);
+        let mail = off_runtime(raw.len(), || parse::parse(raw));
         if let Some(problem) = &mail.problem {
             return Err(Refused::Unreadable(problem.clone()).into());
         }
@@ -353,7 +353,7 @@ impl<'a> Pipeline<'a> {
                 message_row,
                 a.filename.as_deref(),
                 &a.content_type,
-                &a.data,
+                a.data.len(),
             )
             .await?;
         }
@@ -591,6 +591,24 @@ impl<'a> Pipeline<'a> {
         }
         outcome.decision = Some(decision);
         Ok(outcome)
+    }
+}
+
+/// From this size on, hashing and parsing a mail take long enough (tens of milliseconds) to
+/// hold up the other tasks of the runtime (IDLE, the sender, timers).
+const HEAVY_BYTES: usize = 256 * 1024;
+
+/// Run `work` on a mail of `size` bytes. A heavy one runs with the runtime's worker handed
+/// over to the other tasks first (`block_in_place`: like `spawn_blocking`, but without a
+/// copy of the mail, which for a 20 MB attachment is what memory cannot afford). On a
+/// single-threaded runtime (tests, `run --once` in a current-thread runtime) it simply runs.
+fn off_runtime<T>(size: usize, work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if size >= HEAVY_BYTES && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

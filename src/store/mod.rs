@@ -18,6 +18,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod batches;
+mod confirmations;
 mod duplicates;
 pub mod health;
 pub mod history;
@@ -33,6 +35,7 @@ pub mod register;
 pub mod retention;
 mod unfiled;
 
+pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
 pub use outgoing::*;
@@ -61,6 +64,11 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored time {0:?} is not RFC 3339")]
     Time(String),
+    #[error("cannot use the confirmation journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -95,6 +103,12 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The confirmation journal beside a database file ([`confirmations`]); none in memory.
+    journal: Option<std::sync::Arc<confirmations::Journal>>,
+    /// How the database was opened, for [`Store::deferred`]; none in memory.
+    options: Option<SqliteConnectOptions>,
+    /// On a [`Store::deferred`] handle: the synchronous pool, for [`Store::batch_durable`].
+    durable: Option<SqlitePool>,
 }
 
 impl Store {
@@ -124,7 +138,7 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StoreError::Open {
                 url: url.to_string(),
@@ -132,7 +146,20 @@ impl Store {
             })?;
         migrate(&pool).await?;
         history::seal_legacy(&pool).await?;
-        Ok(Store { pool })
+        let (journal, options) = if in_memory {
+            (None, None)
+        } else {
+            (
+                Some(confirmations::Journal::beside(&filename)),
+                Some(options),
+            )
+        };
+        Ok(Store {
+            pool,
+            journal,
+            options,
+            durable: None,
+        })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
@@ -156,7 +183,12 @@ impl Store {
                 url: url.to_string(),
                 source,
             })?;
-        Ok(Some(Store { pool }))
+        Ok(Some(Store {
+            pool,
+            journal: None,
+            options: None,
+            durable: None,
+        }))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -694,12 +726,15 @@ pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Re
     Ok(row.try_get(0)?)
 }
 
+/// Record an attachment of a stored message: its name, type and decoded size. Its bytes are
+/// not stored again: they are in the message's raw mail, stored once (issue 8: a 20 MB
+/// attachment was kept twice, raw and decoded); `data` stays empty.
 pub async fn insert_attachment(
     tx: &mut SqliteConnection,
     message_id: i64,
     filename: Option<&str>,
     content_type: &str,
-    data: &[u8],
+    size: usize,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
@@ -707,8 +742,8 @@ pub async fn insert_attachment(
     .bind(message_id)
     .bind(filename)
     .bind(content_type)
-    .bind(data.len() as i64)
-    .bind(data)
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(&[][..])
     .execute(&mut *tx)
     .await?;
     Ok(())
