@@ -565,7 +565,8 @@ impl ImapMailbox {
         uids.truncate(limit);
         // RFC822.SIZE first: the batch ends before the mail that would take it over
         // BATCH_BYTES, and a larger mail comes alone.
-        if uids.len() > 1 {
+        let mut alone = None;
+        if !uids.is_empty() {
             let sizes = fetch_sizes(session, &uid_set(&uids)).await?;
             let mut bytes = 0u64;
             let mut take = 0;
@@ -578,13 +579,19 @@ impl ImapMailbox {
                 take += 1;
             }
             uids.truncate(take.max(1));
+            if let [uid] = uids[..]
+                && let Some(&size) = sizes.get(&uid)
+                && size > BATCH_BYTES
+            {
+                alone = Some((uid, size));
+            }
         }
         let mut out = Vec::with_capacity(uids.len());
-        // One FETCH for the batch, by UID ranges.
-        let mut answers: Vec<Answer> = if uids.is_empty() {
-            Vec::new()
-        } else {
-            fetch_answers(session, &uid_set(&uids)).await?
+        // One FETCH for the batch, by UID ranges; a large mail in pieces.
+        let mut answers: Vec<Answer> = match alone {
+            Some((uid, size)) => fetch_large(session, uid, size).await?,
+            None if uids.is_empty() => Vec::new(),
+            None => fetch_answers(session, &uid_set(&uids)).await?,
         };
         for &uid in &uids {
             let mut answer = answers
@@ -861,6 +868,68 @@ async fn fetch_sizes(
         .iter()
         .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
         .collect())
+}
+
+/// How much of a large mail one partial FETCH asks for.
+const PIECE_BYTES: u64 = 1024 * 1024;
+
+/// A large mail fetched alone, in pieces (`BODY.PEEK[]<offset.length>`, RFC 3501 §6.4.5),
+/// into one buffer of its RFC822.SIZE: never the whole mail twice in memory (the client's
+/// read buffer and a copy).
+async fn fetch_large(
+    session: &mut Session<ImapStream>,
+    uid: u32,
+    size: u64,
+) -> Result<Vec<Answer>> {
+    let set = uid.to_string();
+    let head: Vec<_> = session
+        .uid_fetch(&set, "(UID INTERNALDATE)")
+        .await
+        .context("cannot fetch new mail")?
+        .try_collect()
+        .await
+        .context("cannot read fetched mail")?;
+    still_open(session)?;
+    let Some(internal_date) = head
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .map(|f| f.internal_date())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    loop {
+        let query = format!("(UID BODY.PEEK[]<{}.{PIECE_BYTES}>)", raw.len());
+        let piece: Vec<_> = session
+            .uid_fetch(&set, &query)
+            .await
+            .context("cannot fetch new mail")?
+            .try_collect()
+            .await
+            .context("cannot read fetched mail")?;
+        still_open(session)?;
+        let Some(body) = piece
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.body())
+        else {
+            // Past the end of a mail whose size is a multiple of a piece: it is all here.
+            if !raw.is_empty() && raw.len() as u64 >= size {
+                break;
+            }
+            // No body at all: incomplete, asked for again as a whole by the caller.
+            return Ok(Vec::new());
+        };
+        raw.extend_from_slice(body);
+        if (body.len() as u64) < PIECE_BYTES {
+            break;
+        }
+    }
+    Ok(vec![Answer {
+        uid,
+        body: Some(raw),
+        internal_date,
+    }])
 }
 
 async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<Vec<Answer>> {
@@ -1171,6 +1240,18 @@ mod tests {
         let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
         assert_eq!(t, now);
         assert!(note.unwrap().contains("time of intake"));
+    }
+
+    #[test]
+    fn a_uid_set_is_written_in_ranges() {
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[3, 4, 5, 6, 7, 9, 12, 13, 14]), "3:7,9,12:14");
+        assert_eq!(uid_set(&[1, 3, 5]), "1,3,5");
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]

@@ -149,9 +149,12 @@ async fn send_claimed(
     due: Vec<OutboxItem>,
 ) -> Result<bool> {
     let now = clock.now();
+    // Automatic mail this batch journaled per recipient, for the flood rules until the
+    // journal is folded.
+    let mut unfolded: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     {
         for item in due {
-            if let Some(hold) = hold_reason(store, config, &item, now).await? {
+            if let Some(hold) = hold_reason(store, config, &item, now, &unfolded).await? {
                 held(store, clock, config, &item, &hold).await?;
                 report.held += 1;
                 continue;
@@ -171,7 +174,13 @@ async fn send_claimed(
                     // (see `store::confirmations`); folded into the row after the batch.
                     let at = clock.now();
                     match store.confirm_sent(item.id, at) {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            if item.auto_submitted.is_some() {
+                                for r in &item.recipients {
+                                    *unfolded.entry(r.to_ascii_lowercase()).or_default() += 1;
+                                }
+                            }
+                        }
                         Ok(false) => mark_sent(store, item.id, at).await?,
                         Err(e) => {
                             tracing::warn!(event = "outbox.journal_failed", outbox = item.id, error = %e, "cannot journal the confirmation; marking the row directly");
@@ -515,6 +524,7 @@ async fn hold_reason(
     config: &Config,
     item: &OutboxItem,
     now: DateTime<Utc>,
+    unfolded: &std::collections::HashMap<String, i64>,
 ) -> Result<Option<Hold>> {
     if item.auto_submitted.is_none() {
         return Ok(None);
@@ -531,9 +541,12 @@ async fn hold_reason(
         if store.bounced_since(&r, now - out.bounce_block).await? {
             return Ok(Some(Hold::Bounced));
         }
+        // Sent in this batch but not folded into the outbox yet: counted as well.
+        let pending = unfolded.get(&r).copied().unwrap_or(0);
         if store
             .automatic_sent_since(&r, now - Duration::hours(1))
             .await?
+            + pending
             >= i64::from(out.max_auto_per_hour)
         {
             return Ok(Some(Hold::Flood(
@@ -545,6 +558,7 @@ async fn hold_reason(
         if store
             .automatic_sent_since(&r, now - Duration::days(1))
             .await?
+            + pending
             >= i64::from(out.max_auto_per_day)
         {
             return Ok(Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day")));

@@ -322,6 +322,7 @@ impl<'a> Pipeline<'a> {
         };
 
         let from = mail.from.as_ref();
+        let streamed = raw.len() >= store::STREAM_RAW_BYTES;
         let message_row = store::insert_message(
             &mut tx,
             &NewMessage {
@@ -342,18 +343,22 @@ impl<'a> Pipeline<'a> {
                 text: &mail.text,
                 decision_reason: &decision.reason,
                 flags: &decision.flags,
-                raw,
+                // A large mail is written into its row in pieces, below.
+                raw: if streamed { &[] } else { raw },
                 created_at: now,
             },
         )
         .await?;
+        if streamed {
+            store::write_raw(&mut tx, message_row, raw).await?;
+        }
         for a in &mail.attachments {
             store::insert_attachment(
                 &mut tx,
                 message_row,
                 a.filename.as_deref(),
                 &a.content_type,
-                a.data.len(),
+                a.size,
             )
             .await?;
         }

@@ -19,6 +19,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use crate::classify::{CaseInfo, Known, Lookups};
 
 mod batches;
+mod blob;
 mod confirmations;
 mod duplicates;
 pub mod health;
@@ -35,6 +36,7 @@ pub mod register;
 pub mod retention;
 mod unfiled;
 
+pub use blob::{STREAM_RAW_BYTES, write_raw};
 pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
@@ -64,6 +66,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored time {0:?} is not RFC 3339")]
     Time(String),
+    #[error("cannot write a large mail into the database: {message} (SQLite {code})")]
+    Blob { code: i32, message: String },
     #[error("cannot use the confirmation journal {path}: {source}")]
     Journal {
         path: String,
