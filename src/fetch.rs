@@ -5,9 +5,11 @@
 //! - IMAP (async-imap over rustls, implicit TLS or STARTTLS, or plain on loopback). New mail
 //!   is found by UID above the stored checkpoint (RFC 3501 §2.3.1.1), never by `\Seen`:
 //!   people open the shared mailbox in Outlook. Bodies are fetched with `BODY.PEEK[]` so
-//!   fetching marks nothing read. A stored message is moved to `processed_folder` (MOVE,
-//!   RFC 6851; where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of that UID only,
-//!   never a plain EXPUNGE), created if needed. The receipt time is the server's
+//!   fetching marks nothing read. A backlog comes in batches: RFC822.SIZE first, then one
+//!   FETCH by UID ranges for up to [`BATCH_BYTES`] (a larger mail alone, in pieces). A
+//!   stored batch is moved to `processed_folder` by one UID MOVE of its UID set (RFC 6851;
+//!   where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of those UIDs only, never a
+//!   plain EXPUNGE), created if needed. The receipt time is the server's
 //!   INTERNALDATE. No step can hang: the connection has TCP keepalive and an inactivity
 //!   limit (`[mailbox] timeout_secs`), and IDLE is re-issued every [`IDLE_RENEW`] at most
 //!   ([`stream`]). The mailbox key (checkpoint and `source_key`) is

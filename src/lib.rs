@@ -44,7 +44,9 @@
 //!   without a case; the daemon's daily job.
 //! - [`store`]: the database (sqlx; SQLite by default, portable SQL): one file per concern
 //!   (e.g. a case's parties, the mail that opened no case); the history chain and
-//!   `audit verify` in [`store::history`].
+//!   `audit verify` in [`store::history`]; intake's batches made durable at once
+//!   (`batches.rs`), the outgoing server's 250 journaled outside SQLite's write lock
+//!   (`confirmations.rs`), a large mail written into its row in pieces (`blob.rs`).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
 //!   config, the token client with its cache, the flows (app-only client credentials,

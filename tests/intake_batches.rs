@@ -3,15 +3,19 @@
 //! and a mail that fails inside a batch goes to quarantine alone while the rest of the
 //! batch is taken in. A large mail is stored once, byte for byte, written in pieces.
 
+mod support;
+
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use klachtpost::clock::ManualClock;
+use klachtpost::clock::{ManualClock, SystemClock};
 use klachtpost::config::Config;
-use klachtpost::daemon::intake_pass;
+use klachtpost::daemon::{intake_pass, run_with};
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::Pipeline;
 use klachtpost::store::Store;
+use support::Dovecot;
 
 fn config(dir: &Path) -> Config {
     let template =
@@ -199,4 +203,101 @@ async fn a_large_mail_is_its_own_batch_and_stored_once_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(size as usize, big.len());
+}
+
+fn large_mail(id: &str, mb: usize) -> Vec<u8> {
+    let mut big = format!("From: Klant <groot@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht met bijlage\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"groot.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").into_bytes();
+    // Not a multiple of a fetch piece, and different from line to line.
+    let mut n = 0u32;
+    while big.len() < mb * 1024 * 1024 + 12_345 {
+        big.extend_from_slice(format!("JVBERi0xLjQK{n:064}\r\n").as_bytes());
+        n += 1;
+    }
+    big.extend_from_slice(b"--b--\r\n");
+    big
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_pieces() {
+    const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
+    let imap = Dovecot::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "sqlite://{db}"
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+username = "{user}"
+password_env = "{PASSWORD_ENV}"
+timeout_secs = 5
+[outgoing]
+kind = "file"
+dir = "{outbox}"
+from = "klachten@firma.nl"
+[templates]
+acknowledgement = "{template}"
+"#,
+        db = tmp.path().join("k.db").display(),
+        port = imap.imap_port,
+        user = support::MAIN_USER,
+        outbox = tmp.path().join("outbox").display(),
+        template = template.display(),
+    );
+    let password = imap.password.clone();
+    let config = Config::from_toml(Path::new("test.toml"), &text, &[], &move |n| {
+        (n == PASSWORD_ENV).then(|| password.clone())
+    })
+    .expect("valid test config");
+
+    // Three small mails, a 6 MB one, two small ones.
+    let big = large_mail("groot-imap@client.example", 6);
+    for i in 0..3 {
+        imap.append("INBOX", &complaint(i)).await;
+    }
+    imap.append("INBOX", &big).await;
+    for i in 3..5 {
+        imap.append("INBOX", &complaint(i)).await;
+    }
+    let store = Store::open(&config.database_url).await.unwrap();
+    run_with(
+        config,
+        store.clone(),
+        Arc::new(SystemClock),
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(imap.count("INBOX").await, 0);
+    assert_eq!(imap.count("Processed").await, 6);
+    assert_eq!(store.list_cases().await.unwrap().len(), 6);
+    // The small ones up to the large one, the large one alone, then the rest: three
+    // batches, each made durable by one synchronous commit and moved by one UID MOVE.
+    let (batches, mails): (i64, i64) = sqlx::query_as("SELECT batches, mails FROM intake_batches")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!((batches, mails), (3, 6));
+    let row: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1")
+        .bind("groot-imap@client.example")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.raw_message(row).await.unwrap().unwrap(),
+        big,
+        "fetched in pieces, stored byte for byte"
+    );
 }

@@ -6,8 +6,11 @@
 //! as a duplicate; parse it, ask the store what the classifier needs, classify, then in ONE
 //! transaction store the raw message and its attachments, open the case (reference,
 //! partner, deadlines) or attach to one, and queue the acknowledgement in the outbox. Only
-//! after the commit may the mailbox move the mail away. A crash anywhere means a
-//! re-fetch, never a duplicate and never a lost mail.
+//! after the commit is durable may the mailbox move the mail away: the daemon takes a
+//! backlog in batches ([`crate::daemon::intake_pass`]), each mail still in its own
+//! transaction, committed without waiting for the disk, and the batch made durable by one
+//! synchronous commit before it leaves the mailbox (`store::batches`). A crash anywhere
+//! means a re-fetch, never a duplicate and never a lost mail.
 //!
 //! No mail stops intake ([`quarantine`]): whatever goes wrong with one mail, it is kept
 //! raw in quarantine in a transaction of its own, the partners are told its reference,
