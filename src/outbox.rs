@@ -4,9 +4,11 @@
 //! - A transient failure (4xx to the mail) is retried with exponential backoff (1 min
 //!   doubling, capped at 1 h, with jitter so a queue that failed together does not retry
 //!   together); a permanent one (5xx to a recipient or the message), or running out of
-//!   attempts, marks the row failed — kept, flagged on the case, logged at warn, and the
-//!   responsible partner is told by mail. A recipient refused with 5xx is recorded as a
-//!   hard bounce.
+//!   attempts, marks the row failed — kept, flagged on the case, logged at warn. A failed
+//!   acknowledgement is told to the responsible partner once, by the acknowledgement
+//!   watchdog ([`crate::partners::scheduler`]: "acknowledge by phone or letter", with the
+//!   server's answer), not from here. A recipient refused with 5xx is recorded as a hard
+//!   bounce.
 //! - An outage of the transport (no connection, TLS, AUTH refused, our sender refused) is
 //!   no verdict on any mail: the drain stops, every row stays queued with its attempts
 //!   untouched, the outage is logged at error once, and the transport is tried again with
@@ -17,7 +19,8 @@
 //!   own mailbox address, never to an outside address that bounced hard within
 //!   `outgoing.bounce_block`, and at most `outgoing.max_auto_per_address` per outside
 //!   address per hour and per day. A row stopped by these rules is `held`: never sent,
-//!   kept, the case flagged, and the partner told (for a flood once a day per address).
+//!   kept, the case flagged, and the partner told: for a flood once a day per address; an
+//!   acknowledgement held for a bounced address by the acknowledgement watchdog.
 //!   Mail to the firm's own people (staff domains, partners) is not limited.
 //!
 //! Nothing is dropped, and no log line carries an address (SMTP replies are redacted).
@@ -247,14 +250,9 @@ async fn send_claimed(
                         error = %why,
                         "sending failed for good; the case is flagged"
                     );
-                    if item.purpose == "acknowledgement"
-                        && let Some(reference) = &item.case_reference
-                    {
-                        tell_partner(store, clock, config, reference, "send_failed", |p| {
-                            minijinja::context! { reference, partner => p, why => &why }
-                        })
-                        .await?;
-                    }
+                    // A failed acknowledgement is the partner's to make by phone or letter:
+                    // the acknowledgement watchdog (`partners::scheduler`) tells them once,
+                    // with this answer; no second mail from here.
                 }
             }
         }
@@ -589,9 +587,10 @@ async fn held(
     let Some(reference) = &item.case_reference else {
         return Ok(());
     };
+    // An acknowledgement held for a bounced address is told by the acknowledgement
+    // watchdog (`partners::scheduler`), once, like a failed one.
     let tell = match hold {
-        Hold::OwnAddress => false,
-        Hold::Bounced => item.purpose == "acknowledgement",
+        Hold::OwnAddress | Hold::Bounced => false,
         Hold::Flood(..) => {
             let mut first = true;
             for r in &item.recipients {

@@ -14,6 +14,7 @@ use klachtpost::clock::{Clock, ManualClock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::outbox;
+use klachtpost::partners::scheduler;
 use klachtpost::send::Sender;
 use klachtpost::store::Store;
 use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
@@ -261,12 +262,31 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
         .find(|m| m.kind == "acknowledgement")
         .unwrap();
     assert_eq!(ack.delivery.as_deref(), Some("failed"));
-    let notice = detail
+    // The partner is told once, by the acknowledgement watchdog, in working hours after
+    // the complaint was received (the mailbox's receipt time: the real one).
+    assert!(!detail.messages.iter().any(|m| m.kind == "notice"));
+    clock.set(klachtpost::store::parse_ts(&detail.case.received_at).unwrap());
+    let mut warnings = 0;
+    for _ in 0..(5 * 24) {
+        warnings += scheduler::step(&store, &config, &clock)
+            .await
+            .unwrap()
+            .ack_warnings;
+        clock.advance(chrono::Duration::hours(1));
+    }
+    assert_eq!(warnings, 1);
+    let detail = store.case(&case.reference).await.unwrap().unwrap();
+    let warning = detail
         .messages
         .iter()
-        .find(|m| m.kind == "notice")
+        .find(|m| m.kind == "ack_warning")
         .expect("the partner is told");
-    assert_eq!(notice.delivery.as_deref(), Some("queued"));
+    assert_eq!(warning.delivery.as_deref(), Some("queued"));
+    assert!(
+        warning.text.contains("kon niet worden verzonden"),
+        "{}",
+        warning.text
+    );
     assert!(soft.messages().is_empty());
 
     // 5xx: permanent at once, no retry.
@@ -276,15 +296,27 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let store2 = Store::open(&config2.database_url).await.unwrap();
     imap.append("INBOX", &complaint("hard-1@client.example"))
         .await;
+    // Back before the mail arrived (the mailbox's receipt time is the real one), so the
+    // watchdog has nothing to say yet.
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 19, 16, 10, 0).unwrap());
     let shared2: Arc<dyn Clock> = Arc::new(clock.clone());
     run_with(config2, store2.clone(), shared2, true, never())
         .await
         .unwrap();
-    // The acknowledgement, the new-complaint notice and the notice to the partner about
-    // the failure were refused for good (the same server refuses every recipient); all
-    // stay in the outbox as failed.
+    // The acknowledgement and the new-complaint notice were refused for good (the same
+    // server refuses every recipient); both stay in the outbox as failed. The outbox
+    // queues no notice of its own (the watchdog tells the partner, as above).
     let counts = store2.outbox_counts().await.unwrap();
-    assert_eq!(counts, vec![("failed".to_string(), 3)]);
+    assert_eq!(counts, vec![("failed".to_string(), 2)]);
+    let purposes: Vec<String> = sqlx::query_scalar("SELECT purpose FROM outbox ORDER BY id")
+        .fetch_all(store2.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        purposes,
+        ["acknowledgement", "new_complaint"],
+        "{purposes:?}"
+    );
     assert!(hard.messages().is_empty());
 }
 

@@ -1,7 +1,8 @@
 //! The outgoing side against real servers: flood limits (smtp-sink), an SMTP server that
 //! refuses our login (Postfix + Dovecot: an outage, not a verdict on each mail), one
-//! recipient refused at RCPT (Postfix: that mail fails, the partner is told, the address
-//! is blocked), and a server that refuses the session (smtp-sink).
+//! recipient refused at RCPT (Postfix: that mail fails, the partner gets one obligation
+//! mail from the acknowledgement watchdog, the address is blocked), and a server that
+//! refuses the session (smtp-sink).
 
 mod support;
 
@@ -15,6 +16,7 @@ use klachtpost::clock::{Clock, ManualClock};
 use klachtpost::config::Config;
 use klachtpost::intake::Pipeline;
 use klachtpost::outbox::{self, Drained};
+use klachtpost::partners::scheduler;
 use klachtpost::send::Sender;
 use klachtpost::store::Store;
 use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
@@ -466,38 +468,80 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    // The refused acknowledgement failed; the other one and the partner's notice went out
-    // (and the partner's two new-complaint notices).
-    assert_eq!((d.failed, d.sent, d.outage), (1, 4, false), "{d:?}");
+    // The refused acknowledgement failed; the other one and the partner's two
+    // new-complaint notices went out. The outbox itself tells the partner nothing more.
+    assert_eq!((d.failed, d.sent, d.outage), (1, 3, false), "{d:?}");
     assert!(sender.outage().is_none());
     dovecot
         .as_user(&marieke)
         .wait_for_count("INBOX", 1, WAIT)
         .await;
+    // The acknowledgement watchdog does, once: the one obligation mail for it.
+    let step = scheduler::step(&store, &config, &clock).await.unwrap();
+    assert_eq!(step.ack_warnings, 1, "{step:?}");
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!((d.failed, d.sent), (0, 1), "{d:?}");
+    assert_eq!(
+        scheduler::step(&store, &config, &clock).await.unwrap(),
+        scheduler::Report::default(),
+        "told once"
+    );
+    let anna_mail = || async {
+        dovecot
+            .as_user(&anna)
+            .fetch_all("INBOX")
+            .await
+            .iter()
+            .map(|m| klachtpost::parse::parse(m))
+            .collect::<Vec<_>>()
+    };
     dovecot
         .as_user(&anna)
         .wait_for_count("INBOX", 3, WAIT)
         .await;
-    let notices: Vec<_> = dovecot
-        .as_user(&anna)
-        .fetch_all("INBOX")
+    let about_refused: Vec<String> = anna_mail()
         .await
-        .iter()
-        .map(|m| klachtpost::parse::parse(m))
-        .filter(|m| m.subject.contains("niet verzonden"))
+        .into_iter()
+        .filter(|m| m.subject.starts_with(&format!("[{refused}]")))
+        .map(|m| m.subject)
         .collect();
     assert_eq!(
-        notices.len(),
-        1,
-        "the partner is told once about the refusal"
+        about_refused.len(),
+        2,
+        "the new-complaint notice and one obligation mail: {about_refused:?}"
     );
-    let notice = &notices[0];
-    assert_eq!(
-        notice.subject,
-        format!("[{refused}] Ontvangstbevestiging niet verzonden")
+    let notice = anna_mail()
+        .await
+        .into_iter()
+        .find(|m| m.subject.contains("per telefoon of brief"))
+        .expect("the watchdog's notice");
+    assert!(
+        notice.subject.starts_with(&format!(
+            "[{refused}] Bevestig de ontvangst per telefoon of brief vóór"
+        )),
+        "{}",
+        notice.subject
     );
-    assert!(notice.text.contains("<redacted>"), "{}", notice.text);
-    assert!(!notice.text.contains("nobody@"), "{}", notice.text);
+    assert!(
+        notice
+            .text
+            .contains("de ontvangstbevestiging kon niet worden verzonden"),
+        "{}",
+        notice.text
+    );
+    // The server's answer is there, without the address it echoed.
+    let answer = notice
+        .text
+        .lines()
+        .find(|l| l.starts_with("Melding van de mailserver:"))
+        .expect("the server's answer");
+    assert!(
+        answer.contains("554") && answer.contains("<redacted>"),
+        "{answer}"
+    );
+    assert!(!answer.contains("nobody@"), "{answer}");
     let case = store.case(&refused).await.unwrap().unwrap();
     assert!(
         case.case
@@ -508,7 +552,8 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
         case.case.flags
     );
 
-    // The address bounced hard: the next acknowledgement to it is held, the partner told.
+    // The address bounced hard: the next acknowledgement to it is held, and the partner
+    // is told once, by the watchdog again.
     clock.advance(chrono::Duration::hours(2));
     let again = pipeline
         .take_in(
@@ -523,18 +568,42 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    // The held notice and the new-complaint notice go to the partner.
-    assert_eq!((d.held, d.sent, d.failed), (1, 2, 0), "{d:?}");
+    // Only the new-complaint notice goes to the partner from here.
+    assert_eq!((d.held, d.sent, d.failed), (1, 1, 0), "{d:?}");
     let case = store.case(&again).await.unwrap().unwrap();
     assert!(
         case.case.flags.iter().any(|f| f.contains("bounced")),
         "{:?}",
         case.case.flags
     );
+    assert_eq!(
+        scheduler::step(&store, &config, &clock)
+            .await
+            .unwrap()
+            .ack_warnings,
+        1
+    );
+    outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
     dovecot
         .as_user(&anna)
         .wait_for_count("INBOX", 5, WAIT)
         .await;
+    let about_again: Vec<String> = anna_mail()
+        .await
+        .into_iter()
+        .filter(|m| m.subject.starts_with(&format!("[{again}]")))
+        .map(|m| m.subject)
+        .collect();
+    assert_eq!(about_again.len(), 2, "{about_again:?}");
+    assert!(
+        about_again
+            .iter()
+            .any(|s| s.contains("per telefoon of brief")),
+        "{about_again:?}"
+    );
+    assert_eq!(anna_mail().await.len(), 5, "nothing else to the partner");
 }
 
 #[tokio::test]
@@ -747,7 +816,7 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     assert_eq!(outcome.decision.unwrap().kind.as_str(), "bounce");
     assert!(!outcome.ack_queued);
 
-    // A new complaint from the same address: its acknowledgement is held, the partner told.
+    // A new complaint from the same address: its acknowledgement is held.
     clock.advance(chrono::Duration::hours(2));
     let second = pipeline
         .take_in(
@@ -762,23 +831,54 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     let d = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    // Sent: the held notice and the new-complaint notice, both to the partner.
-    assert_eq!((d.held, d.sent), (1, 2), "{d:?}");
-    let sent = smtp.wait_for(4, WAIT).await;
+    // Sent: the new-complaint notice to the partner; the outbox adds no notice of its own.
+    assert_eq!((d.held, d.sent), (1, 1), "{d:?}");
+    // The acknowledgement watchdog tells the partner once per acknowledgement that did
+    // not reach the complainant (the bounced one and the held one), and never again.
+    let step = scheduler::step(&store, &config, &clock).await.unwrap();
+    assert_eq!(step.ack_warnings, 2, "{step:?}");
+    let d = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(d.sent, 2, "{d:?}");
+    clock.advance(chrono::Duration::hours(1));
+    assert_eq!(
+        scheduler::step(&store, &config, &clock).await.unwrap(),
+        scheduler::Report::default()
+    );
+    let sent = smtp.wait_for(5, WAIT).await;
+    assert_eq!(sent.len(), 5);
     assert!(
         sent[2..].iter().all(|m| m.rcpt_to == ["anna@firma.nl"]),
         "nothing more to the complainant"
     );
-    let notices: Vec<_> = sent[2..]
+    let to_partner: Vec<String> = sent
+        .iter()
+        .filter(|m| m.rcpt_to == ["anna@firma.nl"])
+        .map(|m| klachtpost::parse::parse(&m.data).subject)
+        .collect();
+    for case in [&first, &second] {
+        let about: Vec<&String> = to_partner
+            .iter()
+            .filter(|s| s.starts_with(&format!("[{case}]")))
+            .collect();
+        assert_eq!(about.len(), 2, "notice and one obligation mail: {about:?}");
+        assert!(
+            about[1].starts_with(&format!(
+                "[{case}] Bevestig de ontvangst per telefoon of brief"
+            )),
+            "{about:?}"
+        );
+    }
+    let warning = sent
         .iter()
         .map(|m| klachtpost::parse::parse(&m.data))
-        .filter(|m| m.subject.contains("tegengehouden"))
-        .collect();
-    assert_eq!(notices.len(), 1);
-    let notice = &notices[0];
-    assert_eq!(
-        notice.subject,
-        format!("[{second}] Automatische berichten tegengehouden")
+        .find(|m| m.subject.starts_with(&format!("[{second}] Bevestig")))
+        .unwrap();
+    assert!(
+        warning.text.contains("onbestelbaar teruggekomen"),
+        "{}",
+        warning.text
     );
     // After bounce_block (60 days) the address gets mail again.
     clock.advance(chrono::Duration::days(61));
@@ -794,9 +894,9 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
         .await
         .unwrap();
     assert_eq!((d.held, d.sent), (0, 2), "{d:?}");
-    let sent = smtp.wait_for(6, WAIT).await;
+    let sent = smtp.wait_for(7, WAIT).await;
     assert_eq!(
-        sent[4..]
+        sent[5..]
             .iter()
             .filter(|m| m.rcpt_to == ["karin@klant.example"])
             .count(),

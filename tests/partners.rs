@@ -702,6 +702,34 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
     )
     .await;
     w.work().await;
+    // Intake problems: an auto-reply (opens no case), a mail in quarantine, and the
+    // mailbox down since Friday afternoon.
+    w.clock.set(local("2027-03-26 14:00"));
+    w.take_in(
+        "e",
+        b"From: Kees <kees@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Automatisch antwoord: Uw bericht\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <auto@client.example>\r\n\r\nIk ben afwezig tot maandag.\r\n",
+    )
+    .await;
+    let pipeline = Pipeline::new(&w.config, &w.store, &w.clock).unwrap();
+    pipeline
+        .quarantine(
+            Some("maildir:q"),
+            b"not a mail",
+            w.clock.now(),
+            "the store refused it",
+        )
+        .await
+        .unwrap();
+    w.clock.set(local("2027-03-26 16:40"));
+    klachtpost::health::failed(
+        &w.store,
+        &w.config,
+        &w.clock,
+        klachtpost::health::Channel::Mailbox,
+        "cannot log in: authentication failed",
+    )
+    .await
+    .unwrap();
 
     // Monday 29 March 2027 is Easter Monday: the digest goes on Tuesday 08:00.
     w.clock.set(local("2027-03-29 08:00"));
@@ -712,7 +740,7 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         .unwrap();
     let digest: Vec<_> = drafts.iter().filter(|d| d.purpose == "digest").collect();
     assert_eq!(digest.len(), 2, "one per partner");
-    let r = digest[0].render_all(&w.config);
+    let r = digest[0].render_all(&w.config).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/partners/digest.txt");
     let golden_html =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/partners/digest.html");
@@ -748,11 +776,48 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         .await
         .unwrap();
     let next = drafts.iter().find(|d| d.purpose == "digest").unwrap();
-    let text = next.render_all(&w.config).text;
+    let text = next.render_all(&w.config).unwrap().text;
     assert!(
         text.contains("AFGESLOTEN sinds dinsdag 30 maart 2027 om 08:00 (0)"),
         "{text}"
     );
+    // What is still open is listed again; the auto-reply came before the last digest.
+    assert!(text.contains("- in quarantaine: Q-0001"), "{text}");
+    assert!(text.contains("- storing: de klachtenmailbox"), "{text}");
+    assert!(
+        text.contains("- ontvangst niet bevestigd: KL-2027-0003"),
+        "{text}"
+    );
+    assert!(!text.contains("geen zaak geopend"), "{text}");
+
+    // `digest preview` shows the problems too.
+    let dir = w._tmp.path();
+    let file = dir.join("klachtpost.toml");
+    std::fs::write(&file, config_text(dir, "")).unwrap();
+    let preview = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"));
+        cmd.arg("--config").arg(&file).args(["digest", "preview"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&preview(true)).unwrap();
+    let problems = &json["digest"]["problems"];
+    assert_eq!(problems["quarantined"][0]["reference"], "Q-0001", "{json}");
+    assert_eq!(problems["outages"][0]["channel"], "mailbox", "{json}");
+    assert_eq!(
+        problems["acknowledgements"][0]["cause"], "no_address",
+        "{json}"
+    );
+    let text = preview(false);
+    assert!(text.contains("- in quarantaine: Q-0001"), "{text}");
 }
 
 #[tokio::test]
@@ -869,4 +934,47 @@ async fn a_forged_partner_from_cannot_command_when_the_firms_server_is_trusted()
     ));
     w.take_in("k3", &vouched).await;
     assert_eq!(w.status(&reference).await, "investigating");
+}
+
+#[tokio::test]
+async fn a_flood_of_mail_that_opened_no_case_is_listed_up_to_a_limit() {
+    let w = World::new("2027-03-31 10:00", "").await;
+    for i in 0..53 {
+        let raw = format!(
+            "From: Robot <robot{i}@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Automatic reply: Uw bericht\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <flood-{i}@client.example>\r\n\r\nI am away.\r\n"
+        );
+        assert!(
+            w.take_in(&format!("f{i}"), raw.as_bytes())
+                .await
+                .case
+                .is_none()
+        );
+    }
+    let cases = klachtpost::store::partners::open_cases(w.store.pool())
+        .await
+        .unwrap();
+    let d = scheduler::build_digest(&w.store, &w.config, &cases, w.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(d.problems.unfiled.len(), 50);
+    assert_eq!(d.problems.unfiled_more, 3);
+    assert_eq!(
+        d.problems.unfiled[0].sender.as_deref(),
+        Some("robot0@client.example"),
+        "oldest first"
+    );
+    let templates = w.config.templates.load().unwrap();
+    let r = d
+        .render(
+            &klachtpost::partners::mail::Style::new(&w.config, &templates),
+            &w.config.calendar,
+        )
+        .unwrap();
+    assert!(r.subject.ends_with(", 53 problemen"), "{}", r.subject);
+    assert!(
+        r.text
+            .contains("- en nog 3 mail(s) waarmee geen zaak is geopend"),
+        "{}",
+        r.text
+    );
 }

@@ -11,6 +11,7 @@ use crate::calendar::local_to_utc;
 use crate::clock::{Clock, SystemClock};
 use crate::compose::dutch_datetime;
 use crate::config::Config;
+use crate::partners::mail::Style;
 use crate::partners::{digest, scheduler};
 use crate::store::{self, Store};
 
@@ -44,17 +45,17 @@ pub async fn reminders_preview(config: &Config, at: Option<&str>, json: bool) ->
     let mails: Vec<PreviewMail> = drafts
         .iter()
         .map(|d| {
-            let r = d.render_all(config);
-            PreviewMail {
+            let r = d.render_all(config)?;
+            Ok(PreviewMail {
                 purpose: d.purpose,
                 to: d.to.clone(),
                 cases: d.cases.clone(),
                 keys: d.claims.iter().map(|c| c.key.clone()).collect(),
                 subject: r.subject,
                 text: r.text,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if json {
         #[derive(Serialize)]
         struct Json {
@@ -131,12 +132,14 @@ pub async fn digest_preview(config: &Config, json: bool) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let templates = config.templates.load()?;
+    let r = d.render(&Style::new(config, &templates), cal)?;
     println!(
         "Next digest: {} to {}\nSubject: {}\n",
         dutch_datetime(next.at, config.firm.timezone),
         to.join(", "),
-        d.subject(cal)
+        r.subject
     );
-    print!("{}", d.text(cal));
+    print!("{}", r.text);
     Ok(ExitCode::SUCCESS)
 }

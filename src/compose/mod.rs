@@ -370,11 +370,6 @@ pub fn format_datetime(t: DateTime<Utc>, tz: Tz, lang: Lang) -> String {
     )
 }
 
-/// "donderdag 19 november 2026", in the firm's time zone.
-pub fn dutch_date(t: DateTime<Utc>, tz: Tz) -> String {
-    format_date(t, tz, Lang::Nl)
-}
-
 /// "donderdag 19 november 2026 om 10:15", in the firm's time zone.
 pub fn dutch_datetime(t: DateTime<Utc>, tz: Tz) -> String {
     format_datetime(t, tz, Lang::Nl)

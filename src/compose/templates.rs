@@ -2,9 +2,10 @@
 //!
 //! Each kind of mail ([`KINDS`]) has a plain-text template per language,
 //! `NAME.nl.txt` / `NAME.en.txt`, whose first line is `Subject: …`, then a blank line, then
-//! the body. Mails a person reads at length (acknowledgement, extension) also have
-//! `NAME.nl.html` / `NAME.en.html`; every other mail gets its HTML alternative from
-//! `layout.html`, which sets the plain text as paragraphs. The defaults are built into the
+//! the body. Mails a person reads at length (acknowledgement, extension, the partners'
+//! notices, reminders and digest) also have `NAME.nl.html` / `NAME.en.html`; every other
+//! mail gets its HTML alternative from `layout.html`, which sets the plain text as
+//! paragraphs. The defaults are built into the
 //! binary (from `config/templates/`); a file of the same name in `[templates] dir`
 //! overrides the built-in one, so a firm edits its mail without a rebuild.
 //!
@@ -15,9 +16,14 @@
 //! a broken template is reported by `check-config` and at start-up, with its file and
 //! line, never first when a complaint arrives.
 //!
+//! `NAME.LANG.html` may `{% extends "layout.html" %}` and fill its `body` block (the
+//! partners' mails do). `commands.nl.txt` / `commands.en.txt` hold the list of reply
+//! commands that the partners' mails `{% include %}`.
+//!
 //! Adding a mail: two text files under `config/templates/` and one line in [`KINDS`]
-//! (`text_mail!("send_failed", ["reference", "partner", "why"])`), then render it with
-//! [`super::notice_from_template`].
+//! (`text_mail!("held_notice", ["reference", "partner", "why", …])`), sample values in
+//! [`sample`], then render it with [`super::notice_from_template`] (or
+//! [`TemplateSet::render`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,7 +103,6 @@ pub const KINDS: &[MailKind] = &[
         ["reference", "case_known", "reason", "message_row"]
     ),
     text_mail!("closed_case_notice", ["reference", "message_row"]),
-    text_mail!("send_failed", ["reference", "partner", "why"]),
     text_mail!(
         "held_notice",
         ["reference", "partner", "why", "flood", "limit", "window"]
@@ -118,7 +123,60 @@ pub const KINDS: &[MailKind] = &[
         "channel_notice",
         ["channel", "since", "error", "recovered", "back_at"]
     ),
+    html_mail!(
+        "new_complaint",
+        [
+            "reference",
+            "partner",
+            "complainant",
+            "channel",
+            "subject",
+            "received",
+            "acknowledge_by",
+            "respond_by",
+            "resolve_by",
+            "excerpt",
+            "assigned_because",
+            "acknowledged"
+        ]
+    ),
+    html_mail!("reminders", ["partner", "day", "reminders", "escalations"]),
+    html_mail!(
+        "ack_warning",
+        [
+            "reference",
+            "partner",
+            "complainant",
+            "phone",
+            "cause",
+            "error",
+            "acknowledge_by"
+        ]
+    ),
+    text_mail!(
+        "command_reply",
+        ["subject", "refused", "done", "failed", "not_understood"]
+    ),
+    html_mail!(
+        "digest",
+        ["date", "at", "since", "open", "closed", "problems"]
+    ),
 ];
+
+/// Pieces several mails include (`{% include "commands.nl.txt" %}`), overridable like the
+/// mails: the list of reply commands partners can use.
+const PARTIALS: &[(&str, [&str; 2])] = &[(
+    "commands",
+    [
+        include_str!("../../config/templates/commands.nl.txt"),
+        include_str!("../../config/templates/commands.en.txt"),
+    ],
+)];
+
+/// Mails klachtpost no longer sends. A firm's file for one is left alone rather than
+/// refused, so an upgrade does not stop the daemon: `send_failed` (a refused
+/// acknowledgement is now told by `ack_warning`).
+const RETIRED: &[&str] = &["send_failed"];
 
 const LAYOUT: &str = "layout.html";
 const LAYOUT_BUILTIN: &str = include_str!("../../config/templates/layout.html");
@@ -180,6 +238,12 @@ impl TemplateSet {
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        // `{% filter escape_text %}{% include "commands.nl.txt" %}{% endfilter %}`: a
+        // plain-text piece set into HTML. (`escape` would leave it as it is: in an HTML
+        // template, rendered output counts as already escaped.)
+        env.add_filter("escape_text", |s: String| {
+            Value::from_safe_string(minijinja::HtmlEscape(&s).to_string())
+        });
         let mut set = TemplateSet {
             env,
             origins: HashMap::new(),
@@ -233,6 +297,20 @@ impl TemplateSet {
                 }
             }
         }
+        for (name, builtin) in PARTIALS {
+            for lang in Lang::ALL {
+                let file_name = format!("{name}.{}.txt", lang.code());
+                known_files.push(file_name.clone());
+                let file = from_dir(&file_name);
+                set.add(
+                    &file_name,
+                    file.as_deref(),
+                    builtin[lang_index(lang)],
+                    &[],
+                    &mut problems,
+                );
+            }
+        }
         let layout = from_dir(LAYOUT);
         set.add(
             LAYOUT,
@@ -248,11 +326,15 @@ impl TemplateSet {
         {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
+                let retired = RETIRED
+                    .iter()
+                    .any(|r| name.strip_prefix(r).is_some_and(|n| n.starts_with('.')));
                 if (name.ends_with(".txt") || name.ends_with(".html"))
                     && !known_files.contains(&name)
+                    && !retired
                 {
                     problems.push(format!(
-                        "{}: not a template klachtpost knows (known: NAME.nl.txt, NAME.en.txt, NAME.nl.html, NAME.en.html and layout.html for NAME in {})",
+                        "{}: not a template klachtpost knows (known: NAME.nl.txt, NAME.en.txt, NAME.nl.html, NAME.en.html for NAME in {}; layout.html; commands.nl.txt, commands.en.txt)",
                         dir.join(&name).display(),
                         KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
                     ));
@@ -369,13 +451,17 @@ impl TemplateSet {
             problem: format!("{origin}: {p}"),
         })?;
         let html_name = format!("{kind}.{}.html", lang.code());
+        // Every HTML part may extend `layout.html`, which shows the mail's subject as `title`
+        // and, unless a mail fills its `body` block, the plain text as paragraphs. (Without
+        // an HTML template of its own, `subject` is the mail's subject too, as it always was.)
+        let html_ctx =
+            context! { title => subject.clone(), paragraphs => paragraphs(&text), ..ctx };
         let html = if self.text_only.contains(&k.name) {
             None
         } else if self.origins.contains_key(&html_name) {
-            Some(self.render_html(&html_name, &ctx)?)
+            Some(self.render_html(&html_name, &html_ctx)?)
         } else {
-            let paragraphs = paragraphs(&text);
-            let ctx = context! { subject => subject.clone(), paragraphs => paragraphs, ..ctx };
+            let ctx = context! { subject => subject.clone(), ..html_ctx };
             Some(self.render_html(LAYOUT, &ctx)?)
         };
         Ok(Rendered {
@@ -394,14 +480,32 @@ impl TemplateSet {
     }
 
     fn error(&self, origin: &str, e: &minijinja::Error) -> TemplateError {
-        let origin = e
-            .name()
-            .and_then(|n| self.origins.get(n))
-            .map(String::as_str)
-            .unwrap_or(origin);
-        TemplateError {
-            problem: describe(origin, e),
+        let origin_of = |e: &minijinja::Error| {
+            e.name()
+                .and_then(|n| self.origins.get(n))
+                .map(String::as_str)
+                .unwrap_or(origin)
+                .to_string()
+        };
+        // An error in an included or extended template (`commands.nl.txt`, `layout.html`)
+        // comes wrapped in one at the `include`: name the file where it really is.
+        let mut inner = e;
+        while let Some(next) =
+            std::error::Error::source(inner).and_then(|s| s.downcast_ref::<minijinja::Error>())
+        {
+            inner = next;
         }
+        let problem = if std::ptr::eq(inner, e) {
+            describe(&origin_of(e), e)
+        } else {
+            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            format!(
+                "{} (included from {}{line})",
+                describe(&origin_of(inner), inner),
+                origin_of(e)
+            )
+        };
+        TemplateError { problem }
     }
 
     /// Render every template of every kind in both languages with sample data; one line
@@ -525,6 +629,10 @@ pub fn sample(kind: &MailKind, lang: Lang) -> Value {
     let mut map: std::collections::BTreeMap<&str, Value> = std::collections::BTreeMap::new();
     map.insert("firm", Value::from("Adviesbureau Voorbeeld"));
     for var in kind.vars {
+        if let Some(v) = partners_sample(kind.name, var, en) {
+            map.insert(var, Value::from_serialize(&v));
+            continue;
+        }
         let v = match *var {
             "reference" if kind.name == "quarantine_notice" => Value::from("Q-0007"),
             "reference" => Value::from("KL-2026-0042"),
@@ -587,6 +695,132 @@ pub fn sample(kind: &MailKind, lang: Lang) -> Value {
     Value::from_serialize(&map)
 }
 
+/// Sample values of the partners' mails (lists and records), where they differ from the
+/// other mails' variables of the same name.
+fn partners_sample(kind: &str, var: &str, en: bool) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let pick = |nl: &str, e: &str| if en { e.to_string() } else { nl.to_string() };
+    let at = |d: &str, t: &str| {
+        let (nl, e) = match d {
+            "mon" => ("maandag 7 december 2026", "Monday 7 December 2026"),
+            "fri" => ("vrijdag 4 december 2026", "Friday 4 December 2026"),
+            "thu" => ("donderdag 3 december 2026", "Thursday 3 December 2026"),
+            _ => ("vrijdag 8 januari 2027", "Friday 8 January 2027"),
+        };
+        if en {
+            format!("{e} at {t}")
+        } else {
+            format!("{nl} om {t}")
+        }
+    };
+    let reminder = |reference: &str, deadline: &str, offset: i64| {
+        json!({
+            "reference": reference,
+            "complainant": "Jan de Vries <jan@example.nl>",
+            "partner": "Anna de Boer",
+            "deadline": deadline,
+            "due": at("thu", "17:00"),
+            "offset": offset,
+        })
+    };
+    Some(match (kind, var) {
+        ("new_complaint", "complainant") | ("ack_warning", "complainant") => {
+            json!("Jan de Vries <jan@example.nl>")
+        }
+        ("new_complaint", "channel") => json!("email"),
+        ("new_complaint", "received") => json!(pick(
+            "donderdag 19 november 2026 om 10:15",
+            "Thursday 19 November 2026 at 10:15"
+        )),
+        ("new_complaint" | "ack_warning", "acknowledge_by") => json!(pick(
+            "maandag 23 november 2026 om 17:00",
+            "Monday 23 November 2026 at 17:00"
+        )),
+        ("new_complaint", "respond_by") => json!(at("thu", "17:00")),
+        ("new_complaint", "resolve_by") => json!(at("jan", "17:00")),
+        ("new_complaint", "excerpt") => json!(pick(
+            "Geachte heer, mevrouw,\n\nDe factuur van oktober klopt niet: er staan uren op die niet zijn gewerkt …",
+            "Dear Sir or Madam,\n\nThe October invoice is wrong: it lists hours that were not worked …"
+        )),
+        ("new_complaint", "assigned_because") => json!(pick(
+            "regel 1 (woorden: factuur)",
+            "rule 1 (words: invoice)"
+        )),
+        ("new_complaint", "acknowledged") => json!(true),
+        ("ack_warning", "phone") => json!("020-1234567"),
+        ("ack_warning", "cause") => json!("send_failed"),
+        ("ack_warning", "error") => {
+            json!("550 5.1.1 <redacted>: Recipient address rejected")
+        }
+        ("reminders", "day") => json!(pick("maandag 7 december 2026", "Monday 7 December 2026")),
+        ("reminders", "reminders") => json!([
+            reminder("KL-2026-0042", "response", 0),
+            reminder("KL-2026-0040", "resolution", 3),
+            reminder("KL-2026-0038", "response", -1),
+        ]),
+        ("reminders", "escalations") => json!([reminder("KL-2026-0031", "resolution", -2)]),
+        ("command_reply", "subject") => json!(pick(
+            "[KL-2026-0042] Nieuwe klacht: Factuur klopt niet",
+            "[KL-2026-0042] New complaint: Invoice is wrong"
+        )),
+        ("command_reply", "refused") => json!(false),
+        ("command_reply", "done") => json!(["KL-2026-0042: status now investigating"]),
+        ("command_reply", "failed") => {
+            json!(["#assign Piet: \"Piet\" is not a partner (give a partner's name or address)"])
+        }
+        ("command_reply", "not_understood") => json!(["#sluit tevreden: #sluit is not a command"]),
+        ("digest", "date") => json!("07-12-2026"),
+        ("digest", "at") => json!(at("mon", "08:00")),
+        ("digest", "since") => json!(pick(
+            "maandag 30 november 2026 om 08:00",
+            "Monday 30 November 2026 at 08:00"
+        )),
+        ("digest", "open") => json!([
+            {
+                "reference": "KL-2026-0042", "complainant": "Jan de Vries <jan@example.nl>",
+                "partner": "Anna de Boer", "age": 12, "status": "investigating",
+                "deadline": "response", "due": at("thu", "17:00"), "standing": "overdue",
+            },
+            {
+                "reference": "KL-2026-0045", "complainant": "", "partner": "Bob Jansen",
+                "age": 2, "status": "new", "deadline": "acknowledge",
+                "due": at("fri", "17:00"), "standing": "at_risk",
+            },
+        ]),
+        ("digest", "closed") => json!([{
+            "reference": "KL-2026-0039", "partner": "Bob Jansen", "status": "closed",
+            "closed_at": at("fri", "11:20"), "satisfied": true, "structural": null,
+            "measure": pick("Facturen worden dubbel gecontroleerd", "Invoices are checked twice"),
+        }]),
+        ("digest", "problems") => json!({
+            "outages": [{
+                "channel": "mailbox", "since": at("fri", "16:40"),
+                "error": "cannot log in: authentication failed",
+            }],
+            "quarantined": [{
+                "reference": "Q-0007", "received": at("fri", "09:12"),
+                "reason": pick("de mail kon niet worden opgeslagen", "the mail could not be stored"),
+            }],
+            "acknowledgements": [
+                {"reference": "KL-2026-0045", "partner": "Bob Jansen", "cause": "no_address", "error": ""},
+                {
+                    "reference": "KL-2026-0044", "partner": "Anna de Boer", "cause": "send_failed",
+                    "error": "550 5.1.1 <redacted>: Recipient address rejected",
+                },
+            ],
+            "unfiled": [{
+                "number": 17, "sender": "mailer-daemon@example.nl", "received": at("fri", "10:03"),
+                "kind": "bounce", "case": "KL-2026-0044",
+                "reason": "a delivery status notification (multipart/report)",
+            }],
+            "unfiled_more": 3,
+            "not_sent": [{"purpose": "extension", "reference": "KL-2026-0040"}],
+            "unparseable": 1,
+        }),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,25 +872,28 @@ mod tests {
         )
         .unwrap();
         std::fs::write(
-            dir.path().join("send_failed.en.txt"),
+            dir.path().join("held_notice.en.txt"),
             "Subject: {reference} failed\n\ntext\n",
         )
         .unwrap();
         std::fs::write(dir.path().join("acknowledgment.nl.txt"), "x").unwrap();
+        // A retired mail's file is no problem.
+        std::fs::write(dir.path().join("send_failed.nl.txt"), "Subject: x\n\ny\n").unwrap();
         let problems = TemplateSet::load(Some(dir.path()), &[]).unwrap_err();
         let all = problems.join("\n");
         assert!(all.contains("extension.en.txt:4: syntax error"), "{all}");
         assert!(
-            all.contains("send_failed.en.txt:1: {reference} is the old placeholder form"),
+            all.contains("held_notice.en.txt:1: {reference} is the old placeholder form"),
             "{all}"
         );
         assert!(
             all.contains("acknowledgment.nl.txt: not a template"),
             "{all}"
         );
+        assert!(!all.contains("send_failed.nl.txt"), "{all}");
         // The unknown variable shows when rendered (check-config renders every template).
         std::fs::remove_file(dir.path().join("extension.en.txt")).unwrap();
-        std::fs::remove_file(dir.path().join("send_failed.en.txt")).unwrap();
+        std::fs::remove_file(dir.path().join("held_notice.en.txt")).unwrap();
         std::fs::remove_file(dir.path().join("acknowledgment.nl.txt")).unwrap();
         let set = TemplateSet::load(Some(dir.path()), &[]).unwrap();
         let all = set.check().join("\n");
@@ -664,6 +901,30 @@ mod tests {
             all.contains("triage_notice.nl.txt:3: undefined value"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn errors_in_the_partners_templates_and_their_pieces_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("digest.en.txt"),
+            "Subject: {{ date }}\n\n{% for c in open %}\n{{ c.referense }}\n{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("commands.nl.txt"),
+            "Opdrachten:\n{% if several %}\n",
+        )
+        .unwrap();
+        let problems = TemplateSet::load(Some(dir.path()), &[]).unwrap_err();
+        let all = problems.join("\n");
+        assert!(all.contains("commands.nl.txt:2: syntax error"), "{all}");
+        std::fs::write(dir.path().join("commands.nl.txt"), "Opdrachten: {{ x }}\n").unwrap();
+        let set = TemplateSet::load(Some(dir.path()), &[]).unwrap();
+        let all = set.check().join("\n");
+        assert!(all.contains("digest.en.txt:4: undefined value"), "{all}");
+        // An error in the included piece names the piece, for every mail that includes it.
+        assert!(all.contains("commands.nl.txt:1: undefined value"), "{all}");
     }
 
     #[test]
@@ -738,7 +999,7 @@ mod tests {
         let set = TemplateSet::builtin().unwrap();
         let e = set
             .render(
-                "send_failed",
+                "held_notice",
                 Lang::Nl,
                 context! { firm => "F", reference => "KL-1" },
             )

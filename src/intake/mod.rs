@@ -466,13 +466,14 @@ impl<'a> Pipeline<'a> {
                 (Some(n), Some(a)) => format!("{n} <{a}>"),
                 (Some(n), None) => n.to_string(),
                 (None, Some(a)) => a.to_string(),
-                (None, None) => "onbekend".to_string(),
+                (None, None) => String::new(),
             };
             let excerpt = crate::partners::mail::excerpt(complaint_text);
             crate::partners::scheduler::queue_new_complaint(
                 &mut tx,
                 config,
                 *id,
+                &self.templates,
                 partner,
                 &crate::partners::mail::NewComplaint {
                     reference,

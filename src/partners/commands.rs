@@ -49,19 +49,6 @@ pub struct NotUnderstood {
     pub why: String,
 }
 
-/// The help text sent with anything not understood.
-pub const HELP: &str = "\
-#assign <partner>                     (#toewijzen)   another partner becomes responsible
-#status <status>                      (#status)      new/nieuw, acknowledged/bevestigd, investigating/onderzoek, responded/beantwoord
-#extend <YYYY-MM-DD> <reason>         (#verlengen)   extend the resolution deadline
-#close satisfied|unsatisfied|unknown|not-a-complaint
-                                      (#sluiten tevreden|ontevreden|onbekend|geen-klacht)
-#note <text>                          (#notitie)     a note in the case's history
-#record cause|measure|handling|result|evaluation <text>
-                                      (#vastleggen oorzaak|maatregel|afhandeling|resultaat|evaluatie)
-#structural yes|no                    (#structureel ja|nee)
-Put the case reference first when the mail is about several cases: #close KL-2026-0042 satisfied";
-
 /// The `#` lines at the top of `text`: understood ones and the others.
 pub fn parse(text: &str) -> (Vec<Command>, Vec<NotUnderstood>) {
     let mut ok = Vec::new();

@@ -5,17 +5,23 @@
 //! scheduled day that is not a working day moves to the next working day, same time. One
 //! mail to all partners: every open case (reference, complainant, partner, age in working
 //! days, status, next deadline and whether it is at risk or overdue), the cases closed
-//! since the last digest with their form's structural/measure fields, and intake problems
-//! (mail that could not be sent, triage items, unparseable mail). HTML with a plain-text
-//! alternative; the content is a plain struct ([`Digest`]) so it moves to a template
-//! engine unchanged.
+//! since the last digest with their form's structural/measure fields, and the intake
+//! problems ([`Problems`]: open outages of the mailbox or of outgoing mail, mail waiting in
+//! quarantine, acknowledgements that failed, mail that opened no case since the last
+//! digest, other mail that could not be sent). The content is a plain struct
+//! ([`Digest`], which `digest preview --json` prints); the mail is its template
+//! (`digest.LANG.txt` with `digest.LANG.html`).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
+use minijinja::context;
+use minijinja::value::Value;
+
 use super::DigestSchedule;
+use super::mail::Style;
 use crate::calendar::{Calendar, local_to_utc};
-use crate::compose::dutch_datetime;
+use crate::compose::{ComposeError, Rendered, one_line};
 
 /// A digest's scheduled day (its key) and when it goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,16 +78,6 @@ pub enum Standing {
     Overdue,
 }
 
-impl Standing {
-    pub fn dutch(self) -> &'static str {
-        match self {
-            Standing::OnTrack => "op schema",
-            Standing::AtRisk => "in gevaar",
-            Standing::Overdue => "te laat",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OpenCase {
     pub reference: String,
@@ -106,6 +102,76 @@ pub struct ClosedCase {
     pub measure: Option<String>,
 }
 
+/// An outage of a channel that is still open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenOutage {
+    /// mailbox | outgoing
+    pub channel: String,
+    pub since: DateTime<Utc>,
+    pub error: String,
+}
+
+/// A mail waiting in quarantine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// `Q-0007`.
+    pub reference: String,
+    pub received: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// An open case whose acknowledgement did not reach the complainant and that the partner
+/// has not recorded as made another way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedAcknowledgement {
+    pub reference: String,
+    pub partner: String,
+    /// no_address | send_failed | bounced
+    pub cause: String,
+    /// The outgoing server's answer (redacted), if any.
+    pub error: Option<String>,
+}
+
+/// A mail that opened no case since the last digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unfiled {
+    /// The stored message's number (`klachtpost mail list --unfiled`).
+    pub number: i64,
+    pub received: DateTime<Utc>,
+    /// automatic, bounce, triage, …
+    pub kind: String,
+    pub case: Option<String>,
+    pub sender: Option<String>,
+    /// Why it opened no case, as `explain` gives it.
+    pub reason: String,
+}
+
+/// Other mail given up on since the last digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotSent {
+    pub purpose: String,
+    pub reference: Option<String>,
+}
+
+/// At most this many mails that opened no case are listed one by one.
+pub const UNFILED_LISTED: usize = 50;
+
+/// Problems receiving and sending mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Problems {
+    pub outages: Vec<OpenOutage>,
+    pub quarantined: Vec<Quarantined>,
+    pub acknowledgements: Vec<FailedAcknowledgement>,
+    /// The oldest [`UNFILED_LISTED`] of them.
+    pub unfiled: Vec<Unfiled>,
+    /// How many more opened no case (a flood of automatic mail must not make the digest
+    /// unreadable; `klachtpost mail list --unfiled` has them all).
+    pub unfiled_more: usize,
+    pub not_sent: Vec<NotSent>,
+    /// Mail since the last digest that could not be read (kept raw).
+    pub unparseable: i64,
+}
+
 /// Everything one digest says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Digest {
@@ -114,174 +180,77 @@ pub struct Digest {
     pub since: Option<DateTime<Utc>>,
     pub open: Vec<OpenCase>,
     pub closed: Vec<ClosedCase>,
-    /// One line each, no names or text.
-    pub problems: Vec<String>,
-}
-
-fn deadline_dutch(kind: &str) -> &'static str {
-    match kind {
-        "acknowledge" => "ontvangst bevestigen",
-        "response" => "uitkomst melden",
-        _ => "afhandelen",
-    }
-}
-
-fn yes_no(b: Option<bool>) -> &'static str {
-    match b {
-        Some(true) => "ja",
-        Some(false) => "nee",
-        None => "onbekend",
-    }
-}
-
-/// Escape text for HTML (element content and attribute values).
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    pub problems: Problems,
 }
 
 impl Digest {
-    pub fn subject(&self, cal: &Calendar) -> String {
-        format!(
-            "Klachtenoverzicht {}: {} open, {} afgesloten",
-            cal.local_date(self.at).format("%d-%m-%Y"),
-            self.open.len(),
-            self.closed.len()
+    /// The mail (`digest.LANG.txt`, `digest.LANG.html`).
+    pub fn render(&self, style: &Style<'_>, cal: &Calendar) -> Result<Rendered, ComposeError> {
+        let t = |t: DateTime<Utc>| style.datetime(t);
+        let open: Vec<Value> = self
+            .open
+            .iter()
+            .map(|c| {
+                context! {
+                    reference => c.reference,
+                    complainant => one_line(&c.complainant),
+                    partner => c.partner,
+                    age => c.age_working_days,
+                    status => c.status,
+                    deadline => c.next_deadline,
+                    due => t(c.next_due),
+                    standing => Value::from_serialize(c.standing),
+                }
+            })
+            .collect();
+        let closed: Vec<Value> = self
+            .closed
+            .iter()
+            .map(|c| {
+                context! {
+                    reference => c.reference,
+                    partner => c.partner,
+                    status => c.status,
+                    closed_at => t(c.closed_at),
+                    satisfied => c.client_satisfied,
+                    structural => c.structural,
+                    measure => c.measure,
+                }
+            })
+            .collect();
+        let p = &self.problems;
+        let problems = context! {
+            outages => p.outages.iter().map(|o| context! {
+                channel => o.channel, since => t(o.since), error => o.error,
+            }).collect::<Vec<_>>(),
+            quarantined => p.quarantined.iter().map(|q| context! {
+                reference => q.reference, received => t(q.received), reason => q.reason,
+            }).collect::<Vec<_>>(),
+            acknowledgements => p.acknowledgements.iter().map(|a| context! {
+                reference => a.reference, partner => a.partner, cause => a.cause,
+                error => a.error.clone().unwrap_or_default(),
+            }).collect::<Vec<_>>(),
+            unfiled => p.unfiled.iter().map(|u| context! {
+                number => u.number, received => t(u.received), kind => u.kind,
+                case => u.case, sender => u.sender, reason => one_line(&u.reason),
+            }).collect::<Vec<_>>(),
+            unfiled_more => p.unfiled_more,
+            not_sent => p.not_sent.iter().map(|n| context! {
+                purpose => n.purpose, reference => n.reference,
+            }).collect::<Vec<_>>(),
+            unparseable => p.unparseable,
+        };
+        style.render(
+            "digest",
+            context! {
+                date => cal.local_date(self.at).format("%d-%m-%Y").to_string(),
+                at => t(self.at),
+                since => self.since.map(t).unwrap_or_default(),
+                open,
+                closed,
+                problems,
+            },
         )
-    }
-
-    /// The plain-text part.
-    pub fn text(&self, cal: &Calendar) -> String {
-        let tz = cal.timezone();
-        let mut t = format!(
-            "Klachtenoverzicht voor het partneroverleg — {}\n{}\n\n",
-            self.firm,
-            dutch_datetime(self.at, tz)
-        );
-        t.push_str(&format!("OPEN KLACHTEN ({})\n", self.open.len()));
-        if self.open.is_empty() {
-            t.push_str("  geen\n");
-        }
-        for c in &self.open {
-            t.push_str(&format!(
-                "- {} | {} | partner {} | {} werkdagen | {} | volgende termijn: {} {} | {}\n",
-                c.reference,
-                c.complainant,
-                c.partner,
-                c.age_working_days,
-                c.status,
-                deadline_dutch(&c.next_deadline),
-                dutch_datetime(c.next_due, tz),
-                c.standing.dutch().to_uppercase()
-            ));
-        }
-        let since = self
-            .since
-            .map(|s| format!(" sinds {}", dutch_datetime(s, tz)))
-            .unwrap_or_default();
-        t.push_str(&format!("\nAFGESLOTEN{since} ({})\n", self.closed.len()));
-        if self.closed.is_empty() {
-            t.push_str("  geen\n");
-        }
-        for c in &self.closed {
-            t.push_str(&format!(
-                "- {} | partner {} | {} op {} | tevreden: {} | structureel: {} | maatregel: {}\n",
-                c.reference,
-                c.partner,
-                c.status,
-                dutch_datetime(c.closed_at, tz),
-                yes_no(c.client_satisfied),
-                yes_no(c.structural),
-                c.measure.as_deref().unwrap_or("-")
-            ));
-        }
-        t.push_str(&format!(
-            "\nPROBLEMEN BIJ ONTVANGST EN VERZENDING ({})\n",
-            self.problems.len()
-        ));
-        if self.problems.is_empty() {
-            t.push_str("  geen\n");
-        }
-        for p in &self.problems {
-            t.push_str(&format!("- {p}\n"));
-        }
-        t.push_str(&format!("\n{}\n", super::mail::command_footer(true)));
-        t
-    }
-
-    /// The HTML part: one self-contained page, inline styles, no scripts or outside assets.
-    pub fn html(&self, cal: &Calendar) -> String {
-        let tz = cal.timezone();
-        let e = html_escape;
-        let mut h = String::from(
-            "<!DOCTYPE html>\n<html lang=\"nl\"><head><meta charset=\"utf-8\"><title>Klachtenoverzicht</title></head>\n<body style=\"font-family:sans-serif\">\n",
-        );
-        h.push_str(&format!(
-            "<h1>Klachtenoverzicht — {}</h1>\n<p>{}</p>\n",
-            e(&self.firm),
-            e(&dutch_datetime(self.at, tz))
-        ));
-        h.push_str(&format!("<h2>Open klachten ({})</h2>\n", self.open.len()));
-        h.push_str("<table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\">\n<tr><th>Zaak</th><th>Klager</th><th>Partner</th><th>Werkdagen</th><th>Status</th><th>Volgende termijn</th><th></th></tr>\n");
-        for c in &self.open {
-            let colour = match c.standing {
-                Standing::OnTrack => "",
-                Standing::AtRisk => " style=\"background:#fff3c4\"",
-                Standing::Overdue => " style=\"background:#f8c8c8\"",
-            };
-            h.push_str(&format!(
-                "<tr{colour}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>\n",
-                e(&c.reference),
-                e(&c.complainant),
-                e(&c.partner),
-                c.age_working_days,
-                e(&c.status),
-                deadline_dutch(&c.next_deadline),
-                e(&dutch_datetime(c.next_due, tz)),
-                c.standing.dutch()
-            ));
-        }
-        h.push_str("</table>\n");
-        h.push_str(&format!(
-            "<h2>Afgesloten ({})</h2>\n<ul>\n",
-            self.closed.len()
-        ));
-        for c in &self.closed {
-            h.push_str(&format!(
-                "<li>{} — partner {} — {} op {} — tevreden: {}, structureel: {}, maatregel: {}</li>\n",
-                e(&c.reference),
-                e(&c.partner),
-                e(&c.status),
-                e(&dutch_datetime(c.closed_at, tz)),
-                yes_no(c.client_satisfied),
-                yes_no(c.structural),
-                e(c.measure.as_deref().unwrap_or("-"))
-            ));
-        }
-        h.push_str("</ul>\n");
-        h.push_str(&format!(
-            "<h2>Problemen bij ontvangst en verzending ({})</h2>\n<ul>\n",
-            self.problems.len()
-        ));
-        for p in &self.problems {
-            h.push_str(&format!("<li>{}</li>\n", e(p)));
-        }
-        h.push_str("</ul>\n");
-        h.push_str(&format!(
-            "<pre>{}</pre>\n</body></html>\n",
-            e(&super::mail::command_footer(true))
-        ));
-        h
     }
 }
 
@@ -317,10 +286,5 @@ mod tests {
         assert_eq!(n.at, local("2027-03-30 08:00"));
         assert_eq!(n.scheduled, "2027-03-29".parse::<NaiveDate>().unwrap());
         assert_eq!(due(&c, &s, local("2027-03-30 09:00")).len(), 1);
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
     }
 }

@@ -1,39 +1,31 @@
 //! The mail partners get: the new-complaint notice, the daily reminders, the
-//! acknowledgement warning, the confirmation of reply commands, the digest.
+//! acknowledgement warning, the confirmation of reply commands (and the digest,
+//! [`super::digest`]).
 //!
-//! Each is rendered from a plain `Serialize` struct into subject and text (and HTML for
-//! the digest), in Dutch like the other internal notices, so moving them to the template
-//! engine is a matter of writing the same text as a template over the same struct. Every
-//! mail carries `Auto-Submitted: auto-generated` (RFC 3834 §5) so auto-responders stay
-//! quiet, and the case reference in the subject and in `X-Klachtpost-Case` when it is
-//! about one case. Partners reply to these mails with commands ([`super::commands`]).
+//! Each is a plain struct whose values go into its template (`config/templates/`:
+//! `new_complaint`, `reminders`, `ack_warning`, `command_reply`, `digest`;
+//! [`crate::compose::templates`]) in the language of the firm's internal mail. Every mail
+//! carries `Auto-Submitted: auto-generated` (RFC 3834 §5) so auto-responders stay quiet,
+//! and the case reference in the subject and in `X-Klachtpost-Case` when it is about one
+//! case. Partners reply to these mails with commands ([`super::commands`]).
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use minijinja::context;
+use minijinja::value::Value;
 use serde::Serialize;
 
-use super::reminders::{DeadlineKind, dutch_offset};
-use crate::compose::{ComposeError, Outgoing, dutch_date, dutch_datetime, make_message_id};
+use super::reminders::DeadlineKind;
+use crate::compose::{
+    ComposeError, Lang, Outgoing, Rendered, TemplateSet, format_date, format_datetime,
+    make_message_id, one_line,
+};
+use crate::config::Config;
 
 /// How many characters of the complaint's text the new-complaint notice shows.
 pub const EXCERPT_CHARS: usize = 600;
-
-/// The lines every mail ends with: how to answer with commands.
-pub fn command_footer(several_cases: bool) -> String {
-    let mut s = String::from(
-        "Antwoord op deze mail met opdrachten bovenaan (één per regel), bijvoorbeeld:\n\
-         #status onderzoek | #notitie <tekst> | #toewijzen <partner> | #verlengen <datum> <reden>\n\
-         #sluiten tevreden|ontevreden|geen-klacht | #vastleggen oorzaak|maatregel|resultaat|evaluatie <tekst>\n\
-         #structureel ja|nee   (Engels mag ook: #assign, #status, #extend, #close, #note, #record, #structural)",
-    );
-    if several_cases {
-        s.push_str("\nDeze mail gaat over meer zaken: zet het zaaknummer vooraan, bv. #sluiten KL-2026-0042 tevreden");
-    }
-    s.push_str("\nUw antwoord blijft intern: het gaat nooit naar de klager.");
-    s
-}
 
 /// The first part of a complaint's text, cut at a word.
 pub fn excerpt(text: &str) -> String {
@@ -49,12 +41,39 @@ pub fn excerpt(text: &str) -> String {
     format!("{} …", cut.trim_end())
 }
 
-/// A rendered mail: subject, text, and an HTML alternative when there is one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
+/// What every partner mail is rendered with: the templates, the firm, its time zone and
+/// the language of internal mail (`[templates] language`; Dutch for `auto`).
+pub struct Style<'a> {
+    pub templates: &'a TemplateSet,
+    pub firm: &'a str,
+    pub tz: Tz,
+    pub lang: Lang,
+}
+
+impl<'a> Style<'a> {
+    pub fn new(config: &'a Config, templates: &'a TemplateSet) -> Style<'a> {
+        Style {
+            templates,
+            firm: &config.firm.name,
+            tz: config.firm.timezone,
+            lang: config.templates.language.internal(),
+        }
+    }
+
+    /// "donderdag 19 november 2026 om 10:15" / "Thursday 19 November 2026 at 10:15".
+    pub fn datetime(&self, t: DateTime<Utc>) -> String {
+        format_datetime(t, self.tz, self.lang)
+    }
+
+    pub fn date(&self, t: DateTime<Utc>) -> String {
+        format_date(t, self.tz, self.lang)
+    }
+
+    /// Render the mail `kind` with `vars` (and `firm`).
+    pub fn render(&self, kind: &str, vars: Value) -> Result<Rendered, ComposeError> {
+        let vars = context! { firm => one_line(self.firm), ..vars };
+        Ok(self.templates.render(kind, self.lang, vars)?)
+    }
 }
 
 /// "A new complaint is yours."
@@ -62,7 +81,9 @@ pub struct Rendered {
 pub struct NewComplaint<'a> {
     pub reference: &'a str,
     pub partner_name: &'a str,
+    /// Name and address as known; empty when nothing is known.
     pub complainant: &'a str,
+    /// email | forwarded | verbal
     pub channel: &'a str,
     pub subject: &'a str,
     pub received: DateTime<Utc>,
@@ -76,57 +97,25 @@ pub struct NewComplaint<'a> {
     pub acknowledged: bool,
 }
 
-fn channel_dutch(channel: &str) -> &str {
-    match channel {
-        "email" => "e-mail aan de klachtenmailbox",
-        "forwarded" => "doorgestuurd door een medewerker",
-        "verbal" => "mondeling/telefonisch (notitie van een medewerker)",
-        other => other,
-    }
-}
-
-pub fn new_complaint(n: &NewComplaint<'_>, tz: Tz) -> Rendered {
-    let ack = if n.acknowledged {
-        "De ontvangstbevestiging aan de klager is verstuurd (of staat klaar)."
-    } else {
-        "LET OP: er gaat geen automatische ontvangstbevestiging uit (geen bruikbaar adres).\nBevestig de ontvangst per telefoon of brief."
-    };
-    let text = format!(
-        "Beste {partner},\n\n\
-         Er is een nieuwe klacht binnengekomen; u bent verantwoordelijk partner.\n\n\
-         Zaak:        {reference}\n\
-         Klager:      {complainant}\n\
-         Kanaal:      {channel}\n\
-         Onderwerp:   {subject}\n\
-         Ontvangen:   {received}\n\n\
-         Termijnen:\n\
-         - ontvangst bevestigen uiterlijk {ack_by}\n\
-         - klager informeren over de uitkomst uiterlijk {respond_by}\n\
-         - klacht afgehandeld uiterlijk {resolve_by}\n\n\
-         {ack}\n\
-         Toegewezen: {why}.\n\n\
-         Begin van de klacht:\n\
-         ----------------------------------------\n\
-         {excerpt}\n\
-         ----------------------------------------\n\n\
-         {footer}\n\n-- klachtpost\n",
-        partner = n.partner_name,
-        reference = n.reference,
-        complainant = n.complainant,
-        channel = channel_dutch(n.channel),
-        subject = n.subject,
-        received = dutch_datetime(n.received, tz),
-        ack_by = dutch_datetime(n.acknowledge_by, tz),
-        respond_by = dutch_datetime(n.respond_by, tz),
-        resolve_by = dutch_datetime(n.resolve_by, tz),
-        why = n.why,
-        excerpt = n.excerpt,
-        footer = command_footer(false),
-    );
-    Rendered {
-        subject: format!("[{}] Nieuwe klacht: {}", n.reference, n.subject),
-        text,
-        html: None,
+impl NewComplaint<'_> {
+    pub fn render(&self, style: &Style<'_>) -> Result<Rendered, ComposeError> {
+        style.render(
+            "new_complaint",
+            context! {
+                reference => one_line(self.reference),
+                partner => one_line(self.partner_name),
+                complainant => one_line(self.complainant),
+                channel => self.channel,
+                subject => one_line(self.subject),
+                received => style.datetime(self.received),
+                acknowledge_by => style.datetime(self.acknowledge_by),
+                respond_by => style.datetime(self.respond_by),
+                resolve_by => style.datetime(self.resolve_by),
+                excerpt => self.excerpt,
+                assigned_because => self.why,
+                acknowledged => self.acknowledged,
+            },
+        )
     }
 }
 
@@ -134,6 +123,7 @@ pub fn new_complaint(n: &NewComplaint<'_>, tz: Tz) -> Rendered {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReminderLine {
     pub reference: String,
+    /// Empty when unknown.
     pub complainant: String,
     pub partner: String,
     pub kind: DeadlineKind,
@@ -150,64 +140,56 @@ pub struct Daily<'a> {
     pub escalations: Vec<ReminderLine>,
 }
 
-fn line(l: &ReminderLine, tz: Tz, with_partner: bool) -> String {
-    let partner = if with_partner {
-        format!(" (partner {})", l.partner)
-    } else {
-        String::new()
-    };
-    format!(
-        "- {}{partner}: {} uiterlijk {} — {} — klager {}\n",
-        l.reference,
-        l.kind.dutch(),
-        dutch_datetime(l.due, tz),
-        dutch_offset(l.offset),
-        l.complainant
-    )
+impl Daily<'_> {
+    pub fn render(&self, style: &Style<'_>) -> Result<Rendered, ComposeError> {
+        let lines = |v: &[ReminderLine]| -> Vec<Value> {
+            v.iter()
+                .map(|l| {
+                    context! {
+                        reference => l.reference,
+                        complainant => l.complainant,
+                        partner => l.partner,
+                        deadline => l.kind.as_str(),
+                        due => style.datetime(l.due),
+                        offset => l.offset,
+                    }
+                })
+                .collect()
+        };
+        style.render(
+            "reminders",
+            context! {
+                partner => one_line(self.partner_name),
+                day => style.date(self.day),
+                reminders => lines(&self.reminders),
+                escalations => lines(&self.escalations),
+            },
+        )
+    }
 }
 
-pub fn daily(d: &Daily<'_>, tz: Tz) -> Rendered {
-    let mut text = format!("Beste {},\n\n", d.partner_name);
-    if !d.reminders.is_empty() {
-        text.push_str("Termijnen van uw klachten:\n");
-        for l in &d.reminders {
-            text.push_str(&line(l, tz, false));
+/// Why the acknowledgement needs the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckCause {
+    /// No usable address: no acknowledgement could be queued.
+    NoAddress,
+    /// The outgoing server refused it for good (or it ran out of attempts).
+    SendFailed,
+    /// It bounced, or was held back because the address bounced hard before.
+    Bounced,
+    /// Not accepted by the outgoing server `ack_margin` before the deadline.
+    NotAccepted,
+}
+
+impl AckCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckCause::NoAddress => "no_address",
+            AckCause::SendFailed => "send_failed",
+            AckCause::Bounced => "bounced",
+            AckCause::NotAccepted => "not_accepted",
         }
-        text.push('\n');
-    }
-    if !d.escalations.is_empty() {
-        text.push_str(
-            "ESCALATIE — deze termijnen zijn ruim verstreken; alle partners krijgen dit bericht:\n",
-        );
-        for l in &d.escalations {
-            text.push_str(&line(l, tz, true));
-        }
-        text.push('\n');
-    }
-    let several = d.reminders.len() + d.escalations.len() > 1;
-    text.push_str(&format!("{}\n\n-- klachtpost\n", command_footer(several)));
-    let subject = match (d.reminders.as_slice(), d.escalations.is_empty()) {
-        ([one], true) => format!(
-            "[{}] Herinnering: {} {}",
-            one.reference,
-            one.kind.dutch(),
-            dutch_offset(one.offset)
-        ),
-        _ => format!(
-            "Klachttermijnen {}: {} herinnering(en){}",
-            dutch_date(d.day, tz),
-            d.reminders.len(),
-            if d.escalations.is_empty() {
-                String::new()
-            } else {
-                format!(", {} escalatie(s)", d.escalations.len())
-            }
-        ),
-    };
-    Rendered {
-        subject,
-        text,
-        html: None,
     }
 }
 
@@ -218,39 +200,26 @@ pub struct AckWarning<'a> {
     pub partner_name: &'a str,
     pub complainant: &'a str,
     pub phone: Option<&'a str>,
-    /// Why (no address, bounced, failed, not sent in time), in Dutch.
-    pub why: &'a str,
+    pub cause: AckCause,
+    /// The outgoing server's answer (redacted), when it refused the acknowledgement.
+    pub error: Option<&'a str>,
     pub deadline: DateTime<Utc>,
 }
 
-pub fn ack_warning(a: &AckWarning<'_>, tz: Tz) -> Rendered {
-    let phone = a
-        .phone
-        .map(|p| format!("Telefoon:  {p}\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "Beste {partner},\n\n\
-         Bevestig de ontvangst van klacht {reference} per telefoon of brief vóór {deadline}.\n\n\
-         Reden: {why}.\n\n\
-         Klager:    {complainant}\n{phone}\n\
-         Leg daarna vast hoe het is gedaan:\n\
-         klachtpost cases record {reference} --acknowledged-by phone|letter|in-person\n\n\
-         {footer}\n\n-- klachtpost\n",
-        partner = a.partner_name,
-        reference = a.reference,
-        deadline = dutch_datetime(a.deadline, tz),
-        why = a.why,
-        complainant = a.complainant,
-        footer = command_footer(false),
-    );
-    Rendered {
-        subject: format!(
-            "[{}] Bevestig de ontvangst per telefoon of brief vóór {}",
-            a.reference,
-            dutch_datetime(a.deadline, tz)
-        ),
-        text,
-        html: None,
+impl AckWarning<'_> {
+    pub fn render(&self, style: &Style<'_>) -> Result<Rendered, ComposeError> {
+        style.render(
+            "ack_warning",
+            context! {
+                reference => one_line(self.reference),
+                partner => one_line(self.partner_name),
+                complainant => one_line(self.complainant),
+                phone => self.phone.map(one_line).unwrap_or_default(),
+                cause => self.cause.as_str(),
+                error => self.error.unwrap_or_default(),
+                acknowledge_by => style.datetime(self.deadline),
+            },
+        )
     }
 }
 
@@ -267,47 +236,27 @@ pub struct Confirmation {
     pub refused: bool,
 }
 
-pub fn confirmation(c: &Confirmation, original_subject: &str) -> Rendered {
-    let mut text = String::new();
-    if c.refused {
-        text.push_str(
-            "Alleen partners kunnen zaken via een antwoord wijzigen. Er is niets gewijzigd;\n\
-             uw bericht is als interne notitie bij de zaak bewaard.\n",
-        );
-    }
-    if !c.done.is_empty() {
-        text.push_str("Uitgevoerd:\n");
-        for d in &c.done {
-            text.push_str(&format!("- {d}\n"));
+impl Confirmation {
+    /// The answer to a mail with subject `original_subject` ("Re: " once).
+    pub fn render(
+        &self,
+        style: &Style<'_>,
+        original_subject: &str,
+    ) -> Result<Rendered, ComposeError> {
+        let mut subject = one_line(original_subject);
+        while subject.to_lowercase().starts_with("re:") {
+            subject = subject[3..].trim_start().to_string();
         }
-    }
-    if !c.failed.is_empty() {
-        text.push_str("\nNiet uitgevoerd:\n");
-        for d in &c.failed {
-            text.push_str(&format!("- {d}\n"));
-        }
-    }
-    if !c.not_understood.is_empty() {
-        text.push_str("\nNiet begrepen:\n");
-        for d in &c.not_understood {
-            text.push_str(&format!("- {d}\n"));
-        }
-        text.push_str(&format!(
-            "\nDe opdrachten (Nederlands of Engels):\n{}\n",
-            super::commands::HELP
-        ));
-    }
-    text.push_str("\nUw antwoord is als interne notitie bij de zaak bewaard; het gaat niet naar de klager.\n\n-- klachtpost\n");
-    let subject = original_subject.trim();
-    let subject = if subject.to_lowercase().starts_with("re:") {
-        subject.to_string()
-    } else {
-        format!("Re: {subject}")
-    };
-    Rendered {
-        subject,
-        text,
-        html: None,
+        style.render(
+            "command_reply",
+            context! {
+                subject,
+                refused => self.refused,
+                done => self.done,
+                failed => self.failed,
+                not_understood => self.not_understood,
+            },
+        )
     }
 }
 
@@ -382,6 +331,15 @@ pub fn build(
 mod tests {
     use super::*;
 
+    fn style(templates: &TemplateSet, lang: Lang) -> Style<'_> {
+        Style {
+            templates,
+            firm: "F",
+            tz: chrono_tz::Europe::Amsterdam,
+            lang,
+        }
+    }
+
     #[test]
     fn excerpt_cuts_at_a_word() {
         let long = "woord ".repeat(200);
@@ -393,16 +351,109 @@ mod tests {
 
     #[test]
     fn confirmation_lists_what_was_not_understood_with_the_commands() {
-        let r = confirmation(
-            &Confirmation {
-                not_understood: vec!["#sluit: not a command".into()],
-                ..Default::default()
-            },
-            "[KL-2026-0001] Nieuwe klacht",
-        );
+        let t = TemplateSet::builtin().unwrap();
+        let c = Confirmation {
+            not_understood: vec!["#sluit: not a command".into()],
+            ..Default::default()
+        };
+        let r = c
+            .render(&style(&t, Lang::Nl), "RE: [KL-2026-0001] Nieuwe klacht")
+            .unwrap();
         assert_eq!(r.subject, "Re: [KL-2026-0001] Nieuwe klacht");
-        assert!(r.text.contains("Niet begrepen"));
-        assert!(r.text.contains("#extend <YYYY-MM-DD> <reason>"));
+        assert!(r.text.contains("Niet begrepen:\n- #sluit: not a command"));
+        assert!(
+            r.text.contains("#verlengen <JJJJ-MM-DD> <reden>"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("Alleen partners"));
+        let r = Confirmation {
+            refused: true,
+            ..Default::default()
+        }
+        .render(&style(&t, Lang::En), "x")
+        .unwrap();
+        assert!(r.text.starts_with("Only partners"), "{}", r.text);
+        assert!(!r.text.contains("#extend"), "no command list: {}", r.text);
+    }
+
+    #[test]
+    fn the_reminder_subject_names_the_case_when_there_is_one() {
+        let t = TemplateSet::builtin().unwrap();
+        let day = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 7, 7, 30, 0).unwrap();
+        let line = |offset| ReminderLine {
+            reference: "KL-2026-0001".into(),
+            complainant: String::new(),
+            partner: "Anna".into(),
+            kind: DeadlineKind::Response,
+            due: day,
+            offset,
+        };
+        let one = Daily {
+            partner_name: "Anna",
+            day,
+            reminders: vec![line(-3)],
+            escalations: vec![],
+        };
+        let r = one.render(&style(&t, Lang::Nl)).unwrap();
+        assert_eq!(
+            r.subject,
+            "[KL-2026-0001] Herinnering: de klager informeren over de uitkomst 3 werkdagen te laat"
+        );
+        assert!(r.text.contains("klager onbekend"), "{}", r.text);
+        assert!(!r.text.contains("zaaknummer vooraan"), "{}", r.text);
+        let two = Daily {
+            escalations: vec![line(-3)],
+            ..one
+        };
+        let r = two.render(&style(&t, Lang::En)).unwrap();
+        assert_eq!(
+            r.subject,
+            "Complaint deadlines Monday 7 December 2026: 1 reminder(s), 1 escalation(s)"
+        );
+        assert!(r.text.contains("put the reference first"), "{}", r.text);
+        let html = r.html.unwrap();
+        assert!(
+            html.contains("<strong>KL-2026-0001</strong> (partner Anna)"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_new_complaint_notice_inserts_values_literally_and_escapes_html() {
+        let t = TemplateSet::builtin().unwrap();
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 19, 9, 15, 0).unwrap();
+        let n = NewComplaint {
+            reference: "KL-2026-0001",
+            partner_name: "Anna",
+            complainant: "{{ partner }} {partner} <jan@example.nl>",
+            channel: "verbal",
+            subject: "Over {% if 1 %}x{% endif %}\r\nBcc: x@example.org",
+            received: at,
+            acknowledge_by: at,
+            respond_by: at,
+            resolve_by: at,
+            excerpt: "<script>alert(1)</script>",
+            why: "round robin",
+            acknowledged: false,
+        };
+        let r = n.render(&style(&t, Lang::Nl)).unwrap();
+        assert_eq!(
+            r.subject,
+            "[KL-2026-0001] Nieuwe klacht: Over {% if 1 %}x{% endif %} Bcc: x@example.org"
+        );
+        assert!(
+            r.text
+                .contains("Klager:      {{ partner }} {partner} <jan@example.nl>"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("mondeling/telefonisch"), "{}", r.text);
+        assert!(r.text.contains("LET OP"), "{}", r.text);
+        let html = r.html.unwrap();
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("{{ partner }} {partner} &lt;jan@"), "{html}");
     }
 
     #[test]

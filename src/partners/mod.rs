@@ -8,8 +8,8 @@
 //!   working day, each with an idempotency key (pure).
 //! - [`digest`]: the schedule of the partners' meeting digest and its content (pure).
 //! - [`commands`]: the `#command` lines at the top of a partner's reply (pure parser).
-//! - [`mail`]: the text (and HTML) of every mail to partners, from plain data structs, so
-//!   they move to the template engine unchanged.
+//! - [`mail`]: what every mail to partners says, as plain data structs rendered from their
+//!   templates (`config/templates/`, [`crate::compose::templates`]), and the message.
 //! - [`scheduler`]: the daemon's job: one [`scheduler::step`] (tests call it with a manual
 //!   clock) that queues what is due through the outbox, exactly once per key.
 //! - [`reply`]: intake's hand-off for a reply to one of these mails: runs the commands

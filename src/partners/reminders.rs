@@ -34,14 +34,6 @@ impl DeadlineKind {
             DeadlineKind::Resolution => "resolution",
         }
     }
-
-    /// What is due, in Dutch, for the mail.
-    pub fn dutch(self) -> &'static str {
-        match self {
-            DeadlineKind::Response => "de klager informeren over de uitkomst",
-            DeadlineKind::Resolution => "de klacht afhandelen",
-        }
-    }
 }
 
 /// An open deadline of an open case.
@@ -188,17 +180,6 @@ pub fn due_on(
         }
     }
     out
-}
-
-/// "in 3 werkdagen", "vandaag", "1 werkdag te laat".
-pub fn dutch_offset(offset: i64) -> String {
-    match offset {
-        0 => "vandaag".into(),
-        1 => "morgen (1 werkdag)".into(),
-        n if n > 1 => format!("over {n} werkdagen"),
-        -1 => "1 werkdag te laat".into(),
-        n => format!("{} werkdagen te laat", -n),
-    }
 }
 
 #[cfg(test)]

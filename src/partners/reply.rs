@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::commands::{self, Action, Command};
-use super::mail::{self, Confirmation, Envelope};
+use super::mail::{self, Confirmation, Envelope, Style};
 use crate::case::{self, Actor, CaseError};
 use crate::compose;
 use crate::config::{Config, Partner};
@@ -181,6 +181,7 @@ pub async fn handle(
         queue_confirmation(
             &mut tx,
             config,
+            &p.templates,
             &from.address,
             mail,
             &answered,
@@ -216,6 +217,7 @@ pub async fn handle(
 async fn queue_confirmation(
     tx: &mut SqliteConnection,
     config: &Config,
+    templates: &crate::compose::TemplateSet,
     to: &str,
     mail: &ParsedMail,
     answered: &Answered,
@@ -223,7 +225,7 @@ async fn queue_confirmation(
     case_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let rendered = mail::confirmation(confirmation, &mail.subject);
+    let rendered = confirmation.render(&Style::new(config, templates), &mail.subject)?;
     let reference = match answered.cases.as_slice() {
         [one] => Some(one.as_str()),
         _ => None,

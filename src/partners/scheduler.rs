@@ -17,10 +17,11 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use super::digest::{self, Digest, Standing};
-use super::mail::{self, Envelope, ReminderLine, Rendered};
+use super::mail::{self, AckCause, Envelope, ReminderLine, Style};
 use super::reminders::{self, DeadlineKind, OpenDeadline, working_days_between};
 use crate::case::{self, Actor};
 use crate::clock::Clock;
+use crate::compose::{Rendered, TemplateSet};
 use crate::config::Config;
 use crate::store::partners::{self as sp, OpenCase};
 use crate::store::{self, Store};
@@ -65,7 +66,8 @@ enum Content {
         partner_name: String,
         complainant: String,
         phone: Option<String>,
-        why: String,
+        cause: AckCause,
+        error: Option<String>,
         deadline: DateTime<Utc>,
     },
     Digest(Box<Digest>),
@@ -73,9 +75,14 @@ enum Content {
 
 impl Draft {
     /// The mail, with only the items whose claim is in `kept` (all for a preview).
-    pub fn render(&self, config: &Config, kept: &[bool]) -> Rendered {
-        let tz = config.firm.timezone;
-        match &self.content {
+    pub fn render(
+        &self,
+        config: &Config,
+        templates: &TemplateSet,
+        kept: &[bool],
+    ) -> Result<Rendered> {
+        let style = Style::new(config, templates);
+        Ok(match &self.content {
             Content::Daily {
                 partner_name,
                 day,
@@ -88,53 +95,78 @@ impl Draft {
                         .map(|(_, l, _)| l.clone())
                         .collect()
                 };
-                mail::daily(
-                    &mail::Daily {
-                        partner_name,
-                        day: *day,
-                        reminders: pick(false),
-                        escalations: pick(true),
-                    },
-                    tz,
-                )
+                mail::Daily {
+                    partner_name,
+                    day: *day,
+                    reminders: pick(false),
+                    escalations: pick(true),
+                }
+                .render(&style)?
             }
             Content::AckWarning {
                 partner_name,
                 complainant,
                 phone,
-                why,
+                cause,
+                error,
                 deadline,
-            } => mail::ack_warning(
-                &mail::AckWarning {
-                    reference: self.cases.first().map(String::as_str).unwrap_or_default(),
-                    partner_name,
-                    complainant,
-                    phone: phone.as_deref(),
-                    why,
-                    deadline: *deadline,
-                },
-                tz,
-            ),
-            Content::Digest(d) => Rendered {
-                subject: d.subject(&config.calendar),
-                text: d.text(&config.calendar),
-                html: Some(d.html(&config.calendar)),
-            },
-        }
+            } => mail::AckWarning {
+                reference: self.cases.first().map(String::as_str).unwrap_or_default(),
+                partner_name,
+                complainant,
+                phone: phone.as_deref(),
+                cause: *cause,
+                error: error.as_deref(),
+                deadline: *deadline,
+            }
+            .render(&style)?,
+            Content::Digest(d) => d.render(&style, &config.calendar)?,
+        })
     }
 
-    /// Render everything (for previews).
-    pub fn render_all(&self, config: &Config) -> Rendered {
-        self.render(config, &vec![true; self.claims.len()])
+    /// Render everything (for previews), with the config's templates.
+    pub fn render_all(&self, config: &Config) -> Result<Rendered> {
+        let templates = config.templates.load()?;
+        self.render(config, &templates, &vec![true; self.claims.len()])
     }
 }
 
-/// Why the acknowledgement needs a partner, if it does (Dutch, for the mail).
+/// Why the acknowledgement did not reach the complainant for good, if it did not: no
+/// usable address, refused by the outgoing server, bounced (or held back because the
+/// address bounced before). Not once the partner recorded one made another way.
+pub fn ack_failure(c: &OpenCase) -> Option<AckCause> {
+    if c.acknowledged_by.is_some() {
+        return None;
+    }
+    let bounced = c
+        .flags
+        .lines()
+        .any(|l| l.starts_with("acknowledgement bounced"));
+    if c.complainant_address.is_none()
+        || !c.ack_queued
+        || c.flags.lines().any(|l| l == crate::classify::UNANSWERABLE)
+    {
+        Some(AckCause::NoAddress)
+    } else if c.ack_failed && c.acknowledged_at.is_none() {
+        Some(AckCause::SendFailed)
+    } else if bounced || (c.ack_held_bounced && c.acknowledged_at.is_none()) {
+        Some(AckCause::Bounced)
+    } else {
+        None
+    }
+}
+
+/// Why the acknowledgement needs a partner, if it does, and from when they are told.
+///
+/// This is the one obligation mail per acknowledgement that did not reach the complainant:
+/// the outbox does not tell the partner itself when an acknowledgement fails or is held
+/// back for a bounced address; this watchdog does, once (key `ack:REF`), with the server's
+/// answer.
 fn ack_problem(
     config: &Config,
     c: &OpenCase,
     now: DateTime<Utc>,
-) -> Option<(String, DateTime<Utc>)> {
+) -> Option<(AckCause, DateTime<Utc>)> {
     // Intake already told the partner about an address that cannot be answered
     // (`compose::unanswerable_notice`): not twice.
     if c.acknowledged_by.is_some() || c.flags.lines().any(|l| l == crate::classify::UNANSWERABLE) {
@@ -143,40 +175,21 @@ fn ack_problem(
     if now > c.ack_due_at + chrono::Duration::days(ACK_WARNING_HORIZON_DAYS) {
         return None;
     }
-    let bounced = c
-        .flags
-        .lines()
-        .any(|l| l.starts_with("acknowledgement bounced"));
     let cal = &config.calendar;
-    let (why, from): (&str, DateTime<Utc>) = if c.complainant_address.is_none() || !c.ack_queued {
-        (
-            "de klager heeft geen bruikbaar e-mailadres, dus er ging geen ontvangstbevestiging uit",
-            c.received_at,
-        )
-    } else if c.ack_failed {
-        (
-            "de ontvangstbevestiging kon niet worden verzonden",
-            c.received_at,
-        )
-    } else if bounced {
-        (
-            "de ontvangstbevestiging is onbestelbaar teruggekomen",
-            c.received_at,
-        )
-    } else if c.acknowledged_at.is_none() {
-        (
-            "de ontvangstbevestiging is nog niet door de mailserver aangenomen",
+    let (cause, from) = match ack_failure(c) {
+        Some(cause) => (cause, c.received_at),
+        None if c.acknowledged_at.is_none() => (
+            AckCause::NotAccepted,
             reminders::working_minutes_before(
                 cal,
                 c.ack_due_at,
                 config.partners.reminders.ack_margin_minutes,
             ),
-        )
-    } else {
-        return None;
+        ),
+        None => return None,
     };
     // Partners are told in working hours.
-    Some((why.to_string(), cal.next_working_moment(from)))
+    Some((cause, cal.next_working_moment(from)))
 }
 
 /// Everything due at `now` that was not told yet.
@@ -191,7 +204,7 @@ pub async fn plan(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<
 
     // Acknowledgement warnings, at once (in working hours).
     for c in &cases {
-        if let Some((why, at)) = ack_problem(config, c, now)
+        if let Some((cause, at)) = ack_problem(config, c, now)
             && at <= now
         {
             let key = format!("ack:{}", c.reference);
@@ -212,7 +225,11 @@ pub async fn plan(store: &Store, config: &Config, now: DateTime<Utc>) -> Result<
                     partner_name: c.partner_name.clone(),
                     complainant: c.complainant(),
                     phone: c.complainant_phone.clone(),
-                    why,
+                    cause,
+                    error: c
+                        .ack_error
+                        .clone()
+                        .filter(|_| cause == AckCause::SendFailed),
                     deadline: c.ack_due_at,
                 },
             });
@@ -405,7 +422,7 @@ pub async fn build_digest(
             measure: c.measure,
         })
         .collect();
-    let problems = sp::problems_since(pool, since).await?;
+    let problems = problems(store, cases, since).await?;
     Ok(Digest {
         firm: config.firm.name.clone(),
         at: now,
@@ -413,6 +430,87 @@ pub async fn build_digest(
         open,
         closed,
         problems,
+    })
+}
+
+/// Problems receiving and sending mail, for the digest: open outages and quarantine as they
+/// are now, failed acknowledgements of open cases, and what happened since the last digest.
+async fn problems(
+    store: &Store,
+    cases: &[OpenCase],
+    since: Option<DateTime<Utc>>,
+) -> Result<digest::Problems> {
+    let pool = store.pool();
+    let outages = store
+        .channel_states()
+        .await?
+        .into_iter()
+        .filter_map(|(channel, s)| {
+            Some(digest::OpenOutage {
+                channel,
+                since: s.failing_since?,
+                error: s.last_error.unwrap_or_default(),
+            })
+        })
+        .collect();
+    let quarantined = store
+        .quarantine_items(false)
+        .await?
+        .into_iter()
+        .map(|q| {
+            Ok(digest::Quarantined {
+                reference: q.reference,
+                received: store::parse_ts(&q.received_at)?,
+                reason: q.reason,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let acknowledgements = cases
+        .iter()
+        .filter_map(|c| {
+            let cause = ack_failure(c)?;
+            Some(digest::FailedAcknowledgement {
+                reference: c.reference.clone(),
+                partner: c.partner_name.clone(),
+                cause: cause.as_str().into(),
+                error: c
+                    .ack_error
+                    .clone()
+                    .filter(|_| cause == AckCause::SendFailed),
+            })
+        })
+        .collect();
+    let mut unfiled = Vec::new();
+    for m in store.unfiled(since).await? {
+        // A partner's reply is kept on its case as an internal note: filed.
+        if m.kind == "internal_note" {
+            continue;
+        }
+        unfiled.push(digest::Unfiled {
+            number: m.id,
+            received: store::parse_ts(&m.received_at)?,
+            kind: m.kind,
+            case: m.case,
+            sender: m.from_address,
+            reason: m.reason,
+        });
+    }
+    unfiled.reverse(); // oldest first, like everything else in the digest
+    let unfiled_more = unfiled.len().saturating_sub(digest::UNFILED_LISTED);
+    unfiled.truncate(digest::UNFILED_LISTED);
+    let not_sent = sp::not_sent_since(pool, since)
+        .await?
+        .into_iter()
+        .map(|(purpose, reference)| digest::NotSent { purpose, reference })
+        .collect();
+    Ok(digest::Problems {
+        outages,
+        quarantined,
+        acknowledgements,
+        unfiled,
+        unfiled_more,
+        not_sent,
+        unparseable: sp::unparseable_since(pool, since).await?,
     })
 }
 
@@ -430,7 +528,12 @@ pub struct Report {
 pub async fn step(store: &Store, config: &Config, clock: &dyn Clock) -> Result<Report> {
     let now = clock.now();
     let mut report = Report::default();
-    for draft in plan(store, config, now).await? {
+    let drafts = plan(store, config, now).await?;
+    if drafts.is_empty() {
+        return Ok(report);
+    }
+    let templates = config.templates.load()?;
+    for draft in drafts {
         let mut tx = store.begin().await?;
         let mut kept = Vec::with_capacity(draft.claims.len());
         for c in &draft.claims {
@@ -440,7 +543,7 @@ pub async fn step(store: &Store, config: &Config, clock: &dyn Clock) -> Result<R
             // Another step got there first.
             continue;
         }
-        let rendered = draft.render(config, &kept);
+        let rendered = draft.render(config, &templates, &kept)?;
         let single = (draft.cases.len() == 1).then(|| draft.cases[0].clone());
         let single_id = match &single {
             Some(r) => store::case_id_by_reference(&mut tx, r).await?,
@@ -528,11 +631,12 @@ pub async fn queue_new_complaint(
     tx: &mut sqlx::SqliteConnection,
     config: &Config,
     case_id: i64,
+    templates: &TemplateSet,
     partner: &crate::config::Partner,
     n: &mail::NewComplaint<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let rendered = mail::new_complaint(n, config.firm.timezone);
+    let rendered = n.render(&Style::new(config, templates))?;
     let out = mail::build(
         &Envelope {
             firm_name: &config.firm.name,

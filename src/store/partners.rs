@@ -165,16 +165,22 @@ pub struct OpenCase {
     pub ack_queued: bool,
     /// An acknowledgement was given up on (permanent error or attempts used up).
     pub ack_failed: bool,
+    /// An acknowledgement was held back because the address bounced hard before
+    /// (`outgoing.bounce_block`).
+    pub ack_held_bounced: bool,
+    /// The outgoing server's last answer (redacted) to a failed acknowledgement.
+    pub ack_error: Option<String>,
 }
 
 impl OpenCase {
-    /// The complainant as partners see them: name and address, or what is known.
+    /// The complainant as partners see them: name and address, or what is known (empty
+    /// when nothing is: the templates say "unknown").
     pub fn complainant(&self) -> String {
         match (&self.complainant_name, &self.complainant_address) {
             (Some(n), Some(a)) => format!("{n} <{a}>"),
             (Some(n), None) => n.clone(),
             (None, Some(a)) => a.clone(),
-            (None, None) => "onbekend".into(),
+            (None, None) => String::new(),
         }
     }
 }
@@ -192,7 +198,11 @@ pub async fn open_cases(pool: &SqlitePool) -> Result<Vec<OpenCase>> {
                 c.resolution_due_at, c.flags,
                 EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'),
                 EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
-                        AND o.status = 'failed')
+                        AND o.status = 'failed'),
+                EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
+                        AND o.status = 'held' AND o.last_error LIKE 'bounced:%'),
+                (SELECT o.last_error FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
+                        AND o.status = 'failed' ORDER BY o.id DESC LIMIT 1)
          FROM cases c
          WHERE c.status NOT IN ('closed', 'not_a_complaint') AND c.purged_at IS NULL
          ORDER BY c.received_at, c.id",
@@ -220,6 +230,8 @@ pub async fn open_cases(pool: &SqlitePool) -> Result<Vec<OpenCase>> {
                 flags: r.try_get(15)?,
                 ack_queued: r.try_get::<i64, _>(16)? != 0,
                 ack_failed: r.try_get::<i64, _>(17)? != 0,
+                ack_held_bounced: r.try_get::<i64, _>(18)? != 0,
+                ack_error: r.try_get(19)?,
             })
         })
         .collect()
@@ -268,52 +280,34 @@ pub async fn closed_since(
         .collect()
 }
 
-/// Intake and sending problems after `since`, one line each, without names or text.
-pub async fn problems_since(
+/// Mail other than acknowledgements (which the digest lists per case) given up on after
+/// `since`: (purpose, case reference).
+pub async fn not_sent_since(
     pool: &SqlitePool,
     since: Option<DateTime<Utc>>,
-) -> Result<Vec<String>> {
-    let since = since.map(ts).unwrap_or_default();
-    let mut out = Vec::new();
-    for r in sqlx::query(
-        "SELECT o.purpose, c.reference, o.last_error FROM outbox o
+) -> Result<Vec<(String, Option<String>)>> {
+    let rows = sqlx::query(
+        "SELECT o.purpose, c.reference FROM outbox o
          JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
-         WHERE o.status = 'failed' AND m.created_at > $1 ORDER BY o.id",
+         WHERE o.status = 'failed' AND o.purpose <> 'acknowledgement' AND m.created_at > $1
+         ORDER BY o.id",
     )
-    .bind(&since)
+    .bind(since.map(ts).unwrap_or_default())
     .fetch_all(pool)
-    .await?
-    {
-        let purpose: String = r.try_get(0)?;
-        let reference: Option<String> = r.try_get(1)?;
-        out.push(format!(
-            "niet verzonden: {purpose} ({})",
-            reference.as_deref().unwrap_or("geen zaak")
-        ));
-    }
-    let triage: i64 =
-        sqlx::query("SELECT COUNT(*) FROM messages WHERE kind = 'triage' AND created_at > $1")
-            .bind(&since)
-            .fetch_one(pool)
-            .await?
-            .try_get(0)?;
-    if triage > 0 {
-        out.push(format!(
-            "{triage} mail(s) die een partner moet bekijken (triage): klachtpost mail list --unfiled"
-        ));
-    }
-    let unparsed: i64 = sqlx::query(
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// How many mails taken in after `since` could not be read (kept raw).
+pub async fn unparseable_since(pool: &SqlitePool, since: Option<DateTime<Utc>>) -> Result<i64> {
+    Ok(sqlx::query(
         "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND created_at > $1
          AND flags LIKE 'unparseable:%'",
     )
-    .bind(&since)
+    .bind(since.map(ts).unwrap_or_default())
     .fetch_one(pool)
     .await?
-    .try_get(0)?;
-    if unparsed > 0 {
-        out.push(format!(
-            "{unparsed} mail(s) die niet gelezen konden worden (ruw bewaard)"
-        ));
-    }
-    Ok(out)
+    .try_get(0)?)
 }
