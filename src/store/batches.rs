@@ -28,7 +28,8 @@ impl Store {
             return self.clone();
         };
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            // Intake is one task: a connection for its transaction, one for a read beside it.
+            .max_connections(2)
             .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         Store {
             pool,
