@@ -9,6 +9,7 @@ use chrono::{TimeZone, Utc};
 use klachtpost::clock::{Clock, ManualClock};
 
 mod register_fixture;
+mod support;
 use register_fixture::register;
 
 /// Collects what tracing writes.

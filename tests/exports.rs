@@ -7,6 +7,7 @@ use std::process::Command;
 use chrono::{NaiveDate, TimeZone, Utc};
 
 mod register_fixture;
+mod support;
 use register_fixture::register;
 
 fn golden(name: &str) -> PathBuf {

@@ -442,3 +442,190 @@ mod postfix {
         assert_eq!(err.status().map(|c| c.to_string()), Some("535".into()));
     }
 }
+
+mod postgres {
+    //! The private PostgreSQL and the config builder that points tests at it.
+
+    use std::io::{BufRead, BufReader};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use sqlx::Row;
+
+    use crate::support::{self, Backend, PASSWORD_ENV, Postgres, Secret, TestConfig, TestDatabase};
+
+    /// Set in the child process of the exit tests: `exit` returns at once, `hang` waits to
+    /// be killed.
+    const CHILD_ENV: &str = "KP_SELFTEST_POSTGRES_CHILD";
+
+    fn uid_of(pid: u32) -> u32 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Whether `pid` is (still) a PostgreSQL process.
+    fn is_postgres(pid: u32) -> bool {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("postgres"))
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn postgres_runs_unprivileged_tuned_for_tests_with_password_logins() {
+        let started = Instant::now();
+        let pg = Postgres::shared();
+        eprintln!("PostgreSQL ready after {:?}", started.elapsed());
+        assert!(is_postgres(pg.pid()));
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_ne!(
+                uid_of(pg.pid()),
+                0,
+                "PostgreSQL refuses root; it must not run as it"
+            );
+        }
+        assert_eq!(pg.psql("postgres", "SHOW fsync"), "off");
+        assert_eq!(pg.psql("postgres", "SHOW listen_addresses"), "127.0.0.1");
+
+        // Each test gets its own database, owned by the login role.
+        let a = pg.create_database();
+        let b = pg.create_database();
+        assert_ne!(a.name, b.name);
+        pg.psql_as(&a.user, &a.password, &a.name, "CREATE TABLE t (x BIGINT)")
+            .unwrap();
+        let missing = pg
+            .psql_as(&b.user, &b.password, &b.name, "SELECT COUNT(*) FROM t")
+            .unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+
+        // Passwords are checked (SCRAM over TCP, no trust), and the URL carries none.
+        let refused = pg
+            .psql_as(&a.user, "wrong", &a.name, "SELECT 1")
+            .unwrap_err();
+        assert!(
+            refused.contains("password authentication failed"),
+            "{refused}"
+        );
+        assert!(!a.url.contains(&a.password), "{}", a.url);
+        let file = std::fs::read_to_string(&a.password_file).unwrap();
+        assert_eq!(file.trim_end(), a.password);
+
+        // The tests' own access works through sqlx's Any driver and through psql alike.
+        let db = TestDatabase::Postgres(a.clone());
+        db.tool("INSERT INTO t VALUES (41), (1)");
+        let pool = db.connect().await;
+        let row = sqlx::query(
+            "SELECT CAST(SUM(x) AS BIGINT) AS sum, CAST(current_user AS TEXT) AS who FROM t",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(row.get::<i64, _>("sum"), 42);
+        assert_eq!(row.get::<String, _>("who"), support::postgres::USER);
+    }
+
+    #[test]
+    fn the_database_section_follows_the_backend_and_keeps_the_password_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = TestConfig::new(tmp.path());
+        // Built twice for one dir (a restart): the same database.
+        let again = TestConfig::new(tmp.path());
+        assert_eq!(config.text(), again.text());
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(config.text(), TestConfig::new(other.path()).text());
+        match config.database() {
+            TestDatabase::Sqlite { file } => {
+                assert_eq!(Backend::from_env(), Backend::Sqlite);
+                assert_eq!(file, &tmp.path().join("k.db"));
+                assert!(
+                    config
+                        .text()
+                        .contains(&format!("url = \"sqlite://{}\"", file.display()))
+                );
+                assert_eq!(config.text(), config.file_text());
+            }
+            TestDatabase::Postgres(db) => {
+                assert_eq!(Backend::from_env(), Backend::Postgres);
+                assert!(
+                    config
+                        .text()
+                        .contains(&format!("password_env = \"{PASSWORD_ENV}\""))
+                );
+                assert!(config.file_text().contains(&format!(
+                    "password_file = \"{}\"",
+                    db.password_file.display()
+                )));
+                assert!(!config.text().contains(&db.password));
+                assert!(!config.file_text().contains(&db.password));
+            }
+        }
+        // Both ways of passing a PostgreSQL password, whatever this pass runs on.
+        let pg = TestDatabase::Postgres(Postgres::shared().create_database());
+        assert!(pg.section(Secret::Env).contains("password_env"));
+        assert!(pg.section(Secret::File).contains("password_file"));
+        assert_eq!(pg.env()[0].0, PASSWORD_ENV);
+    }
+
+    #[test]
+    fn postgres_stops_when_the_test_process_exits_or_is_killed() {
+        if let Ok(mode) = std::env::var(CHILD_ENV).as_deref() {
+            let pg = Postgres::shared();
+            println!("postgres pid={} dir={}", pg.pid(), pg.dir().display());
+            if mode == "hang" {
+                loop {
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+            }
+            return;
+        }
+        for mode in ["exit", "hang"] {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "postgres::postgres_stops_when_the_test_process_exits_or_is_killed",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, mode)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let (pid, dir) = loop {
+                let line = lines.next().expect("the child names its server").unwrap();
+                // After libtest's "test NAME ... " on the same line.
+                if let Some((_, rest)) = line.split_once("postgres pid=") {
+                    let (pid, dir) = rest.split_once(" dir=").unwrap();
+                    break (pid.parse::<u32>().unwrap(), dir.to_owned());
+                }
+            };
+            assert!(is_postgres(pid));
+            if mode == "exit" {
+                assert!(child.wait().unwrap().success());
+                // The atexit hook stopped it and removed its files before the exit.
+                assert!(!is_postgres(pid), "still running after a normal exit");
+                assert!(!Path::new(&dir).exists(), "{dir} left behind");
+            } else {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                // The parent-death signal makes it shut down; its files stay (no hook ran)
+                // until the next start sweeps them away.
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while is_postgres(pid) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "still running 15 s after SIGKILL"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(Path::new(&dir).exists());
+                support::postgres::sweep_stale_clusters();
+                assert!(!Path::new(&dir).exists(), "{dir} not swept");
+            }
+        }
+    }
+}

@@ -17,58 +17,45 @@ use klachtpost::clock::{Clock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::store::Store;
-use support::{Dovecot, DovecotOptions, FreezingProxy, WITHOUT_MOVE, WITHOUT_MOVE_OR_UIDPLUS};
+use support::{
+    Dovecot, DovecotOptions, FIRM_TWO_PARTNERS, FreezingProxy, TestConfig, WITHOUT_MOVE,
+    WITHOUT_MOVE_OR_UIDPLUS,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
 
-fn config_text(dir: &Path, port: u16, alert_after: &str) -> String {
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
-    format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}, {{ name = "Bob Partner", email = "bob@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+fn test_config(dir: &Path, port: u16, alert_after: &str) -> TestConfig {
+    TestConfig::new(dir)
+        .firm(FIRM_TWO_PARTNERS)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {port}
 security = "none"
 username = "{user}"
 password_env = "{PASSWORD_ENV}"
 poll_interval_secs = 1
-timeout_secs = 2
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{ack}"
-extension = "{ext}"
-[alerts]
-alert_after = "{alert_after}"
-"#,
-        db = dir.join("k.db").display(),
-        user = support::MAIN_USER,
-        outbox = dir.join("outbox").display(),
-        ack = templates.join("acknowledgement.nl.txt").display(),
-        ext = templates.join("extension.nl.txt").display(),
-    )
+timeout_secs = 2"#,
+            user = support::MAIN_USER,
+        ))
+        .outgoing(&format!(
+            "kind = \"file\"\ndir = \"{}\"\nfrom = \"klachten@firma.nl\"",
+            dir.join("outbox").display()
+        ))
+        .templates(&["acknowledgement", "extension"])
+        .section("alerts", &format!("alert_after = \"{alert_after}\""))
+}
+
+/// The config as a file, for `klachtpost run` (see [`Daemon::start`]).
+fn config_text(dir: &Path, port: u16, alert_after: &str) -> String {
+    test_config(dir, port, alert_after).file_text()
 }
 
 fn config(dir: &Path, imap: &Dovecot) -> Config {
-    let password = imap.password.clone();
-    Config::from_toml(
-        Path::new("test.toml"),
-        &config_text(dir, imap.imap_port, "30 min"),
-        &[],
-        &move |n| (n == PASSWORD_ENV).then(|| password.clone()),
-    )
-    .expect("valid test config")
+    test_config(dir, imap.imap_port, "30 min")
+        .env(PASSWORD_ENV, &imap.password)
+        .build()
 }
 
 fn complaint(id: &str) -> Vec<u8> {
@@ -198,9 +185,7 @@ async fn dovecot_stopped_during_idle_and_started_again_loses_nothing_and_does_no
     );
     // Migrations run once the daemon is up (concurrent first starts are item 6's concern).
     daemon.wait_for_log("klachtpost is running", 1, WAIT).await;
-    let store = Store::open(&format!("sqlite://{}", tmp.path().join("k.db").display()))
-        .await
-        .unwrap();
+    let store = support::open_store(&config(tmp.path(), &imap)).await;
     wait_for_cases(&store, 1, WAIT, &daemon).await;
     imap.wait_for_count("Processed", 1, WAIT).await;
     // Idling now (IDLE is supported and nothing is left): stop the server under it.
@@ -243,9 +228,7 @@ async fn a_fetch_without_answer_times_out_and_the_mail_is_taken_in_after_the_tha
     );
     // Migrations run once the daemon is up (concurrent first starts are item 6's concern).
     daemon.wait_for_log("klachtpost is running", 1, WAIT).await;
-    let store = Store::open(&format!("sqlite://{}", tmp.path().join("k.db").display()))
-        .await
-        .unwrap();
+    let store = support::open_store(&config(tmp.path(), &imap)).await;
     daemon.wait_for_log("mailbox opened", 1, WAIT).await;
     // The next FETCH hangs: the proxy holds it and everything after it.
     proxy.freeze_on(b"UID FETCH");
@@ -314,9 +297,7 @@ async fn a_server_that_fails_after_login_is_retried_with_backoff_not_in_a_hot_lo
         daemon.log()
     );
     daemon.wait_for_log("klachtpost is running", 1, WAIT).await;
-    let store = Store::open(&format!("sqlite://{}", tmp.path().join("k.db").display()))
-        .await
-        .unwrap();
+    let store = support::open_store(&config(tmp.path(), &imap)).await;
     assert!(store.list_cases().await.unwrap().is_empty());
 
     // The server behaves again: the mail is taken in at the next attempt.
@@ -341,7 +322,7 @@ async fn without_move_only_our_uid_is_expunged_and_a_mail_deleted_by_someone_els
     // plain EXPUNGE after moving the first would destroy it before it was moved.
     imap.append_flagged("INBOX", "(\\Deleted)", &theirs).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -375,7 +356,7 @@ async fn without_move_or_uidplus_mail_is_copied_and_marked_never_expunged() {
     imap.append("INBOX", &ours).await;
     imap.append_flagged("INBOX", "(\\Deleted)", &theirs).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -405,7 +386,7 @@ async fn a_mail_someone_else_already_read_is_still_taken_in() {
     let config = config(tmp.path(), &imap);
     let raw = complaint("read-in-outlook");
     imap.append_flagged("INBOX", "(\\Seen)", &raw).await;
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     run_with(config, store.clone(), Arc::new(SystemClock), true, never())
         .await
         .unwrap();

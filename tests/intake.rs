@@ -2,6 +2,8 @@
 //! with a manual clock: what is stored, what is queued, what is sent, and that nothing is
 //! taken in twice.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,35 +15,13 @@ use klachtpost::fetch::Mailbox;
 use klachtpost::intake::Pipeline;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
-use klachtpost::store::Store;
+use support::{Backend, FIRM_TWO_PARTNERS, TestConfig, TestDatabase};
 
 fn config(dir: &Path) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}, {{ name = "Bob Partner", email = "bob@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-acknowledgement = "{template}"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        template = template.display(),
-    );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+    TestConfig::new(dir)
+        .firm(FIRM_TWO_PARTNERS)
+        .templates(&["acknowledgement"])
+        .build()
 }
 
 fn deliver(dir: &Path, name: &str, raw: &[u8]) {
@@ -61,7 +41,7 @@ async fn a_complaint_becomes_a_case_with_one_acknowledgement_and_nothing_twice()
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let sender = Sender::from_config(&config).unwrap();
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let mut mailbox = Mailbox::open(&config).await.unwrap();
@@ -204,7 +184,7 @@ async fn garbage_is_quarantined_raw_never_acknowledged_and_the_partners_are_told
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let mut mailbox = Mailbox::open(&config).await.unwrap();
     let raw = b"\x00\x01\x02\xff\xfe this is no mail at all";
@@ -272,7 +252,7 @@ async fn sequence_restarts_each_year_and_survives_reopening() {
         Utc.with_ymd_and_hms(2026, 12, 31, 22, 30, 0).unwrap(),
     ));
     {
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         let pipeline = Pipeline::new(&config, &store, clock.as_ref()).unwrap();
         let o = pipeline
             .take_in(Some("k1"), COMPLAINT, clock.now())
@@ -282,7 +262,7 @@ async fn sequence_restarts_each_year_and_survives_reopening() {
     }
     // 23:30 UTC on 31 December is already 2027 in Amsterdam.
     clock.set(Utc.with_ymd_and_hms(2026, 12, 31, 23, 30, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, clock.as_ref()).unwrap();
     let raw2 = COMPLAINT.to_vec().replace_id();
     let o = pipeline
@@ -310,7 +290,7 @@ async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_u
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let sender = Sender::from_config(&config).unwrap();
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let mut mailbox = Mailbox::open(&config).await.unwrap();
@@ -398,7 +378,7 @@ async fn a_mail_seen_again_at_the_same_place_counts_up_one_duplicate_record() {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path());
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     assert!(
         !pipeline
@@ -441,15 +421,16 @@ async fn mail_stored_before_identities_existed_gets_one_and_is_still_recognised(
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path());
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     pipeline
         .take_in(Some("imap:old@host:993/INBOX:1:1"), COMPLAINT, clock.now())
         .await
         .unwrap();
     // As a row written before migration 0003.
+    let db = TestDatabase::for_dir(tmp.path()).connect().await;
     sqlx::query("UPDATE messages SET identity = NULL")
-        .execute(store.pool())
+        .execute(&db)
         .await
         .unwrap();
     let fill = |raw: &[u8]| klachtpost::intake::identity::of(raw).sha256;
@@ -469,18 +450,33 @@ async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goe
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let mut mailbox = Mailbox::open(&config).await.unwrap();
     // The database refuses this mail as a message, and refuses its bytes in quarantine too
     // (as a blob over the database's size limit would be refused).
-    for trigger in [
-        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd'
-         BEGIN SELECT RAISE(ABORT, 'refused as a message'); END",
-        "CREATE TRIGGER too_big BEFORE INSERT ON quarantine WHEN length(NEW.raw) > 0
-         BEGIN SELECT RAISE(ABORT, 'refused as bytes'); END",
-    ] {
-        sqlx::query(trigger).execute(store.pool()).await.unwrap();
+    let database = TestDatabase::for_dir(dir);
+    let db = database.connect().await;
+    let triggers: &[&'static str] = match database.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd'
+             BEGIN SELECT RAISE(ABORT, 'refused as a message'); END",
+            "CREATE TRIGGER too_big BEFORE INSERT ON quarantine WHEN length(NEW.raw) > 0
+             BEGIN SELECT RAISE(ABORT, 'refused as bytes'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_message() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'refused as a message'; END $$",
+            "CREATE TRIGGER poison BEFORE INSERT ON messages FOR EACH ROW
+             WHEN (NEW.subject = 'Vergiftigd') EXECUTE FUNCTION refuse_message()",
+            "CREATE FUNCTION refuse_bytes() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'refused as bytes'; END $$",
+            "CREATE TRIGGER too_big BEFORE INSERT ON quarantine FOR EACH ROW
+             WHEN (length(NEW.raw) > 0) EXECUTE FUNCTION refuse_bytes()",
+        ],
+    };
+    for trigger in triggers {
+        sqlx::query(*trigger).execute(&db).await.unwrap();
     }
     let poison = String::from_utf8(COMPLAINT.to_vec().replace_id())
         .unwrap()
@@ -507,7 +503,7 @@ async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goe
     );
     let notices: Vec<(String,)> =
         sqlx::query_as("SELECT recipients FROM outbox WHERE purpose = 'notice'")
-            .fetch_all(store.pool())
+            .fetch_all(&db)
             .await
             .unwrap();
     assert_eq!(notices, vec![("anna@firma.nl\nbob@firma.nl".to_string(),)]);

@@ -16,8 +16,7 @@ use klachtpost::daemon::run_with;
 use klachtpost::outbox;
 use klachtpost::partners::scheduler;
 use klachtpost::send::Sender;
-use klachtpost::store::Store;
-use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -28,53 +27,36 @@ fn imap_config(
     smtp_port: u16,
     max_attempts: u32,
 ) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let port = if security == "tls" {
         imap.imaps_port
     } else {
         imap.imap_port
     };
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    TestConfig::new(dir)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "localhost"
 port = {port}
 security = "{security}"
 username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
 ca_file = "{ca}"
-poll_interval_secs = 1
-[outgoing]
-kind = "smtp"
+poll_interval_secs = 1"#,
+            user = imap.user,
+            ca = imap.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
 from = "klachten@firma.nl"
-max_attempts = {max_attempts}
-[templates]
-acknowledgement = "{template}"
-[digest]
-schedule = "never"
-"#,
-        db = dir.join("k.db").display(),
-        user = imap.user,
-        ca = imap.ca_pem.display(),
-        template = template.display(),
-    );
-    let password = imap.password.clone();
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
-        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
-    })
-    .expect("valid test config")
+max_attempts = {max_attempts}"#
+        ))
+        .templates(&["acknowledgement"])
+        .section("digest", "schedule = \"never\"")
+        .env("KP_TEST_IMAP_PASSWORD", &imap.password)
+        .build()
 }
 
 fn complaint(id: &str) -> Vec<u8> {
@@ -97,7 +79,7 @@ async fn a_complaint_over_imap_tls_is_a_case_and_acknowledged_over_smtp() {
     let raw = complaint("tls-1@client.example");
     imap.append("INBOX", &raw).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock.clone(), true, never())
         .await
@@ -163,7 +145,7 @@ async fn the_running_daemon_sees_new_mail_over_starttls_and_threads_the_reply() 
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = imap_config(tmp.path(), &imap, "starttls", smtp.port, 12);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run_with(config, store.clone(), clock, false, async move {
@@ -216,7 +198,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let soft = SmtpSink::start(&["-r", "rcpt"]);
     let tmp = tempfile::tempdir().unwrap();
     let config = imap_config(tmp.path(), &imap, "none", soft.port, 3);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 16, 0, 0).unwrap());
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     imap.append("INBOX", &complaint("retry-1@client.example"))
@@ -293,7 +275,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     let hard = SmtpSink::start(&["-f", "rcpt"]);
     let tmp2 = tempfile::tempdir().unwrap();
     let config2 = imap_config(tmp2.path(), &imap, "none", hard.port, 12);
-    let store2 = Store::open(&config2.database_url).await.unwrap();
+    let store2 = support::open_store(&config2).await;
     imap.append("INBOX", &complaint("hard-1@client.example"))
         .await;
     // Back before the mail arrived (the mailbox's receipt time is the real one), so the
@@ -329,49 +311,39 @@ async fn the_acknowledgement_lands_in_the_complainants_mailbox_through_postfix()
     let postfix = Postfix::start(&dovecot);
     let marieke = dovecot.add_user("marieke");
     let tmp = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {imaps}
 security = "tls"
 username = "{user}"
 password_env = "KP_PW"
-ca_file = "{ca}"
-[outgoing]
-kind = "smtp"
+ca_file = "{ca}""#,
+            imaps = dovecot.imaps_port,
+            user = dovecot.user,
+            ca = dovecot.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp}
 security = "starttls"
 username = "{user}"
 password_env = "KP_PW"
 ca_file = "{ca}"
-from = "klachten@firma.nl"
-"#,
-        db = tmp.path().join("k.db").display(),
-        imaps = dovecot.imaps_port,
-        user = dovecot.user,
-        ca = dovecot.ca_pem.display(),
-        smtp = postfix.smtp_port,
-    );
-    let password = dovecot.password.clone();
-    let config = Config::from_toml(Path::new("postfix.toml"), &text, &[], &move |n| {
-        (n == "KP_PW").then(|| password.clone())
-    })
-    .expect("valid config");
+from = "klachten@firma.nl""#,
+            smtp = postfix.smtp_port,
+            user = dovecot.user,
+            ca = dovecot.ca_pem.display(),
+        ))
+        .env("KP_PW", &dovecot.password)
+        .build();
     // The complaint is from marieke@client.example; Postfix delivers to user "marieke".
     let raw = complaint("postfix-1@client.example");
     dovecot.append("INBOX", &raw).await;
 
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     run_with(config, store.clone(), Arc::new(SystemClock), true, never())
         .await
         .unwrap();

@@ -21,7 +21,7 @@ use klachtpost::oauth2::sasl::Mechanism;
 use klachtpost::oauth2::{Flow, OAuth2Settings, Provider, TokenSource};
 use klachtpost::store::Store;
 use support::oauth2::CLIENT_ID;
-use support::{Dovecot, DovecotOptions, Postfix, Security, TestCa, TokenServer};
+use support::{Dovecot, DovecotOptions, Postfix, Security, TestCa, TestConfig, TokenServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -52,39 +52,27 @@ scope = "https://outlook.office365.com/.default"
     )
 }
 
+/// The config as text; a PostgreSQL password (`KLACHTPOST_TEST_DATABASE`) comes from a file,
+/// so [`load`] and the binary read it alike.
 fn config_text(dir: &Path, imap: &Dovecot, outgoing: &str, oauth2: &str) -> String {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    TestConfig::new(dir)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {imaps}
 security = "tls"
 auth = "oauth2"
 username = "{user}"
 ca_file = "{ca}"
-poll_interval_secs = 60
-[outgoing]
-{outgoing}
-[templates]
-acknowledgement = "{template}"
-{oauth2}
-"#,
-        db = dir.join("k.db").display(),
-        imaps = imap.imaps_port,
-        user = imap.user,
-        ca = imap.ca_pem.display(),
-        template = template.display(),
-    )
+poll_interval_secs = 60"#,
+            imaps = imap.imaps_port,
+            user = imap.user,
+            ca = imap.ca_pem.display(),
+        ))
+        .outgoing(outgoing)
+        .templates(&["acknowledgement"])
+        .append(oauth2)
+        .file_text()
 }
 
 fn file_outgoing(dir: &Path) -> String {
@@ -114,7 +102,7 @@ async fn never() {
 }
 
 async fn run_once(config: &Config) -> Store {
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config.clone(), store.clone(), clock, true, never())
         .await
@@ -364,7 +352,7 @@ async fn a_token_that_expires_during_idle_is_replaced_at_the_next_login_without_
         ),
     );
     let config = load(&text, &server.client_secret);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(run_with(
         config,

@@ -14,40 +14,19 @@ use klachtpost::config::Config;
 use klachtpost::intake::Pipeline;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
-use klachtpost::store::{CLAIM_LEASE, Store};
-use support::SmtpSink;
+use klachtpost::store::CLAIM_LEASE;
+use support::{SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(dir: &Path, smtp_port: u16) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{md}"
-[outgoing]
-kind = "smtp"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{template}"
-"#,
-        db = dir.join("k.db").display(),
-        md = dir.join("md").display(),
-        template = template.display(),
-    );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+    TestConfig::new(dir)
+        .mailbox(&format!("kind = \"maildir\"\npath = \"{}\"", dir.join("md").display()))
+        .outgoing(&format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\nfrom = \"klachten@firma.nl\""
+        ))
+        .templates(&["acknowledgement"])
+        .build()
 }
 
 fn complaint(id: &str) -> Vec<u8> {
@@ -85,7 +64,7 @@ async fn a_send_the_crash_left_unconfirmed_is_resent_once_with_the_same_message_
     // The run that crashes: it claims the acknowledgement, the server accepts it (250), and
     // the process dies before the row is marked sent.
     {
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         let p = Pipeline::new(&config, &store, &clock).unwrap();
         let o = p
             .take_in(Some("1"), &complaint("c1@client.example"), clock.now())
@@ -112,7 +91,7 @@ async fn a_send_the_crash_left_unconfirmed_is_resent_once_with_the_same_message_
 
     // The restart: the unconfirmed claim goes back to the queue and is sent again, as the
     // same message; after that nothing more is sent.
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     assert_eq!(
         outbox::recover_claims(&store, &clock).await.unwrap(),
         2,
@@ -147,7 +126,7 @@ async fn an_abandoned_claim_is_taken_again_only_after_the_lease() {
     let config = config(tmp.path(), 9);
     let t0 = Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap();
     let clock = ManualClock::new(t0);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let p = Pipeline::new(&config, &store, &clock).unwrap();
     p.take_in(Some("1"), &complaint("c2@client.example"), clock.now())
         .await

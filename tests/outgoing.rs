@@ -18,36 +18,18 @@ use klachtpost::intake::Pipeline;
 use klachtpost::outbox::{self, Drained};
 use klachtpost::partners::scheduler;
 use klachtpost::send::Sender;
-use klachtpost::store::Store;
-use support::{Dovecot, DovecotOptions, Postfix, SmtpSink};
+use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(dir: &Path, outgoing: &str, password: Option<&str>) -> Config {
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-from = "klachten@firma.nl"
-{outgoing}
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-    );
-    let password = password.map(str::to_string);
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |n| {
-        (n == "KP_SMTP_PW").then(|| password.clone()).flatten()
-    })
-    .expect("valid test config")
+    let config =
+        TestConfig::new(dir).outgoing(&format!("from = \"klachten@firma.nl\"\n{outgoing}"));
+    match password {
+        Some(password) => config.env("KP_SMTP_PW", password),
+        None => config,
+    }
+    .build()
 }
 
 fn complaint(from: &str, n: usize) -> Vec<u8> {
@@ -129,7 +111,7 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
         None,
     );
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let sender = Sender::from_config(&config).unwrap();
 
@@ -289,7 +271,7 @@ async fn a_refused_login_is_an_outage_mail_stays_queued_and_goes_out_when_it_wor
         Some("rotated-password"),
     );
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let sender = Sender::from_config(&config).unwrap();
     for i in 0..3 {
@@ -443,7 +425,7 @@ async fn a_recipient_refused_at_rcpt_fails_only_that_mail_and_blocks_the_address
         None,
     );
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let sender = Sender::from_config(&config).unwrap();
     let refused = pipeline
@@ -620,7 +602,7 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
             None,
         );
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
         let sender = Sender::from_config(&config).unwrap();
         pipeline
@@ -656,7 +638,7 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
         None,
     );
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let sender = Sender::from_config(&config).unwrap();
     Pipeline::new(&config, &store, &clock)
         .unwrap()
@@ -685,44 +667,29 @@ async fn a_copy_of_each_sent_mail_lands_in_the_sent_folder_and_is_never_taken_in
     let imap = Dovecot::start();
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {port}
 security = "tls"
 username = "{user}"
 password_env = "KP_IMAP_PW"
 ca_file = "{ca}"
-sent_folder = "Sent"
-[outgoing]
-kind = "smtp"
-host = "127.0.0.1"
-port = {smtp}
-security = "none"
-"#,
-        db = tmp.path().join("k.db").display(),
-        port = imap.imaps_port,
-        user = imap.user,
-        ca = imap.ca_pem.display(),
-        smtp = smtp.port,
-    );
-    let password = imap.password.clone();
-    let config = Config::from_toml(Path::new("sent.toml"), &text, &[], &move |n| {
-        (n == "KP_IMAP_PW").then(|| password.clone())
-    })
-    .expect("valid config");
+sent_folder = "Sent""#,
+            port = imap.imaps_port,
+            user = imap.user,
+            ca = imap.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ))
+        .env("KP_IMAP_PW", &imap.password)
+        .build();
     imap.append("INBOX", &complaint("marieke@client.example", 1))
         .await;
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(klachtpost::clock::SystemClock);
     let never = || std::future::pending::<()>();
     klachtpost::daemon::run_with(config.clone(), store.clone(), clock.clone(), true, never())
@@ -772,7 +739,7 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
         None,
     );
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let sender = Sender::from_config(&config).unwrap();
     let first = pipeline

@@ -20,56 +20,44 @@ use klachtpost::clock::{Clock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::store::{CaseDetail, Store};
-use support::{Dovecot, Received, SmtpSink};
+use support::{Dovecot, Received, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PARTNER: &str = "anna@firma.nl";
 
 fn config(dir: &Path, imap: &Dovecot, smtp_port: u16, authserv: Option<&str>) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let authserv = authserv
-        .map(|a| format!("trusted_authserv_id = \"{a}\""))
+        .map(|a| format!("\ntrusted_authserv_id = \"{a}\""))
         .unwrap_or_default();
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
+    TestConfig::new(dir)
+        .firm(&format!(
+            r#"name = "Adviesbureau Test"
 address = "klachten@firma.nl"
 staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "{PARTNER}" }}]
-{authserv}
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+partners = [{{ name = "Anna Partner", email = "{PARTNER}" }}]{authserv}"#
+        ))
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "127.0.0.1"
 port = {port}
 security = "none"
 username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
-poll_interval_secs = 1
-[outgoing]
-kind = "smtp"
+poll_interval_secs = 1"#,
+            port = imap.imap_port,
+            user = imap.user,
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{template}"
-[digest]
-schedule = "never"
-"#,
-        db = dir.join("k.db").display(),
-        port = imap.imap_port,
-        user = imap.user,
-        template = template.display(),
-    );
-    let password = imap.password.clone();
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
-        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
-    })
-    .expect("valid test config")
+from = "klachten@firma.nl""#
+        ))
+        .templates(&["acknowledgement"])
+        .section("digest", "schedule = \"never\"")
+        .env("KP_TEST_IMAP_PASSWORD", &imap.password)
+        .build()
 }
 
 /// The servers, the store and the config of one test.
@@ -88,7 +76,7 @@ impl World {
         let smtp = SmtpSink::start(&[]);
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path(), &imap, smtp.port, authserv);
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         World {
             imap,
             smtp,

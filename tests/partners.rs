@@ -5,6 +5,8 @@
 //! partner: carried out and confirmed; from anyone else: refused), assignment rules, and
 //! the digest against a golden file (`KLACHTPOST_BLESS=1` rewrites it).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -19,48 +21,25 @@ use klachtpost::partners::scheduler;
 use klachtpost::send::Sender;
 use klachtpost::store::Store;
 use sqlx::Row;
+use support::{FIRM_TWO_PARTNERS, TestConfig, TestDatabase};
 
 fn config(dir: &Path, extra: &str) -> Config {
-    Config::from_toml(
-        Path::new("test.toml"),
-        &config_text(dir, extra),
-        &[],
-        &|_| None,
-    )
-    .expect("valid test config")
+    test_config(dir, extra).build()
 }
 
+/// The same config as a file, for the binary.
 fn config_text(dir: &Path, extra: &str) -> String {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}, {{ name = "Bob Partner", email = "bob@firma.nl" }}]
-{extra}
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-acknowledgement = "{template}"
-[deadlines]
-response = "4 working days"
-resolution = "8 working days"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        template = template.display(),
-    );
-    text
+    test_config(dir, extra).file_text()
+}
+
+fn test_config(dir: &Path, extra: &str) -> TestConfig {
+    TestConfig::new(dir)
+        .firm(&format!("{FIRM_TWO_PARTNERS}\n{extra}"))
+        .templates(&["acknowledgement"])
+        .section(
+            "deadlines",
+            "response = \"4 working days\"\nresolution = \"8 working days\"",
+        )
 }
 
 /// A local Amsterdam time.
@@ -103,24 +82,31 @@ struct Sent {
     message_id: String,
 }
 
-async fn sent(store: &Store) -> Vec<Sent> {
-    sqlx::query(
+async fn sent(world: &World) -> Vec<Sent> {
+    let database = TestDatabase::for_dir(world._tmp.path());
+    // Times as text the same way on both (RFC 3339, UTC).
+    let query = database.pick(
         "SELECT o.purpose, o.recipients, o.sent_at, m.subject, m.text, m.message_id
          FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.status = 'sent' ORDER BY o.id",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| Sent {
-        purpose: r.get(0),
-        to: r.get(1),
-        at: klachtpost::store::parse_ts(&r.get::<String, _>(2)).unwrap(),
-        subject: r.get(3),
-        text: r.get(4),
-        message_id: r.get(5),
-    })
-    .collect()
+        "SELECT o.purpose, o.recipients,
+                to_char(o.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                m.subject, m.text, m.message_id
+         FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.status = 'sent' ORDER BY o.id",
+    );
+    sqlx::query(query)
+        .fetch_all(&database.connect().await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| Sent {
+            purpose: r.get(0),
+            to: r.get(1),
+            at: klachtpost::store::parse_ts(&r.get::<String, _>(2)).unwrap(),
+            subject: r.get(3),
+            text: r.get(4),
+            message_id: r.get(5),
+        })
+        .collect()
 }
 
 struct World {
@@ -135,7 +121,7 @@ impl World {
     async fn new(start: &str, extra: &str) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let config = config(tmp.path(), extra);
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         let sender = Sender::from_config(&config).unwrap();
         World {
             _tmp: tmp,
@@ -168,7 +154,7 @@ impl World {
     /// A restart: a fresh store handle (as a new process would open) steps again at the
     /// same moment; nothing may be queued twice.
     async fn restart_and_step(&self) -> scheduler::Report {
-        let again = Store::open(&self.config.database_url).await.unwrap();
+        let again = support::open_store(&self.config).await;
         scheduler::step(&again, &self.config, &self.clock)
             .await
             .unwrap()
@@ -213,7 +199,7 @@ async fn a_friday_afternoon_complaint_before_easter_is_reminded_on_working_days_
     while w.clock.now() < end {
         // Wednesday 7 April 10:00: Anna closes the case by answering the day's reminder.
         if !closed && w.clock.now() >= local("2027-04-07 10:00") {
-            let reminder = sent(&w.store)
+            let reminder = sent(&w)
                 .await
                 .into_iter()
                 .rfind(|s| s.purpose == "reminder" && s.to == "anna@firma.nl")
@@ -243,7 +229,7 @@ async fn a_friday_afternoon_complaint_before_easter_is_reminded_on_working_days_
         w.clock.advance(Duration::minutes(15));
     }
 
-    let all = sent(&w.store).await;
+    let all = sent(&w).await;
     let to_partners: Vec<(String, String, String)> = all
         .iter()
         .filter(|s| s.to.ends_with("@firma.nl"))
@@ -385,7 +371,7 @@ async fn acknowledgement_watchdog_warns_before_the_deadline_and_for_a_client_wit
     assert!(!o.ack_queued);
     let r = w.work().await;
     assert_eq!(r.ack_warnings, 1);
-    let warning = sent(&w.store)
+    let warning = sent(&w)
         .await
         .into_iter()
         .find(|s| s.purpose == "ack_warning")
@@ -451,7 +437,7 @@ async fn a_partners_reply_commands_take_effect_and_a_non_partner_is_refused() {
         .case
         .unwrap();
     w.work().await;
-    let notice = sent(&w.store)
+    let notice = sent(&w)
         .await
         .into_iter()
         .find(|s| s.purpose == "new_complaint")
@@ -473,7 +459,7 @@ async fn a_partners_reply_commands_take_effect_and_a_non_partner_is_refused() {
     .await;
     w.work().await;
     assert_eq!(w.status(&reference).await, "acknowledged");
-    let refusal = sent(&w.store).await.into_iter().last().unwrap();
+    let refusal = sent(&w).await.into_iter().last().unwrap();
     assert_eq!(refusal.to, "piet@firma.nl");
     assert!(refusal.text.contains("Alleen partners"), "{}", refusal.text);
 
@@ -517,7 +503,7 @@ async fn a_partners_reply_commands_take_effect_and_a_non_partner_is_refused() {
             .count(),
         2
     );
-    let confirmation = sent(&w.store)
+    let confirmation = sent(&w)
         .await
         .into_iter()
         .rfind(|s| s.purpose == "command_reply")
@@ -535,7 +521,7 @@ async fn a_partners_reply_commands_take_effect_and_a_non_partner_is_refused() {
             .contains("#sluit tevreden: #sluit is not a command")
     );
     // The complainant got the acknowledgement and the extension, nothing of the replies.
-    let to_client: Vec<String> = sent(&w.store)
+    let to_client: Vec<String> = sent(&w)
         .await
         .into_iter()
         .filter(|s| s.to == "jan@client.example")
@@ -676,7 +662,7 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
         .unwrap();
     w.work().await;
     // Case 2 is settled by Bob (its partner) by reply.
-    let notice = sent(&w.store)
+    let notice = sent(&w)
         .await
         .into_iter()
         .rfind(|s| s.purpose == "new_complaint")
@@ -760,7 +746,7 @@ async fn the_digest_lists_open_and_closed_cases_and_problems_as_in_the_golden_fi
     );
     let report = w.work().await;
     assert_eq!(report.digests, 2);
-    let digests: BTreeMap<String, Sent> = sent(&w.store)
+    let digests: BTreeMap<String, Sent> = sent(&w)
         .await
         .into_iter()
         .filter(|s| s.purpose == "digest")
@@ -851,7 +837,7 @@ async fn reminders_preview_shows_what_is_due_and_to_whom_without_sending() {
         );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let before = sent(&w.store).await.len();
+    let before = sent(&w).await.len();
     let preview = || run(&["reminders", "preview", "--at", "2027-03-30 08:30", "--json"]);
     let p = preview();
     let mails: Vec<(String, String)> = p["mails"]
@@ -875,7 +861,7 @@ async fn reminders_preview_shows_what_is_due_and_to_whom_without_sending() {
     );
     // Nothing was sent or claimed: the same preview again.
     assert_eq!(preview(), p);
-    assert_eq!(sent(&w.store).await.len(), before);
+    assert_eq!(sent(&w).await.len(), before);
     // Saturday: nothing.
     let p = run(&["reminders", "preview", "--at", "2027-03-27 08:30", "--json"]);
     assert!(p["mails"].as_array().unwrap().is_empty(), "{p}");
@@ -906,7 +892,7 @@ async fn a_forged_partner_from_cannot_command_when_the_firms_server_is_trusted()
         .case
         .unwrap();
     w.work().await;
-    let notice = sent(&w.store)
+    let notice = sent(&w)
         .await
         .into_iter()
         .find(|s| s.purpose == "new_complaint")

@@ -25,7 +25,9 @@ use klachtpost::daemon::run_with;
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::{Pipeline, Retried, UNANSWERABLE_FLAG};
 use klachtpost::store::{MatchedBy, Store};
-use support::{Dovecot, Received, Security, SmtpSink};
+use support::{
+    Backend, Dovecot, FIRM_TWO_PARTNERS, Received, Security, SmtpSink, TestConfig, TestDatabase,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -44,24 +46,15 @@ fn is_new_complaint_notice(m: &Received) -> bool {
 }
 
 fn config(dir: &Path, imap: &Imap<'_>, smtp_port: u16) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
     let port = if imap.security == "tls" {
         imap.server.imaps_port
     } else {
         imap.server.imap_port
     };
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}, {{ name = "Bob Partner", email = "bob@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    TestConfig::new(dir)
+        .firm(FIRM_TWO_PARTNERS)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "{host}"
 port = {port}
 security = "{security}"
@@ -69,31 +62,24 @@ username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
 ca_file = "{ca}"
 folder = "{folder}"
-poll_interval_secs = 1
-[outgoing]
-kind = "smtp"
+poll_interval_secs = 1"#,
+            host = imap.host,
+            security = imap.security,
+            user = imap.server.user,
+            ca = imap.server.ca_pem.display(),
+            folder = imap.folder,
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{template}"
-[digest]
-schedule = "never"
-"#,
-        db = dir.join("k.db").display(),
-        host = imap.host,
-        security = imap.security,
-        user = imap.server.user,
-        ca = imap.server.ca_pem.display(),
-        folder = imap.folder,
-        template = template.display(),
-    );
-    let password = imap.server.password.clone();
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
-        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
-    })
-    .expect("valid test config")
+from = "klachten@firma.nl""#
+        ))
+        .templates(&["acknowledgement"])
+        .section("digest", "schedule = \"never\"")
+        .env("KP_TEST_IMAP_PASSWORD", &imap.server.password)
+        .build()
 }
 
 fn plain<'a>(server: &'a Dovecot) -> Imap<'a> {
@@ -124,9 +110,9 @@ async fn run_once(config: &Config, store: &Store) {
 }
 
 /// (purpose, status) of every outbox row.
-async fn outbox(store: &Store) -> Vec<(String, String, String)> {
+async fn outbox(dir: &Path) -> Vec<(String, String, String)> {
     sqlx::query_as("SELECT purpose, status, recipients FROM outbox ORDER BY id")
-        .fetch_all(store.pool())
+        .fetch_all(&TestDatabase::for_dir(dir).connect().await)
         .await
         .unwrap()
 }
@@ -135,16 +121,26 @@ async fn outbox(store: &Store) -> Vec<(String, String, String)> {
 /// subject, as any constraint would. The fix a partner would make is dropping it.
 const POISON_SUBJECT: &str = "Vergiftigd bericht";
 
-async fn poison_the_database(store: &Store) {
+async fn poison_the_database(dir: &Path) {
     // The subject is spelled out: SQL text is static (sqlx asks for audited strings).
     assert_eq!(POISON_SUBJECT, "Vergiftigd bericht");
-    sqlx::query(
-        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd bericht'
-         BEGIN SELECT RAISE(ABORT, 'the test database refuses this message'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
+    let database = TestDatabase::for_dir(dir);
+    let statements: &[&'static str] = match database.backend() {
+        Backend::Sqlite => &[
+            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'Vergiftigd bericht'
+             BEGIN SELECT RAISE(ABORT, 'the test database refuses this message'); END",
+        ],
+        Backend::Postgres => &[
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'the test database refuses this message'; END $$",
+            "CREATE TRIGGER poison BEFORE INSERT ON messages FOR EACH ROW
+             WHEN (NEW.subject = 'Vergiftigd bericht') EXECUTE FUNCTION refuse_poison()",
+        ],
+    };
+    let db = database.connect().await;
+    for statement in statements {
+        sqlx::query(*statement).execute(&db).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,8 +155,8 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
         folder: "INBOX",
     };
     let config = config(tmp.path(), &imap, smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
-    poison_the_database(&store).await;
+    let store = support::open_store(&config).await;
+    poison_the_database(tmp.path()).await;
     let poison = complaint("poison-1@client.example", POISON_SUBJECT);
     dovecot
         .append("INBOX", &complaint("good-1@client.example", "Klacht een"))
@@ -268,8 +264,9 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
 
     // After the fix it is taken in: a case, linked; the record that it was quarantined
     // stays, and a second retry has nothing to do.
-    sqlx::query("DROP TRIGGER poison")
-        .execute(store.pool())
+    let database = TestDatabase::for_dir(tmp.path());
+    sqlx::query(database.pick("DROP TRIGGER poison", "DROP TRIGGER poison ON messages"))
+        .execute(&database.connect().await)
         .await
         .unwrap();
     let case = match pipeline.retry(item.id).await.unwrap() {
@@ -313,7 +310,7 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let raw = complaint("twice-1@client.example", "Klacht");
     dovecot.append("INBOX", &raw).await;
     dovecot.append("INBOX", &raw).await;
@@ -329,7 +326,7 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     assert_eq!(duplicates[0].times, 1);
     assert!(duplicates[0].message_row.is_some());
     assert_eq!(
-        outbox(&store).await,
+        outbox(tmp.path()).await,
         vec![
             (
                 "acknowledgement".to_string(),
@@ -346,7 +343,7 @@ async fn the_same_bytes_appended_twice_are_one_case_and_one_acknowledgement() {
     assert_eq!(smtp.wait_for(2, WAIT).await.len(), 2);
     // Only one raw copy is kept.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE direction = 'inbound'")
-        .fetch_one(store.pool())
+        .fetch_one(&TestDatabase::for_dir(tmp.path()).connect().await)
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -369,7 +366,7 @@ async fn a_uidvalidity_change_under_a_mail_still_there_makes_no_second_case() {
         ..plain(&dovecot)
     };
     let config = config(tmp.path(), &imap, smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let raw = complaint("uidv-1@client.example", "Klacht");
     dovecot.create_folder("Klachten").await;
     dovecot.append("Klachten", &raw).await;
@@ -401,7 +398,7 @@ async fn a_uidvalidity_change_under_a_mail_still_there_makes_no_second_case() {
             .unwrap()
             .contains(&format!(":{after}:"))
     );
-    let acks: Vec<_> = outbox(&store)
+    let acks: Vec<_> = outbox(tmp.path())
         .await
         .into_iter()
         .filter(|(p, _, _)| p == "acknowledgement")
@@ -424,7 +421,7 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
         },
         smtp.port,
     );
-    let store = Store::open(&by_name.database_url).await.unwrap();
+    let store = support::open_store(&by_name).await;
     let raw = complaint("killed-1@client.example", "Klacht");
     dovecot.append("INBOX", &raw).await;
 
@@ -460,7 +457,7 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
     assert_eq!(duplicates.len(), 1);
     assert_eq!(duplicates[0].matched_by, "source_key");
     let (checkpoints,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mailbox_state")
-        .fetch_one(store.pool())
+        .fetch_one(&TestDatabase::for_dir(tmp.path()).connect().await)
         .await
         .unwrap();
     assert_eq!(checkpoints, 1, "one checkpoint for one folder");
@@ -480,7 +477,7 @@ async fn a_sender_without_domain_opens_a_flagged_case_and_the_partner_is_told() 
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     dovecot
         .append(
             "INBOX",
@@ -551,7 +548,7 @@ async fn the_same_mail_through_an_alias_and_a_cc_is_one_case() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path(), &plain(&dovecot), smtp.port);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let mail = complaint("alias-1@client.example", "Klacht");
     // What the MTA prepends differs per copy: the envelope recipient, the hop, the time.
     let via_alias = [
@@ -596,7 +593,7 @@ async fn a_renamed_folder_with_a_stored_mail_still_in_it_makes_no_second_case() 
         },
         smtp.port,
     );
-    let store = Store::open(&before.database_url).await.unwrap();
+    let store = support::open_store(&before).await;
     let raw = complaint("renamed-1@client.example", "Klacht");
     dovecot.create_folder("Klachten").await;
     dovecot.append("Klachten", &raw).await;

@@ -3,8 +3,12 @@
 //! mail behind it and a second copy of it are handled, the limit is raised, and a retry
 //! takes the quarantined mail in.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use support::TestConfig;
 
 fn bin(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_klachtpost"))
@@ -21,41 +25,18 @@ fn stdout(o: &Output) -> String {
 }
 
 fn write_config(dir: &Path, max_message_bytes: usize) {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let extension = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/extension.nl.txt");
-    std::fs::write(
-        dir.join("k.toml"),
-        format!(
-            r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{dir}/k.db"
-[mailbox]
-kind = "maildir"
-path = "{dir}/mailbox"
-quarantine_folder = "Apart"
-[outgoing]
-kind = "file"
-dir = "{dir}/outbox"
-[templates]
-acknowledgement = "{template}"
-extension = "{extension}"
-[intake]
-max_message_bytes = {max_message_bytes}
-[digest]
-schedule = "never"
-"#,
-            dir = dir.display(),
-            template = template.display(),
-            extension = extension.display(),
-        ),
-    )
-    .unwrap();
+    TestConfig::new(dir)
+        .mailbox(&format!(
+            "kind = \"maildir\"\npath = \"{}/mailbox\"\nquarantine_folder = \"Apart\"",
+            dir.display()
+        ))
+        .templates(&["acknowledgement", "extension"])
+        .section(
+            "intake",
+            &format!("max_message_bytes = {max_message_bytes}"),
+        )
+        .section("digest", "schedule = \"never\"")
+        .write(&dir.join("k.toml"));
 }
 
 fn deliver(dir: &Path, name: &str, raw: &[u8]) {

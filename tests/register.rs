@@ -1,6 +1,9 @@
 //! The complaint register: each case command's effect on the store and its one history
-//! entry, the hash chain and `audit verify` against tampering with the `sqlite3` tool, the
+//! entry, the hash chain and `audit verify` against tampering with the database's own tool
+//! (`sqlite3` or `psql`), the
 //! migration of an older register, and retention with a manual clock.
+
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -15,42 +18,23 @@ use klachtpost::intake::Pipeline;
 use klachtpost::outbox;
 use klachtpost::send::Sender;
 use klachtpost::store::{Store, history};
+use support::{TestConfig, TestDatabase};
 
 fn config(dir: &Path) -> Config {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
+    TestConfig::new(dir)
+        .firm(&format!(
+            "{FIRM}\npartners = [{{ name = \"Anna Partner\", email = \"anna@example-firm.nl\" }}, {{ name = \"Bob Partner\", email = \"bob@example-firm.nl\" }}]"
+        ))
+        .templates(&["acknowledgement", "extension"])
+        .section("retention", "keep = \"2 years\"\nkeep_unattached = \"90 days\"")
+        .build()
+}
+
+/// The test firm, without its partners.
+const FIRM: &str = r#"name = "Adviesbureau Test"
 address = "klachten@example-firm.nl"
 staff_domains = ["example-firm.nl"]
-operator = "Olga Operator"
-partners = [{{ name = "Anna Partner", email = "anna@example-firm.nl" }}, {{ name = "Bob Partner", email = "bob@example-firm.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-acknowledgement = "{ack}"
-extension = "{ext}"
-[retention]
-keep = "2 years"
-keep_unattached = "90 days"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        ack = root
-            .join("config/templates/acknowledgement.nl.txt")
-            .display(),
-        ext = root.join("config/templates/extension.nl.txt").display(),
-    );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
-}
+operator = "Olga Operator""#;
 
 fn deliver(dir: &Path, name: &str, raw: &[u8]) {
     let md = dir.join("mailbox");
@@ -73,7 +57,7 @@ struct Setup {
 async fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
     Setup {
         _tmp: tmp,
@@ -297,23 +281,10 @@ async fn the_phone_number_of_a_verbal_complaint_note_reaches_the_register() {
     );
 }
 
-fn sqlite3(db: &Path, sql: &str) {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 tool (scripts/install-deps installs it)");
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A register with a few entries, closed so the pool lets go of the file.
 async fn register_with_history(dir: &Path) -> (Config, String, usize) {
     let config = config(dir);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
     deliver(dir, "1.eml", COMPLAINT);
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
@@ -332,7 +303,7 @@ async fn register_with_history(dir: &Path) -> (Config, String, usize) {
 }
 
 async fn verify(config: &Config) -> history::Verification {
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(config).await;
     let v = history::verify(store.pool()).await.unwrap();
     store.pool().close().await;
     v
@@ -358,7 +329,7 @@ async fn audit_verify_names_the_first_entry_changed_deleted_or_inserted_behind_i
             "previous-entry hash",
         ),
         (
-            "UPDATE cases SET status = 'closed', client_satisfied = 1",
+            "UPDATE cases SET status = 'closed', client_satisfied = TRUE",
             "status is not what its history last set it to",
         ),
         (
@@ -373,7 +344,7 @@ async fn audit_verify_names_the_first_entry_changed_deleted_or_inserted_behind_i
         let tmp = tempfile::tempdir().unwrap();
         let (config, reference, _) = register_with_history(tmp.path()).await;
         assert!(verify(&config).await.broken.is_none());
-        sqlite3(&tmp.path().join("k.db"), tamper);
+        TestDatabase::for_dir(tmp.path()).tool(tamper);
         let v = verify(&config).await;
         let broken = v
             .broken
@@ -408,10 +379,8 @@ async fn the_cli_audit_verify_fails_after_a_change_with_the_sqlite3_tool() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
-    sqlite3(
-        &tmp.path().join("k.db"),
-        "UPDATE case_events SET detail = 'anders' WHERE detail = 'eerste notitie'",
-    );
+    TestDatabase::for_dir(tmp.path())
+        .tool("UPDATE case_events SET detail = 'anders' WHERE detail = 'eerste notitie'");
     let out = run();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -420,35 +389,12 @@ async fn the_cli_audit_verify_fails_after_a_change_with_the_sqlite3_tool() {
 
 /// The test config as a file (for the binary).
 fn config_text(dir: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@example-firm.nl"
-staff_domains = ["example-firm.nl"]
-operator = "Olga Operator"
-partners = [{{ name = "Anna Partner", email = "anna@example-firm.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-acknowledgement = "{ack}"
-extension = "{ext}"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        ack = root
-            .join("config/templates/acknowledgement.nl.txt")
-            .display(),
-        ext = root.join("config/templates/extension.nl.txt").display(),
-    )
+    TestConfig::new(dir)
+        .firm(&format!(
+            "{FIRM}\npartners = [{{ name = \"Anna Partner\", email = \"anna@example-firm.nl\" }}]"
+        ))
+        .templates(&["acknowledgement", "extension"])
+        .file_text()
 }
 
 #[tokio::test]
@@ -481,9 +427,11 @@ async fn an_older_register_is_migrated_statuses_mapped_and_its_history_sealed() 
             closed = if status == "closed" { "'2026-02-01T10:00:00Z'" } else { "NULL" }
         )
     };
-    sqlite3(&db, &insert(1, "open", "NULL"));
-    sqlite3(&db, &insert(2, "open", "'2026-01-05T10:00:00Z'"));
-    sqlite3(&db, &insert(3, "closed", "NULL"));
+    // An SQLite register by nature, whatever database this pass runs on.
+    let sqlite3 = TestDatabase::Sqlite { file: db.clone() };
+    sqlite3.tool(&insert(1, "open", "NULL"));
+    sqlite3.tool(&insert(2, "open", "'2026-01-05T10:00:00Z'"));
+    sqlite3.tool(&insert(3, "closed", "NULL"));
 
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
@@ -515,8 +463,7 @@ async fn an_older_register_is_migrated_statuses_mapped_and_its_history_sealed() 
     assert_eq!(v.entries, 4);
     // A row added later without a hash is not sealed as "legacy".
     store.pool().close().await;
-    sqlite3(
-        &db,
+    sqlite3.tool(
         "INSERT INTO case_events (case_id, at, event, detail) VALUES (1, 't', 'case.note', 'later')",
     );
     let store = Store::open(&format!("sqlite://{}", db.display()))
@@ -706,23 +653,22 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     );
     assert!(!held.messages.is_empty());
 
-    // Nothing of the purged complainant is left anywhere in the database file.
+    // Nothing of the purged complainant is left anywhere in the database.
     s.store.pool().close().await;
-    let bytes = std::fs::read(s.dir().join("k.db")).unwrap();
-    let wal = std::fs::read(s.dir().join("k.db-wal")).unwrap_or_default();
+    let contents = TestDatabase::for_dir(s.dir()).contents();
     for needle in [
         "jan@client.example",
         "Jan zijn factuur",
         "De factuur klopt niet",
     ] {
-        for (name, b) in [("db", &bytes), ("wal", &wal)] {
+        for (name, b) in &contents {
             assert!(
                 !b.windows(needle.len()).any(|w| w == needle.as_bytes()),
                 "{needle:?} still in the {name} file"
             );
         }
     }
-    let store = Store::open(&s.config.database_url).await.unwrap();
+    let store = support::open_store(&s.config).await;
     let v = history::verify(store.pool()).await.unwrap();
     assert!(v.broken.is_none(), "{v:?}");
     // Unattached mail is gone after 90 days (the out-of-office reply).
@@ -762,5 +708,7 @@ async fn the_database_file_and_raw_mail_folders_are_owner_only() {
     for f in std::fs::read_dir(s.dir().join("outbox")).unwrap() {
         assert_eq!(mode(&f.unwrap().path()), 0o600);
     }
-    assert_eq!(mode(&s.dir().join("k.db")), 0o600);
+    if let TestDatabase::Sqlite { file } = TestDatabase::for_dir(s.dir()) {
+        assert_eq!(mode(&file), 0o600);
+    }
 }

@@ -1,10 +1,13 @@
 //! The register's command line on the demo's register: each changing command with `--by`
 //! (and the OS user as default), the list filters, the form, the exports, purge and audit.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::TestDatabase;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -27,6 +30,8 @@ impl Checkout {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
             &tmp.path().join("config"),
         );
+        TestDatabase::for_dir(tmp.path())
+            .point_shipped_config(&tmp.path().join("config/klachtpost.toml"));
         let c = Checkout(tmp);
         c.ok(&["demo"]);
         c

@@ -12,23 +12,13 @@ use klachtpost::case::{self, Actor, Closing, Satisfied};
 use klachtpost::clock::{Clock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
-use klachtpost::store::{Store, history};
-use support::{Dovecot, SmtpSink};
+use klachtpost::store::history;
+use support::{Dovecot, SmtpSink, TestConfig};
 
 fn imap_config(dir: &Path, imap: &Dovecot, smtp_port: u16) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
+    TestConfig::new(dir)
+        .mailbox(&format!(
+            r#"kind = "imap"
 host = "localhost"
 port = {port}
 security = "tls"
@@ -36,27 +26,21 @@ username = "{user}"
 password_env = "KP_TEST_IMAP_PASSWORD"
 ca_file = "{ca}"
 poll_interval_secs = 1
-sent_folder = "Sent"
-[outgoing]
-kind = "smtp"
+sent_folder = "Sent""#,
+            port = imap.imaps_port,
+            user = imap.user,
+            ca = imap.ca_pem.display(),
+        ))
+        .outgoing(&format!(
+            r#"kind = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{template}"
-"#,
-        db = dir.join("k.db").display(),
-        port = imap.imaps_port,
-        user = imap.user,
-        ca = imap.ca_pem.display(),
-        template = template.display(),
-    );
-    let password = imap.password.clone();
-    Config::from_toml(Path::new("test.toml"), &text, &[], &move |name| {
-        (name == "KP_TEST_IMAP_PASSWORD").then(|| password.clone())
-    })
-    .expect("valid test config")
+from = "klachten@firma.nl""#
+        ))
+        .templates(&["acknowledgement"])
+        .env("KP_TEST_IMAP_PASSWORD", &imap.password)
+        .build()
 }
 
 fn complaint(who: &str, id: &str) -> Vec<u8> {
@@ -76,7 +60,7 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
         .await;
     imap.append("INBOX", &complaint("henk", "keep-1@client.example"))
         .await;
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(
         config.clone(),

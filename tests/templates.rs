@@ -4,12 +4,15 @@
 //! Also: values are never read as template text, and `check-config` names a broken
 //! template's file and line.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
 use klachtpost::compose::templates::{KINDS, sample};
 use klachtpost::compose::{self, Lang, TemplateSet};
+use support::TestConfig;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -164,34 +167,9 @@ fn a_name_or_subject_with_placeholders_comes_out_literally() {
 }
 
 fn write_config(dir: &Path, templates: &str) -> PathBuf {
-    let path = dir.join("klachtpost.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-{templates}
-"#,
-            db = dir.join("k.db").display(),
-            maildir = dir.join("mailbox").display(),
-            outbox = dir.join("outbox").display(),
-        ),
-    )
-    .unwrap();
-    path
+    TestConfig::new(dir)
+        .section("templates", templates)
+        .write(&dir.join("klachtpost.toml"))
 }
 
 #[test]
@@ -277,13 +255,12 @@ async fn an_english_complaint_is_answered_in_english_and_the_case_keeps_its_lang
     use klachtpost::clock::{Clock, ManualClock};
     use klachtpost::config::Config;
     use klachtpost::intake::Pipeline;
-    use klachtpost::store::Store;
 
     let tmp = tempfile::tempdir().unwrap();
     let path = write_config(tmp.path(), "language = \"auto\"");
     let config = Config::load(&path).unwrap();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
     let english = b"From: John Smith <john@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Complaint about the invoice\r\nMessage-ID: <en-1@client.example>\r\n\r\nDear Sir or Madam,\r\n\r\nI am writing to complain about the invoice you sent me. It is wrong and I would like you to correct it.\r\n\r\nRegards, John\r\n";
     let dutch = b"From: Jan de Vries <jan@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht over de factuur\r\nMessage-ID: <nl-1@client.example>\r\n\r\nGeachte heer, mevrouw,\r\n\r\nDe factuur die ik van u kreeg klopt niet. Ik wil graag een correctie.\r\n\r\nMet vriendelijke groet, Jan\r\n";

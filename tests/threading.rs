@@ -4,45 +4,35 @@
 //! forwards opening a case for the real complainant with a confirmation to the staff
 //! member, and a bounce of our acknowledgement attached to its case and flagged.
 
+mod support;
+
 use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use klachtpost::clock::{Clock, ManualClock};
 use klachtpost::config::Config;
 use klachtpost::intake::Pipeline;
-use klachtpost::store::Store;
+use support::TestConfig;
 
 fn config(dir: &Path) -> Config {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[firm]
-name = "Voorbeeld Advies"
+    TestConfig::new(dir)
+        .firm(EXAMPLE_FIRM)
+        .mailbox(&format!(
+            "kind = \"maildir\"\npath = \"{}\"",
+            dir.join("md").display()
+        ))
+        .outgoing(&format!(
+            "kind = \"file\"\ndir = \"{}\"",
+            dir.join("out").display()
+        ))
+        .templates(&["acknowledgement", "extension"])
+        .build()
+}
+
+const EXAMPLE_FIRM: &str = r#"name = "Voorbeeld Advies"
 address = "klachten@example-firm.nl"
 staff_domains = ["example-firm.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@example-firm.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{md}"
-[outgoing]
-kind = "file"
-dir = "{out}"
-[templates]
-acknowledgement = "{ack}"
-extension = "{ext}"
-"#,
-        db = dir.join("k.db").display(),
-        md = dir.join("md").display(),
-        out = dir.join("out").display(),
-        ack = root
-            .join("config/templates/acknowledgement.nl.txt")
-            .display(),
-        ext = root.join("config/templates/extension.nl.txt").display(),
-    );
-    Config::from_toml(Path::new("t.toml"), &text, &[], &|_| None).expect("config")
-}
+partners = [{ name = "Anna Partner", email = "anna@example-firm.nl" }]"#;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -65,7 +55,7 @@ async fn every_kind_of_mail_lands_in_the_right_place() {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(tmp.path());
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 10, 0, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let p = Pipeline::new(&config, &store, &clock).unwrap();
 
     // A client's complaint opens KL-2026-0001.

@@ -1,9 +1,9 @@
 //! A small register for the register's tests: a config on the embedded default (Maildir,
-//! file outbox, SQLite in a temp dir) with two partners, and three complaints taken in
+//! file outbox, the test database: SQLite or PostgreSQL, see `support::database`) with two partners, and three complaints taken in
 //! through real intake and taken through the case commands (form fields, extension,
 //! closing), so exports and the confidentiality check look at a realistic register.
 //!
-//! Include it with `mod register_fixture;`.
+//! Include it with `mod support;` and `mod register_fixture;`.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -17,37 +17,20 @@ use klachtpost::outbox;
 use klachtpost::send::Sender;
 use klachtpost::store::Store;
 
+use crate::support::TestConfig;
+
 pub fn config(dir: &Path) -> Config {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
+    TestConfig::new(dir)
+        .firm(EXAMPLE_FIRM)
+        .templates(&["acknowledgement", "extension"])
+        .build()
+}
+
+/// The firm of the register's tests, with two partners.
+pub const EXAMPLE_FIRM: &str = r#"name = "Adviesbureau Test"
 address = "klachten@example-firm.nl"
 staff_domains = ["example-firm.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@example-firm.nl" }}, {{ name = "Bob Partner", email = "bob@example-firm.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[templates]
-acknowledgement = "{ack}"
-extension = "{ext}"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        ack = root
-            .join("config/templates/acknowledgement.nl.txt")
-            .display(),
-        ext = root.join("config/templates/extension.nl.txt").display(),
-    );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
-}
+partners = [{ name = "Anna Partner", email = "anna@example-firm.nl" }, { name = "Bob Partner", email = "bob@example-firm.nl" }]"#;
 
 pub fn complaint(n: u32, name: &str, address: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
@@ -64,7 +47,7 @@ pub fn t(d: u32, h: u32, m: u32) -> DateTime<Utc> {
 /// formula), one extended and closed late, one open.
 pub async fn register(dir: &Path) -> (Config, Store, Vec<String>) {
     let config = config(dir);
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = crate::support::open_store(&config).await;
     let clock = ManualClock::new(t(2, 9, 0));
     let mut refs = Vec::new();
     for (n, (name, addr, subject, at)) in [

@@ -1,7 +1,9 @@
 //! Real mail servers for integration tests: a private Dovecot (IMAP, IMAPS, optionally LMTP,
 //! optionally OAuth2 bearer tokens checked by its `oauth2` passdb), Postfix's smtp-sink (SMTP
 //! with fault injection), a full Postfix with STARTTLS that delivers into the Dovecot, an
-//! OAuth2 token server ([`TokenServer`]), and the certificates they use.
+//! OAuth2 token server ([`TokenServer`]), and the certificates they use; a private
+//! PostgreSQL ([`Postgres`]), and the one way tests write their configs ([`TestConfig`]),
+//! whose database is SQLite or PostgreSQL as `KLACHTPOST_TEST_DATABASE` says.
 //!
 //! Include it from a test file with `mod support;`. Every server gets its own temp dir and
 //! ports on 127.0.0.1, so tests run in parallel; it is stopped when dropped, and also when
@@ -43,20 +45,26 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod config;
+pub mod database;
 pub mod dovecot;
 pub mod oauth2;
 pub mod postfix;
+pub mod postgres;
 mod process;
 pub mod proxy;
 pub mod smtp;
 
 pub use certs::{TestCa, client_config};
+pub use config::{FIRM, FIRM_TWO_PARTNERS, TestConfig, open_store, template};
+pub use database::{BACKEND_ENV, Backend, PASSWORD_ENV, Secret, TestDatabase};
 pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
     UserImap, WITHOUT_MOVE, WITHOUT_MOVE_OR_UIDPLUS,
 };
 pub use oauth2::TokenServer;
 pub use postfix::Postfix;
+pub use postgres::{PgDatabase, Postgres};
 pub use process::force_next_ports;
 pub use proxy::FreezingProxy;
 pub use smtp::{Received, SmtpSink};
