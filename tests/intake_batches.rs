@@ -14,38 +14,13 @@ use klachtpost::config::Config;
 use klachtpost::daemon::{intake_pass, run_with};
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::Pipeline;
-use klachtpost::store::Store;
-use support::Dovecot;
+use support::{Dovecot, TestConfig};
 
 fn config(dir: &Path) -> Config {
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "maildir"
-path = "{maildir}"
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-[intake]
-max_message_bytes = 100000
-[templates]
-acknowledgement = "{template}"
-"#,
-        db = dir.join("k.db").display(),
-        maildir = dir.join("mailbox").display(),
-        outbox = dir.join("outbox").display(),
-        template = template.display(),
-    );
-    Config::from_toml(Path::new("test.toml"), &text, &[], &|_| None).expect("valid test config")
+    TestConfig::new(dir)
+        .section("intake", "max_message_bytes = 100000")
+        .templates(&["acknowledgement"])
+        .build()
 }
 
 fn deliver(dir: &Path, name: &str, raw: &[u8], age_secs: u64) {
@@ -85,7 +60,7 @@ async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alon
     let dir = tmp.path();
     let config = config(dir);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     // As the daemon does: intake's commits wait for the disk once per batch.
     let intake_store = store.deferred();
     let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
@@ -148,7 +123,7 @@ async fn a_large_mail_is_its_own_batch_and_stored_once_byte_for_byte() {
     let mut config = config(dir);
     config.intake.max_message_bytes = 50 * 1024 * 1024;
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     let intake_store = store.deferred();
     let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
     let mut mailbox = Mailbox::open(&config).await.unwrap();
@@ -222,43 +197,15 @@ async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_
     const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
     let imap = Dovecot::start();
     let tmp = tempfile::tempdir().unwrap();
-    let template =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates/acknowledgement.nl.txt");
-    let text = format!(
-        r#"
-[firm]
-name = "Adviesbureau Test"
-address = "klachten@firma.nl"
-staff_domains = ["firma.nl"]
-partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
-[database]
-url = "sqlite://{db}"
-[mailbox]
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-security = "none"
-username = "{user}"
-password_env = "{PASSWORD_ENV}"
-timeout_secs = 5
-[outgoing]
-kind = "file"
-dir = "{outbox}"
-from = "klachten@firma.nl"
-[templates]
-acknowledgement = "{template}"
-"#,
-        db = tmp.path().join("k.db").display(),
-        port = imap.imap_port,
-        user = support::MAIN_USER,
-        outbox = tmp.path().join("outbox").display(),
-        template = template.display(),
-    );
-    let password = imap.password.clone();
-    let config = Config::from_toml(Path::new("test.toml"), &text, &[], &move |n| {
-        (n == PASSWORD_ENV).then(|| password.clone())
-    })
-    .expect("valid test config");
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
+            imap.imap_port,
+            support::MAIN_USER
+        ))
+        .env(PASSWORD_ENV, &imap.password)
+        .templates(&["acknowledgement"])
+        .build();
 
     // Three small mails, a 6 MB one, two small ones.
     let big = large_mail("groot-imap@client.example", 6);
@@ -269,7 +216,7 @@ acknowledgement = "{template}"
     for i in 3..5 {
         imap.append("INBOX", &complaint(i)).await;
     }
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     run_with(
         config,
         store.clone(),

@@ -166,7 +166,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     // SQLite's write lock; the 250 is journaled all the same (no lock needed), and the
     // process dies before the journal is folded into the row.
     let ack_id = {
-        let store = Store::open(&config.database_url).await.unwrap();
+        let store = support::open_store(&config).await;
         let p = Pipeline::new(&config, &store, &clock).unwrap();
         p.take_in(Some("1"), &complaint("c3@client.example"), clock.now())
             .await
@@ -194,7 +194,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
 
     // The restart folds the journal first: the acknowledgement is sent (and its case
     // acknowledged); only the partner's notice, never handed over, is released.
-    let store = Store::open(&config.database_url).await.unwrap();
+    let store = support::open_store(&config).await;
     assert_eq!(store.read_confirmations().unwrap().rows.len(), 1);
     assert_eq!(
         outbox::recover_claims(&store, &clock).await.unwrap(),
