@@ -47,7 +47,9 @@ pub struct ConfigError {
 pub struct Config {
     pub path: PathBuf,
     pub firm: Firm,
-    pub database_url: String,
+    /// `[database]`: the URL (SQLite by default, or `postgres://`) with the PostgreSQL
+    /// password and CA; shown without the password.
+    pub database_url: crate::store::DatabaseUrl,
     pub mailbox: Mailbox,
     pub outgoing: Outgoing,
     pub calendar: Calendar,
@@ -255,6 +257,9 @@ struct RawFirm {
 #[derive(Debug, Default, Deserialize)]
 struct RawDatabase {
     url: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -421,10 +426,11 @@ impl Config {
         })?;
         let env: Vec<(String, String)> = std::env::vars().collect();
         let getenv = |name: &str| std::env::var(name).ok();
-        let skip = |_: &str| None;
         match secrets {
             Secrets::Read => Self::from_toml(path, &text, &env, &getenv),
-            Secrets::Skip => Self::parse(path, &text, &env, &skip, Secrets::Skip),
+            // The mail servers' and OAuth2 secrets are left unread (`Skip`); the database's
+            // password is read all the same, since every command opens the register.
+            Secrets::Skip => Self::parse(path, &text, &env, &getenv, Secrets::Skip),
         }
     }
 
@@ -556,18 +562,7 @@ impl Config {
             .collect();
 
         // [database]
-        let database_url = sqlite_url_from(
-            base,
-            &database
-                .url
-                .unwrap_or_else(|| "sqlite://var/klachtpost.db".into()),
-        );
-        if !(database_url.starts_with("sqlite:")) {
-            problems.push(format!(
-                "database.url: only sqlite: URLs are supported in this version (got a {:?} URL)",
-                database_url.split(':').next().unwrap_or_default()
-            ));
-        }
+        let database_url = database_from(base, database, getenv, &mut problems);
 
         // [mailbox]
         let quarantine_folder = mailbox
@@ -1222,6 +1217,93 @@ fn server_auth(
     }
 }
 
+/// `[database]`: a SQLite URL (relative paths from the config's folder) or a PostgreSQL
+/// one, with the password from `password_env` / `password_file` (read even for commands
+/// that leave the mail servers' secrets unread: every command opens the register) and
+/// `ca_file` for TLS.
+fn database_from(
+    base: &Path,
+    raw: RawDatabase,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> crate::store::DatabaseUrl {
+    use crate::store::{DatabaseUrl, Kind};
+    let url = sqlite_url_from(
+        base,
+        &raw.url
+            .unwrap_or_else(|| "sqlite://var/klachtpost.db".into()),
+    );
+    let mut database = DatabaseUrl::new(url);
+    let scheme = database.split(':').next().unwrap_or_default().to_string();
+    match database.kind() {
+        Kind::Sqlite if scheme != "sqlite" => {
+            problems.push(format!(
+                "database.url: a {scheme:?} URL; klachtpost takes sqlite: or postgres:// URLs"
+            ));
+            return database;
+        }
+        Kind::Sqlite => {
+            for (key, given) in [
+                ("password_env", raw.password_env.is_some()),
+                ("password_file", raw.password_file.is_some()),
+                ("ca_file", raw.ca_file.is_some()),
+            ] {
+                if given {
+                    problems.push(format!(
+                        "database.{key}: only for a postgres:// url (SQLite is a file)"
+                    ));
+                }
+            }
+            return database;
+        }
+        Kind::Postgres => {}
+    }
+    if let Err(e) = crate::store::pg_options(&database) {
+        problems.push(format!("database.url: {e}"));
+    }
+    let password_file = raw.password_file.as_ref().map(|f| base.join(f));
+    database.password = match (&raw.password_env, &password_file) {
+        (Some(_), Some(_)) => {
+            problems
+                .push("database.password_env, database.password_file: give one, not both".into());
+            None
+        }
+        (Some(var), None) => match getenv(var) {
+            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
+            _ => {
+                problems.push(format!(
+                    "database.password_env: the environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(v) => Some(SecretString::from(
+                v.trim_end_matches(['\r', '\n']).to_string(),
+            )),
+            Err(e) => {
+                problems.push(format!(
+                    "database.password_file: cannot read {}: {e}",
+                    file.display()
+                ));
+                None
+            }
+        },
+        // The URL's own password, or libpq's PGPASSWORD / ~/.pgpass.
+        (None, None) => None,
+    };
+    database.ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
+    if let Some(ca) = &database.ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        problems.push(format!(
+            "database.ca_file: cannot read {}: {e}",
+            ca.display()
+        ));
+    }
+    database
+}
+
 /// A SQLite URL with its relative file path taken from `base` (the config's folder).
 /// `sqlite::memory:`, absolute paths and other schemes are left as they are.
 fn sqlite_url_from(base: &Path, url: &str) -> String {
@@ -1475,7 +1557,7 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             ],
         )
         .unwrap();
-        assert_eq!(c.database_url, "sqlite::memory:");
+        assert_eq!(c.database_url.as_str(), "sqlite::memory:");
         match c.mailbox {
             Mailbox::Imap { server, .. } => assert_eq!(server.port, 2143),
             _ => panic!("imap expected"),

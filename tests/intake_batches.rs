@@ -88,7 +88,7 @@ async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alon
     assert_eq!(count(dir, "mailbox/.Quarantine/cur"), 1);
     let cases = store.list_cases().await.unwrap();
     assert_eq!(cases.len(), 28, "28 distinct complaints became cases");
-    let db = store.pool();
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
     let (batches, mails): (i64, i64) = sqlx::query_as("SELECT batches, mails FROM intake_batches")
         .fetch_one(db)
         .await
@@ -167,14 +167,15 @@ async fn a_large_mail_is_its_own_batch_and_stored_once_byte_for_byte() {
     assert_eq!(files.len(), 1);
     assert!(files[0].size > 4_000_000, "{:?}", files[0].size);
     // The attachment's bytes are in the raw mail only, not stored a second time.
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
     let stored: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM attachments")
-        .fetch_one(store.pool())
+        .fetch_one(db)
         .await
         .unwrap();
     assert_eq!(stored, 0);
     let size: i64 = sqlx::query_scalar("SELECT size FROM messages WHERE id = $1")
         .bind(m.id)
-        .fetch_one(store.pool())
+        .fetch_one(db)
         .await
         .unwrap();
     assert_eq!(size as usize, big.len());
@@ -230,16 +231,17 @@ async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_
     assert_eq!(imap.count("INBOX").await, 0);
     assert_eq!(imap.count("Processed").await, 6);
     assert_eq!(store.list_cases().await.unwrap().len(), 6);
+    let db = &support::TestDatabase::for_dir(tmp.path()).connect().await;
     // The small ones up to the large one, the large one alone, then the rest: three
     // batches, each made durable by one synchronous commit and moved by one UID MOVE.
     let (batches, mails): (i64, i64) = sqlx::query_as("SELECT batches, mails FROM intake_batches")
-        .fetch_one(store.pool())
+        .fetch_one(db)
         .await
         .unwrap();
     assert_eq!((batches, mails), (3, 6));
     let row: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1")
         .bind("groot-imap@client.example")
-        .fetch_one(store.pool())
+        .fetch_one(db)
         .await
         .unwrap();
     assert_eq!(

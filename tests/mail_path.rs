@@ -290,10 +290,12 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     // queues no notice of its own (the watchdog tells the partner, as above).
     let counts = store2.outbox_counts().await.unwrap();
     assert_eq!(counts, vec![("failed".to_string(), 2)]);
-    let purposes: Vec<String> = sqlx::query_scalar("SELECT purpose FROM outbox ORDER BY id")
-        .fetch_all(store2.pool())
-        .await
-        .unwrap();
+    let sql = "SELECT purpose FROM outbox ORDER BY id";
+    let purposes: Vec<String> = match store2.pool() {
+        klachtpost::store::Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        klachtpost::store::Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+    }
+    .unwrap();
     assert_eq!(
         purposes,
         ["acknowledgement", "new_complaint"],

@@ -404,7 +404,7 @@ async fn an_older_register_is_migrated_statuses_mapped_and_its_history_sealed() 
     // The register as 0001 and 0002 left it, with cases in the old statuses.
     let old = tmp.path().join("old-migrations");
     std::fs::create_dir_all(&old).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
     for f in ["0001_initial.sql", "0002_deadlines_met.sql"] {
         std::fs::copy(root.join(f), old.join(f)).unwrap();
     }

@@ -14,8 +14,8 @@
 
 mod types;
 
+use crate::store::Tx;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 pub use types::{Closing, FormUpdate, Satisfied, Status, parse_yes_no};
 
@@ -84,13 +84,13 @@ impl<'a> Actor<'a> {
 }
 
 /// Load a case by reference, for a command.
-pub async fn find(tx: &mut SqliteConnection, reference: &str) -> Result<CaseRow> {
+pub async fn find(tx: &mut Tx, reference: &str) -> Result<CaseRow> {
     register::load(tx, CaseKey::Reference(reference))
         .await?
         .ok_or_else(|| CaseError::NotFound(reference.to_string()))
 }
 
-async fn by_id(tx: &mut SqliteConnection, id: i64) -> Result<CaseRow> {
+async fn by_id(tx: &mut Tx, id: i64) -> Result<CaseRow> {
     register::load(tx, CaseKey::Id(id))
         .await?
         .ok_or_else(|| CaseError::NotFound(format!("#{id}")))
@@ -146,7 +146,7 @@ impl Changes {
 
 /// Apply the changes and append the one history entry.
 async fn commit(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     who: Actor<'_>,
     event: &str,
@@ -185,7 +185,7 @@ fn ensure_changeable(c: &CaseRow) -> Result<Status> {
 
 /// Open a case (intake): insert it with status `new` and record its first entry.
 pub async fn open(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     new: &store::NewCase<'_>,
     who: Actor<'_>,
     detail: &str,
@@ -227,7 +227,7 @@ pub async fn open(
 
 /// Make another partner responsible.
 pub async fn assign(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     partner: &crate::config::Partner,
     who: Actor<'_>,
@@ -257,7 +257,7 @@ pub async fn assign(
 /// Move an open case to another open status. Closing takes [`close`] (it records whether
 /// the client was satisfied).
 pub async fn set_status(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     status: Status,
     who: Actor<'_>,
@@ -289,7 +289,7 @@ pub async fn set_status(
 /// Fill in the form's analysis fields. Returns false (and writes nothing) when nothing
 /// changes.
 pub async fn record(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     form: &FormUpdate,
     who: Actor<'_>,
@@ -343,12 +343,7 @@ pub async fn record(
 }
 
 /// A note on the case (text only in the history; it is purged with the case).
-pub async fn note(
-    tx: &mut SqliteConnection,
-    reference: &str,
-    text: &str,
-    who: Actor<'_>,
-) -> Result<()> {
+pub async fn note(tx: &mut Tx, reference: &str, text: &str, who: Actor<'_>) -> Result<()> {
     let text = text.trim();
     if text.is_empty() {
         return Err(CaseError::Invalid("an empty note".into()));
@@ -364,7 +359,7 @@ pub async fn note(
 /// Extend the resolution deadline; the stored explanation gets the extension appended so
 /// it stays current.
 pub async fn extend(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     ext: &crate::deadlines::Extension,
     described: &str,
@@ -419,7 +414,7 @@ pub async fn extend(
 
 /// Close a case: handled (with the client's satisfaction) or not a complaint.
 pub async fn close(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     how: Closing,
     who: Actor<'_>,
@@ -457,12 +452,7 @@ pub async fn close(
 }
 
 /// Reopen a closed case: it goes back to `investigating`.
-pub async fn reopen(
-    tx: &mut SqliteConnection,
-    reference: &str,
-    reason: &str,
-    who: Actor<'_>,
-) -> Result<()> {
+pub async fn reopen(tx: &mut Tx, reference: &str, reason: &str, who: Actor<'_>) -> Result<()> {
     let c = find(tx, reference).await?;
     if c.purged_at.is_some() {
         return Err(CaseError::Purged(c.reference));
@@ -498,12 +488,7 @@ pub async fn reopen(
 }
 
 /// Keep a case past retention (a dispute, a claim): it is never purged while held.
-pub async fn hold(
-    tx: &mut SqliteConnection,
-    reference: &str,
-    reason: &str,
-    who: Actor<'_>,
-) -> Result<()> {
+pub async fn hold(tx: &mut Tx, reference: &str, reason: &str, who: Actor<'_>) -> Result<()> {
     let c = find(tx, reference).await?;
     if c.purged_at.is_some() {
         return Err(CaseError::Purged(c.reference));
@@ -532,7 +517,7 @@ pub async fn hold(
 
 /// End a hold.
 pub async fn release(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     who: Actor<'_>,
     reason: Option<&str>,
@@ -560,7 +545,7 @@ pub struct Purged {
 /// queue rows, names, addresses and the personal form fields go; a tombstone stays with
 /// the reference, dates and the non-personal fields (structural, measure, satisfied). The
 /// history's content is emptied but its hashes stay, so the chain still verifies.
-pub async fn purge(tx: &mut SqliteConnection, reference: &str, who: Actor<'_>) -> Result<Purged> {
+pub async fn purge(tx: &mut Tx, reference: &str, who: Actor<'_>) -> Result<Purged> {
     let c = find(tx, reference).await?;
     if c.purged_at.is_some() {
         return Err(CaseError::Purged(c.reference));
@@ -612,7 +597,7 @@ pub async fn purge(tx: &mut SqliteConnection, reference: &str, who: Actor<'_>) -
 
 /// The acknowledgement reached the outgoing server: record when (the clock's first
 /// deadline), and move a new case to `acknowledged`.
-pub async fn acknowledged(tx: &mut SqliteConnection, case_id: i64, who: Actor<'_>) -> Result<()> {
+pub async fn acknowledged(tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<()> {
     let c = by_id(tx, case_id).await?;
     let old = status_of(&c)?;
     let mut ch = Changes::default();
@@ -644,7 +629,7 @@ pub async fn acknowledged(tx: &mut SqliteConnection, case_id: i64, who: Actor<'_
 /// for it): how, and when (now); a new case moves to `acknowledged`. The history says
 /// whether it was in time.
 pub async fn acknowledged_by(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     reference: &str,
     method: &str,
     who: Actor<'_>,
@@ -691,7 +676,7 @@ pub async fn acknowledged_by(
 /// The first message from the firm to the complainant: the response deadline is met and
 /// an open case is `responded`. Returns false (no entry) when it was met before.
 pub async fn response_met(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     at: DateTime<Utc>,
     who: Actor<'_>,
@@ -728,7 +713,7 @@ pub async fn response_met(
 
 /// A message was threaded onto the case; its flags join the case's.
 pub async fn message_added(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     kind: &str,
     reason: &str,
@@ -762,7 +747,7 @@ fn add_flags(ch: &mut Changes, c: &CaseRow, flags: &[String]) {
 
 /// Something a partner must look at (e.g. an acknowledgement that could not be sent).
 pub async fn flag(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     event: &str,
     flag: &str,
@@ -779,7 +764,7 @@ pub async fn flag(
 /// an address the complainant's mail or the firm's answer put in To or Cc. Returns false
 /// (no entry) when they already were.
 pub async fn add_party(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     address: &str,
     role: &str,
@@ -809,7 +794,7 @@ pub async fn add_party(
 
 /// An entry that changes no field (mail queued or sent for the case, a triage item).
 pub async fn log(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: i64,
     event: &str,
     detail: &str,

@@ -129,6 +129,23 @@ pub enum Command {
         #[command(subcommand)]
         command: DigestCommand,
     },
+    /// Copy a register from SQLite to a new PostgreSQL database (ids and the history chain
+    /// included), then verify the copy's history. Needs no config.
+    Migrate {
+        /// The register to copy: sqlite://PATH.
+        #[arg(long)]
+        from: String,
+        /// The new register: postgres://USER@HOST:PORT/DB (created and empty). The password
+        /// from --password-file, the URL or libpq's PGPASSWORD.
+        #[arg(long)]
+        to: String,
+        /// A file holding the password of the new database.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The CA of the new database server's certificate (TLS, name checked).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +481,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             register::audit_verify(&config, json).await
         }
         Command::Status { json } => status::status(&load_register(&cli.config)?, json).await,
+        Command::Migrate {
+            from,
+            to,
+            password_file,
+            ca_file,
+        } => register::migrate(&from, &to, password_file.as_deref(), ca_file).await,
         Command::Mail {
             command: MailCommand::List { unfiled, json },
         } => mail::list(&load_register(&cli.config)?, unfiled, json).await,

@@ -325,7 +325,7 @@ impl<'a> Pipeline<'a> {
         };
 
         let from = mail.from.as_ref();
-        let streamed = raw.len() >= store::STREAM_RAW_BYTES;
+        let streamed = store::dialect::streams_raw(tx.kind(), raw.len());
         let message_row = store::insert_message(
             &mut tx,
             &NewMessage {

@@ -328,7 +328,7 @@ mod tests {
         sqlx::query(
             "CREATE TRIGGER refuse BEFORE INSERT ON case_sequences BEGIN SELECT RAISE(ABORT, 'refused'); END",
         )
-        .execute(store.pool())
+        .execute(store.pool().as_sqlite().unwrap())
         .await
         .unwrap();
         let mut tx = store.begin().await.unwrap();

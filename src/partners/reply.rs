@@ -11,9 +11,9 @@
 //! staff confirmation asks staff to answer with corrections); a partner's reply without
 //! commands is kept as a note.
 
+use crate::store::Tx;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
 
 use super::commands::{self, Action, Command};
 use super::mail::{self, Confirmation, Envelope, Style};
@@ -215,7 +215,7 @@ pub async fn handle(
 
 #[allow(clippy::too_many_arguments)]
 async fn queue_confirmation(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     config: &Config,
     templates: &crate::compose::TemplateSet,
     to: &str,
@@ -291,7 +291,7 @@ impl From<store::StoreError> for Failure {
 
 /// Carry out one command; returns what changed, in a few words.
 async fn run(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     config: &Config,
     reference: &str,
     cmd: &Command,
@@ -352,77 +352,80 @@ async fn run(
 /// `#extend`: the resolution deadline moves (case command) and the complainant is told by
 /// mail, as `cases extend` does.
 async fn extend(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     config: &Config,
     reference: &str,
     until: chrono::NaiveDate,
     reason: &str,
     who: Actor<'_>,
 ) -> Result<String> {
-    let c = case::find(tx, reference).await?;
-    let current = Deadlines {
-        acknowledge: parse_ts(&c.ack_due_at)?,
-        response: parse_ts(&c.response_due_at)?,
-        resolution: parse_ts(&c.resolution_due_at)?,
-        explanation: c.deadline_explanation.clone(),
-    };
-    let ext = deadlines::extend_to_date(&config.calendar, &current, until, reason)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let described = ext.describe(&config.calendar);
-    case::extend(tx, reference, &ext, &described, who).await?;
-    let row = sqlx::query_as::<_, (Option<String>, Option<String>, String, String, Option<String>)>(
-        "SELECT complainant_address, complainant_name, subject, received_at, language FROM cases WHERE id = $1",
-    )
-    .bind(c.id)
-    .fetch_one(&mut *tx)
-    .await
-    .context("cannot read the case")?;
-    let (to, name, subject, received, language) = row;
-    let Some(to) = to else {
-        return Ok(format!(
-            "{described}; no complainant address is known: tell the complainant another way"
-        ));
-    };
-    let templates = config.templates.load()?;
-    let out = compose::extension(
-        &templates,
-        &compose::Acknowledgement {
-            firm_name: &config.firm.name,
-            firm_domain: config.firm.domain(),
-            from: &config.outgoing.from,
-            to_name: name.as_deref(),
-            to_address: &to,
-            reference,
-            original_subject: &subject,
-            in_reply_to: None,
-            references: &[],
-            received: parse_ts(&received)?,
-            respond_by: current.response,
-            resolve_by: ext.resolution,
-            partner_name: &c.partner_name,
-            timezone: config.firm.timezone,
-            now: who.at,
-            lang: language
-                .as_deref()
-                .and_then(compose::Lang::from_code)
-                .unwrap_or(compose::Lang::Nl),
-        },
-        &compose::ExtensionText {
-            previous: ext.previous,
-            reason: &ext.reason,
-        },
-    )?;
-    store::queue_outgoing(
-        tx,
-        Some(c.id),
-        "extension",
-        None,
-        &config.outgoing.from,
-        &to,
-        &out,
-        "extension of the resolution deadline",
-        who.at,
-    )
-    .await?;
-    Ok(format!("{described}; the complainant is told by mail"))
+    {
+        let c = case::find(tx, reference).await?;
+        let current = Deadlines {
+            acknowledge: parse_ts(&c.ack_due_at)?,
+            response: parse_ts(&c.response_due_at)?,
+            resolution: parse_ts(&c.resolution_due_at)?,
+            explanation: c.deadline_explanation.clone(),
+        };
+        let ext = deadlines::extend_to_date(&config.calendar, &current, until, reason)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let described = ext.describe(&config.calendar);
+        case::extend(tx, reference, &ext, &described, who).await?;
+        let store::register::Contact {
+            address: to,
+            name,
+            subject,
+            received_at: received,
+            language,
+        } = store::register::contact(tx, c.id)
+            .await
+            .context("cannot read the case")?;
+        let Some(to) = to else {
+            return Ok(format!(
+                "{described}; no complainant address is known: tell the complainant another way"
+            ));
+        };
+        let templates = config.templates.load()?;
+        let out = compose::extension(
+            &templates,
+            &compose::Acknowledgement {
+                firm_name: &config.firm.name,
+                firm_domain: config.firm.domain(),
+                from: &config.outgoing.from,
+                to_name: name.as_deref(),
+                to_address: &to,
+                reference,
+                original_subject: &subject,
+                in_reply_to: None,
+                references: &[],
+                received,
+                respond_by: current.response,
+                resolve_by: ext.resolution,
+                partner_name: &c.partner_name,
+                timezone: config.firm.timezone,
+                now: who.at,
+                lang: language
+                    .as_deref()
+                    .and_then(compose::Lang::from_code)
+                    .unwrap_or(compose::Lang::Nl),
+            },
+            &compose::ExtensionText {
+                previous: ext.previous,
+                reason: &ext.reason,
+            },
+        )?;
+        store::queue_outgoing(
+            tx,
+            Some(c.id),
+            "extension",
+            None,
+            &config.outgoing.from,
+            &to,
+            &out,
+            "extension of the resolution deadline",
+            who.at,
+        )
+        .await?;
+        Ok(format!("{described}; the complainant is told by mail"))
+    }
 }

@@ -628,7 +628,7 @@ pub async fn step(store: &Store, config: &Config, clock: &dyn Clock) -> Result<R
 /// The "new complaint" notice to the responsible partner, queued in intake's transaction
 /// (so it goes at once, with the case).
 pub async fn queue_new_complaint(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::store::Tx,
     config: &Config,
     case_id: i64,
     templates: &TemplateSet,

@@ -3,38 +3,35 @@
 //! Each mail keeps its own intake transaction (so a mail that fails is rolled back alone
 //! and goes to quarantine, and the next mail's reads see the mails before it), but on
 //! [`Store::deferred`]'s connections a commit returns once it is in the database's log,
-//! without `fsync` (SQLite `synchronous = NORMAL`; in PostgreSQL terms
-//! `synchronous_commit = off`). [`Store::batch_durable`] then makes the whole batch durable
-//! with one synchronous commit: the log is synced up to there, with every commit before it.
-//! Only after that may the batch's mails leave the mailbox, so a power loss before it
-//! means a re-fetch, never a lost mail. A process that is killed loses nothing: a commit
-//! is in the log (the kernel's page cache) when it returns.
+//! without `fsync` (SQLite `synchronous = NORMAL`, PostgreSQL `synchronous_commit = off`).
+//! [`Store::batch_durable`] then makes the whole batch durable with one synchronous
+//! commit: the log is synced up to there, with every commit before it (on PostgreSQL a
+//! synchronous commit flushes the WAL up to its own record, asynchronous commits before it
+//! included). Only after that may the batch's mails leave the mailbox, so a power loss
+//! before it means a re-fetch, never a lost mail. A process that is killed loses nothing:
+//! a commit is in the log (the kernel's page cache, or the PostgreSQL server) when it
+//! returns.
 //!
 //! Whatever else commits synchronously meanwhile (the sender claiming a row) syncs the log
 //! up to itself as well, so an acknowledgement is never sent for a case that a power loss
 //! could still take back.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Result, Store, ts};
+use super::{Result, Store, Ts, on};
 
 impl Store {
     /// A handle to the same database whose commits do not wait for the disk; for intake,
     /// which calls [`Store::batch_durable`] before a batch's mails leave the mailbox. An
     /// in-memory database is its own (it has no disk to wait for). Connects lazily.
     pub fn deferred(&self) -> Store {
-        let Some(options) = &self.options else {
+        let Some(reopen) = &self.reopen else {
             return self.clone();
         };
-        let pool = SqlitePoolOptions::new()
-            // Intake is one task: a connection for its transaction, one for a read beside it.
-            .max_connections(2)
-            .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         Store {
-            pool,
+            pool: reopen.deferred(),
             journal: self.journal.clone(),
-            options: None,
+            reopen: None,
             durable: Some(self.pool.clone()),
         }
     }
@@ -47,16 +44,18 @@ impl Store {
         mails: usize,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        let pool = self.durable.as_ref().unwrap_or(&self.pool);
+        on!(pool, |c| sqlx::query(
             "INSERT INTO intake_batches (mailbox, batches, mails, last_at) VALUES ($1, 1, $2, $3)
              ON CONFLICT (mailbox) DO UPDATE SET batches = intake_batches.batches + 1,
                  mails = intake_batches.mails + excluded.mails, last_at = excluded.last_at",
         )
         .bind(mailbox)
         .bind(i64::try_from(mails).unwrap_or(i64::MAX))
-        .bind(ts(now))
-        .execute(self.durable.as_ref().unwrap_or(&self.pool))
-        .await?;
+        .bind(Ts(now))
+        .execute(c)
+        .await
+        .map(drop))?;
         Ok(())
     }
 }

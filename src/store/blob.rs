@@ -5,15 +5,14 @@
 //! 20 MB attachment that alone was over 100 MB (issue 8). From [`STREAM_RAW_BYTES`] on,
 //! intake inserts the row without its bytes, sizes the column with `zeroblob` (which SQLite
 //! writes without allocating it) and writes the mail into it [`PIECE`] at a time, in the
-//! intake transaction. PostgreSQL, when it comes, binds the bytes as before (or uses a
-//! large object); the SQL here is the only SQLite-only code of the store.
+//! intake transaction. Only on SQLite ([`super::dialect::streams_raw`]): PostgreSQL binds
+//! the bytes in the `INSERT` as before (its protocol sends them once, with no bound-value
+//! copy in a library of ours).
 
 use std::ffi::{CStr, c_int};
 
+use super::{Backend, Result, StoreError, Tx};
 use libsqlite3_sys as ffi;
-use sqlx::SqliteConnection;
-
-use super::{Result, StoreError};
 
 /// From this size on, a raw mail is written into its row in pieces.
 pub const STREAM_RAW_BYTES: usize = 1024 * 1024;
@@ -21,8 +20,21 @@ pub const STREAM_RAW_BYTES: usize = 1024 * 1024;
 const PIECE: usize = 256 * 1024;
 
 /// Store `raw` as the raw mail (and size) of message `row`, inserted without its bytes,
-/// in the caller's transaction, never holding another copy of it.
-pub async fn write_raw(tx: &mut SqliteConnection, row: i64, raw: &[u8]) -> Result<()> {
+/// in the caller's transaction, never holding another copy of it (on SQLite; PostgreSQL,
+/// where intake does not call this, binds the bytes).
+pub async fn write_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
+    let tx = match tx.backend() {
+        Backend::Sqlite(c) => c,
+        Backend::Postgres(c) => {
+            sqlx::query("UPDATE messages SET raw = $1, size = $2 WHERE id = $3")
+                .bind(raw)
+                .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
+                .bind(row)
+                .execute(c)
+                .await?;
+            return Ok(());
+        }
+    };
     let len = i64::try_from(raw.len()).map_err(|_| blob_error(ffi::SQLITE_TOOBIG, "too large"))?;
     sqlx::query("UPDATE messages SET raw = zeroblob($1), size = $1 WHERE id = $2")
         .bind(len)

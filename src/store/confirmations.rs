@@ -15,16 +15,21 @@
 //! (not a crash) before the fold forgets at most that batch's confirmations, and those rows
 //! are sent again, as before this journal: never lost. An in-memory database (tests, the
 //! demo) has no journal: its rows are marked sent directly.
+//!
+//! PostgreSQL has no journal either; its rows are marked sent directly, as before. Marking
+//! a row sent there takes the write lock too (the acknowledgement is a history entry,
+//! `case::acknowledged`), but intake's transactions ahead of it wait for no disk
+//! (`synchronous_commit = off` on [`Store::deferred`]'s sessions), so the wait is one
+//! mail's statements, not a queue of `fsync`s; and several instances share one database
+//! but no file system, so a file beside it has nowhere to be.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::{Result, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
-
-use super::{Result, Store, StoreError, parse_ts, ts};
 
 /// The open journal of one database.
 #[derive(Debug)]
@@ -141,20 +146,22 @@ impl Store {
 /// Mark a journaled row sent, in the caller's transaction, unless it is marked already
 /// (folded before) or gone (purged). Returns its case and purpose when it was marked now.
 pub async fn outbox_confirm_sent(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     at: DateTime<Utc>,
 ) -> Result<Option<(Option<i64>, String)>> {
-    let row = sqlx::query(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
-         WHERE id = $2 AND status IN ('sending', 'queued') RETURNING case_id, purpose",
-    )
-    .bind(ts(at))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match row {
-        Some(r) => Ok(Some((r.try_get(0)?, r.try_get(1)?))),
-        None => Ok(None),
-    }
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
+             WHERE id = $2 AND status IN ('sending', 'queued') RETURNING case_id, purpose",
+        )
+        .bind(Ts(at))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+        match row {
+            Some(r) => Ok(Some((r.col(0)?, r.col(1)?))),
+            None => Ok(None),
+        }
+    })
 }

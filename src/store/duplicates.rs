@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Result, Store, ts};
+use super::{Result, Store, TimeText, Ts, on};
 
 /// How a mail was recognised as seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,62 +53,64 @@ impl Store {
         identity: &str,
         except_quarantine: Option<i64>,
     ) -> Result<Option<Seen>> {
-        let except = except_quarantine.unwrap_or(-1);
-        if let Some(key) = source_key {
-            if let Some(row) = sqlx::query("SELECT id FROM messages WHERE source_key = $1")
+        on!(self.pool(), |c| {
+            let except = except_quarantine.unwrap_or(-1);
+            if let Some(key) = source_key {
+                if let Some(row) = sqlx::query("SELECT id FROM messages WHERE source_key = $1")
+                    .bind(key)
+                    .fetch_optional(c)
+                    .await?
+                {
+                    return Ok(Some(Seen {
+                        matched_by: MatchedBy::SourceKey,
+                        message_row: Some(row.try_get(0)?),
+                        quarantine_row: None,
+                    }));
+                }
+                if let Some(row) = sqlx::query(
+                    "SELECT id, message_row FROM quarantine WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1",
+                )
                 .bind(key)
-                .fetch_optional(self.pool())
+                .bind(except)
+                .fetch_optional(c)
                 .await?
+                {
+                    return Ok(Some(Seen {
+                        matched_by: MatchedBy::SourceKey,
+                        message_row: row.try_get(1)?,
+                        quarantine_row: Some(row.try_get(0)?),
+                    }));
+                }
+            }
+            if let Some(row) =
+                sqlx::query("SELECT id FROM messages WHERE identity = $1 ORDER BY id LIMIT 1")
+                    .bind(identity)
+                    .fetch_optional(c)
+                    .await?
             {
                 return Ok(Some(Seen {
-                    matched_by: MatchedBy::SourceKey,
+                    matched_by: MatchedBy::Identity,
                     message_row: Some(row.try_get(0)?),
                     quarantine_row: None,
                 }));
             }
+            // Only what is still in quarantine: a resolved item's mail is in `messages`.
             if let Some(row) = sqlx::query(
-                "SELECT id, message_row FROM quarantine WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1",
+                "SELECT id FROM quarantine WHERE identity = $1 AND status = 'quarantined' AND id <> $2 ORDER BY id LIMIT 1",
             )
-            .bind(key)
+            .bind(identity)
             .bind(except)
-            .fetch_optional(self.pool())
+            .fetch_optional(c)
             .await?
             {
                 return Ok(Some(Seen {
-                    matched_by: MatchedBy::SourceKey,
-                    message_row: row.try_get(1)?,
+                    matched_by: MatchedBy::Identity,
+                    message_row: None,
                     quarantine_row: Some(row.try_get(0)?),
                 }));
             }
-        }
-        if let Some(row) =
-            sqlx::query("SELECT id FROM messages WHERE identity = $1 ORDER BY id LIMIT 1")
-                .bind(identity)
-                .fetch_optional(self.pool())
-                .await?
-        {
-            return Ok(Some(Seen {
-                matched_by: MatchedBy::Identity,
-                message_row: Some(row.try_get(0)?),
-                quarantine_row: None,
-            }));
-        }
-        // Only what is still in quarantine: a resolved item's mail is in `messages`.
-        if let Some(row) = sqlx::query(
-            "SELECT id FROM quarantine WHERE identity = $1 AND status = 'quarantined' AND id <> $2 ORDER BY id LIMIT 1",
-        )
-        .bind(identity)
-        .bind(except)
-        .fetch_optional(self.pool())
-        .await?
-        {
-            return Ok(Some(Seen {
-                matched_by: MatchedBy::Identity,
-                message_row: None,
-                quarantine_row: Some(row.try_get(0)?),
-            }));
-        }
-        Ok(None)
+            Ok(None)
+        })
     }
 
     /// Record a duplicate: one row per mailbox position, counting how often it was seen.
@@ -119,45 +121,49 @@ impl Store {
         seen: &Seen,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
-             ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
-        )
-        .bind(source_key)
-        .bind(identity)
-        .bind(seen.message_row)
-        .bind(seen.quarantine_row)
-        .bind(seen.matched_by.as_str())
-        .bind(ts(now))
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        on!(self.pool(), |c| {
+            sqlx::query(
+                "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+                 ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
+            )
+            .bind(source_key)
+            .bind(identity)
+            .bind(seen.message_row)
+            .bind(seen.quarantine_row)
+            .bind(seen.matched_by.as_str())
+            .bind(Ts(now))
+            .execute(c)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Every duplicate recorded, newest first.
     pub async fn duplicates(&self) -> Result<Vec<Duplicate>> {
-        let rows = sqlx::query(
-            "SELECT id, source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times
-             FROM duplicates ORDER BY id DESC",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Duplicate {
-                    id: r.try_get(0)?,
-                    source_key: r.try_get(1)?,
-                    identity: r.try_get(2)?,
-                    message_row: r.try_get(3)?,
-                    quarantine_row: r.try_get(4)?,
-                    matched_by: r.try_get(5)?,
-                    first_seen_at: r.try_get(6)?,
-                    last_seen_at: r.try_get(7)?,
-                    times: r.try_get(8)?,
+        on!(self.pool(), |c| {
+            let rows = sqlx::query(
+                "SELECT id, source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times
+                 FROM duplicates ORDER BY id DESC",
+            )
+            .fetch_all(c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Duplicate {
+                        id: r.try_get(0)?,
+                        source_key: r.try_get(1)?,
+                        identity: r.try_get(2)?,
+                        message_row: r.try_get(3)?,
+                        quarantine_row: r.try_get(4)?,
+                        matched_by: r.try_get(5)?,
+                        first_seen_at: r.try_get::<TimeText, _>(6)?.0,
+                        last_seen_at: r.try_get::<TimeText, _>(7)?.0,
+                        times: r.try_get(8)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Give rows stored before identities existed (migration 0003) theirs, so a mail
@@ -166,23 +172,26 @@ impl Store {
     pub async fn fill_identities(&self, identity: fn(&[u8]) -> String) -> Result<u64> {
         let mut filled = 0;
         loop {
-            let rows = sqlx::query(
+            let rows: Vec<(i64, Vec<u8>)> = on!(self.pool(), |c| {
+                sqlx::query_as(
                 "SELECT id, raw FROM messages WHERE identity IS NULL AND source_key IS NOT NULL ORDER BY id LIMIT 50",
             )
-            .fetch_all(self.pool())
-            .await?;
+            .fetch_all(c)
+            .await?
+            });
             if rows.is_empty() {
                 return Ok(filled);
             }
             let mut tx = self.begin().await?;
-            for r in &rows {
-                let id: i64 = r.try_get(0)?;
-                let raw: Vec<u8> = r.try_get(1)?;
-                sqlx::query("UPDATE messages SET identity = $1 WHERE id = $2")
-                    .bind(identity(&raw))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+            for (id, raw) in &rows {
+                on!(tx, |c| sqlx::query(
+                    "UPDATE messages SET identity = $1 WHERE id = $2"
+                )
+                .bind(identity(raw))
+                .bind(id)
+                .execute(&mut *c)
+                .await?
+                .rows_affected());
                 filled += 1;
             }
             tx.commit().await?;

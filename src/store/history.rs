@@ -17,9 +17,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 
-use super::{Result, ts};
+use super::{Pool, Result, TimeText, Ts, Tx, on, ts};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -111,144 +111,147 @@ pub fn entry_hash(
     hex(&h.finalize())
 }
 
-async fn head(tx: &mut SqliteConnection) -> Result<String> {
-    let row = sqlx::query("SELECT hash FROM case_events ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(match row {
-        Some(r) => r
-            .try_get::<Option<String>, _>(0)?
-            .unwrap_or_else(|| GENESIS.to_string()),
-        None => GENESIS.to_string(),
-    })
+async fn head(tx: &mut Tx) -> Result<String> {
+    let hash: Option<Option<String>> = on!(tx, |c| sqlx::query_scalar(
+        "SELECT hash FROM case_events ORDER BY id DESC LIMIT 1"
+    )
+    .fetch_optional(&mut *c)
+    .await?);
+    Ok(hash.flatten().unwrap_or_else(|| GENESIS.to_string()))
 }
 
 /// Append one entry to the chain, in the caller's transaction (which must be a write
 /// transaction from its start, see [`super::Store::begin`], so no other writer can append
 /// between reading the head and inserting). Returns the entry's id.
-pub async fn append(tx: &mut SqliteConnection, e: &NewEntry<'_>) -> Result<i64> {
+pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<i64> {
     let changes = serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into());
     let content = content_hash(e.detail, &changes, e.reason);
     let prev = head(tx).await?;
+    // The hash covers the time as the store shows it (whole seconds, [`ts`]).
     let at = ts(e.at);
-    let id: i64 = sqlx::query(
-        "INSERT INTO case_events (case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
-    .bind(e.case_id)
-    .bind(&at)
-    .bind(e.event)
-    .bind(e.detail)
-    .bind(e.actor)
-    .bind(&changes)
-    .bind(e.reason)
-    .bind(&content)
-    .bind(&prev)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get(0)?;
-    let hash = entry_hash(id, e.case_id, &at, e.actor, e.event, &content, &prev);
-    sqlx::query("UPDATE case_events SET hash = $1 WHERE id = $2")
-        .bind(hash)
-        .bind(id)
-        .execute(&mut *tx)
+    on!(tx, |c| {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO case_events (case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(e.case_id)
+        .bind(Ts(e.at))
+        .bind(e.event)
+        .bind(e.detail)
+        .bind(e.actor)
+        .bind(&changes)
+        .bind(e.reason)
+        .bind(&content)
+        .bind(&prev)
+        .fetch_one(&mut *c)
         .await?;
-    Ok(id)
+        let hash = entry_hash(id, e.case_id, &at, e.actor, e.event, &content, &prev);
+        sqlx::query("UPDATE case_events SET hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(id)
+    })
 }
 
 /// Seal the entries written before the chain existed (migration 0007 recorded up to which
 /// id); run once at open, in id order, before anything is appended.
-pub async fn seal_legacy(pool: &SqlitePool) -> Result<u64> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let through: i64 = match sqlx::query("SELECT legacy_through FROM history_legacy WHERE id = 1")
-        .fetch_optional(&mut *tx)
-        .await?
-    {
-        Some(r) => r.try_get(0)?,
-        None => return Ok(0),
-    };
-    if through == 0 {
-        return Ok(0);
-    }
-    let rows = sqlx::query(
-        "SELECT id, case_id, at, event, detail, actor, changes, reason, hash FROM case_events
-         WHERE id <= $1 ORDER BY id",
-    )
-    .bind(through)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut prev = GENESIS.to_string();
-    let mut sealed = 0;
-    for r in &rows {
-        let id: i64 = r.try_get(0)?;
-        if let Some(h) = r.try_get::<Option<String>, _>(8)? {
-            prev = h;
-            continue;
+pub async fn seal_legacy(pool: &Pool) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let sealed = on!(tx, |c| {
+        let through: i64 =
+            match sqlx::query_scalar("SELECT legacy_through FROM history_legacy WHERE id = 1")
+                .fetch_optional(&mut *c)
+                .await?
+            {
+                Some(t) => t,
+                None => return Ok(0),
+            };
+        if through == 0 {
+            return Ok(0);
         }
-        let case_id: i64 = r.try_get(1)?;
-        let at: String = r.try_get(2)?;
-        let event: String = r.try_get(3)?;
-        let detail: String = r.try_get(4)?;
-        let actor: String = r.try_get(5)?;
-        let changes: String = r.try_get(6)?;
-        let reason: Option<String> = r.try_get(7)?;
-        let content = content_hash(&detail, &changes, reason.as_deref());
-        let hash = entry_hash(id, case_id, &at, &actor, &event, &content, &prev);
-        sqlx::query(
-            "UPDATE case_events SET content_hash = $1, prev_hash = $2, hash = $3 WHERE id = $4",
+        let rows = sqlx::query(
+            "SELECT id, case_id, at, event, detail, actor, changes, reason, hash FROM case_events
+             WHERE id <= $1 ORDER BY id",
         )
-        .bind(&content)
-        .bind(&prev)
-        .bind(&hash)
-        .bind(id)
-        .execute(&mut *tx)
+        .bind(through)
+        .fetch_all(&mut *c)
         .await?;
-        prev = hash;
-        sealed += 1;
-    }
-    sqlx::query("UPDATE history_legacy SET legacy_through = 0 WHERE id = 1")
-        .execute(&mut *tx)
-        .await?;
+        let mut prev = GENESIS.to_string();
+        let mut sealed = 0;
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            if let Some(h) = r.try_get::<Option<String>, _>(8)? {
+                prev = h;
+                continue;
+            }
+            let case_id: i64 = r.try_get(1)?;
+            let at = r.try_get::<TimeText, _>(2)?.0;
+            let event: String = r.try_get(3)?;
+            let detail: String = r.try_get(4)?;
+            let actor: String = r.try_get(5)?;
+            let changes: String = r.try_get(6)?;
+            let reason: Option<String> = r.try_get(7)?;
+            let content = content_hash(&detail, &changes, reason.as_deref());
+            let hash = entry_hash(id, case_id, &at, &actor, &event, &content, &prev);
+            sqlx::query(
+                "UPDATE case_events SET content_hash = $1, prev_hash = $2, hash = $3 WHERE id = $4",
+            )
+            .bind(&content)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            prev = hash;
+            sealed += 1;
+        }
+        sqlx::query("UPDATE history_legacy SET legacy_through = 0 WHERE id = 1")
+            .execute(&mut *c)
+            .await?;
+        sealed
+    });
     tx.commit().await?;
     Ok(sealed)
 }
 
 /// Empty the content of a case's entries (the purge); hashes stay.
-pub async fn purge_content(tx: &mut SqliteConnection, case_id: i64) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE case_events SET detail = '', changes = '[]', reason = NULL, content_purged = 1
-         WHERE case_id = $1 AND content_purged = 0",
+pub async fn purge_content(tx: &mut Tx, case_id: i64) -> Result<u64> {
+    Ok(on!(tx, |c| sqlx::query(
+        "UPDATE case_events SET detail = '', changes = '[]', reason = NULL, content_purged = TRUE
+         WHERE case_id = $1 AND NOT content_purged",
     )
     .bind(case_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected())
+    .execute(&mut *c)
+    .await?
+    .rows_affected()))
 }
 
 /// A case's entries, oldest first.
-pub async fn for_case(pool: &SqlitePool, case_id: i64) -> Result<Vec<Entry>> {
-    let rows = sqlx::query(
+pub async fn for_case(pool: &Pool, case_id: i64) -> Result<Vec<Entry>> {
+    on!(pool, |c| sqlx::query(
         "SELECT id, at, actor, event, detail, changes, reason, content_purged, hash
          FROM case_events WHERE case_id = $1 ORDER BY id",
     )
     .bind(case_id)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Entry {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                actor: r.try_get(2)?,
-                event: r.try_get(3)?,
-                detail: r.try_get(4)?,
-                changes: serde_json::from_str(&r.try_get::<String, _>(5)?).unwrap_or_default(),
-                reason: r.try_get(6)?,
-                content_purged: r.try_get::<i64, _>(7)? != 0,
-                hash: r.try_get(8)?,
-            })
+    .fetch_all(c)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Entry {
+            id: r.try_get(0)?,
+            at: r.try_get::<TimeText, _>(1)?.0,
+            actor: r.try_get(2)?,
+            event: r.try_get(3)?,
+            detail: r.try_get(4)?,
+            changes: serde_json::from_str(&r.try_get::<String, _>(5)?).unwrap_or_default(),
+            reason: r.try_get(6)?,
+            content_purged: r.try_get(7)?,
+            hash: r.try_get(8)?,
         })
-        .collect()
+    })
+    .collect())
 }
 
 /// The outcome of walking the chain.
@@ -269,142 +272,176 @@ pub struct Broken {
 }
 
 /// Walk the whole chain in id order.
-pub async fn verify(pool: &SqlitePool) -> Result<Verification> {
-    let rows = sqlx::query(
-        "SELECT e.id, e.case_id, e.at, e.actor, e.event, e.detail, e.changes, e.reason,
-                e.content_purged, e.content_hash, e.prev_hash, e.hash, c.reference, c.purged_at
-         FROM case_events e LEFT JOIN cases c ON c.id = e.case_id ORDER BY e.id",
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut prev = GENESIS.to_string();
-    let mut n = 0u64;
-    for r in &rows {
-        let id: i64 = r.try_get(0)?;
-        let case_id: i64 = r.try_get(1)?;
-        let at: String = r.try_get(2)?;
-        let actor: String = r.try_get(3)?;
-        let event: String = r.try_get(4)?;
-        let detail: String = r.try_get(5)?;
-        let changes: String = r.try_get(6)?;
-        let reason: Option<String> = r.try_get(7)?;
-        let purged = r.try_get::<i64, _>(8)? != 0;
-        let content: Option<String> = r.try_get(9)?;
-        let prev_hash: Option<String> = r.try_get(10)?;
-        let hash: Option<String> = r.try_get(11)?;
-        let reference: Option<String> = r.try_get(12)?;
-        let case_purged: Option<String> = r.try_get(13)?;
-        let fail = |problem: String| Verification {
-            entries: n,
-            head: prev.clone(),
-            broken: Some(Broken {
-                entry: id,
-                case: reference.clone(),
-                problem,
-            }),
-        };
-        let (Some(content), Some(prev_hash), Some(hash)) = (content, prev_hash, hash) else {
-            return Ok(fail(
-                "it has no hash: it was not written by klachtpost".into(),
-            ));
-        };
-        if prev_hash != prev {
-            return Ok(fail(
-                "its previous-entry hash does not match the entry before it: an entry was deleted, inserted or reordered".into(),
-            ));
-        }
-        if entry_hash(id, case_id, &at, &actor, &event, &content, &prev_hash) != hash {
-            return Ok(fail(
-                "its fields do not match its hash: it was changed".into(),
-            ));
-        }
-        if purged {
-            if case_purged.is_none() {
+pub async fn verify(pool: &Pool) -> Result<Verification> {
+    // (entry, case, changes) of each entry, for the second pass.
+    let mut recorded: Vec<(i64, i64, String)> = Vec::new();
+    let walked = on!(pool, |c| {
+        let rows = sqlx::query(
+            "SELECT e.id, e.case_id, e.at, e.actor, e.event, e.detail, e.changes, e.reason,
+                    e.content_purged, e.content_hash, e.prev_hash, e.hash, c.reference, c.purged_at
+             FROM case_events e LEFT JOIN cases c ON c.id = e.case_id ORDER BY e.id",
+        )
+        .fetch_all(c)
+        .await?;
+        let mut prev = GENESIS.to_string();
+        let mut n = 0u64;
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let case_id: i64 = r.try_get(1)?;
+            let at = r.try_get::<TimeText, _>(2)?.0;
+            let actor: String = r.try_get(3)?;
+            let event: String = r.try_get(4)?;
+            let detail: String = r.try_get(5)?;
+            let changes: String = r.try_get(6)?;
+            let reason: Option<String> = r.try_get(7)?;
+            let purged: bool = r.try_get(8)?;
+            let content: Option<String> = r.try_get(9)?;
+            let prev_hash: Option<String> = r.try_get(10)?;
+            let hash: Option<String> = r.try_get(11)?;
+            let reference: Option<String> = r.try_get(12)?;
+            let case_purged: Option<Ts> = r.try_get(13)?;
+            let fail = |problem: String| Verification {
+                entries: n,
+                head: prev.clone(),
+                broken: Some(Broken {
+                    entry: id,
+                    case: reference.clone(),
+                    problem,
+                }),
+            };
+            let (Some(content), Some(prev_hash), Some(hash)) = (content, prev_hash, hash) else {
                 return Ok(fail(
-                    "its content is marked purged but its case was not purged".into(),
+                    "it has no hash: it was not written by klachtpost".into(),
+                ));
+            };
+            if prev_hash != prev {
+                return Ok(fail(
+                    "its previous-entry hash does not match the entry before it: an entry was deleted, inserted or reordered".into(),
                 ));
             }
-        } else if content_hash(&detail, &changes, reason.as_deref()) != content {
-            return Ok(fail(
-                "its content (detail, changes or reason) does not match its content hash: it was changed".into(),
-            ));
+            if entry_hash(id, case_id, &at, &actor, &event, &content, &prev_hash) != hash {
+                return Ok(fail(
+                    "its fields do not match its hash: it was changed".into(),
+                ));
+            }
+            if purged {
+                if case_purged.is_none() {
+                    return Ok(fail(
+                        "its content is marked purged but its case was not purged".into(),
+                    ));
+                }
+            } else if content_hash(&detail, &changes, reason.as_deref()) != content {
+                return Ok(fail(
+                    "its content (detail, changes or reason) does not match its content hash: it was changed".into(),
+                ));
+            }
+            recorded.push((id, case_id, changes));
+            prev = hash;
+            n += 1;
         }
-        prev = hash;
-        n += 1;
-    }
-    let broken = state_matches_history(pool, &rows).await?;
+        (n, prev)
+    });
+    let (entries, head) = walked;
+    let broken = state_matches_history(pool, &recorded).await?;
     Ok(Verification {
-        entries: n,
-        head: prev,
+        entries,
+        head,
         broken,
     })
 }
 
+/// How the history's changes hold a column's value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Text,
+    /// A time, as [`ts`] text.
+    Time,
+}
+
 /// The case columns the history records, as the text its changes hold (yes/no for the
-/// INTEGER flags). A case's current value of each must be the last value its history
-/// gave it: a change made behind klachtpost's back shows as a difference.
-const STATE: &[(&str, &str)] = &[
-    ("status", "status"),
-    ("partner_email", "partner_email"),
-    ("partner_name", "partner_name"),
-    ("cause", "cause"),
+/// yes/no columns, [`ts`] text for times). A case's current value of each must be the last
+/// value its history gave it: a change made behind klachtpost's back shows as a
+/// difference. The yes/no expressions read SQLite's 0/1 and PostgreSQL's BOOLEAN alike.
+const STATE: &[(&str, &str, Held)] = &[
+    ("status", "status", Held::Text),
+    ("partner_email", "partner_email", Held::Text),
+    ("partner_name", "partner_name", Held::Text),
+    ("cause", "cause", Held::Text),
     (
         "structural_fault",
-        "CASE structural_fault WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+        "CASE WHEN structural_fault THEN 'yes' WHEN NOT structural_fault THEN 'no' END",
+        Held::Text,
     ),
-    ("improvement_measure", "improvement_measure"),
-    ("handling", "handling"),
-    ("result", "result"),
-    ("evaluation", "evaluation"),
+    ("improvement_measure", "improvement_measure", Held::Text),
+    ("handling", "handling", Held::Text),
+    ("result", "result", Held::Text),
+    ("evaluation", "evaluation", Held::Text),
     (
         "client_satisfied",
-        "CASE client_satisfied WHEN 1 THEN 'yes' WHEN 0 THEN 'no' END",
+        "CASE WHEN client_satisfied THEN 'yes' WHEN NOT client_satisfied THEN 'no' END",
+        Held::Text,
     ),
-    ("resolution_due_at", "resolution_due_at"),
-    ("original_resolution_due_at", "original_resolution_due_at"),
-    ("extension_reason", "extension_reason"),
-    ("deadline_explanation", "deadline_explanation"),
-    ("closed_at", "closed_at"),
-    ("hold_reason", "hold_reason"),
-    ("acknowledged_at", "acknowledged_at"),
-    ("response_met_at", "response_met_at"),
-    ("flags", "flags"),
-    ("purged_at", "purged_at"),
+    ("resolution_due_at", "resolution_due_at", Held::Time),
+    (
+        "original_resolution_due_at",
+        "original_resolution_due_at",
+        Held::Time,
+    ),
+    ("extension_reason", "extension_reason", Held::Text),
+    ("deadline_explanation", "deadline_explanation", Held::Text),
+    ("closed_at", "closed_at", Held::Time),
+    ("hold_reason", "hold_reason", Held::Text),
+    ("acknowledged_at", "acknowledged_at", Held::Time),
+    ("response_met_at", "response_met_at", Held::Time),
+    ("flags", "flags", Held::Text),
+    ("purged_at", "purged_at", Held::Time),
 ];
 
 async fn state_matches_history(
-    pool: &SqlitePool,
-    rows: &[sqlx::sqlite::SqliteRow],
+    pool: &Pool,
+    recorded: &[(i64, i64, String)],
 ) -> Result<Option<Broken>> {
     use std::collections::BTreeMap;
     // case id → field → (value, entry that set it)
     let mut expected: BTreeMap<i64, BTreeMap<String, (Option<String>, i64)>> = BTreeMap::new();
-    for r in rows {
-        let id: i64 = r.try_get(0)?;
-        let case_id: i64 = r.try_get(1)?;
-        let changes: Vec<Change> =
-            serde_json::from_str(&r.try_get::<String, _>(6)?).unwrap_or_default();
+    for (id, case_id, changes) in recorded {
+        let changes: Vec<Change> = serde_json::from_str(changes).unwrap_or_default();
         for c in changes {
-            if STATE.iter().any(|(f, _)| *f == c.field) {
+            if STATE.iter().any(|(f, _, _)| *f == c.field) {
                 expected
-                    .entry(case_id)
+                    .entry(*case_id)
                     .or_default()
-                    .insert(c.field, (c.new, id));
+                    .insert(c.field, (c.new, *id));
             }
         }
     }
-    let columns: Vec<&str> = STATE.iter().map(|(_, expr)| *expr).collect();
+    let columns: Vec<&str> = STATE.iter().map(|(_, expr, _)| *expr).collect();
     let sql = format!(
         "SELECT reference, {} FROM cases WHERE id = $1",
         columns.join(", ")
     );
     for (case_id, fields) in expected {
         // Safe: the expressions are the constants above; the id is bound.
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(case_id)
-            .fetch_optional(pool)
-            .await?;
-        let Some(row) = row else {
+        let row: Option<(String, Vec<Option<String>>)> = on!(pool, |c| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(case_id)
+                .fetch_optional(c)
+                .await?
+            {
+                Some(row) => {
+                    let mut values = Vec::with_capacity(STATE.len());
+                    for (i, (_, _, held)) in STATE.iter().enumerate() {
+                        values.push(match held {
+                            Held::Text => row.try_get::<Option<String>, _>(i + 1)?,
+                            Held::Time => TimeText::opt(row.try_get(i + 1)?),
+                        });
+                    }
+                    Some((row.try_get(0)?, values))
+                }
+                None => None,
+            }
+        });
+        let Some((reference, values)) = row else {
             let (_, entry) = fields.values().next().cloned().unwrap_or((None, 0));
             return Ok(Some(Broken {
                 entry,
@@ -412,12 +449,10 @@ async fn state_matches_history(
                 problem: format!("its case (id {case_id}) is missing: it was deleted"),
             }));
         };
-        let reference: String = row.try_get(0)?;
-        for (i, (field, _)) in STATE.iter().enumerate() {
+        for ((field, _, _), have) in STATE.iter().zip(values) {
             let Some((want, entry)) = fields.get(*field) else {
                 continue;
             };
-            let have: Option<String> = row.try_get(i + 1)?;
             if &have != want {
                 return Ok(Some(Broken {
                     entry: *entry,

@@ -2,38 +2,41 @@
 //! A restart loses nothing: a job missed while klachtpost was down runs at the next start.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
-use super::{Result, parse_ts, ts};
+use super::{Pool, Result, Ts, on};
 
 /// When the job is next due (`None`: never run, so due now).
-pub async fn due_at(pool: &SqlitePool, name: &str) -> Result<Option<DateTime<Utc>>> {
-    let row = sqlx::query("SELECT due_at FROM jobs WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| parse_ts(&r.try_get::<String, _>(0)?))
-        .transpose()
+pub async fn due_at(pool: &Pool, name: &str) -> Result<Option<DateTime<Utc>>> {
+    on!(pool, |c| {
+        let row = sqlx::query("SELECT due_at FROM jobs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(c)
+            .await?;
+        row.map(|r| Ok(r.try_get::<Ts, _>(0)?.0)).transpose()
+    })
 }
 
 /// Record a run and the next due time.
 pub async fn set_done(
-    pool: &SqlitePool,
+    pool: &Pool,
     name: &str,
     ran_at: DateTime<Utc>,
     next: DateTime<Utc>,
     result: &str,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO jobs (name, due_at, last_run_at, last_result) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, last_run_at = excluded.last_run_at,
-                                          last_result = excluded.last_result",
-    )
-    .bind(name)
-    .bind(ts(next))
-    .bind(ts(ran_at))
-    .bind(result)
-    .execute(pool)
-    .await?;
-    Ok(())
+    on!(pool, |c| {
+        sqlx::query(
+            "INSERT INTO jobs (name, due_at, last_run_at, last_result) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, last_run_at = excluded.last_run_at,
+                                              last_result = excluded.last_result",
+        )
+        .bind(name)
+        .bind(Ts(next))
+        .bind(Ts(ran_at))
+        .bind(result)
+        .execute(c)
+        .await?;
+        Ok(())
+    })
 }

@@ -1,26 +1,25 @@
-//! The database. sqlx with SQLite (WAL, foreign keys) by default; the SQL is kept
-//! portable (`$n` placeholders, `RETURNING`, `ON CONFLICT … DO UPDATE`, TEXT timestamps)
-//! so a PostgreSQL backend is a matter of a second migrations folder and a pool type.
+//! The database: SQLite (WAL, foreign keys) by default, PostgreSQL when `[database] url`
+//! says `postgres://`; one API over both ([`db`]: the pool and transaction types and the
+//! `on!` macro that runs each query on either; [`dialect`]: the SQL that differs).
 //!
-//! Timestamps are stored as RFC 3339 UTC text of one fixed format ([`ts`]), so they sort
-//! and compare as text.
+//! Times are bound and read as [`Ts`]: RFC 3339 UTC text of one fixed format ([`ts`]) on
+//! SQLite, so they sort and compare as text, TIMESTAMPTZ on PostgreSQL. Readers hand
+//! times out as [`ts`] text.
 
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
 mod batches;
 mod blob;
 mod confirmations;
+pub mod copy;
+mod db;
+pub mod dialect;
 mod duplicates;
 pub mod health;
 pub mod history;
@@ -34,10 +33,13 @@ mod quarantine;
 mod receipt;
 pub mod register;
 pub mod retention;
+mod time;
 mod unfiled;
 
 pub use blob::{STREAM_RAW_BYTES, write_raw};
 pub use confirmations::{Confirmations, outbox_confirm_sent};
+pub(crate) use db::on;
+pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
 pub use outbox::CLAIM_LEASE;
 pub use outgoing::*;
@@ -48,11 +50,13 @@ pub use quarantine::{
     reference as quarantine_reference, resolve_quarantine,
 };
 pub use receipt::add_message_note;
+pub use time::{TimeText, Ts, parse_ts, ts};
 pub use unfiled::UnfiledMail;
 
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `url` is shown without its password ([`redact_url`]).
     #[error("cannot open the database {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error("cannot create the database folder {path}: {source}")]
@@ -66,6 +70,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored time {0:?} is not RFC 3339")]
     Time(String),
+    #[error("cannot copy the register: {0}")]
+    Copy(String),
     #[error("cannot write a large mail into the database: {message} (SQLite {code})")]
     Blob { code: i32, message: String },
     #[error("cannot use the confirmation journal {path}: {source}")]
@@ -77,142 +83,97 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// An open transaction; everything intake writes for one mail goes through one.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
-/// Format a time the one way the store keeps it.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Read a stored time.
-pub fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StoreError::Time(s.to_string()))
-}
-
-/// Apply the migrations under the database's write lock, so any number of processes may
-/// start at once on a new or an older database: the first applies what is missing, the
-/// others wait for it and then find everything applied. (sqlx takes no lock for SQLite;
-/// without one two processes both saw an empty database and both created its tables.)
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::migrate!("./migrations").run(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// The handle to the database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The confirmation journal beside a database file ([`confirmations`]); none in memory.
+    pool: Pool,
+    /// The confirmation journal beside a SQLite file ([`confirmations`]); none in memory
+    /// and on PostgreSQL.
     journal: Option<std::sync::Arc<confirmations::Journal>>,
-    /// How the database was opened, for [`Store::deferred`]; none in memory.
-    options: Option<SqliteConnectOptions>,
+    /// How to open [`Store::deferred`]'s connections; none in memory, read-only, or on a
+    /// deferred handle itself.
+    reopen: Option<db::Reopen>,
     /// On a [`Store::deferred`] handle: the synchronous pool, for [`Store::batch_durable`].
-    durable: Option<SqlitePool>,
+    durable: Option<Pool>,
 }
 
 impl Store {
-    /// Open (creating the file and its folder if needed) and migrate.
-    pub async fn open(url: &str) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Once a mail leaves INBOX its case must survive a power loss: in WAL mode
-            // FULL syncs the log at every commit (NORMAL could lose the last commits).
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // Deleted content is overwritten, not left in free pages (retention).
-            .pragma("secure_delete", "ON")
-            // New files give freed pages back with `PRAGMA incremental_vacuum`.
-            .auto_vacuum(SqliteAutoVacuum::Incremental);
-        let filename = options.get_filename().to_path_buf();
-        let in_memory = url.contains(":memory:");
-        if !in_memory {
-            private_file(&filename)?;
-        }
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database lives in one connection.
-            .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options.clone())
-            .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        migrate(&pool).await?;
-        history::seal_legacy(&pool).await?;
-        let (journal, options) = if in_memory {
-            (None, None)
-        } else {
-            (
-                Some(confirmations::Journal::beside(&filename)),
-                Some(options),
-            )
+    /// Open (on SQLite creating the file and its folder if needed) and migrate. Takes a
+    /// URL (`&str`) or the config's [`DatabaseUrl`] (with its password and CA).
+    pub async fn open(url: impl Into<DatabaseUrl>) -> Result<Store> {
+        let url = url.into();
+        let (pool, reopen) = match url.kind() {
+            Kind::Sqlite => db::open_sqlite(&url, false).await?,
+            Kind::Postgres => db::open_postgres(&url, false).await?,
         };
+        dialect::migrate(&pool).await?;
+        history::seal_legacy(&pool).await?;
+        // The journal is SQLite's: on PostgreSQL marking a row sent waits for no disk
+        // behind intake (see `confirmations`).
+        let journal = reopen
+            .as_ref()
+            .and_then(db::Reopen::sqlite_file)
+            .map(confirmations::Journal::beside);
         Ok(Store {
             pool,
             journal,
-            options,
+            reopen,
             durable: None,
         })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
-    /// change nothing). `None` when there is no database yet.
-    pub async fn open_read_only(url: &str) -> Result<Option<Store>> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?
-            .read_only(true)
-            .create_if_missing(false);
-        if url.contains(":memory:") || !options.get_filename().exists() {
-            return Ok(None);
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
+    /// change nothing). `None` when there is no database yet (a SQLite file not created).
+    pub async fn open_read_only(url: impl Into<DatabaseUrl>) -> Result<Option<Store>> {
+        let url = url.into();
+        let (pool, _) = match url.kind() {
+            Kind::Sqlite if !db::sqlite_exists(&url)? => return Ok(None),
+            Kind::Sqlite => db::open_sqlite(&url, true).await?,
+            Kind::Postgres => db::open_postgres(&url, true).await?,
+        };
         Ok(Some(Store {
             pool,
             journal: None,
-            options: None,
+            reopen: None,
             durable: None,
         }))
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// Whether the register exists: a SQLite file that is there (PostgreSQL: always; its
+    /// database is created by the administrator).
+    pub fn exists(url: &DatabaseUrl) -> Result<bool> {
+        Ok(match url.kind() {
+            Kind::Sqlite => db::sqlite_exists(url)?,
+            Kind::Postgres => true,
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// A write transaction, holding SQLite's write lock from its first statement: the
-    /// history chain reads its head and appends, which must not interleave with another
-    /// writer (a deferred transaction would fail with SQLITE_BUSY instead of waiting).
+    /// Which database the store is on.
+    pub fn kind(&self) -> Kind {
+        self.pool.kind()
+    }
+
+    /// A write transaction, one writer at a time from its first statement: the history
+    /// chain reads its head and appends, which must not interleave with another writer
+    /// ([`dialect::SQLITE_BEGIN_WRITE`], [`dialect::pg_write_lock`]).
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.pool.begin().await?)
     }
 
     /// Whether a fetched message (by its mailbox key) is already stored.
     pub async fn source_seen(&self, source_key: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM messages WHERE source_key = $1")
-            .bind(source_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+        let row = on!(self.pool, |c| sqlx::query(
+            "SELECT 1 FROM messages WHERE source_key = $1"
+        )
+        .bind(source_key)
+        .fetch_optional(c)
+        .await?
+        .is_some());
+        Ok(row)
     }
 
     /// Answer the classifier's questions.
@@ -221,19 +182,20 @@ impl Store {
         let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
         for id in &lookups.message_ids {
             // `sent`: klachtpost itself sent it (everything it sends goes through the outbox).
-            let row = sqlx::query(
+            let row: Option<(i64, String, bool)> = on!(self.pool, |c| {
+                sqlx::query_as(
                 "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
                  FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
             )
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(row) = row {
-                let case_id: i64 = row.try_get(0)?;
-                if row.try_get::<String, _>(1)? == "acknowledgement" {
+            .fetch_optional(c)
+            .await?
+            });
+            if let Some((case_id, kind, sent)) = row {
+                if kind == "acknowledgement" {
                     known.acknowledgements.insert(id.clone());
                 }
-                if row.try_get::<bool, _>(2)? {
+                if sent {
                     known.ours.insert(id.clone());
                 }
                 let info = self.case_info(case_id, &mut infos).await?;
@@ -241,12 +203,13 @@ impl Store {
             }
         }
         for reference in &lookups.references {
-            let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-                .bind(reference)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(row) = row {
-                let case_id: i64 = row.try_get(0)?;
+            let row: Option<(i64,)> = on!(self.pool, |c| sqlx::query_as(
+                "SELECT id FROM cases WHERE reference = $1"
+            )
+            .bind(reference)
+            .fetch_optional(c)
+            .await?);
+            if let Some((case_id,)) = row {
                 let info = self.case_info(case_id, &mut infos).await?;
                 known.by_reference.insert(reference.clone(), info);
             }
@@ -262,14 +225,13 @@ impl Store {
         if let Some(info) = cache.get(&case_id) {
             return Ok(info.clone());
         }
-        let row =
-            sqlx::query("SELECT reference, complainant_address, status FROM cases WHERE id = $1")
-                .bind(case_id)
-                .fetch_one(&self.pool)
-                .await?;
-        let reference: String = row.try_get(0)?;
-        let complainant: Option<String> = row.try_get(1)?;
-        let status: String = row.try_get(2)?;
+        let (reference, complainant, status): (String, Option<String>, String) =
+            on!(self.pool, |c| sqlx::query_as(
+                "SELECT reference, complainant_address, status FROM cases WHERE id = $1"
+            )
+            .bind(case_id)
+            .fetch_one(c)
+            .await?);
         let info = CaseInfo {
             reference,
             complainant,
@@ -287,13 +249,14 @@ impl Store {
     ) -> Result<Option<&'p crate::config::Partner>> {
         let mut best: Option<(&crate::config::Partner, i64)> = None;
         for p in partners {
-            let n: i64 = sqlx::query(
+            let (n,): (i64,) = on!(self.pool, |c| {
+                sqlx::query_as(
                 "SELECT COUNT(*) FROM cases WHERE partner_email = $1 AND status NOT IN ('closed', 'not_a_complaint')",
             )
             .bind(&p.email)
-            .fetch_one(&self.pool)
+            .fetch_one(c)
             .await?
-            .try_get(0)?;
+            });
             if best.is_none_or(|(_, m)| n < m) {
                 best = Some((p, n));
             }
@@ -305,17 +268,13 @@ impl Store {
 
     /// (uidvalidity, last_uid) stored for a mailbox folder.
     pub async fn checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
-        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1")
-            .bind(mailbox)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((
-                r.try_get::<i64, _>(0)? as u32,
-                r.try_get::<i64, _>(1)? as u32,
-            )),
-            None => None,
-        })
+        let row: Option<(i64, i64)> = on!(self.pool, |c| sqlx::query_as(
+            "SELECT uidvalidity, last_uid FROM mailbox_state WHERE mailbox = $1"
+        )
+        .bind(mailbox)
+        .fetch_optional(c)
+        .await?);
+        Ok(row.map(|(v, u)| (v as u32, u as u32)))
     }
 
     pub async fn set_checkpoint(
@@ -325,16 +284,19 @@ impl Store {
         last_uid: u32,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
+        on!(self.pool, |c| {
+            sqlx::query(
             "INSERT INTO mailbox_state (mailbox, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, updated_at = excluded.updated_at",
         )
         .bind(mailbox)
         .bind(i64::from(uidvalidity))
         .bind(i64::from(last_uid))
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
+        .bind(Ts(now))
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
         Ok(())
     }
 
@@ -342,52 +304,44 @@ impl Store {
 
     /// Queued rows due at `now`, oldest first.
     pub async fn outbox_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
-        let rows = sqlx::query(
-            "SELECT o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted
-             FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
+        on!(self.pool, |c| {
+            sqlx::query(concat!(
+            "SELECT ",
+            outbox_item_columns!(),
+            " FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
              WHERE o.status = 'queued' AND o.next_attempt_at <= $1
-             ORDER BY o.next_attempt_at, o.id LIMIT $2",
-        )
-        .bind(ts(now))
+             ORDER BY o.next_attempt_at, o.id LIMIT $2"
+        ))
+        .bind(Ts(now))
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxItem {
-                    id: r.try_get(0)?,
-                    envelope_from: r.try_get(1)?,
-                    recipients: r
-                        .try_get::<String, _>(2)?
-                        .lines()
-                        .map(str::to_string)
-                        .collect(),
-                    attempts: r.try_get::<i64, _>(3)? as u32,
-                    purpose: r.try_get(4)?,
-                    raw: r.try_get(5)?,
-                    case_reference: r.try_get(6)?,
-                    auto_submitted: r.try_get(7)?,
-                })
-            })
-            .collect()
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(outbox_item_from_row)
+        .collect()
+        })
     }
 
     /// When the next queued row is due, if any.
     pub async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")
-            .fetch_one(&self.pool)
-            .await?;
-        let t: Option<String> = row.try_get(0)?;
-        t.as_deref().map(parse_ts).transpose()
+        let (t,): (Option<Ts>,) = on!(self.pool, |c| sqlx::query_as(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
+        )
+        .fetch_one(c)
+        .await?);
+        Ok(t.map(|t| t.0))
     }
 
     pub async fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
-            .bind(ts(next))
+        on!(self.pool, |c| {
+            sqlx::query("UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3")
+            .bind(Ts(next))
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
         Ok(())
     }
 
@@ -409,53 +363,56 @@ impl Store {
 
     /// The responsible partner of a case: (name, email).
     pub async fn case_partner(&self, reference: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT partner_name, partner_email FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-            None => None,
-        })
+        Ok(on!(self.pool, |c| sqlx::query_as(
+            "SELECT partner_name, partner_email FROM cases WHERE reference = $1"
+        )
+        .bind(reference)
+        .fetch_optional(c)
+        .await?))
     }
 
     /// Counts per outbox status, for the demo and for operators.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        Ok(on!(self.pool, |c| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status"
+        )
+        .fetch_all(c)
+        .await?))
     }
 
     // ---- reading cases ----
 
     pub async fn list_cases(&self) -> Result<Vec<CaseSummary>> {
-        let rows = sqlx::query(concat!(
+        on!(self.pool, |c| sqlx::query(concat!(
             "SELECT ",
             case_columns!(),
             " FROM cases ORDER BY id DESC"
         ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(case_from_row).collect()
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(case_from_row)
+        .collect())
     }
 
     pub async fn case(&self, reference: &str) -> Result<Option<CaseDetail>> {
-        let row = sqlx::query(concat!(
+        let found = on!(self.pool, |c| match sqlx::query(concat!(
             "SELECT ",
             case_columns!(),
             ", id FROM cases WHERE reference = $1"
         ))
         .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let summary = case_from_row(&row)?;
-        let id: i64 = row.try_get("id")?;
-        let messages = sqlx::query(
+        .fetch_optional(c)
+        .await?
+        {
+            Some(row) => Some((case_from_row(&row)?, row.try_get::<i64, _>("id")?)),
+            None => None,
+        });
+        let Some((summary, id)) = found else {
+            return Ok(None);
+        };
+        let mut messages = on!(self.pool, |c| {
+            sqlx::query(
             "SELECT m.id, m.direction, m.kind, m.from_name, m.from_address, m.subject, m.received_at, m.text, m.size, m.flags,
                     (SELECT COUNT(*) FROM attachments a WHERE a.message_id = m.id),
                     (SELECT o.status FROM outbox o WHERE o.message_id = m.id),
@@ -463,7 +420,7 @@ impl Store {
              FROM messages m WHERE m.case_id = $1 ORDER BY m.received_at, m.id",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(c)
         .await?
         .iter()
         .map(|r| {
@@ -474,7 +431,7 @@ impl Store {
                 from_name: r.try_get(3)?,
                 from_address: r.try_get(4)?,
                 subject: r.try_get(5)?,
-                received_at: r.try_get(6)?,
+                received_at: r.try_get::<TimeText, _>(6)?.0,
                 text: r.try_get(7)?,
                 size: r.try_get(8)?,
                 flags: split_lines(&r.try_get::<String, _>(9)?),
@@ -484,8 +441,8 @@ impl Store {
                 attachment_files: Vec::new(),
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-        let mut messages = messages;
+        .collect::<Result<Vec<_>>>()?
+        });
         for m in &mut messages {
             if m.attachments > 0 {
                 m.attachment_files = self.attachments_of(m.id).await?;
@@ -501,31 +458,56 @@ impl Store {
 
     /// The attachments of a stored message (names, types and sizes; not the bytes).
     pub async fn attachments_of(&self, message_id: i64) -> Result<Vec<AttachmentInfo>> {
-        let rows = sqlx::query(
+        let rows: Vec<(Option<String>, String, i64)> = on!(self.pool, |c| {
+            sqlx::query_as(
             "SELECT filename, content_type, size FROM attachments WHERE message_id = $1 ORDER BY id",
         )
         .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AttachmentInfo {
-                    filename: r.try_get(0)?,
-                    content_type: r.try_get(1)?,
-                    size: r.try_get(2)?,
-                })
+        .fetch_all(c)
+        .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(filename, content_type, size)| AttachmentInfo {
+                filename,
+                content_type,
+                size,
             })
-            .collect()
+            .collect())
     }
 
     /// The raw bytes of a stored message.
     pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query("SELECT raw FROM messages WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        let row: Option<(Vec<u8>,)> = on!(self.pool, |c| sqlx::query_as(
+            "SELECT raw FROM messages WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?);
+        Ok(row.map(|(raw,)| raw))
     }
+}
+
+/// The columns [`outbox_item_from_row`] reads, from `outbox o JOIN messages m LEFT JOIN
+/// cases c`.
+macro_rules! outbox_item_columns {
+    () => {
+        "o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted"
+    };
+}
+pub(crate) use outbox_item_columns;
+
+pub(crate) fn outbox_item_from_row(r: &impl StoreRow) -> Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: r.col(0)?,
+        envelope_from: r.col(1)?,
+        recipients: r.col::<String>(2)?.lines().map(str::to_string).collect(),
+        attempts: r.col::<i64>(3)? as u32,
+        purpose: r.col(4)?,
+        raw: r.col(5)?,
+        case_reference: r.col(6)?,
+        auto_submitted: r.col(7)?,
+    })
 }
 
 /// The columns [`case_from_row`] reads (a macro so queries stay `&'static str`).
@@ -543,45 +525,43 @@ fn split_lines(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn case_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<CaseSummary> {
+fn case_from_row(r: &impl StoreRow) -> Result<CaseSummary> {
+    let time = |name: &str| -> Result<String> { Ok(r.col::<TimeText>(name)?.0) };
+    let opt_time = |name: &str| -> Result<Option<String>> { Ok(TimeText::opt(r.col(name)?)) };
     Ok(CaseSummary {
-        reference: r.try_get("reference")?,
-        status: r.try_get("status")?,
-        channel: r.try_get("channel")?,
-        complainant_name: r.try_get("complainant_name")?,
-        complainant_address: r.try_get("complainant_address")?,
-        complainant_source: r.try_get("complainant_source")?,
-        subject: r.try_get("subject")?,
-        received_at: r.try_get("received_at")?,
-        opened_at: r.try_get("opened_at")?,
-        partner_name: r.try_get("partner_name")?,
-        partner_email: r.try_get("partner_email")?,
-        staff_address: r.try_get("staff_address")?,
-        ack_due_at: r.try_get("ack_due_at")?,
-        response_due_at: r.try_get("response_due_at")?,
-        resolution_due_at: r.try_get("resolution_due_at")?,
-        deadline_explanation: r.try_get("deadline_explanation")?,
-        flags: split_lines(&r.try_get::<String, _>("flags")?),
-        closed_at: r.try_get("closed_at")?,
-        response_met_at: r.try_get("response_met_at")?,
-        original_resolution_due_at: r.try_get("original_resolution_due_at")?,
-        extension_reason: r.try_get("extension_reason")?,
-        client_satisfied: r
-            .try_get::<Option<i64>, _>("client_satisfied")?
-            .map(|v| v != 0),
-        complainant_phone: r.try_get("complainant_phone")?,
-        acknowledged_at: r.try_get("acknowledged_at")?,
-        extended_at: r.try_get("extended_at")?,
-        hold_reason: r.try_get("hold_reason")?,
-        purged_at: r.try_get("purged_at")?,
-        cause: r.try_get("cause")?,
-        structural_fault: r
-            .try_get::<Option<i64>, _>("structural_fault")?
-            .map(|v| v != 0),
-        improvement_measure: r.try_get("improvement_measure")?,
-        handling: r.try_get("handling")?,
-        result: r.try_get("result")?,
-        evaluation: r.try_get("evaluation")?,
+        reference: r.col("reference")?,
+        status: r.col("status")?,
+        channel: r.col("channel")?,
+        complainant_name: r.col("complainant_name")?,
+        complainant_address: r.col("complainant_address")?,
+        complainant_source: r.col("complainant_source")?,
+        subject: r.col("subject")?,
+        received_at: time("received_at")?,
+        opened_at: time("opened_at")?,
+        partner_name: r.col("partner_name")?,
+        partner_email: r.col("partner_email")?,
+        staff_address: r.col("staff_address")?,
+        ack_due_at: time("ack_due_at")?,
+        response_due_at: time("response_due_at")?,
+        resolution_due_at: time("resolution_due_at")?,
+        deadline_explanation: r.col("deadline_explanation")?,
+        flags: split_lines(&r.col::<String>("flags")?),
+        closed_at: opt_time("closed_at")?,
+        response_met_at: opt_time("response_met_at")?,
+        original_resolution_due_at: opt_time("original_resolution_due_at")?,
+        extension_reason: r.col("extension_reason")?,
+        client_satisfied: r.col("client_satisfied")?,
+        complainant_phone: r.col("complainant_phone")?,
+        acknowledged_at: opt_time("acknowledged_at")?,
+        extended_at: opt_time("extended_at")?,
+        hold_reason: r.col("hold_reason")?,
+        purged_at: opt_time("purged_at")?,
+        cause: r.col("cause")?,
+        structural_fault: r.col("structural_fault")?,
+        improvement_measure: r.col("improvement_measure")?,
+        handling: r.col("handling")?,
+        result: r.col("result")?,
+        evaluation: r.col("evaluation")?,
     })
 }
 
@@ -702,67 +682,73 @@ pub struct NewMessage<'a> {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn insert_message(tx: &mut SqliteConnection, m: &NewMessage<'_>) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                               date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-    )
-    .bind(m.case_id)
-    .bind(m.direction)
-    .bind(m.kind)
-    .bind(m.source_key)
-    .bind(m.message_id)
-    .bind(m.from_name)
-    .bind(m.from_address.map(str::to_ascii_lowercase))
-    .bind(m.subject)
-    .bind(m.date_header.map(ts))
-    .bind(ts(m.received_at))
-    .bind(m.text)
-    .bind(m.decision_reason)
-    .bind(m.flags.join("\n"))
-    .bind(m.raw.len() as i64)
-    .bind(m.raw)
-    .bind(ts(m.created_at))
-    .bind(m.identity)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.try_get(0)?)
+pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>) -> Result<i64> {
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
+                                   date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        )
+        .bind(m.case_id)
+        .bind(m.direction)
+        .bind(m.kind)
+        .bind(m.source_key)
+        .bind(m.message_id)
+        .bind(m.from_name)
+        .bind(m.from_address.map(str::to_ascii_lowercase))
+        .bind(m.subject)
+        .bind(m.date_header.map(Ts))
+        .bind(Ts(m.received_at))
+        .bind(m.text)
+        .bind(m.decision_reason)
+        .bind(m.flags.join("\n"))
+        .bind(m.raw.len() as i64)
+        .bind(m.raw)
+        .bind(Ts(m.created_at))
+        .bind(m.identity)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(row.try_get(0)?)
+    })
 }
 
 /// Record an attachment of a stored message: its name, type and decoded size. Its bytes are
 /// not stored again: they are in the message's raw mail, stored once (issue 8: a 20 MB
 /// attachment was kept twice, raw and decoded); `data` stays empty.
 pub async fn insert_attachment(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     message_id: i64,
     filename: Option<&str>,
     content_type: &str,
     size: usize,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(message_id)
-    .bind(filename)
-    .bind(content_type)
-    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-    .bind(&[][..])
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    on!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(message_id)
+        .bind(filename)
+        .bind(content_type)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(&[][..] as &[u8])
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    })
 }
 
 /// Hand out the next sequence number of a year, atomically.
-pub async fn next_sequence(tx: &mut SqliteConnection, year: i32) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO case_sequences (year, last) VALUES ($1, 1)
-         ON CONFLICT (year) DO UPDATE SET last = case_sequences.last + 1 RETURNING last",
-    )
-    .bind(year)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.try_get(0)?)
+pub async fn next_sequence(tx: &mut Tx, year: i32) -> Result<i64> {
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "INSERT INTO case_sequences (year, last) VALUES ($1, 1)
+             ON CONFLICT (year) DO UPDATE SET last = case_sequences.last + 1 RETURNING last",
+        )
+        .bind(i64::from(year))
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(row.try_get(0)?)
+    })
 }
 
 /// A case to open.
@@ -788,56 +774,56 @@ pub struct NewCase<'a> {
 }
 
 /// Insert a case row; only [`crate::case::open`] calls this.
-pub async fn insert_case(tx: &mut SqliteConnection, c: &NewCase<'_>, status: &str) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
-                            subject, received_at, opened_at, partner_name, partner_email, staff_address,
-                            ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone)
-         VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18) RETURNING id",
-    )
-    .bind(c.reference)
-    .bind(c.channel)
-    .bind(c.complainant_name)
-    .bind(c.complainant_address.map(str::to_ascii_lowercase))
-    .bind(c.complainant_source)
-    .bind(c.subject)
-    .bind(ts(c.received_at))
-    .bind(ts(c.opened_at))
-    .bind(c.partner_name)
-    .bind(c.partner_email)
-    .bind(c.staff_address)
-    .bind(ts(c.ack_due_at))
-    .bind(ts(c.response_due_at))
-    .bind(ts(c.resolution_due_at))
-    .bind(c.deadline_explanation)
-    .bind(c.flags.join("\n"))
-    .bind(status)
-    .bind(c.complainant_phone)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.try_get(0)?)
+pub async fn insert_case(tx: &mut Tx, c: &NewCase<'_>, status: &str) -> Result<i64> {
+    on!(tx, |conn| {
+        let row = sqlx::query(
+            "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
+                                subject, received_at, opened_at, partner_name, partner_email, staff_address,
+                                ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone)
+             VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18) RETURNING id",
+        )
+        .bind(c.reference)
+        .bind(c.channel)
+        .bind(c.complainant_name)
+        .bind(c.complainant_address.map(str::to_ascii_lowercase))
+        .bind(c.complainant_source)
+        .bind(c.subject)
+        .bind(Ts(c.received_at))
+        .bind(Ts(c.opened_at))
+        .bind(c.partner_name)
+        .bind(c.partner_email)
+        .bind(c.staff_address)
+        .bind(Ts(c.ack_due_at))
+        .bind(Ts(c.response_due_at))
+        .bind(Ts(c.resolution_due_at))
+        .bind(c.deadline_explanation)
+        .bind(c.flags.join("\n"))
+        .bind(status)
+        .bind(c.complainant_phone)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(row.try_get(0)?)
+    })
 }
 
-pub async fn case_id_by_reference(
-    tx: &mut SqliteConnection,
-    reference: &str,
-) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+pub async fn case_id_by_reference(tx: &mut Tx, reference: &str) -> Result<Option<i64>> {
+    on!(tx, |c| {
+        let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut *c)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    })
 }
 
-pub async fn case_partner_email(
-    tx: &mut SqliteConnection,
-    reference: &str,
-) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT partner_email FROM cases WHERE reference = $1")
-        .bind(reference)
-        .fetch_optional(&mut *tx)
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+pub async fn case_partner_email(tx: &mut Tx, reference: &str) -> Result<Option<String>> {
+    on!(tx, |c| {
+        let row = sqlx::query("SELECT partner_email FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&mut *c)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    })
 }
 
 /// Store a message klachtpost sends and queue it for delivery, in the caller's
@@ -845,7 +831,7 @@ pub async fn case_partner_email(
 /// (acknowledgement, extension, notice).
 #[allow(clippy::too_many_arguments)]
 pub async fn queue_outgoing(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: Option<i64>,
     purpose: &str,
     from_name: Option<&str>,
@@ -865,7 +851,7 @@ pub async fn queue_outgoing(
 /// way a mail is stored and queued. Returns the message row and the outbox row.
 #[allow(clippy::too_many_arguments)]
 pub async fn queue_outgoing_to_all(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: Option<i64>,
     purpose: &str,
     from_name: Option<&str>,
@@ -904,7 +890,7 @@ pub async fn queue_outgoing_to_all(
 
 /// Store an internal notice (to a partner or staff member) and queue it.
 pub async fn queue_notice(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     case_id: Option<i64>,
     to: &str,
     out: &crate::compose::Outgoing,
@@ -927,7 +913,7 @@ pub async fn queue_notice(
 
 /// Queue an outgoing message (already stored in `messages`).
 pub async fn enqueue(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     message_row: i64,
     case_id: Option<i64>,
     purpose: &str,
@@ -935,55 +921,61 @@ pub async fn enqueue(
     recipients: &[String],
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6) RETURNING id",
-    )
-    .bind(message_row)
-    .bind(case_id)
-    .bind(purpose)
-    .bind(envelope_from)
-    .bind(recipients.join("\n"))
-    .bind(ts(now))
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.try_get(0)?)
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6) RETURNING id",
+        )
+        .bind(message_row)
+        .bind(case_id)
+        .bind(purpose)
+        .bind(envelope_from)
+        .bind(recipients.join("\n"))
+        .bind(Ts(now))
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(row.try_get(0)?)
+    })
 }
 
 /// Mark an outbox row sent, in the caller's transaction; returns its case and purpose so
 /// the caller can record it on the case ([`crate::case`]).
 pub async fn outbox_mark_sent(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(Option<i64>, String)> {
-    let row = sqlx::query(
-        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
-         WHERE id = $2 RETURNING case_id, purpose",
-    )
-    .bind(ts(now))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
+             WHERE id = $2 RETURNING case_id, purpose",
+        )
+        .bind(Ts(now))
+        .bind(id)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    })
 }
 
 /// Give up on an outbox row: it stays in the table as failed. Returns its case and
 /// purpose (the caller flags the case).
 pub async fn outbox_mark_failed(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     error: &str,
 ) -> Result<(Option<i64>, String)> {
-    let row = sqlx::query(
-        "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
-         WHERE id = $2 RETURNING case_id, purpose",
-    )
-    .bind(error)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
+             WHERE id = $2 RETURNING case_id, purpose",
+        )
+        .bind(error)
+        .bind(id)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    })
 }
 
 /// Make the database file (and its folder) owner-only before SQLite creates it: the
@@ -1020,4 +1012,20 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>(_: T) {}
+
+    /// Opening a store is a future another task can run (an instance's supervisor may
+    /// open it there), and so are a write transaction and its commit.
+    #[allow(dead_code)]
+    fn store_futures_are_send(url: super::DatabaseUrl, pool: super::Pool) {
+        assert_send(super::Store::open(url));
+        assert_send(async move {
+            let tx = pool.begin().await?;
+            tx.commit().await
+        });
+    }
 }

@@ -2,65 +2,73 @@
 //! flood counts per recipient, hard bounces, and rows held back by the loop and flood rules.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::{Result, Store, ts};
+use super::{Result, Store, Ts, Tx, on};
 use crate::compose::Lang;
 
 /// Record the language a case is written in.
-pub async fn set_case_language(tx: &mut SqliteConnection, case_id: i64, lang: Lang) -> Result<()> {
-    sqlx::query("UPDATE cases SET language = $1 WHERE id = $2")
-        .bind(lang.code())
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+pub async fn set_case_language(tx: &mut Tx, case_id: i64, lang: Lang) -> Result<()> {
+    on!(tx, |c| {
+        sqlx::query("UPDATE cases SET language = $1 WHERE id = $2")
+            .bind(lang.code())
+            .bind(case_id)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    })
 }
 
 /// Record whether an outgoing row is automatic (its `Auto-Submitted` value).
 pub async fn mark_automatic(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     outbox_id: i64,
     auto_submitted: Option<&str>,
 ) -> Result<()> {
-    if let Some(value) = auto_submitted {
-        sqlx::query("UPDATE outbox SET auto_submitted = $1 WHERE id = $2")
-            .bind(value)
-            .bind(outbox_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
+    on!(tx, |c| {
+        if let Some(value) = auto_submitted {
+            sqlx::query("UPDATE outbox SET auto_submitted = $1 WHERE id = $2")
+                .bind(value)
+                .bind(outbox_id)
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    })
 }
 
 impl Store {
     /// The language of a case (Dutch for cases opened before languages were recorded).
     pub async fn case_language(&self, reference: &str) -> Result<Lang> {
-        let row = sqlx::query("SELECT language FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(self.pool())
-            .await?;
-        let code: Option<String> = match row {
-            Some(r) => r.try_get(0)?,
-            None => None,
-        };
-        Ok(code
-            .as_deref()
-            .and_then(Lang::from_code)
-            .unwrap_or(Lang::Nl))
+        on!(self.pool(), |c| {
+            let row = sqlx::query("SELECT language FROM cases WHERE reference = $1")
+                .bind(reference)
+                .fetch_optional(c)
+                .await?;
+            let code: Option<String> = match row {
+                Some(r) => r.try_get(0)?,
+                None => None,
+            };
+            Ok(code
+                .as_deref()
+                .and_then(Lang::from_code)
+                .unwrap_or(Lang::Nl))
+        })
     }
 
     /// How many automatic mails went to `address` since `since`.
     pub async fn automatic_sent_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM outbox WHERE lower(recipients) = $1 AND status = 'sent'
-             AND auto_submitted IS NOT NULL AND sent_at > $2",
-        )
-        .bind(address.to_ascii_lowercase())
-        .bind(ts(since))
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get(0)?)
+        on!(self.pool(), |c| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM outbox WHERE lower(recipients) = $1 AND status = 'sent'
+                 AND auto_submitted IS NOT NULL AND sent_at > $2",
+            )
+            .bind(address.to_ascii_lowercase())
+            .bind(Ts(since))
+            .fetch_one(c)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
     }
 
     /// Whether a row to `address` was held for the flood limits since `since` (other than
@@ -71,26 +79,30 @@ impl Store {
         since: DateTime<Utc>,
         except: i64,
     ) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM outbox WHERE lower(recipients) = $1 AND status = 'held'
-             AND last_error LIKE 'flood:%' AND next_attempt_at > $2 AND id <> $3 LIMIT 1",
-        )
-        .bind(address.to_ascii_lowercase())
-        .bind(ts(since))
-        .bind(except)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.is_some())
+        on!(self.pool(), |c| {
+            let row = sqlx::query(
+                "SELECT 1 FROM outbox WHERE lower(recipients) = $1 AND status = 'held'
+                 AND last_error LIKE 'flood:%' AND next_attempt_at > $2 AND id <> $3 LIMIT 1",
+            )
+            .bind(address.to_ascii_lowercase())
+            .bind(Ts(since))
+            .bind(except)
+            .fetch_optional(c)
+            .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// Whether `address` bounced hard since `since`.
     pub async fn bounced_since(&self, address: &str, since: DateTime<Utc>) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM bounces WHERE address = $1 AND at > $2 LIMIT 1")
-            .bind(address.to_ascii_lowercase())
-            .bind(ts(since))
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.is_some())
+        on!(self.pool(), |c| {
+            let row = sqlx::query("SELECT 1 FROM bounces WHERE address = $1 AND at > $2 LIMIT 1")
+                .bind(address.to_ascii_lowercase())
+                .bind(Ts(since))
+                .fetch_optional(c)
+                .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// Record a hard bounce of `address`.
@@ -100,62 +112,70 @@ impl Store {
         at: DateTime<Utc>,
         source: &str,
     ) -> Result<()> {
-        let mut conn = self.pool().acquire().await?;
-        record_bounce(&mut conn, address, at, source).await
+        let mut tx = self.begin().await?;
+        record_bounce(&mut tx, address, at, source).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The recipients of the message we sent with this Message-ID, if it is ours.
     pub async fn sent_recipients(&self, message_id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
-             WHERE m.message_id = $1 AND m.direction = 'outbound'",
-        )
-        .bind(message_id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>(0).ok())
-            .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
-            .collect())
+        on!(self.pool(), |c| {
+            let rows = sqlx::query(
+                "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
+                 WHERE m.message_id = $1 AND m.direction = 'outbound'",
+            )
+            .bind(message_id)
+            .fetch_all(c)
+            .await?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| r.try_get::<String, _>(0).ok())
+                .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
+                .collect())
+        })
     }
 }
 
 /// Record a hard bounce of `address`, in the caller's transaction.
 pub async fn record_bounce(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     address: &str,
     at: DateTime<Utc>,
     source: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO bounces (address, at, source) VALUES ($1, $2, $3)")
-        .bind(address.to_ascii_lowercase())
-        .bind(ts(at))
-        .bind(source)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    on!(tx, |c| {
+        sqlx::query("INSERT INTO bounces (address, at, source) VALUES ($1, $2, $3)")
+            .bind(address.to_ascii_lowercase())
+            .bind(Ts(at))
+            .bind(source)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    })
 }
 
 /// Hold a row back: never sent, kept with the reason. Returns its case and purpose, for
 /// the case's flag (written by the caller through [`crate::case`]).
 pub async fn outbox_mark_held(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     now: DateTime<Utc>,
     why: &str,
 ) -> Result<(Option<i64>, String)> {
-    sqlx::query(
-        "UPDATE outbox SET status = 'held', last_error = $1, next_attempt_at = $2 WHERE id = $3",
-    )
-    .bind(why)
-    .bind(ts(now))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
+    on!(tx, |c| {
+        sqlx::query(
+            "UPDATE outbox SET status = 'held', last_error = $1, next_attempt_at = $2 WHERE id = $3",
+        )
+        .bind(why)
+        .bind(Ts(now))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .execute(&mut *c)
         .await?;
-    Ok((row.try_get(0)?, row.try_get(1)?))
+        let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    })
 }

@@ -3,74 +3,79 @@
 //! watchdog and the digest need. Case state is changed only by [`crate::case`].
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 
-use super::{Result, parse_ts, ts};
+use super::{Pool, Result, Ts, Tx, on};
 
 /// Claim a key in the caller's transaction: true when it is new (so the thing it names
 /// may be sent now), false when it was claimed before.
 pub async fn claim(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     key: &str,
     kind: &str,
     case_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO partner_notices (key, kind, case_id, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(kind)
-    .bind(case_id)
-    .bind(ts(now))
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    on!(tx, |c| {
+        let done = sqlx::query(
+            "INSERT INTO partner_notices (key, kind, case_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(kind)
+        .bind(case_id)
+        .bind(Ts(now))
+        .execute(&mut *c)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    })
 }
 
 /// Whether a key was claimed.
-pub async fn claimed(pool: &SqlitePool, key: &str) -> Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM partner_notices WHERE key = $1")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?
-        .is_some())
+pub async fn claimed(pool: &Pool, key: &str) -> Result<bool> {
+    on!(pool, |c| {
+        Ok(sqlx::query("SELECT 1 FROM partner_notices WHERE key = $1")
+            .bind(key)
+            .fetch_optional(c)
+            .await?
+            .is_some())
+    })
 }
 
 /// When the last key of a kind was claimed (the last digest).
-pub async fn last_of_kind(pool: &SqlitePool, kind: &str) -> Result<Option<DateTime<Utc>>> {
-    let row = sqlx::query("SELECT MAX(created_at) FROM partner_notices WHERE kind = $1")
-        .bind(kind)
-        .fetch_one(pool)
-        .await?;
-    row.try_get::<Option<String>, _>(0)?
-        .as_deref()
-        .map(parse_ts)
-        .transpose()
+pub async fn last_of_kind(pool: &Pool, kind: &str) -> Result<Option<DateTime<Utc>>> {
+    on!(pool, |c| {
+        let row = sqlx::query("SELECT MAX(created_at) FROM partner_notices WHERE kind = $1")
+            .bind(kind)
+            .fetch_one(c)
+            .await?;
+        Ok(row.try_get::<Option<Ts>, _>(0)?.map(|t| t.0))
+    })
 }
 
 /// Remember a mail sent to a partner, so a reply to it is recognised.
 pub async fn record_mail(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     message_id: &str,
     purpose: &str,
     cases: &[String],
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO partner_mail (message_id, purpose, cases, recipient, created_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(message_id)
-    .bind(purpose)
-    .bind(cases.join("\n"))
-    .bind(recipient)
-    .bind(ts(now))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    on!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO partner_mail (message_id, purpose, cases, recipient, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(purpose)
+        .bind(cases.join("\n"))
+        .bind(recipient)
+        .bind(Ts(now))
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    })
 }
 
 /// A mail of ours a reply answers.
@@ -85,61 +90,66 @@ pub struct Answered {
 /// The first of these Message-IDs (In-Reply-To first, then References newest first) that
 /// is a mail klachtpost sent to a partner or staff member: a partner mail, or an internal
 /// notice on a case (triage, send failures, staff confirmations).
-pub async fn answered(pool: &SqlitePool, ids: &[String]) -> Result<Option<Answered>> {
-    for id in ids {
-        if let Some(r) =
-            sqlx::query("SELECT purpose, cases FROM partner_mail WHERE message_id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        {
-            return Ok(Some(Answered {
-                message_id: id.clone(),
-                purpose: r.try_get(0)?,
-                cases: r
-                    .try_get::<String, _>(1)?
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            }));
+pub async fn answered(pool: &Pool, ids: &[String]) -> Result<Option<Answered>> {
+    on!(pool, |c| {
+        for id in ids {
+            if let Some(r) =
+                sqlx::query("SELECT purpose, cases FROM partner_mail WHERE message_id = $1")
+                    .bind(id)
+                    .fetch_optional(c)
+                    .await?
+            {
+                return Ok(Some(Answered {
+                    message_id: id.clone(),
+                    purpose: r.try_get(0)?,
+                    cases: r
+                        .try_get::<String, _>(1)?
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                }));
+            }
+            if let Some(r) = sqlx::query(
+                "SELECT c.reference FROM messages m JOIN cases c ON c.id = m.case_id
+                 WHERE m.message_id = $1 AND m.direction = 'outbound' AND m.kind = 'notice' LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(c)
+            .await?
+            {
+                return Ok(Some(Answered {
+                    message_id: id.clone(),
+                    purpose: "notice".into(),
+                    cases: vec![r.try_get(0)?],
+                }));
+            }
         }
-        if let Some(r) = sqlx::query(
-            "SELECT c.reference FROM messages m JOIN cases c ON c.id = m.case_id
-             WHERE m.message_id = $1 AND m.direction = 'outbound' AND m.kind = 'notice' LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        {
-            return Ok(Some(Answered {
-                message_id: id.clone(),
-                purpose: "notice".into(),
-                cases: vec![r.try_get(0)?],
-            }));
-        }
-    }
-    Ok(None)
+        Ok(None)
+    })
 }
 
 /// Open cases per partner address and the partner of the newest case (for assignment).
-pub async fn load(pool: &SqlitePool) -> Result<crate::partners::assign::Load> {
-    let mut load = crate::partners::assign::Load::default();
-    for r in sqlx::query(
-        "SELECT partner_email, COUNT(*) FROM cases
-         WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        load.open.insert(r.try_get(0)?, r.try_get(1)?);
-    }
-    load.last_assigned = sqlx::query("SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1")
-        .fetch_optional(pool)
+pub async fn load(pool: &Pool) -> Result<crate::partners::assign::Load> {
+    on!(pool, |c| {
+        let mut load = crate::partners::assign::Load::default();
+        for r in sqlx::query(
+            "SELECT partner_email, COUNT(*) FROM cases
+             WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email",
+        )
+        .fetch_all(c)
         .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    Ok(load)
+        {
+            load.open.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        load.last_assigned =
+            sqlx::query("SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1")
+                .fetch_optional(c)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        Ok(load)
+    })
 }
 
 /// An open case as the scheduler sees it.
@@ -185,56 +195,58 @@ impl OpenCase {
     }
 }
 
-fn opt_ts(v: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    v.as_deref().map(parse_ts).transpose()
+fn opt_ts(v: Option<Ts>) -> Result<Option<DateTime<Utc>>> {
+    Ok(v.map(|t| t.0))
 }
 
 /// Every open case (not closed, not purged), oldest first.
-pub async fn open_cases(pool: &SqlitePool) -> Result<Vec<OpenCase>> {
-    let rows = sqlx::query(
-        "SELECT c.id, c.reference, c.status, c.partner_name, c.partner_email, c.complainant_name,
-                c.complainant_address, c.complainant_phone, c.received_at, c.ack_due_at,
-                c.acknowledged_at, c.acknowledged_by, c.response_due_at, c.response_met_at,
-                c.resolution_due_at, c.flags,
-                EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'),
-                EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
-                        AND o.status = 'failed'),
-                EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
-                        AND o.status = 'held' AND o.last_error LIKE 'bounced:%'),
-                (SELECT o.last_error FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
-                        AND o.status = 'failed' ORDER BY o.id DESC LIMIT 1)
-         FROM cases c
-         WHERE c.status NOT IN ('closed', 'not_a_complaint') AND c.purged_at IS NULL
-         ORDER BY c.received_at, c.id",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OpenCase {
-                id: r.try_get(0)?,
-                reference: r.try_get(1)?,
-                status: r.try_get(2)?,
-                partner_name: r.try_get(3)?,
-                partner_email: r.try_get(4)?,
-                complainant_name: r.try_get(5)?,
-                complainant_address: r.try_get(6)?,
-                complainant_phone: r.try_get(7)?,
-                received_at: parse_ts(&r.try_get::<String, _>(8)?)?,
-                ack_due_at: parse_ts(&r.try_get::<String, _>(9)?)?,
-                acknowledged_at: opt_ts(r.try_get(10)?)?,
-                acknowledged_by: r.try_get(11)?,
-                response_due_at: parse_ts(&r.try_get::<String, _>(12)?)?,
-                response_met_at: opt_ts(r.try_get(13)?)?,
-                resolution_due_at: parse_ts(&r.try_get::<String, _>(14)?)?,
-                flags: r.try_get(15)?,
-                ack_queued: r.try_get::<i64, _>(16)? != 0,
-                ack_failed: r.try_get::<i64, _>(17)? != 0,
-                ack_held_bounced: r.try_get::<i64, _>(18)? != 0,
-                ack_error: r.try_get(19)?,
+pub async fn open_cases(pool: &Pool) -> Result<Vec<OpenCase>> {
+    on!(pool, |c| {
+        let rows = sqlx::query(
+            "SELECT c.id, c.reference, c.status, c.partner_name, c.partner_email, c.complainant_name,
+                    c.complainant_address, c.complainant_phone, c.received_at, c.ack_due_at,
+                    c.acknowledged_at, c.acknowledged_by, c.response_due_at, c.response_met_at,
+                    c.resolution_due_at, c.flags,
+                    EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'),
+                    EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
+                            AND o.status = 'failed'),
+                    EXISTS (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
+                            AND o.status = 'held' AND o.last_error LIKE 'bounced:%'),
+                    (SELECT o.last_error FROM outbox o WHERE o.case_id = c.id AND o.purpose = 'acknowledgement'
+                            AND o.status = 'failed' ORDER BY o.id DESC LIMIT 1)
+             FROM cases c
+             WHERE c.status NOT IN ('closed', 'not_a_complaint') AND c.purged_at IS NULL
+             ORDER BY c.received_at, c.id",
+        )
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenCase {
+                    id: r.try_get(0)?,
+                    reference: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    partner_name: r.try_get(3)?,
+                    partner_email: r.try_get(4)?,
+                    complainant_name: r.try_get(5)?,
+                    complainant_address: r.try_get(6)?,
+                    complainant_phone: r.try_get(7)?,
+                    received_at: r.try_get::<Ts, _>(8)?.0,
+                    ack_due_at: r.try_get::<Ts, _>(9)?.0,
+                    acknowledged_at: opt_ts(r.try_get(10)?)?,
+                    acknowledged_by: r.try_get(11)?,
+                    response_due_at: r.try_get::<Ts, _>(12)?.0,
+                    response_met_at: opt_ts(r.try_get(13)?)?,
+                    resolution_due_at: r.try_get::<Ts, _>(14)?.0,
+                    flags: r.try_get(15)?,
+                    ack_queued: r.try_get(16)?,
+                    ack_failed: r.try_get(17)?,
+                    ack_held_bounced: r.try_get(18)?,
+                    ack_error: r.try_get(19)?,
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 /// A case closed in a period, for the digest.
@@ -250,64 +262,61 @@ pub struct ClosedCase {
 }
 
 /// Cases closed after `since` (all closed cases when `None`), oldest first.
-pub async fn closed_since(
-    pool: &SqlitePool,
-    since: Option<DateTime<Utc>>,
-) -> Result<Vec<ClosedCase>> {
-    let since = since.map(ts).unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT reference, partner_name, status, closed_at, client_satisfied, structural_fault,
-                improvement_measure
-         FROM cases WHERE status IN ('closed', 'not_a_complaint') AND closed_at IS NOT NULL
-               AND closed_at > $1
-         ORDER BY closed_at, id",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ClosedCase {
-                reference: r.try_get(0)?,
-                partner_name: r.try_get(1)?,
-                status: r.try_get(2)?,
-                closed_at: parse_ts(&r.try_get::<String, _>(3)?)?,
-                client_satisfied: r.try_get::<Option<i64>, _>(4)?.map(|v| v != 0),
-                structural: r.try_get::<Option<i64>, _>(5)?.map(|v| v != 0),
-                measure: r.try_get(6)?,
+pub async fn closed_since(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<Vec<ClosedCase>> {
+    on!(pool, |c| {
+        let since = Ts(since.unwrap_or(DateTime::UNIX_EPOCH));
+        let rows = sqlx::query(
+            "SELECT reference, partner_name, status, closed_at, client_satisfied, structural_fault,
+                    improvement_measure
+             FROM cases WHERE status IN ('closed', 'not_a_complaint') AND closed_at IS NOT NULL
+                   AND closed_at > $1
+             ORDER BY closed_at, id",
+        )
+        .bind(since)
+        .fetch_all(c)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClosedCase {
+                    reference: r.try_get(0)?,
+                    partner_name: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    closed_at: r.try_get::<Ts, _>(3)?.0,
+                    client_satisfied: r.try_get(4)?,
+                    structural: r.try_get(5)?,
+                    measure: r.try_get(6)?,
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
 }
 
 /// Mail other than acknowledgements (which the digest lists per case) given up on after
 /// `since`: (purpose, case reference).
 pub async fn not_sent_since(
-    pool: &SqlitePool,
+    pool: &Pool,
     since: Option<DateTime<Utc>>,
 ) -> Result<Vec<(String, Option<String>)>> {
-    let rows = sqlx::query(
+    let since = Ts(since.unwrap_or(DateTime::UNIX_EPOCH));
+    Ok(on!(pool, |c| sqlx::query_as(
         "SELECT o.purpose, c.reference FROM outbox o
          JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
          WHERE o.status = 'failed' AND o.purpose <> 'acknowledgement' AND m.created_at > $1
          ORDER BY o.id",
     )
-    .bind(since.map(ts).unwrap_or_default())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    .bind(since)
+    .fetch_all(c)
+    .await?))
 }
 
 /// How many mails taken in after `since` could not be read (kept raw).
-pub async fn unparseable_since(pool: &SqlitePool, since: Option<DateTime<Utc>>) -> Result<i64> {
-    Ok(sqlx::query(
+pub async fn unparseable_since(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<i64> {
+    let since = Ts(since.unwrap_or(DateTime::UNIX_EPOCH));
+    Ok(on!(pool, |c| sqlx::query_scalar(
         "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND created_at > $1
          AND flags LIKE 'unparseable:%'",
     )
-    .bind(since.map(ts).unwrap_or_default())
-    .fetch_one(pool)
-    .await?
-    .try_get(0)?)
+    .bind(since)
+    .fetch_one(c)
+    .await?))
 }

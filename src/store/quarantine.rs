@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::{Result, Store, queue_outgoing_to_all, ts};
+use super::{Result, Store, StoreRow, TimeText, Ts, Tx, on, queue_outgoing_to_all};
 
 /// The reference partners see: `Q-0007`.
 pub fn reference(id: i64) -> String {
@@ -39,28 +39,30 @@ pub struct NewQuarantine<'a> {
 }
 
 /// Insert a quarantine row in the caller's transaction; returns its id.
-pub async fn insert_quarantine(tx: &mut SqliteConnection, q: &NewQuarantine<'_>) -> Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO quarantine (source_key, message_id, identity, received_at, quarantined_at, reason, size, raw, status, attempts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'quarantined', 0) RETURNING id",
-    )
-    .bind(q.source_key)
-    .bind(q.message_id)
-    .bind(q.identity)
-    .bind(ts(q.received_at))
-    .bind(ts(q.now))
-    .bind(q.reason)
-    .bind(q.size as i64)
-    .bind(q.raw)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(row.try_get(0)?)
+pub async fn insert_quarantine(tx: &mut Tx, q: &NewQuarantine<'_>) -> Result<i64> {
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "INSERT INTO quarantine (source_key, message_id, identity, received_at, quarantined_at, reason, size, raw, status, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'quarantined', 0) RETURNING id",
+        )
+        .bind(q.source_key)
+        .bind(q.message_id)
+        .bind(q.identity)
+        .bind(Ts(q.received_at))
+        .bind(Ts(q.now))
+        .bind(q.reason)
+        .bind(q.size as i64)
+        .bind(q.raw)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(row.try_get(0)?)
+    })
 }
 
 /// Store an internal notice to several people (the partners) and queue it, in the
 /// caller's transaction; link it to quarantine row `id`. Returns the message row.
 pub async fn queue_quarantine_notice(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     recipients: &[String],
     out: &crate::compose::Outgoing,
@@ -79,75 +81,85 @@ pub async fn queue_quarantine_notice(
         now,
     )
     .await?;
-    sqlx::query("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
-        .bind(row)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(row)
+    on!(tx, |c| {
+        sqlx::query("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
+            .bind(row)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(row)
+    })
 }
 
 /// Mark an item resolved in the caller's transaction: `taken_in` (it became
 /// `message_row`) or `duplicate` (`message_row` is the original it duplicated).
 pub async fn resolve_quarantine(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     id: i64,
     status: &str,
     message_row: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE quarantine SET status = $1, message_row = $2, resolved_at = $3, attempts = attempts + 1, last_attempt_at = $3
-         WHERE id = $4",
-    )
-    .bind(status)
-    .bind(message_row)
-    .bind(ts(now))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    on!(tx, |c| {
+        sqlx::query(
+            "UPDATE quarantine SET status = $1, message_row = $2, resolved_at = $3, attempts = attempts + 1, last_attempt_at = $3
+             WHERE id = $4",
+        )
+        .bind(status)
+        .bind(message_row)
+        .bind(Ts(now))
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    })
 }
 
 impl Store {
     /// How many items wait in quarantine (not yet taken in or resolved, not purged).
     pub async fn quarantine_open_count(&self) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined' AND identity <> ''",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get(0)?)
+        on!(self.pool(), |c| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM quarantine WHERE status = 'quarantined' AND identity <> ''",
+            )
+            .fetch_one(c)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
     }
 
     /// Quarantine items, oldest first: only those still waiting (and not purged), or
     /// (`all`) every one ever quarantined.
     pub async fn quarantine_items(&self, all: bool) -> Result<Vec<QuarantineItem>> {
-        let rows = sqlx::query(
-            "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
-                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = ''
-             FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
-             WHERE $1 OR (q.status = 'quarantined' AND q.identity <> '') ORDER BY q.id",
-        )
-        .bind(all)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(item_from_row).collect()
+        on!(self.pool(), |c| {
+            let rows = sqlx::query(
+                "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
+                        q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = ''
+                 FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
+                 WHERE $1 OR (q.status = 'quarantined' AND q.identity <> '') ORDER BY q.id",
+            )
+            .bind(all)
+            .fetch_all(c)
+            .await?;
+            rows.iter().map(item_from_row).collect()
+        })
     }
 
     /// One item and its raw bytes.
     pub async fn quarantine_item(&self, id: i64) -> Result<Option<(QuarantineItem, Vec<u8>)>> {
-        let row = sqlx::query(
-            "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
-                    q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = '', q.raw
-             FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
-             WHERE q.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| Ok((item_from_row(&r)?, r.try_get("raw")?)))
-            .transpose()
+        on!(self.pool(), |c| {
+            let row = sqlx::query(
+                "SELECT q.id, q.source_key, q.message_id, q.identity, q.received_at, q.quarantined_at, q.reason, q.size,
+                        q.status, q.attempts, q.last_attempt_at, q.resolved_at, q.message_row, c.reference, q.identity = '', q.raw
+                 FROM quarantine q LEFT JOIN messages m ON m.id = q.message_row LEFT JOIN cases c ON c.id = m.case_id
+                 WHERE q.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+            row.map(|r| Ok((item_from_row(&r)?, r.try_get("raw")?)))
+                .transpose()
+        })
     }
 
     /// A retry failed again: count it, keep why.
@@ -157,15 +169,17 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
-        )
-        .bind(ts(now))
-        .bind(reason)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        on!(self.pool(), |c| {
+            sqlx::query(
+                "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
+            )
+            .bind(Ts(now))
+            .bind(reason)
+            .bind(id)
+            .execute(c)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Resolve an item outside intake's transaction (a retry that found a duplicate).
@@ -183,25 +197,25 @@ impl Store {
     }
 }
 
-fn item_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineItem> {
-    let id: i64 = r.try_get(0)?;
+fn item_from_row(r: &impl StoreRow) -> Result<QuarantineItem> {
+    let id: i64 = r.col(0)?;
     Ok(QuarantineItem {
         reference: reference(id),
         id,
-        source_key: r.try_get(1)?,
-        message_id: r.try_get(2)?,
-        identity: r.try_get(3)?,
-        received_at: r.try_get(4)?,
-        quarantined_at: r.try_get(5)?,
-        reason: r.try_get(6)?,
-        size: r.try_get(7)?,
-        status: r.try_get(8)?,
-        attempts: r.try_get(9)?,
-        last_attempt_at: r.try_get(10)?,
-        resolved_at: r.try_get(11)?,
-        message_row: r.try_get(12)?,
-        case: r.try_get(13)?,
-        purged: r.try_get::<i64, _>(14)? != 0,
+        source_key: r.col(1)?,
+        message_id: r.col(2)?,
+        identity: r.col(3)?,
+        received_at: r.col::<TimeText>(4)?.0,
+        quarantined_at: r.col::<TimeText>(5)?.0,
+        reason: r.col(6)?,
+        size: r.col(7)?,
+        status: r.col(8)?,
+        attempts: r.col(9)?,
+        last_attempt_at: TimeText::opt(r.col(10)?),
+        resolved_at: TimeText::opt(r.col(11)?),
+        message_row: r.col(12)?,
+        case: r.col(13)?,
+        purged: r.col(14)?,
     })
 }
 

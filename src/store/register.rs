@@ -1,9 +1,9 @@
 //! The register's case rows as the case commands ([`crate::case`]) read and change them.
 //! Only those commands call [`update`]; every other module reads.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::Result;
+use super::{Result, TimeText, Ts, Tx, on, parse_ts};
 
 macro_rules! row_columns {
     () => {
@@ -77,9 +77,23 @@ impl Column {
         }
     }
 
-    /// Columns stored as INTEGER (yes = 1, no = 0, NULL unknown).
+    /// Yes/no columns (0/1 on SQLite, BOOLEAN on PostgreSQL; NULL unknown).
     fn is_flag(self) -> bool {
         matches!(self, Column::StructuralFault | Column::ClientSatisfied)
+    }
+
+    /// Time columns (given and kept by the case commands as [`super::ts`] text).
+    fn is_time(self) -> bool {
+        matches!(
+            self,
+            Column::ResolutionDueAt
+                | Column::OriginalResolutionDueAt
+                | Column::ExtendedAt
+                | Column::ClosedAt
+                | Column::AcknowledgedAt
+                | Column::ResponseMetAt
+                | Column::PurgedAt
+        )
     }
 }
 
@@ -115,56 +129,54 @@ pub struct CaseRow {
     pub received_at: String,
 }
 
-fn flag(v: Option<i64>) -> Option<bool> {
-    v.map(|v| v != 0)
-}
-
 /// Load a case by id or reference.
-pub async fn load(tx: &mut SqliteConnection, key: CaseKey<'_>) -> Result<Option<CaseRow>> {
-    let sql = match key {
-        CaseKey::Id(_) => concat!("SELECT ", row_columns!(), " FROM cases WHERE id = $1"),
-        CaseKey::Reference(_) => concat!(
-            "SELECT ",
-            row_columns!(),
-            " FROM cases WHERE reference = $1"
-        ),
-    };
-    let q = sqlx::query(sql);
-    let q = match key {
-        CaseKey::Id(id) => q.bind(id),
-        CaseKey::Reference(r) => q.bind(r.to_string()),
-    };
-    let Some(r) = q.fetch_optional(&mut *tx).await? else {
-        return Ok(None);
-    };
-    Ok(Some(CaseRow {
-        id: r.try_get("id")?,
-        reference: r.try_get("reference")?,
-        status: r.try_get("status")?,
-        partner_name: r.try_get("partner_name")?,
-        partner_email: r.try_get("partner_email")?,
-        cause: r.try_get("cause")?,
-        structural_fault: flag(r.try_get("structural_fault")?),
-        improvement_measure: r.try_get("improvement_measure")?,
-        handling: r.try_get("handling")?,
-        result: r.try_get("result")?,
-        evaluation: r.try_get("evaluation")?,
-        client_satisfied: flag(r.try_get("client_satisfied")?),
-        ack_due_at: r.try_get("ack_due_at")?,
-        response_due_at: r.try_get("response_due_at")?,
-        resolution_due_at: r.try_get("resolution_due_at")?,
-        original_resolution_due_at: r.try_get("original_resolution_due_at")?,
-        extension_reason: r.try_get("extension_reason")?,
-        deadline_explanation: r.try_get("deadline_explanation")?,
-        closed_at: r.try_get("closed_at")?,
-        hold_reason: r.try_get("hold_reason")?,
-        acknowledged_at: r.try_get("acknowledged_at")?,
-        response_met_at: r.try_get("response_met_at")?,
-        flags: r.try_get("flags")?,
-        purged_at: r.try_get("purged_at")?,
-        received_at: r.try_get("received_at")?,
-        acknowledged_by: r.try_get("acknowledged_by")?,
-    }))
+pub async fn load(tx: &mut Tx, key: CaseKey<'_>) -> Result<Option<CaseRow>> {
+    on!(tx, |c| {
+        let sql = match key {
+            CaseKey::Id(_) => concat!("SELECT ", row_columns!(), " FROM cases WHERE id = $1"),
+            CaseKey::Reference(_) => concat!(
+                "SELECT ",
+                row_columns!(),
+                " FROM cases WHERE reference = $1"
+            ),
+        };
+        let q = sqlx::query(sql);
+        let q = match key {
+            CaseKey::Id(id) => q.bind(id),
+            CaseKey::Reference(r) => q.bind(r.to_string()),
+        };
+        let Some(r) = q.fetch_optional(&mut *c).await? else {
+            return Ok(None);
+        };
+        Ok(Some(CaseRow {
+            id: r.try_get("id")?,
+            reference: r.try_get("reference")?,
+            status: r.try_get("status")?,
+            partner_name: r.try_get("partner_name")?,
+            partner_email: r.try_get("partner_email")?,
+            cause: r.try_get("cause")?,
+            structural_fault: r.try_get("structural_fault")?,
+            improvement_measure: r.try_get("improvement_measure")?,
+            handling: r.try_get("handling")?,
+            result: r.try_get("result")?,
+            evaluation: r.try_get("evaluation")?,
+            client_satisfied: r.try_get("client_satisfied")?,
+            ack_due_at: r.try_get::<TimeText, _>("ack_due_at")?.0,
+            response_due_at: r.try_get::<TimeText, _>("response_due_at")?.0,
+            resolution_due_at: r.try_get::<TimeText, _>("resolution_due_at")?.0,
+            original_resolution_due_at: TimeText::opt(r.try_get("original_resolution_due_at")?),
+            extension_reason: r.try_get("extension_reason")?,
+            deadline_explanation: r.try_get("deadline_explanation")?,
+            closed_at: TimeText::opt(r.try_get("closed_at")?),
+            hold_reason: r.try_get("hold_reason")?,
+            acknowledged_at: TimeText::opt(r.try_get("acknowledged_at")?),
+            response_met_at: TimeText::opt(r.try_get("response_met_at")?),
+            flags: r.try_get("flags")?,
+            purged_at: TimeText::opt(r.try_get("purged_at")?),
+            received_at: r.try_get::<TimeText, _>("received_at")?.0,
+            acknowledged_by: r.try_get("acknowledged_by")?,
+        }))
+    })
 }
 
 /// How a command names its case.
@@ -174,33 +186,77 @@ pub enum CaseKey<'a> {
     Reference(&'a str),
 }
 
-/// Set columns of one case (text values; flag columns take "yes"/"no"/None).
-pub async fn update(
-    tx: &mut SqliteConnection,
-    id: i64,
-    values: &[(Column, Option<String>)],
-) -> Result<()> {
+/// Set columns of one case (text values; flag columns take "yes"/"no"/None, time columns
+/// [`super::ts`] text).
+pub async fn update(tx: &mut Tx, id: i64, values: &[(Column, Option<String>)]) -> Result<()> {
     if values.is_empty() {
         return Ok(());
     }
     let mut sql = String::from("UPDATE cases SET ");
-    for (i, (c, _)) in values.iter().enumerate() {
+    for (i, (column, _)) in values.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(c.name());
+        sql.push_str(column.name());
         sql.push_str(&format!(" = ${}", i + 1));
     }
     sql.push_str(&format!(" WHERE id = ${}", values.len() + 1));
-    // Safe: the column names come from the closed set [`Column`], values are bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (c, v) in values {
-        q = if c.is_flag() {
-            q.bind(v.as_deref().map(|v| i64::from(v == "yes")))
-        } else {
-            q.bind(v.clone())
-        };
+    let mut times = Vec::with_capacity(values.len());
+    for (column, v) in values {
+        times.push(match v {
+            Some(v) if column.is_time() => Some(Ts(parse_ts(v)?)),
+            _ => None,
+        });
     }
-    q.bind(id).execute(&mut *tx).await?;
-    Ok(())
+    on!(tx, |c| {
+        // Safe: the column names come from the closed set [`Column`], values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((column, v), time) in values.iter().zip(&times) {
+            q = if column.is_flag() {
+                q.bind(v.as_deref().map(|v| v == "yes"))
+            } else if column.is_time() {
+                q.bind(*time)
+            } else {
+                q.bind(v.clone())
+            };
+        }
+        q.bind(id).execute(&mut *c).await?;
+        Ok(())
+    })
+}
+
+/// What mail to a case's complainant needs.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub address: Option<String>,
+    pub name: Option<String>,
+    pub subject: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub language: Option<String>,
+}
+
+/// The complainant's address and name, the subject, when the complaint came in and the
+/// case's language.
+pub async fn contact(tx: &mut Tx, id: i64) -> Result<Contact> {
+    let (address, name, subject, received_at, language): (
+        Option<String>,
+        Option<String>,
+        String,
+        Ts,
+        Option<String>,
+    ) = on!(tx, |c| {
+        sqlx::query_as(
+        "SELECT complainant_address, complainant_name, subject, received_at, language FROM cases WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *c)
+    .await?
+    });
+    Ok(Contact {
+        address,
+        name,
+        subject,
+        received_at: received_at.0,
+        language,
+    })
 }

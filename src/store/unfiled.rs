@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Result, Store, ts};
+use super::{Result, Store, TimeText, Ts, on};
 
 /// One mail taken in (in `unfiled`: one that opened no case).
 #[derive(Debug, Clone, Serialize)]
@@ -40,44 +40,46 @@ impl Store {
     /// are the original's (`id` 0 and no sender or subject for a copy of a quarantined
     /// mail, whose content is never shown).
     pub async fn unfiled_duplicates(&self) -> Result<Vec<UnfiledMail>> {
-        let rows = sqlx::query(
-            "SELECT d.message_row, d.quarantine_row, d.last_seen_at, c.reference, m.from_address, m.subject, d.matched_by, d.times
-             FROM duplicates d LEFT JOIN messages m ON m.id = d.message_row LEFT JOIN cases c ON c.id = m.case_id
-             ORDER BY d.last_seen_at DESC, d.id DESC",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let message_row: Option<i64> = r.try_get(0)?;
-                let quarantine_row: Option<i64> = r.try_get(1)?;
-                let case: Option<String> = r.try_get(3)?;
-                let matched_by: String = r.try_get(6)?;
-                let times: i64 = r.try_get(7)?;
-                let original = match (message_row, quarantine_row) {
-                    (Some(row), _) => match &case {
-                        Some(reference) => format!("#{row} (case {reference})"),
-                        None => format!("#{row}"),
-                    },
-                    (None, Some(q)) => {
-                        format!("{} (in quarantine)", super::quarantine_reference(q))
-                    }
-                    (None, None) => "a mail taken in before".to_string(),
-                };
-                Ok(UnfiledMail {
-                    id: message_row.unwrap_or(0),
-                    received_at: r.try_get(2)?,
-                    kind: "duplicate".to_string(),
-                    case,
-                    from_address: r.try_get(4)?,
-                    subject: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
-                    reason: format!(
-                        "duplicate of {original}; matched by {matched_by}, seen {times} time(s)"
-                    ),
-                    flags: Vec::new(),
+        on!(self.pool(), |c| {
+            let rows = sqlx::query(
+                "SELECT d.message_row, d.quarantine_row, d.last_seen_at, c.reference, m.from_address, m.subject, d.matched_by, d.times
+                 FROM duplicates d LEFT JOIN messages m ON m.id = d.message_row LEFT JOIN cases c ON c.id = m.case_id
+                 ORDER BY d.last_seen_at DESC, d.id DESC",
+            )
+            .fetch_all(c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let message_row: Option<i64> = r.try_get(0)?;
+                    let quarantine_row: Option<i64> = r.try_get(1)?;
+                    let case: Option<String> = r.try_get(3)?;
+                    let matched_by: String = r.try_get(6)?;
+                    let times: i64 = r.try_get(7)?;
+                    let original = match (message_row, quarantine_row) {
+                        (Some(row), _) => match &case {
+                            Some(reference) => format!("#{row} (case {reference})"),
+                            None => format!("#{row}"),
+                        },
+                        (None, Some(q)) => {
+                            format!("{} (in quarantine)", super::quarantine_reference(q))
+                        }
+                        (None, None) => "a mail taken in before".to_string(),
+                    };
+                    Ok(UnfiledMail {
+                        id: message_row.unwrap_or(0),
+                        received_at: r.try_get::<TimeText, _>(2)?.0,
+                        kind: "duplicate".to_string(),
+                        case,
+                        from_address: r.try_get(4)?,
+                        subject: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                        reason: format!(
+                            "duplicate of {original}; matched by {matched_by}, seen {times} time(s)"
+                        ),
+                        flags: Vec::new(),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Every mail taken in (`only_unfiled`: only those that opened no case), newest first.
@@ -86,38 +88,40 @@ impl Store {
         only_unfiled: bool,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<UnfiledMail>> {
-        // Taken in = not something klachtpost sent (all of which has an outbox row).
-        // Filed = opened a case or is correspondence on one.
-        let rows = sqlx::query(
-            "SELECT m.id, m.received_at, m.kind, c.reference, m.from_address, m.subject, m.decision_reason, m.flags
-             FROM messages m LEFT JOIN cases c ON c.id = m.case_id
-             WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
-               AND m.received_at >= $1
-               AND ($2 = 0 OR m.kind NOT IN ('complaint', 'forward', 'note', 'reply'))
-             ORDER BY m.received_at DESC, m.id DESC",
-        )
-        .bind(since.map(ts).unwrap_or_default())
-        .bind(i64::from(only_unfiled))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UnfiledMail {
-                    id: r.try_get(0)?,
-                    received_at: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    case: r.try_get(3)?,
-                    from_address: r.try_get(4)?,
-                    subject: r.try_get(5)?,
-                    reason: r.try_get(6)?,
-                    flags: r
-                        .try_get::<String, _>(7)?
-                        .lines()
-                        .filter(|l| !l.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+        on!(self.pool(), |c| {
+            // Taken in = not something klachtpost sent (all of which has an outbox row).
+            // Filed = opened a case or is correspondence on one.
+            let rows = sqlx::query(
+                "SELECT m.id, m.received_at, m.kind, c.reference, m.from_address, m.subject, m.decision_reason, m.flags
+                 FROM messages m LEFT JOIN cases c ON c.id = m.case_id
+                 WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+                   AND m.received_at >= $1
+                   AND ($2 = 0 OR m.kind NOT IN ('complaint', 'forward', 'note', 'reply'))
+                 ORDER BY m.received_at DESC, m.id DESC",
+            )
+            .bind(Ts(since.unwrap_or(DateTime::UNIX_EPOCH)))
+            .bind(i64::from(only_unfiled))
+            .fetch_all(c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(UnfiledMail {
+                        id: r.try_get(0)?,
+                        received_at: r.try_get::<TimeText, _>(1)?.0,
+                        kind: r.try_get(2)?,
+                        case: r.try_get(3)?,
+                        from_address: r.try_get(4)?,
+                        subject: r.try_get(5)?,
+                        reason: r.try_get(6)?,
+                        flags: r
+                            .try_get::<String, _>(7)?
+                            .lines()
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }

@@ -1,0 +1,479 @@
+//! Which database: SQLite (the embedded default) or PostgreSQL, chosen from the URL when
+//! the store opens. [`Pool`] and [`Tx`] are one type over both, and [`on!`] runs the same
+//! query-building code on whichever it is, so each query is written once; the SQL that
+//! must differ is in [`super::dialect`].
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+
+use super::{Result, StoreError, dialect};
+
+/// `on!(db, |c| body)`: run `body` on the database behind `db` (a [`Pool`], or a [`Tx`]
+/// borrowed mutably), with `c` bound to its SQLite or PostgreSQL side: `&SqlitePool`/`&PgPool` for a pool,
+/// `&mut SqliteConnection`/`&mut PgConnection` for a transaction (write `&mut *c`). The
+/// body is compiled once per database, so it may only use what both have in common: the
+/// portable SQL of CONTRIBUTING, and values of [`Ts`](super::Ts), `bool`, `i64`, text and
+/// bytes.
+macro_rules! on {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db.backend() {
+            $crate::store::Backend::Sqlite($c) => $body,
+            $crate::store::Backend::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on;
+
+/// One of the two databases' handles.
+#[derive(Debug)]
+pub enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// A value both databases read the same way (text, `i64`, `bool`, bytes, [`Ts`](super::Ts),
+/// and `Option`s of them).
+pub trait Value:
+    for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
+{
+}
+impl<T> Value for T where
+    T: for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Sqlite>
+        + for<'r> sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+{
+}
+
+/// A column index both databases' rows take (a position or a name).
+pub trait Column: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> {}
+impl<I> Column for I where I: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> {}
+
+/// A row of either database, for the functions that turn a row into a struct in one
+/// place (inside [`on!`] a row has its database's own type).
+pub trait StoreRow {
+    fn col<T: Value>(&self, index: impl Column) -> sqlx::Result<T>;
+}
+
+impl StoreRow for SqliteRow {
+    fn col<T: Value>(&self, index: impl Column) -> sqlx::Result<T> {
+        sqlx::Row::try_get(self, index)
+    }
+}
+
+impl StoreRow for PgRow {
+    fn col<T: Value>(&self, index: impl Column) -> sqlx::Result<T> {
+        sqlx::Row::try_get(self, index)
+    }
+}
+
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+impl Kind {
+    /// From a database URL: `postgres://` or `postgresql://` is PostgreSQL, anything
+    /// else is SQLite.
+    pub fn of(url: &str) -> Kind {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Kind::Postgres
+        } else {
+            Kind::Sqlite
+        }
+    }
+}
+
+/// The connection pool.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    pub fn backend(&self) -> Backend<&SqlitePool, &PgPool> {
+        match self {
+            Pool::Sqlite(p) => Backend::Sqlite(p),
+            Pool::Postgres(p) => Backend::Postgres(p),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Pool::Sqlite(_) => Kind::Sqlite,
+            Pool::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// The SQLite pool, when the store is on SQLite (tests that reach into the file).
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, when the store is on PostgreSQL.
+    pub fn as_postgres(&self) -> Option<&PgPool> {
+        match self {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(p) => Some(p),
+        }
+    }
+
+    /// A write transaction: one writer at a time, from its first statement (see
+    /// [`dialect::begin_write`]).
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        match self {
+            Pool::Sqlite(p) => Ok(Tx::Sqlite(p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?)),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                dialect::pg_write_lock(&mut tx).await?;
+                Ok(Tx::Postgres(tx))
+            }
+        }
+    }
+
+    /// A transaction for claiming outbox rows: on SQLite a write transaction as
+    /// [`Pool::begin`]; on PostgreSQL a plain one, without the write lock, whose row locks
+    /// ([`dialect::claim_due`]) keep claims apart. It changes outbox rows only, never the
+    /// history, so it need not wait for the one writer.
+    pub async fn begin_claim(&self) -> sqlx::Result<Tx> {
+        match self {
+            Pool::Sqlite(_) => self.begin().await,
+            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin().await?)),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// An open transaction; everything intake writes for one mail goes through one.
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn backend(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
+        match self {
+            Tx::Sqlite(t) => Backend::Sqlite(&mut **t),
+            Tx::Postgres(t) => Backend::Postgres(&mut **t),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Tx::Sqlite(_) => Kind::Sqlite,
+            Tx::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+/// Where the register is: `[database] url` with what connecting needs besides it. The
+/// URL may hold a password (`postgres://user:secret@host/db`), so it is never shown whole:
+/// `Debug` and [`DatabaseUrl::redacted`] leave the password out.
+#[derive(Clone, Default)]
+pub struct DatabaseUrl {
+    url: String,
+    /// `password_env` / `password_file` (PostgreSQL); over one in the URL.
+    pub password: Option<SecretString>,
+    /// `ca_file`: the CA that signed the PostgreSQL server's certificate. With it the
+    /// connection is TLS with the server's name checked (`sslmode=verify-full`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl {
+            url: url.into(),
+            password: None,
+            ca_file: None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind::of(&self.url)
+    }
+
+    /// The URL without its password, for messages and logs.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseUrl")
+            .field("url", &self.redacted())
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.url == *other
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl::new(url)
+    }
+}
+
+impl From<&String> for DatabaseUrl {
+    fn from(url: &String) -> Self {
+        DatabaseUrl::new(url.clone())
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl::new(url)
+    }
+}
+
+impl From<&DatabaseUrl> for DatabaseUrl {
+    fn from(url: &DatabaseUrl) -> Self {
+        url.clone()
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:***@host/…`; also a `password=`
+/// query parameter.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+fn open_error(url: &DatabaseUrl) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Open {
+        url: url.redacted(),
+        source,
+    }
+}
+
+/// Whether a SQLite URL names a file that exists (an in-memory database never does).
+pub(super) fn sqlite_exists(url: &DatabaseUrl) -> Result<bool> {
+    let options = SqliteConnectOptions::from_str(url).map_err(open_error(url))?;
+    Ok(!url.contains(":memory:") && options.get_filename().exists())
+}
+
+/// How a store's database was opened, to open [`Reopen::deferred`] connections to it.
+#[derive(Debug, Clone)]
+pub(super) enum Reopen {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl Reopen {
+    /// The SQLite file (the confirmation journal lies beside it).
+    pub(super) fn sqlite_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Reopen::Sqlite(o) => Some(o.get_filename()),
+            Reopen::Postgres(_) => None,
+        }
+    }
+
+    /// A pool of two connections (intake's transaction and a read beside it), connected
+    /// lazily, whose commits return without waiting for the disk: SQLite
+    /// `synchronous = NORMAL` (in WAL mode a commit is in the log, synced at the next
+    /// checkpoint or FULL commit), PostgreSQL `synchronous_commit = off` (a commit's WAL is
+    /// flushed by the next synchronous commit or the WAL writer). A process that is killed
+    /// loses none of them; a power loss may lose the last ones.
+    pub(super) fn deferred(&self) -> Pool {
+        match self {
+            Reopen::Sqlite(o) => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with(o.clone().synchronous(SqliteSynchronous::Normal)),
+            ),
+            Reopen::Postgres(o) => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(o.clone().options([("synchronous_commit", "off")])),
+            ),
+        }
+    }
+}
+
+/// Open a SQLite pool (read-write: creating the file and its folder if needed), with how
+/// to reopen it (none read-only or in memory).
+pub(super) async fn open_sqlite(
+    url: &DatabaseUrl,
+    read_only: bool,
+) -> Result<(Pool, Option<Reopen>)> {
+    let options = SqliteConnectOptions::from_str(url).map_err(open_error(url))?;
+    let in_memory = url.contains(":memory:");
+    let options = if read_only {
+        options.read_only(true).create_if_missing(false)
+    } else {
+        options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Once a mail leaves INBOX its case must survive a power loss: in WAL mode
+            // FULL syncs the log at every commit (NORMAL could lose the last commits).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            // Deleted content is overwritten, not left in free pages (retention).
+            .pragma("secure_delete", "ON")
+            // New files give freed pages back with `PRAGMA incremental_vacuum`.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+    };
+    if !read_only && !in_memory {
+        super::private_file(options.get_filename())?;
+    }
+    let pool = SqlitePoolOptions::new()
+        // An in-memory database lives in one connection.
+        .max_connections(if in_memory || read_only { 1 } else { 4 })
+        .connect_with(options.clone())
+        .await
+        .map_err(open_error(url))?;
+    let reopen = (!read_only && !in_memory).then_some(Reopen::Sqlite(options));
+    Ok((Pool::Sqlite(pool), reopen))
+}
+
+/// The PostgreSQL connection settings: the URL (and libpq's `PG…` environment, which
+/// sqlx reads), the password from `password_env`/`password_file` over both, and TLS with
+/// the server's certificate checked against `ca_file`.
+pub fn pg_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::from_str(url).map_err(open_error(url))?;
+    if let Some(password) = &url.password {
+        options = options.password(password.expose_secret());
+    }
+    if let Some(ca) = &url.ca_file {
+        options = options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(ca);
+    }
+    Ok(options)
+}
+
+/// Open a PostgreSQL pool, with how to reopen it (none read-only).
+pub(super) async fn open_postgres(
+    url: &DatabaseUrl,
+    read_only: bool,
+) -> Result<(Pool, Option<Reopen>)> {
+    let mut options = pg_options(url)?;
+    if read_only {
+        // `explain` must change nothing: every transaction of these connections is
+        // refused a write.
+        options = options.options([("default_transaction_read_only", "on")]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(if read_only { 1 } else { 4 })
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await
+        .map_err(open_error(url))?;
+    let reopen = (!read_only).then_some(Reopen::Postgres(options));
+    Ok((Pool::Postgres(pool), reopen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://klacht:s3cret@db.example:5432/register?sslmode=require"),
+            "postgres://klacht:***@db.example:5432/register?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db.example/register?user=k&password=s3cret"),
+            "postgres://db.example/register?user=k&password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://var/klachtpost.db"),
+            "sqlite://var/klachtpost.db"
+        );
+        let mut url = DatabaseUrl::new("postgres://k:s3cret@h/db");
+        url.password = Some(SecretString::from("other-secret"));
+        let shown = format!("{url:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_url_chooses_the_database() {
+        assert_eq!(Kind::of("postgres://h/db"), Kind::Postgres);
+        assert_eq!(Kind::of("postgresql://h/db"), Kind::Postgres);
+        assert_eq!(Kind::of("sqlite://var/k.db"), Kind::Sqlite);
+        assert_eq!(Kind::of("sqlite::memory:"), Kind::Sqlite);
+    }
+}

@@ -1,0 +1,790 @@
+//! The store's one API on both databases: what SQLite and PostgreSQL store differently
+//! (times, yes/no columns, 32-bit UIDs) reads back the same; instances that open one
+//! database at once all come up and their writes keep one history chain and gap-free case
+//! numbers; on PostgreSQL the password comes from the config and is never shown, and
+//! `ca_file` makes the connection TLS with the server's certificate checked.
+//!
+//! PostgreSQL is a private server per test ([`pg::Server`]), started by the test itself
+//! (`initdb` + `postgres` on a free loopback port, as `nobody` when the tests run as root).
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
+use klachtpost::case::{self, Actor};
+use klachtpost::store::register::Column;
+use klachtpost::store::{self, DatabaseUrl, NewCase, Store, history};
+use secrecy::SecretString;
+
+/// One database to test on: a SQLite file, or a fresh database on a private PostgreSQL.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(pg::Server),
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Db {
+        Db::Postgres(pg::Server::start(None).await)
+    }
+
+    fn url(&self) -> DatabaseUrl {
+        match self {
+            Db::Sqlite(dir) => {
+                DatabaseUrl::new(format!("sqlite://{}", dir.path().join("k.db").display()))
+            }
+            Db::Postgres(server) => server.url(),
+        }
+    }
+}
+
+fn new_case<'a>(reference: &'a str, at: DateTime<Utc>, flags: &'a [String]) -> NewCase<'a> {
+    NewCase {
+        reference,
+        channel: "email",
+        complainant_name: Some("Jan de Vries"),
+        complainant_address: Some("jan@client.example"),
+        complainant_phone: None,
+        complainant_source: "from",
+        subject: "Klacht",
+        received_at: at,
+        opened_at: at,
+        partner_name: "Anna",
+        partner_email: "anna@firma.nl",
+        staff_address: None,
+        ack_due_at: at + Duration::days(1),
+        response_due_at: at + Duration::days(5),
+        resolution_due_at: at + Duration::days(10),
+        deadline_explanation: "test",
+        flags,
+    }
+}
+
+/// Open a case the way intake does: a sequence number and the case, in one transaction.
+async fn open_case(store: &Store, at: DateTime<Utc>) -> String {
+    let mut tx = store.begin().await.unwrap();
+    let seq = store::next_sequence(&mut tx, 2026).await.unwrap();
+    let reference = format!("KL-2026-{seq:04}");
+    case::open(
+        &mut tx,
+        &new_case(&reference, at, &[]),
+        Actor::system(at),
+        "opened by the test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    reference
+}
+
+async fn round_trip(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    // UIDVALIDITY and UIDs are unsigned 32-bit: they do not fit a PostgreSQL INTEGER.
+    let t = Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 7).unwrap() + Duration::milliseconds(750);
+    store
+        .set_checkpoint("INBOX", u32::MAX, u32::MAX - 1, t)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint("INBOX").await.unwrap(),
+        Some((u32::MAX, u32::MAX - 1))
+    );
+
+    // Times go in with milliseconds and come out as the store's one text format, whole
+    // seconds, on both databases.
+    let reference = open_case(&store, t).await;
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].reference, reference);
+    assert_eq!(cases[0].received_at, "2026-11-19T09:20:07Z");
+    assert_eq!(cases[0].ack_due_at, "2026-11-20T09:20:07Z");
+    assert_eq!(cases[0].structural_fault, None);
+    assert_eq!(cases[0].closed_at, None);
+
+    // The history chain hashes the time as text: it verifies on both.
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (1, None));
+
+    // Yes/no and time columns through the case rows' update (as the case commands write).
+    let mut tx = store.begin().await.unwrap();
+    let id = store::case_id_by_reference(&mut tx, &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    store::register::update(
+        &mut tx,
+        id,
+        &[
+            (Column::StructuralFault, Some("yes".into())),
+            (Column::ClientSatisfied, Some("no".into())),
+            (Column::ClosedAt, Some(store::ts(t + Duration::days(3)))),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let c = &store.list_cases().await.unwrap()[0];
+    assert_eq!(c.structural_fault, Some(true));
+    assert_eq!(c.client_satisfied, Some(false));
+    assert_eq!(c.closed_at.as_deref(), Some("2026-11-22T09:20:07Z"));
+
+    // The outbox's due time: an aggregate over a time column.
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    let detail = store.case(&reference).await.unwrap().unwrap();
+    assert_eq!(detail.events.len(), 1);
+    assert_eq!(detail.events[0].at, "2026-11-19T09:20:07Z");
+    assert!(!detail.events[0].content_purged);
+    assert_eq!(
+        t.trunc_subsecs(0),
+        store::parse_ts(&detail.events[0].at).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_keeps_times_flags_and_32_bit_uids() {
+    round_trip(Db::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_times_flags_and_32_bit_uids() {
+    round_trip(Db::postgres().await).await;
+}
+
+/// Four instances open a new database at the same moment, then write cases from all four
+/// at once: every open succeeds (the migrations run once, under a lock), case numbers are
+/// unique and gap-free, and the history is one unbroken chain.
+async fn instances_at_once(db: Db) {
+    let url = db.url();
+    let opens = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { Store::open(url).await })
+    });
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.unwrap().expect("every instance comes up"));
+    }
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    // Cases opened from all instances at once: numbers unique and gap-free.
+    let writers = stores.iter().cloned().map(|store| {
+        tokio::spawn(async move {
+            let mut references = Vec::new();
+            for _ in 0..5 {
+                references.push(open_case(&store, at).await);
+            }
+            references
+        })
+    });
+    let mut references = BTreeSet::new();
+    for writer in writers {
+        for reference in writer.await.unwrap() {
+            assert!(
+                references.insert(reference),
+                "a case number handed out twice"
+            );
+        }
+    }
+    let expected: BTreeSet<String> = (1..=20).map(|n| format!("KL-2026-{n:04}")).collect();
+    assert_eq!(references, expected, "gap-free");
+    // Notes on different cases from all instances at once: each appends to the one chain
+    // (read its head, insert after it), which must not interleave.
+    let notes = stores.into_iter().enumerate().map(|(i, store)| {
+        tokio::spawn(async move {
+            let reference = format!("KL-2026-{:04}", i + 1);
+            for n in 0..10 {
+                let mut tx = store.begin().await.unwrap();
+                case::note(
+                    &mut tx,
+                    &reference,
+                    &format!("note {n}"),
+                    Actor::new("Anna", at),
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        })
+    });
+    for n in notes {
+        n.await.unwrap();
+    }
+    let store = Store::open(url.clone()).await.unwrap();
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!(v.broken.map(|b| b.problem), None);
+    assert_eq!(v.entries, 20 + 40);
+
+    // One writer at a time, across instances: while one instance's write transaction is
+    // open, another's cannot begin; it begins once the first commits.
+    let other = Store::open(url).await.unwrap();
+    let first = store.begin().await.unwrap();
+    let second = tokio::spawn(async move {
+        let tx = other.begin().await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        while !second.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_err(),
+        "a second writer began while the first was open"
+    );
+    first.commit().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second writer begins once the first commits")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_instances_opening_at_once_all_come_up_and_keep_one_chain() {
+    instances_at_once(Db::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
+    instances_at_once(Db::postgres().await).await;
+}
+
+/// Queue `n` notices, due at `at`; their outbox ids.
+async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
+    let mut ids = BTreeSet::new();
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..n {
+        let out = klachtpost::compose::Outgoing {
+            message_id: format!("notice-{i}@firma.nl"),
+            subject: "Bericht".into(),
+            text: "Tekst".into(),
+            raw: b"Subject: Bericht\r\n\r\nTekst\r\n".to_vec(),
+        };
+        ids.insert(
+            store::queue_notice(
+                &mut tx,
+                None,
+                "anna@firma.nl",
+                &out,
+                "klachten@firma.nl",
+                at,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
+/// Two instances claim the outbox side by side: every row is handed out exactly once.
+async fn claims_side_by_side(db: Db) {
+    let url = db.url();
+    let a = Store::open(url.clone()).await.unwrap();
+    let b = Store::open(url).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let queued = queue_notices(&a, 60, at).await;
+    let claim = |store: Store| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let items = store.claim_due(at, 3).await.unwrap();
+                if items.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(items.into_iter().map(|i| i.id));
+            }
+        })
+    };
+    let (from_a, from_b) = (claim(a.clone()), claim(b));
+    let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+    let mut all: Vec<i64> = from_a.iter().chain(&from_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, queued.into_iter().collect::<Vec<_>>(), "each row once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claims_hand_each_outbox_row_out_once() {
+    claims_side_by_side(Db::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_hand_each_outbox_row_out_once() {
+    claims_side_by_side(Db::postgres().await).await;
+}
+
+/// On PostgreSQL a claim takes row locks, not the write lock: it goes ahead while another
+/// instance's write transaction is open, and skips the rows another claim holds.
+#[tokio::test]
+async fn postgres_claims_skip_locked_rows_and_do_not_wait_for_writers() {
+    let db = Db::postgres().await;
+    let a = Store::open(db.url()).await.unwrap();
+    let b = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let queued = queue_notices(&a, 4, at).await;
+
+    let writer = a.begin().await.unwrap();
+    let claimed = tokio::time::timeout(std::time::Duration::from_secs(10), b.claim_due(at, 2))
+        .await
+        .expect("a claim waited for a writer")
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    writer.rollback().await.unwrap();
+
+    // A claim in progress (its rows locked, not yet committed) is skipped, not waited for.
+    let pool = a.pool().as_postgres().unwrap();
+    let mut holding = pool.begin().await.unwrap();
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM outbox WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE",
+    )
+    .fetch_all(&mut *holding)
+    .await
+    .unwrap();
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), b.claim_due(at, 10))
+        .await
+        .expect("a claim waited for locked rows")
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(!held.contains(&rest[0].id));
+    holding.rollback().await.unwrap();
+    let last = b.claim_due(at, 10).await.unwrap();
+    assert_eq!(last.iter().map(|i| i.id).collect::<Vec<_>>(), held);
+    let mut all: Vec<i64> = claimed
+        .iter()
+        .chain(&rest)
+        .chain(&last)
+        .map(|i| i.id)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, queued.into_iter().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn postgres_password_comes_from_the_config_and_is_never_shown() {
+    let server = pg::Server::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("db-password");
+    std::fs::write(&password_file, format!("{}\n", server.password)).unwrap();
+    let text = format!(
+        r#"
+[firm]
+name = "Adviesbureau Test"
+address = "klachten@firma.nl"
+staff_domains = ["firma.nl"]
+partners = [{{ name = "Anna Partner", email = "anna@firma.nl" }}]
+[database]
+url = "{}"
+password_file = "{}"
+[mailbox]
+kind = "maildir"
+path = "{}"
+[outgoing]
+kind = "file"
+dir = "{}"
+"#,
+        server.url().as_str(),
+        password_file.display(),
+        dir.path().join("mailbox").display(),
+        dir.path().join("out").display(),
+    );
+    let config = klachtpost::config::Config::from_toml(
+        &dir.path().join("klachtpost.toml"),
+        &text,
+        &[],
+        &|_| None,
+    )
+    .unwrap();
+    assert!(
+        !format!("{config:?}").contains(&server.password),
+        "the config's Debug shows the password"
+    );
+    let store = Store::open(&config.database_url).await.unwrap();
+    assert_eq!(store.kind(), store::Kind::Postgres);
+    assert!(store.list_cases().await.unwrap().is_empty());
+
+    // From the environment (password_env), through the same config.
+    let by_env = text.replace(
+        &format!("password_file = \"{}\"", password_file.display()),
+        "password_env = \"KP_STORE_TEST_PASSWORD\"",
+    );
+    let password = server.password.clone();
+    let config = klachtpost::config::Config::from_toml(
+        &dir.path().join("klachtpost.toml"),
+        &by_env,
+        &[],
+        &move |name| (name == "KP_STORE_TEST_PASSWORD").then(|| password.clone()),
+    )
+    .unwrap();
+    Store::open(&config.database_url).await.unwrap();
+
+    // A wrong password, given in the URL: refused, and the message shows neither.
+    let mut wrong = DatabaseUrl::new(server.url().as_str().replacen(
+        "//klachtpost@",
+        "//klachtpost:url-secret-1@",
+        1,
+    ));
+    let err = Store::open(wrong.clone()).await.unwrap_err().to_string();
+    assert!(err.contains("cannot open the database"), "{err}");
+    assert!(!err.contains("url-secret-1"), "{err}");
+    wrong.password = Some(SecretString::from("config-secret-2"));
+    let err = Store::open(wrong.clone()).await.unwrap_err().to_string();
+    assert!(
+        !err.contains("config-secret-2") && !err.contains("url-secret-1"),
+        "{err}"
+    );
+    let shown = format!("{wrong:?}");
+    assert!(
+        !shown.contains("config-secret-2") && !shown.contains("url-secret-1"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_over_tls_checks_the_server_against_ca_file() {
+    let ca = support::TestCa::new();
+    let server = pg::Server::start(Some(&ca)).await;
+    let mut url = server.url();
+    url.ca_file = Some(ca.ca_pem.clone());
+    let store = Store::open(url.clone()).await.unwrap();
+    let pool = store.pool().as_postgres().unwrap();
+    let (ssl,): (bool,) =
+        sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(ssl, "the connection is not TLS");
+
+    // A server certificate from another CA is refused.
+    let other = support::TestCa::new();
+    url.ca_file = Some(other.ca_pem.clone());
+    let err = Store::open(url).await.unwrap_err().to_string();
+    assert!(err.contains("cannot open the database"), "{err}");
+}
+
+/// `klachtpost migrate --from sqlite://… --to postgres://…` copies a register with its ids:
+/// the copy reads the same, its history has the same head hash and verifies, and new cases
+/// continue after the copied ones.
+#[tokio::test]
+async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies() {
+    let old = Db::sqlite().await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let store = Store::open(old.url()).await.unwrap();
+    let first = open_case(&store, at).await;
+    open_case(&store, at + Duration::minutes(5)).await;
+    for n in 0..3 {
+        let mut tx = store.begin().await.unwrap();
+        case::note(
+            &mut tx,
+            &first,
+            &format!("note {n}"),
+            Actor::new("Anna", at),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    case::close(
+        &mut tx,
+        &first,
+        case::Closing::Handled(case::Satisfied::Yes),
+        Actor::new("Anna", at + Duration::days(2)),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    queue_notices(&store, 3, at).await;
+    store
+        .set_checkpoint("INBOX", u32::MAX, 7, at)
+        .await
+        .unwrap();
+    store
+        .record_bounce("jan@client.example", at, "smtp")
+        .await
+        .unwrap();
+    let cases_before = serde_json::to_value(store.list_cases().await.unwrap()).unwrap();
+    let head_before = history::verify(store.pool()).await.unwrap();
+    assert!(head_before.broken.is_none());
+    store.pool().close().await;
+
+    let new = pg::Server::start(None).await;
+    let password_file = old_dir(&old).join("pg-password");
+    std::fs::write(&password_file, &new.password).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args([
+            "migrate",
+            "--from",
+            old.url().as_str(),
+            "--to",
+            new.url().as_str(),
+        ])
+        .arg("--password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("  cases: 2"), "{stdout}");
+    assert!(stdout.contains("  outbox: 3"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Head hash: {}", head_before.head)),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&new.password), "{stdout}");
+
+    let copy = Store::open(new.url()).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(copy.list_cases().await.unwrap()).unwrap(),
+        cases_before
+    );
+    let v = history::verify(copy.pool()).await.unwrap();
+    assert_eq!(
+        (v.head, v.broken.map(|b| b.problem)),
+        (head_before.head, None)
+    );
+    assert_eq!(copy.checkpoint("INBOX").await.unwrap(), Some((u32::MAX, 7)));
+    // New rows continue after the copied ids and numbers.
+    assert_eq!(
+        open_case(&copy, at + Duration::days(3)).await,
+        "KL-2026-0003"
+    );
+    queue_notices(&copy, 1, at).await;
+    assert!(history::verify(copy.pool()).await.unwrap().broken.is_none());
+
+    // Into a database that already holds a register: refused, nothing changed.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
+        .args([
+            "migrate",
+            "--from",
+            old.url().as_str(),
+            "--to",
+            new.url().as_str(),
+        ])
+        .arg("--password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds a register"), "{stderr}");
+    assert_eq!(copy.list_cases().await.unwrap().len(), 3);
+}
+
+fn old_dir(db: &Db) -> std::path::PathBuf {
+    match db {
+        Db::Sqlite(dir) => dir.path().to_owned(),
+        Db::Postgres(_) => unreachable!("a SQLite register"),
+    }
+}
+
+/// A private PostgreSQL for one test.
+mod pg {
+    use std::net::TcpListener;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use klachtpost::store::DatabaseUrl;
+    use secrecy::SecretString;
+    use sqlx::Connection;
+
+    use super::support::TestCa;
+
+    /// How long `postgres` may take to accept connections.
+    const START_DEADLINE: Duration = Duration::from_secs(30);
+
+    pub struct Server {
+        pub port: u16,
+        pub password: String,
+        child: Child,
+        _dir: tempfile::TempDir,
+    }
+
+    /// The Debian server binaries (`/usr/lib/postgresql/<version>/bin`).
+    fn bin_dir() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (scripts/install-deps: postgresql)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("postgres").exists())
+            .collect();
+        versions.sort();
+        versions.pop().expect("a PostgreSQL server binary")
+    }
+
+    /// (uid, gid) of `nobody` when we are root (PostgreSQL refuses root), else `None`.
+    fn server_user() -> Option<(u32, u32)> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        passwd.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.first() == Some(&"nobody")).then(|| (f[2].parse().unwrap(), f[3].parse().unwrap()))
+        })
+    }
+
+    fn as_server_user(cmd: &mut Command, user: Option<(u32, u32)>) {
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
+        }
+    }
+
+    fn give(path: &Path, user: Option<(u32, u32)>) {
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    impl Server {
+        /// initdb, then `postgres` on a free loopback port: the superuser `postgres` logs
+        /// in without a password (set-up only); `klachtpost` with a password (SCRAM) into
+        /// its own database `register`. With a CA: TLS on, with its `localhost`/`127.0.0.1`
+        /// certificate.
+        pub async fn start(tls: Option<&TestCa>) -> Server {
+            let bin = bin_dir();
+            let user = server_user();
+            let dir = tempfile::Builder::new()
+                .prefix("klachtpost-pg-")
+                .tempdir()
+                .unwrap();
+            give(dir.path(), user);
+            let data = dir.path().join("data");
+            let mut initdb = Command::new(bin.join("initdb"));
+            initdb
+                .args([
+                    "-D",
+                    data.to_str().unwrap(),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                ])
+                .args(["--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            as_server_user(&mut initdb, user);
+            let out = initdb.output().expect("run initdb");
+            assert!(
+                out.status.success(),
+                "initdb: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Set-up connects as the superuser over TCP without a password; everyone else
+            // with one.
+            let hba = data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(
+                &hba,
+                format!("host all postgres 127.0.0.1/32 trust\n{rules}"),
+            )
+            .unwrap();
+            let mut settings = vec![
+                "listen_addresses=127.0.0.1".to_string(),
+                format!("unix_socket_directories={}", dir.path().display()),
+                "fsync=off".into(),
+                "full_page_writes=off".into(),
+                "synchronous_commit=off".into(),
+            ];
+            if let Some(ca) = tls {
+                for (from, to) in [(&ca.cert_pem, "server.crt"), (&ca.key_pem, "server.key")] {
+                    let path = data.join(to);
+                    std::fs::copy(from, &path).unwrap();
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .unwrap();
+                    give(&path, user);
+                }
+                settings.push("ssl=on".into());
+            }
+            let log = dir.path().join("postgres.log");
+            for _attempt in 0..5 {
+                let port = free_port();
+                let mut cmd = Command::new(bin.join("postgres"));
+                cmd.args(["-D", data.to_str().unwrap(), "-p", &port.to_string()]);
+                for s in &settings {
+                    cmd.args(["-c", s]);
+                }
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).unwrap());
+                give(&log, user);
+                as_server_user(&mut cmd, user);
+                let mut child = cmd.spawn().expect("start postgres");
+                let deadline = Instant::now() + START_DEADLINE;
+                let admin =
+                    format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable");
+                loop {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break; // port taken, most likely: try another
+                    }
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let password = format!("pw-{}", std::process::id() ^ u32::from(port));
+                        for sql in [
+                            format!("CREATE ROLE klachtpost LOGIN PASSWORD '{password}'"),
+                            "CREATE DATABASE register OWNER klachtpost".to_string(),
+                        ] {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut c)
+                                .await
+                                .unwrap();
+                        }
+                        return Server {
+                            port,
+                            password,
+                            child,
+                            _dir: dir,
+                        };
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "postgres did not come up: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = child.wait();
+            }
+            panic!(
+                "postgres did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+
+        /// The register's URL (without a password) and the password, as a config gives them.
+        pub fn url(&self) -> DatabaseUrl {
+            let mut url = DatabaseUrl::new(format!(
+                "postgres://klachtpost@127.0.0.1:{}/register",
+                self.port
+            ));
+            url.password = Some(SecretString::from(self.password.clone()));
+            url
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            // SIGQUIT: PostgreSQL's immediate shutdown (a test's server has nothing to save).
+            // SAFETY: kill(2) on our own unreaped child.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT);
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
