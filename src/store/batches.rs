@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, Ts, on};
+use super::{Pool, Result, Store, Ts, Tx, dialect, on};
 
 impl Store {
     /// A handle to the same database whose commits do not wait for the disk; for intake,
@@ -45,7 +45,17 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let pool = self.durable.as_ref().unwrap_or(&self.pool);
-        on!(pool, |c| sqlx::query(
+        let mut tx = match pool {
+            Pool::Sqlite(_) => pool.begin().await?,
+            Pool::Postgres(p) => {
+                // A counter, not the history: no write lock; but synchronous whatever the
+                // server's default, or the batch would not be durable when it leaves.
+                let mut tx = p.begin().await?;
+                dialect::pg_synchronous_commit(&mut tx).await?;
+                Tx::Postgres(tx)
+            }
+        };
+        on!(tx, |c| sqlx::query(
             "INSERT INTO intake_batches (mailbox, batches, mails, last_at) VALUES ($1, 1, $2, $3)
              ON CONFLICT (mailbox) DO UPDATE SET batches = intake_batches.batches + 1,
                  mails = intake_batches.mails + excluded.mails, last_at = excluded.last_at",
@@ -53,9 +63,10 @@ impl Store {
         .bind(mailbox)
         .bind(i64::try_from(mails).unwrap_or(i64::MAX))
         .bind(Ts(now))
-        .execute(c)
+        .execute(&mut *c)
         .await
         .map(drop))?;
+        tx.commit().await?;
         Ok(())
     }
 }
