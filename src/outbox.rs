@@ -175,6 +175,7 @@ async fn send_claimed(
                 Ok(()) => {
                     // The 250 is recorded before anything else, outside SQLite's write lock
                     // (see `store::confirmations`); folded into the row after the batch.
+                    // No journal (PostgreSQL, in memory): the row is marked at once.
                     let at = clock.now();
                     match store.confirm_sent(item.id, at) {
                         Ok(true) => {
