@@ -1110,36 +1110,25 @@ fn server_settings(
     });
     let password_file = raw.password_file.as_ref().map(|f| base.join(f));
     let ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
-    let password = match (&raw.password_env, &password_file) {
-        (Some(_), Some(_)) => {
+    let password = if secrets == Secrets::Skip {
+        // Still say when both are given: that is wrong whatever the command.
+        if raw.password_env.is_some() && password_file.is_some() {
             problems.push(format!(
                 "{name}.password_env, {name}.password_file: give one, not both"
             ));
-            None
         }
-        (_, _) if secrets == Secrets::Skip => None,
-        (Some(var), None) => match getenv(var) {
-            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
-            _ => {
-                problems.push(format!(
-                    "{name}.password_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) => Some(SecretString::from(
-                v.trim_end_matches(['\r', '\n']).to_string(),
-            )),
-            Err(e) => {
-                problems.push(format!(
-                    "{name}.password_file: cannot read {}: {e}",
-                    file.display()
-                ));
-                None
-            }
-        },
-        (None, None) => None,
+        None
+    } else {
+        secret_from(
+            (
+                &format!("{name}.password_env"),
+                &format!("{name}.password_file"),
+            ),
+            raw.password_env.as_deref(),
+            password_file.as_deref(),
+            getenv,
+            problems,
+        )
     };
     if matches!(auth, Auth::Password)
         && raw.username.is_some()
@@ -1217,6 +1206,44 @@ fn server_auth(
     }
 }
 
+/// A secret given by `env_key` (an environment variable's name) or `file_key` (a file
+/// whose content, without its final line break, is the secret): one, not both. `None`
+/// when neither is given, or when the one given cannot be read (then a problem names the
+/// key, never the secret).
+pub(crate) fn secret_from(
+    (env_key, file_key): (&str, &str),
+    env: Option<&str>,
+    file: Option<&Path>,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<SecretString> {
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{env_key}, {file_key}: give one, not both"));
+            None
+        }
+        (Some(var), None) => match getenv(var) {
+            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
+            _ => {
+                problems.push(format!(
+                    "{env_key}: the environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(v) => Some(SecretString::from(
+                v.trim_end_matches(['\r', '\n']).to_string(),
+            )),
+            Err(e) => {
+                problems.push(format!("{file_key}: cannot read {}: {e}", file.display()));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
 /// `[database]`: a SQLite URL (relative paths from the config's folder) or a PostgreSQL
 /// one, with the password from `password_env` / `password_file` (read even for commands
 /// that leave the mail servers' secrets unread: every command opens the register) and
@@ -1262,36 +1289,14 @@ fn database_from(
         problems.push(format!("database.url: {e}"));
     }
     let password_file = raw.password_file.as_ref().map(|f| base.join(f));
-    database.password = match (&raw.password_env, &password_file) {
-        (Some(_), Some(_)) => {
-            problems
-                .push("database.password_env, database.password_file: give one, not both".into());
-            None
-        }
-        (Some(var), None) => match getenv(var) {
-            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
-            _ => {
-                problems.push(format!(
-                    "database.password_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) => Some(SecretString::from(
-                v.trim_end_matches(['\r', '\n']).to_string(),
-            )),
-            Err(e) => {
-                problems.push(format!(
-                    "database.password_file: cannot read {}: {e}",
-                    file.display()
-                ));
-                None
-            }
-        },
-        // The URL's own password, or libpq's PGPASSWORD / ~/.pgpass.
-        (None, None) => None,
-    };
+    // Neither given: the URL's own password, or libpq's PGPASSWORD / ~/.pgpass.
+    database.password = secret_from(
+        ("database.password_env", "database.password_file"),
+        raw.password_env.as_deref(),
+        password_file.as_deref(),
+        getenv,
+        problems,
+    );
     database.ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
     if let Some(ca) = &database.ca_file
         && let Err(e) = std::fs::metadata(ca)
@@ -1415,6 +1420,36 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             }
             _ => panic!("imap expected"),
         }
+    }
+
+    #[test]
+    fn a_secret_comes_from_one_place_and_a_problem_never_shows_it() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret with space \r\n").unwrap();
+        let getenv = |name: &str| (name == "KP_SET").then(|| "from-env".to_string());
+        let keys = ("x.password_env", "x.password_file");
+        let mut problems = Vec::new();
+        let from_file = secret_from(keys, None, Some(&file), &getenv, &mut problems).unwrap();
+        assert_eq!(from_file.expose_secret(), "s3cret with space ");
+        let from_env = secret_from(keys, Some("KP_SET"), None, &getenv, &mut problems).unwrap();
+        assert_eq!(from_env.expose_secret(), "from-env");
+        assert!(secret_from(keys, None, None, &getenv, &mut problems).is_none());
+        assert!(problems.is_empty(), "{problems:?}");
+
+        assert!(secret_from(keys, Some("KP_SET"), Some(&file), &getenv, &mut problems).is_none());
+        assert!(secret_from(keys, Some("KP_UNSET"), None, &getenv, &mut problems).is_none());
+        let missing = dir.path().join("absent");
+        assert!(secret_from(keys, None, Some(&missing), &getenv, &mut problems).is_none());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "x.password_env, x.password_file: give one, not both"
+        );
+        assert!(problems[1].starts_with("x.password_env: the environment variable KP_UNSET"));
+        assert!(problems[2].starts_with("x.password_file: cannot read"));
+        assert!(!problems.join(" ").contains("s3cret") && !problems.join(" ").contains("from-env"));
     }
 
     #[test]
