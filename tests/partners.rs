@@ -509,6 +509,12 @@ async fn a_partners_reply_commands_take_effect_and_a_non_partner_is_refused() {
             .count(),
         2
     );
+    // … and filed on their case: `mail list --unfiled` (and the digest) do not list them.
+    let unfiled = w.store.unfiled(None).await.unwrap();
+    assert!(
+        unfiled.iter().all(|m| m.kind != "internal_note"),
+        "{unfiled:?}"
+    );
     let confirmation = sent(&w)
         .await
         .into_iter()
