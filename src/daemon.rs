@@ -190,6 +190,10 @@ pub async fn run_with(
 
     let config = Arc::new(config);
     let kick = Arc::new(Notify::new());
+    // The partners' job's own wake-up: the sender rings it when an acknowledgement failed
+    // or was held, so the partner's "acknowledge by phone or letter" mail goes out now
+    // rather than at the job's next timer.
+    let partners_kick = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let intake = tokio::spawn({
@@ -220,7 +224,7 @@ pub async fn run_with(
             kick.clone(),
             stop_rx.clone(),
         );
-        let own_kick = Arc::new(Notify::new());
+        let own_kick = partners_kick.clone();
         supervise(
             "partners",
             Supervision::DAEMON,
@@ -256,7 +260,10 @@ pub async fn run_with(
                 store.clone(),
                 clock.clone(),
                 sender.clone(),
-                kick.clone(),
+                Kicks {
+                    outbox: kick.clone(),
+                    partners: partners_kick.clone(),
+                },
                 stop.clone(),
             )
         })
@@ -584,12 +591,20 @@ async fn pause(backoff: &mut Backoff, stop: &mut watch::Receiver<bool>) -> bool 
     }
 }
 
+/// What the sender listens to and whom it wakes.
+struct Kicks {
+    /// Rung when there is new mail to send (intake, the partners' job).
+    outbox: Arc<Notify>,
+    /// Rung by the sender when an acknowledgement failed or was held.
+    partners: Arc<Notify>,
+}
+
 async fn sender_loop(
     config: Arc<Config>,
     store: Store,
     clock: Arc<dyn Clock>,
     sender: Arc<Sender>,
-    kick: Arc<Notify>,
+    kicks: Kicks,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut backoff = Backoff::reconnect();
@@ -598,8 +613,11 @@ async fn sender_loop(
             break;
         }
         let wait = match outbox::drain_once(&store, &sender, clock.as_ref(), &config).await {
-            Ok(_) => {
+            Ok(drained) => {
                 backoff.reset();
+                if drained.failed > 0 || drained.held > 0 {
+                    kicks.partners.notify_one();
+                }
                 // While the transport is down, its own backoff decides, not the due rows.
                 let next = match (sender.retry_at(), store.outbox_next_due().await) {
                     (Some(retry), _) => Some(retry),
@@ -622,7 +640,7 @@ async fn sender_loop(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
-            _ = kick.notified() => {}
+            _ = kicks.outbox.notified() => {}
             _ = stop.changed() => break,
         }
     }
