@@ -703,10 +703,8 @@ impl Config {
         });
         let mut duration_key = |key: &str, value: &Option<String>, default: &str| {
             let text = value.as_deref().unwrap_or(default);
-            parse_period(text).unwrap_or_else(|| {
-                problems.push(format!(
-                    "outgoing.{key}: {text:?} is not a period such as \"30 minutes\", \"2 hours\", \"60 days\""
-                ));
+            parse_period(text).unwrap_or_else(|e| {
+                problems.push(format!("outgoing.{key}: {e}"));
                 chrono::Duration::zero()
             })
         };
@@ -776,9 +774,13 @@ impl Config {
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
 
         // [alerts]
-        let alert_after = match alerts.alert_after.as_deref().map(parse_duration) {
+        let alert_after = match alerts.alert_after.as_deref().map(parse_period) {
             None => std::time::Duration::from_secs(30 * 60),
-            Some(Ok(d)) => d,
+            Some(Ok(d)) if d > chrono::Duration::zero() => d.to_std().unwrap_or_default(),
+            Some(Ok(_)) => {
+                problems.push("alerts.alert_after: must be longer than zero".into());
+                std::time::Duration::from_secs(30 * 60)
+            }
             Some(Err(e)) => {
                 problems.push(format!("alerts.alert_after: {e}"));
                 std::time::Duration::from_secs(30 * 60)
@@ -871,34 +873,6 @@ impl Config {
     }
 }
 
-/// "30 min", "2 hours", "45 s", "1 h 30 min": a span of real time.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || {
-        format!(
-            "{text:?} is not a duration like \"30 min\", \"2 hours\" or \"45 s\" (units: s, min, h)"
-        )
-    };
-    let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || !words.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let mut secs: u64 = 0;
-    for pair in words.chunks(2) {
-        let n: u64 = pair[0].parse().map_err(|_| bad())?;
-        let unit = match pair[1].to_ascii_lowercase().as_str() {
-            "s" | "sec" | "secs" | "second" | "seconds" | "seconde" | "seconden" => 1,
-            "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" => 60,
-            "h" | "hour" | "hours" | "uur" => 3600,
-            _ => return Err(bad()),
-        };
-        secs = secs.saturating_add(n.saturating_mul(unit));
-    }
-    if secs == 0 {
-        return Err(format!("{text:?}: must be longer than zero"));
-    }
-    Ok(std::time::Duration::from_secs(secs))
-}
-
 /// A transport section (`[outgoing]`, `[outgoing.fallback]`) with its listed `keys`.
 fn transport(
     name: &str,
@@ -980,23 +954,33 @@ fn check_listed(
     }
 }
 
-/// "30 minutes", "2 hours", "60 days", "1 week" (also "min", "h", "d", Dutch "minuten",
-/// "uur", "dagen", "weken").
-pub fn parse_period(text: &str) -> Option<chrono::Duration> {
-    let mut parts = text.split_whitespace();
-    let n: i64 = parts.next()?.parse().ok()?;
-    let unit = parts.next()?.to_ascii_lowercase();
-    if parts.next().is_some() || n < 0 {
-        return None;
+/// A period of real time as people write it: "30 minutes", "2 hours", "1 h 30 min",
+/// "60 days", "1 week" (also "s", "min", "h", "d", and Dutch "minuten", "uur", "dagen",
+/// "weken"). Zero is allowed here; a key that needs more says so itself.
+pub fn parse_period(text: &str) -> Result<chrono::Duration, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a period such as \"30 minutes\", \"2 hours\" or \"60 days\" (units: s, min, h, days, weeks)"
+        )
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return Err(bad());
     }
-    Some(match unit.as_str() {
-        "s" | "sec" | "second" | "seconds" | "seconde" | "seconden" => chrono::Duration::seconds(n),
-        "min" | "minute" | "minutes" | "minuut" | "minuten" => chrono::Duration::minutes(n),
-        "h" | "hour" | "hours" | "uur" | "uren" => chrono::Duration::hours(n),
-        "d" | "day" | "days" | "dag" | "dagen" => chrono::Duration::days(n),
-        "week" | "weeks" | "weken" => chrono::Duration::weeks(n),
-        _ => return None,
-    })
+    let mut seconds: i64 = 0;
+    for pair in words.chunks(2) {
+        let n: u32 = pair[0].parse().map_err(|_| bad())?;
+        let unit: i64 = match pair[1].to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" | "seconde" | "seconden" => 1,
+            "min" | "mins" | "minute" | "minutes" | "minuut" | "minuten" => 60,
+            "h" | "hour" | "hours" | "uur" | "uren" => 3600,
+            "d" | "day" | "days" | "dag" | "dagen" => 86_400,
+            "week" | "weeks" | "weken" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        seconds = seconds.saturating_add(i64::from(n) * unit);
+    }
+    chrono::Duration::try_seconds(seconds).ok_or_else(bad)
 }
 
 fn is_address(s: &str) -> bool {
@@ -1110,36 +1094,25 @@ fn server_settings(
     });
     let password_file = raw.password_file.as_ref().map(|f| base.join(f));
     let ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
-    let password = match (&raw.password_env, &password_file) {
-        (Some(_), Some(_)) => {
+    let password = if secrets == Secrets::Skip {
+        // Still say when both are given: that is wrong whatever the command.
+        if raw.password_env.is_some() && password_file.is_some() {
             problems.push(format!(
                 "{name}.password_env, {name}.password_file: give one, not both"
             ));
-            None
         }
-        (_, _) if secrets == Secrets::Skip => None,
-        (Some(var), None) => match getenv(var) {
-            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
-            _ => {
-                problems.push(format!(
-                    "{name}.password_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) => Some(SecretString::from(
-                v.trim_end_matches(['\r', '\n']).to_string(),
-            )),
-            Err(e) => {
-                problems.push(format!(
-                    "{name}.password_file: cannot read {}: {e}",
-                    file.display()
-                ));
-                None
-            }
-        },
-        (None, None) => None,
+        None
+    } else {
+        secret_from(
+            (
+                &format!("{name}.password_env"),
+                &format!("{name}.password_file"),
+            ),
+            raw.password_env.as_deref(),
+            password_file.as_deref(),
+            getenv,
+            problems,
+        )
     };
     if matches!(auth, Auth::Password)
         && raw.username.is_some()
@@ -1217,6 +1190,44 @@ fn server_auth(
     }
 }
 
+/// A secret given by `env_key` (an environment variable's name) or `file_key` (a file
+/// whose content, without its final line break, is the secret): one, not both. `None`
+/// when neither is given, or when the one given cannot be read (then a problem names the
+/// key, never the secret).
+pub(crate) fn secret_from(
+    (env_key, file_key): (&str, &str),
+    env: Option<&str>,
+    file: Option<&Path>,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<SecretString> {
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("{env_key}, {file_key}: give one, not both"));
+            None
+        }
+        (Some(var), None) => match getenv(var) {
+            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
+            _ => {
+                problems.push(format!(
+                    "{env_key}: the environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+        (None, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(v) => Some(SecretString::from(
+                v.trim_end_matches(['\r', '\n']).to_string(),
+            )),
+            Err(e) => {
+                problems.push(format!("{file_key}: cannot read {}: {e}", file.display()));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
 /// `[database]`: a SQLite URL (relative paths from the config's folder) or a PostgreSQL
 /// one, with the password from `password_env` / `password_file` (read even for commands
 /// that leave the mail servers' secrets unread: every command opens the register) and
@@ -1262,36 +1273,14 @@ fn database_from(
         problems.push(format!("database.url: {e}"));
     }
     let password_file = raw.password_file.as_ref().map(|f| base.join(f));
-    database.password = match (&raw.password_env, &password_file) {
-        (Some(_), Some(_)) => {
-            problems
-                .push("database.password_env, database.password_file: give one, not both".into());
-            None
-        }
-        (Some(var), None) => match getenv(var) {
-            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
-            _ => {
-                problems.push(format!(
-                    "database.password_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) => Some(SecretString::from(
-                v.trim_end_matches(['\r', '\n']).to_string(),
-            )),
-            Err(e) => {
-                problems.push(format!(
-                    "database.password_file: cannot read {}: {e}",
-                    file.display()
-                ));
-                None
-            }
-        },
-        // The URL's own password, or libpq's PGPASSWORD / ~/.pgpass.
-        (None, None) => None,
-    };
+    // Neither given: the URL's own password, or libpq's PGPASSWORD / ~/.pgpass.
+    database.password = secret_from(
+        ("database.password_env", "database.password_file"),
+        raw.password_env.as_deref(),
+        password_file.as_deref(),
+        getenv,
+        problems,
+    );
     database.ca_file = raw.ca_file.as_ref().map(|f| base.join(f));
     if let Some(ca) = &database.ca_file
         && let Err(e) = std::fs::metadata(ca)
@@ -1418,6 +1407,36 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
     }
 
     #[test]
+    fn a_secret_comes_from_one_place_and_a_problem_never_shows_it() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret with space \r\n").unwrap();
+        let getenv = |name: &str| (name == "KP_SET").then(|| "from-env".to_string());
+        let keys = ("x.password_env", "x.password_file");
+        let mut problems = Vec::new();
+        let from_file = secret_from(keys, None, Some(&file), &getenv, &mut problems).unwrap();
+        assert_eq!(from_file.expose_secret(), "s3cret with space ");
+        let from_env = secret_from(keys, Some("KP_SET"), None, &getenv, &mut problems).unwrap();
+        assert_eq!(from_env.expose_secret(), "from-env");
+        assert!(secret_from(keys, None, None, &getenv, &mut problems).is_none());
+        assert!(problems.is_empty(), "{problems:?}");
+
+        assert!(secret_from(keys, Some("KP_SET"), Some(&file), &getenv, &mut problems).is_none());
+        assert!(secret_from(keys, Some("KP_UNSET"), None, &getenv, &mut problems).is_none());
+        let missing = dir.path().join("absent");
+        assert!(secret_from(keys, None, Some(&missing), &getenv, &mut problems).is_none());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "x.password_env, x.password_file: give one, not both"
+        );
+        assert!(problems[1].starts_with("x.password_env: the environment variable KP_UNSET"));
+        assert!(problems[2].starts_with("x.password_file: cannot read"));
+        assert!(!problems.join(" ").contains("s3cret") && !problems.join(" ").contains("from-env"));
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = GOOD
             .replace("port = 1143", "port = 1143\nfolderr = \"x\"\ndir = \"y\"")
@@ -1475,15 +1494,29 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
     }
 
     #[test]
-    fn durations_read_as_people_write_them() {
+    fn periods_read_as_people_write_them() {
         use std::time::Duration;
-        assert_eq!(parse_duration("30 min"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1 h 30 min"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("3 s"), Ok(Duration::from_secs(3)));
-        for bad in ["", "30", "min", "30 parsecs", "0 min", "-1 min"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        let secs = |t: &str| parse_period(t).map(|d| d.num_seconds());
+        assert_eq!(secs("30 min"), Ok(1800));
+        assert_eq!(secs("2 hours"), Ok(7200));
+        assert_eq!(secs("1 h 30 min"), Ok(5400));
+        assert_eq!(secs("3 s"), Ok(3));
+        assert_eq!(secs("60 dagen"), Ok(60 * 86_400));
+        assert_eq!(secs("1 week 2 days"), Ok(9 * 86_400));
+        assert_eq!(secs("0 min"), Ok(0));
+        for bad in ["", "5", "30", "min", "30 parsecs", "-1 min", "1 h 30"] {
+            assert!(parse_period(bad).is_err(), "{bad:?}");
         }
+        let zero = load(
+            &format!("{GOOD}\n[alerts]\nalert_after = \"0 min\"\n"),
+            &[("KP_TEST_PW", "x")],
+        )
+        .unwrap_err();
+        assert!(
+            zero.problems
+                .join("\n")
+                .contains("alerts.alert_after: must be longer than zero")
+        );
         let c = load(
             &format!("{GOOD}\n[alerts]\nalert_after = \"5 min\"\n"),
             &[("KP_TEST_PW", "x")],
@@ -1542,8 +1575,6 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
-        assert_eq!(parse_period("60 dagen"), Some(chrono::Duration::days(60)));
-        assert_eq!(parse_period("5"), None);
     }
 
     #[test]

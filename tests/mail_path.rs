@@ -367,3 +367,59 @@ from = "klachten@firma.nl""#,
     let log = postfix.log();
     assert!(log.contains("status=sent"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_tells_the_partner_at_once_when_an_acknowledgement_is_refused() {
+    let imap = Dovecot::start();
+    // 5xx on every RCPT TO: the acknowledgement fails for good at its first try.
+    let hard = SmtpSink::start(&["-f", "rcpt"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = imap_config(tmp.path(), &imap, "none", hard.port, 12);
+    let store = support::open_store(&config).await;
+    // The partner is told in working hours: run at the first working moment from now, so
+    // the test means the same at any hour it runs. The mail's receipt time (the real one)
+    // is before it, so the watchdog's moment has come once the acknowledgement fails.
+    let at = config
+        .calendar
+        .next_working_moment(SystemClock.now() + chrono::Duration::minutes(1));
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(run_with(config, store.clone(), clock, false, async move {
+        let _ = stop_rx.await;
+    }));
+
+    imap.append("INBOX", &complaint("kick-1@client.example"))
+        .await;
+    // The partners' job's own timer is 5 minutes; the sender wakes it when the
+    // acknowledgement fails, so the "acknowledge by phone or letter" mail is queued at once.
+    let deadline = std::time::Instant::now() + WAIT;
+    let warnings = loop {
+        let warnings = match store.list_cases().await.unwrap().first() {
+            Some(case) => store
+                .case(&case.reference)
+                .await
+                .unwrap()
+                .unwrap()
+                .messages
+                .iter()
+                .filter(|m| m.kind == "ack_warning")
+                .count(),
+            None => 0,
+        };
+        if warnings > 0 || std::time::Instant::now() > deadline {
+            break warnings;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        warnings, 1,
+        "the partner's acknowledgement warning within {WAIT:?} of the failure"
+    );
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(WAIT, daemon)
+        .await
+        .expect("daemon stops")
+        .unwrap()
+        .unwrap();
+}

@@ -174,34 +174,20 @@ pub fn validate(
         problems.push("oauth2.client_id: missing (the application (client) id)".into());
     }
 
-    let client_secret = match (&raw.client_secret_env, &raw.client_secret_file) {
-        (Some(_), Some(_)) => {
-            problems.push(
-                "oauth2.client_secret_env, oauth2.client_secret_file: give one, not both".into(),
-            );
-            None
+    let keys = ("oauth2.client_secret_env", "oauth2.client_secret_file");
+    let client_secret = if read_secrets {
+        crate::config::secret_from(
+            keys,
+            raw.client_secret_env.as_deref(),
+            raw.client_secret_file.as_deref(),
+            getenv,
+            problems,
+        )
+    } else {
+        if raw.client_secret_env.is_some() && raw.client_secret_file.is_some() {
+            problems.push(format!("{}, {}: give one, not both", keys.0, keys.1));
         }
-        _ if !read_secrets => None,
-        (Some(var), None) => match getenv(var) {
-            Some(v) if !v.is_empty() => Some(SecretString::from(v)),
-            _ => {
-                problems.push(format!(
-                    "oauth2.client_secret_env: the environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-        (None, Some(file)) => match std::fs::read_to_string(file) {
-            Ok(v) => Some(SecretString::from(v.trim().to_string())),
-            Err(e) => {
-                problems.push(format!(
-                    "oauth2.client_secret_file: cannot read {}: {e}",
-                    file.display()
-                ));
-                None
-            }
-        },
-        (None, None) => None,
+        None
     };
     let secret_given = raw.client_secret_env.is_some() || raw.client_secret_file.is_some();
     match flow {

@@ -482,10 +482,6 @@ async fn problems(
         .collect();
     let mut unfiled = Vec::new();
     for m in store.unfiled(since).await? {
-        // A partner's reply is kept on its case as an internal note: filed.
-        if m.kind == "internal_note" {
-            continue;
-        }
         unfiled.push(digest::Unfiled {
             number: m.id,
             received: store::parse_ts(&m.received_at)?,

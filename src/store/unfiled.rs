@@ -90,13 +90,14 @@ impl Store {
     ) -> Result<Vec<UnfiledMail>> {
         on!(self.pool(), |c| {
             // Taken in = not something klachtpost sent (all of which has an outbox row).
-            // Filed = opened a case or is correspondence on one.
+            // Filed = opened a case, is correspondence on one, or a partner's reply kept on
+            // its case as an internal note.
             let rows = sqlx::query(
                 "SELECT m.id, m.received_at, m.kind, c.reference, m.from_address, m.subject, m.decision_reason, m.flags
                  FROM messages m LEFT JOIN cases c ON c.id = m.case_id
                  WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
                    AND m.received_at >= $1
-                   AND ($2 = 0 OR m.kind NOT IN ('complaint', 'forward', 'note', 'reply'))
+                   AND ($2 = 0 OR m.kind NOT IN ('complaint', 'forward', 'note', 'reply', 'internal_note'))
                  ORDER BY m.received_at DESC, m.id DESC",
             )
             .bind(Ts(since.unwrap_or(DateTime::UNIX_EPOCH)))
