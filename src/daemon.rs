@@ -20,15 +20,16 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::fetch::Mailbox;
+use crate::fetch::{Destination, Fetched, Mailbox};
 use crate::health::{self, Channel};
 use crate::intake::{Disposition, Pipeline};
 use crate::outbox;
 use crate::send::Sender;
 use crate::store::Store;
 
-/// How many mails one intake pass takes before it lets the sender run.
-const INTAKE_BATCH: usize = 100;
+/// How many mails one intake pass (one batch, one synchronous commit, one UID MOVE) takes
+/// before it lets the sender run.
+pub const INTAKE_BATCH: usize = 200;
 /// The longest a loop waits before looking again even without a signal.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 /// How long tasks get to finish after a shutdown signal.
@@ -49,22 +50,41 @@ pub fn init_tracing(default: &str) {
         .try_init();
 }
 
-/// One intake pass: take in everything new (up to a batch), moving each mail away once
-/// stored: to the processed folder, or to the quarantine folder when it could not be taken
-/// in (see [`crate::intake::quarantine`]: one mail never stops the pass). Returns how many
-/// mails made progress; a duplicate that could not be moved out of the folder does not
-/// count, so a folder the mailbox cannot change does not make the caller spin. An error
-/// only when the store cannot be written at all; the mail then stays in the mailbox.
+/// One intake pass, one batch: take in what is new (at most [`INTAKE_BATCH`] mails and
+/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone), each mail in a transaction of its
+/// own ([`crate::intake::quarantine`]: one mail never stops the batch, it goes to
+/// quarantine alone); then make the batch durable with one synchronous commit
+/// ([`Store::batch_durable`]), and only then move it away (IMAP: one UID MOVE per
+/// destination) and advance the checkpoint. A single new mail is a batch of one, handled at
+/// once. Returns how many mails made progress; a duplicate that could not be moved out of
+/// the folder does not count, so a folder the mailbox cannot change does not make the
+/// caller spin. An error only when the store cannot be written at all; the mail then stays
+/// in the mailbox (what the batch took in before it is made durable and moved first).
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
     let fetched = mailbox
         .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
         .await?;
-    let mut progress = 0;
-    for f in fetched {
-        let handled = pipeline
-            .handle(&f.source_key, &f.raw, f.received_at)
+    if fetched.is_empty() {
+        return Ok(0);
+    }
+    let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
+    let mut failure = None;
+    for mut f in fetched {
+        // The raw bytes are dropped as soon as the mail is handled: a batch holds each
+        // mail once, and only until it is stored.
+        let raw = std::mem::take(&mut f.raw);
+        let handled = match pipeline
+            .handle(&f.source_key, &raw, f.received_at)
             .await
-            .with_context(|| format!("cannot take in {}", f.source_key))?;
+            .with_context(|| format!("cannot take in {}", f.source_key))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        drop(raw);
         if let (Some(note), Some(row)) = (
             &f.received_note,
             handled.outcome.as_ref().and_then(|o| o.message_row),
@@ -78,24 +98,41 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
                 "no INTERNALDATE from the server; the receipt time comes from the Date header"
             );
         }
-        let now = pipeline.clock.now();
-        let moved = match handled.disposition {
-            Disposition::Processed => mailbox.processed(pipeline.store, &f, now).await,
-            Disposition::Quarantined => mailbox.quarantined(pipeline.store, &f, now).await,
+        let destination = match handled.disposition {
+            Disposition::Processed => Destination::Processed,
+            Disposition::Quarantined => Destination::Quarantine,
         };
         let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
-        match moved {
-            Ok(()) => progress += 1,
-            Err(e) => {
-                // Stored is what counts; a mail left in the folder is only untidy.
-                tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
-                if !duplicate {
-                    progress += 1;
+        batch.push((f, destination, duplicate));
+    }
+    let mut progress = 0;
+    if !batch.is_empty() {
+        let now = pipeline.clock.now();
+        // Nothing leaves the mailbox before it is on the disk.
+        pipeline
+            .store
+            .batch_durable(&mailbox.key(), batch.len(), now)
+            .await
+            .context("cannot make the batch durable")?;
+        let moves: Vec<(&Fetched, Destination)> = batch.iter().map(|(f, d, _)| (f, *d)).collect();
+        let moved = mailbox.move_batch(pipeline.store, &moves, now).await;
+        for ((f, _, duplicate), moved) in batch.iter().zip(moved) {
+            match moved {
+                Ok(()) => progress += 1,
+                Err(e) => {
+                    // Stored is what counts; a mail left in the folder is only untidy.
+                    tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+                    if !duplicate {
+                        progress += 1;
+                    }
                 }
             }
         }
     }
-    Ok(progress)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(progress),
+    }
 }
 
 /// `klachtpost run`. With `once`, process the mailbox and the outbox until nothing is due
@@ -130,7 +167,9 @@ pub async fn run_with(
     }
     outbox::recover_claims(&store, clock.as_ref()).await?;
     if once {
-        let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
+        // Intake's commits wait for the disk once per batch (`store::batches`).
+        let intake_store = store.deferred();
+        let pipeline = Pipeline::new(&config, &intake_store, clock.as_ref())?;
         let mut mailbox = Mailbox::open(&config).await?;
         while intake_pass(&mut mailbox, &pipeline).await? > 0 {}
         // For `status`: when intake last worked (a run from cron counts too).
@@ -443,7 +482,9 @@ async fn intake_loop(
     kick: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let pipeline = Pipeline::new(&config, &store, clock.as_ref())?;
+    // Intake's commits wait for the disk once per batch (`store::batches`).
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, clock.as_ref())?;
     // Reset only after a pass that worked: a server that accepts the login and then fails
     // the first command must not be hammered.
     let mut backoff = Backoff::reconnect();

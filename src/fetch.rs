@@ -5,9 +5,11 @@
 //! - IMAP (async-imap over rustls, implicit TLS or STARTTLS, or plain on loopback). New mail
 //!   is found by UID above the stored checkpoint (RFC 3501 §2.3.1.1), never by `\Seen`:
 //!   people open the shared mailbox in Outlook. Bodies are fetched with `BODY.PEEK[]` so
-//!   fetching marks nothing read. A stored message is moved to `processed_folder` (MOVE,
-//!   RFC 6851; where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of that UID only,
-//!   never a plain EXPUNGE), created if needed. The receipt time is the server's
+//!   fetching marks nothing read. A backlog comes in batches: RFC822.SIZE first, then one
+//!   FETCH by UID ranges for up to [`BATCH_BYTES`] (a larger mail alone, in pieces). A
+//!   stored batch is moved to `processed_folder` by one UID MOVE of its UID set (RFC 6851;
+//!   where MOVE is missing COPY + `\Deleted` + `UID EXPUNGE` of those UIDs only, never a
+//!   plain EXPUNGE), created if needed. The receipt time is the server's
 //!   INTERNALDATE. No step can hang: the connection has TCP keepalive and an inactivity
 //!   limit (`[mailbox] timeout_secs`), and IDLE is re-issued every [`IDLE_RENEW`] at most
 //!   ([`stream`]). The mailbox key (checkpoint and `source_key`) is
@@ -38,8 +40,9 @@ pub use stream::ImapStream;
 use crate::config::{Auth, Config, Mailbox as MailboxConfig, Security, ServerSettings};
 use crate::store::Store;
 
-/// How many messages one IMAP FETCH asks for, bounding memory on a large backlog.
-const FETCH_BATCH: usize = 25;
+/// How many bytes of mail one batch holds at most (RFC822.SIZE, asked for first), bounding
+/// memory on a large backlog: a mail larger than this is fetched, and taken in, alone.
+pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest one IDLE lasts before it is ended and issued again: servers may drop an
 /// idling client after 30 minutes (RFC 2177 §3 asks clients to re-issue within 29).
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
@@ -60,6 +63,15 @@ pub struct Fetched {
     /// the message's flags and the case's history.
     pub received_note: Option<String>,
     handle: Handle,
+}
+
+/// Where a handled mail goes in the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Taken in: the processed folder (Maildir: `cur/`).
+    Processed,
+    /// In quarantine: the quarantine folder.
+    Quarantine,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +146,35 @@ impl Mailbox {
         match self {
             Mailbox::Imap(m) => m.processed(store, fetched, now).await,
             Mailbox::Maildir(m) => m.processed(fetched),
+        }
+    }
+
+    /// A batch is stored (durably: [`Store::batch_durable`]): move each mail to its
+    /// destination (IMAP: one UID MOVE per destination) and advance the checkpoint once.
+    /// One result per mail, in order; a failed move leaves the mail in the folder.
+    pub async fn move_batch(
+        &mut self,
+        store: &Store,
+        batch: &[(&Fetched, Destination)],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<()>> {
+        match self {
+            Mailbox::Imap(m) => m.move_batch(store, batch, now).await,
+            Mailbox::Maildir(m) => batch
+                .iter()
+                .map(|(f, d)| match d {
+                    Destination::Processed => m.processed(f),
+                    Destination::Quarantine => m.quarantined(f),
+                })
+                .collect(),
+        }
+    }
+
+    /// The checkpoint key of the mailbox (`imap:<user>/<folder>`, `maildir:<path>`).
+    pub fn key(&self) -> String {
+        match self {
+            Mailbox::Imap(m) => m.key.clone(),
+            Mailbox::Maildir(m) => format!("maildir:{}", m.root.display()),
         }
     }
 
@@ -278,8 +319,15 @@ impl MaildirMailbox {
     fn fetch_new(&mut self, limit: usize) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
         let new = self.list_new()?;
-        self.waiting = Some(u32::try_from(new.len().saturating_sub(limit)).unwrap_or(u32::MAX));
+        let found = new.len();
+        let mut bytes = 0u64;
         for path in new.into_iter().take(limit) {
+            // As for IMAP: at most BATCH_BYTES a batch, a larger mail alone.
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if !out.is_empty() && bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
             let raw =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let modified = std::fs::metadata(&path)
@@ -298,6 +346,7 @@ impl MaildirMailbox {
                 handle: Handle::File(path),
             });
         }
+        self.waiting = Some(u32::try_from(found.saturating_sub(out.len())).unwrap_or(u32::MAX));
         Ok(out)
     }
 
@@ -516,67 +565,86 @@ impl ImapMailbox {
         uids.sort_unstable();
         let found = uids.len();
         uids.truncate(limit);
-        let mut out = Vec::with_capacity(uids.len());
-        'batches: for chunk in uids.chunks(FETCH_BATCH) {
-            let set = chunk
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut answers: Vec<Answer> = fetch_answers(session, &set).await?;
-            for &uid in chunk {
-                let mut answer = answers
-                    .iter()
-                    .position(|a| a.uid == uid)
-                    .map(|i| answers.swap_remove(i));
-                // An answer without a body or INTERNALDATE (a server under strain, a
-                // message being written) is asked for once more on its own before anything
-                // is decided: the checkpoint must never pass a mail that was not stored.
-                if !answer.as_ref().is_some_and(Answer::complete) {
-                    let again = fetch_answers(session, &uid.to_string()).await?;
-                    if let Some(a) = again.into_iter().find(|a| a.uid == uid) {
-                        answer = Some(a);
-                    }
+        // RFC822.SIZE first: the batch ends before the mail that would take it over
+        // BATCH_BYTES, and a larger mail comes alone.
+        let mut alone = None;
+        if !uids.is_empty() {
+            let sizes = fetch_sizes(session, &uid_set(&uids)).await?;
+            let mut bytes = 0u64;
+            let mut take = 0;
+            for uid in &uids {
+                let size = sizes.get(uid).copied().unwrap_or(0);
+                if take > 0 && bytes + size > BATCH_BYTES {
+                    break;
                 }
-                match answer {
-                    Some(Answer {
-                        body: Some(raw),
-                        internal_date,
-                        ..
-                    }) => {
-                        let (received_at, received_note) = receipt_time(internal_date, &raw, now);
-                        out.push(Fetched {
-                            source_key: format!("{key_prefix}:{uid}"),
-                            raw,
-                            received_at,
-                            received_note,
-                            handle: Handle::Uid(uid),
-                        });
+                bytes += size;
+                take += 1;
+            }
+            uids.truncate(take.max(1));
+            if let [uid] = uids[..]
+                && let Some(&size) = sizes.get(&uid)
+                && size > BATCH_BYTES
+            {
+                alone = Some((uid, size));
+            }
+        }
+        let mut out = Vec::with_capacity(uids.len());
+        // One FETCH for the batch, by UID ranges; a large mail in pieces.
+        let mut answers: Vec<Answer> = match alone {
+            Some((uid, size)) => fetch_large(session, uid, size).await?,
+            None if uids.is_empty() => Vec::new(),
+            None => fetch_answers(session, &uid_set(&uids)).await?,
+        };
+        for &uid in &uids {
+            let mut answer = answers
+                .iter()
+                .position(|a| a.uid == uid)
+                .map(|i| answers.swap_remove(i));
+            // An answer without a body or INTERNALDATE (a server under strain, a
+            // message being written) is asked for once more on its own before anything
+            // is decided: the checkpoint must never pass a mail that was not stored.
+            if !answer.as_ref().is_some_and(Answer::complete) {
+                let again = fetch_answers(session, &uid.to_string()).await?;
+                if let Some(a) = again.into_iter().find(|a| a.uid == uid) {
+                    answer = Some(a);
+                }
+            }
+            match answer {
+                Some(Answer {
+                    body: Some(raw),
+                    internal_date,
+                    ..
+                }) => {
+                    let (received_at, received_note) = receipt_time(internal_date, &raw, now);
+                    out.push(Fetched {
+                        source_key: format!("{key_prefix}:{uid}"),
+                        raw,
+                        received_at,
+                        received_note,
+                        handle: Handle::Uid(uid),
+                    });
+                }
+                _ if !still_there(session, uid).await? => {
+                    // Expunged by another client between our SEARCH and FETCH: there
+                    // is nothing left to take in.
+                    tracing::info!(
+                        event = "mailbox.vanished",
+                        uid,
+                        "a new message was removed by another client before it could be fetched"
+                    );
+                }
+                _ => {
+                    // Stop before it: what came before is taken in, this one is asked
+                    // for again at the next pass (the pass fails if it is the first).
+                    tracing::warn!(
+                        event = "mailbox.fetch_incomplete",
+                        uid,
+                        "the server sent no body for a message; it is fetched again at the next pass"
+                    );
+                    if out.is_empty() {
+                        bail!("the server sent no body for UID {uid}, twice; trying again later");
                     }
-                    _ if !still_there(session, uid).await? => {
-                        // Expunged by another client between our SEARCH and FETCH: there
-                        // is nothing left to take in.
-                        tracing::info!(
-                            event = "mailbox.vanished",
-                            uid,
-                            "a new message was removed by another client before it could be fetched"
-                        );
-                    }
-                    _ => {
-                        // Stop before it: what came before is taken in, this one is asked
-                        // for again at the next pass (the pass fails if it is the first).
-                        tracing::warn!(
-                            event = "mailbox.fetch_incomplete",
-                            uid,
-                            "the server sent no body for a message; it is fetched again at the next pass"
-                        );
-                        if out.is_empty() {
-                            bail!(
-                                "the server sent no body for UID {uid}, twice; trying again later"
-                            );
-                        }
-                        break 'batches;
-                    }
+                    break;
                 }
             }
         }
@@ -592,6 +660,81 @@ impl ImapMailbox {
     ) -> Result<()> {
         let target = self.processed_folder.clone();
         self.move_to(store, fetched, &target, now).await
+    }
+
+    /// Move a batch away: one UID MOVE (or its stand-in) per destination, by UID set; then
+    /// the checkpoint past the whole batch. One result per mail, in order.
+    async fn move_batch(
+        &mut self,
+        store: &Store,
+        batch: &[(&Fetched, Destination)],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<()>> {
+        let mut results: Vec<Option<Result<()>>> = batch.iter().map(|_| None).collect();
+        let (has_move, has_uidplus) = (self.has_move, self.has_uidplus);
+        let mut highest = self.last_uid;
+        for destination in [Destination::Processed, Destination::Quarantine] {
+            let target = match destination {
+                Destination::Processed => self.processed_folder.clone(),
+                Destination::Quarantine => self.quarantine_folder.clone(),
+            };
+            let mut members = Vec::new();
+            let mut uids = Vec::new();
+            for (i, (f, d)) in batch.iter().enumerate() {
+                match f.handle {
+                    Handle::Uid(uid) if *d == destination => {
+                        members.push(i);
+                        uids.push(uid);
+                    }
+                    Handle::Uid(_) => {}
+                    Handle::File(_) => {
+                        results[i] = Some(Err(anyhow::anyhow!("an IMAP message without a UID")))
+                    }
+                }
+            }
+            if uids.is_empty() {
+                continue;
+            }
+            uids.sort_unstable();
+            highest = highest.max(uids[uids.len() - 1]);
+            let set = uid_set(&uids);
+            let moved = match self.session_mut() {
+                Ok(session) => if has_move {
+                    session
+                        .uid_mv(&set, &target)
+                        .await
+                        .map_err(anyhow::Error::from)
+                } else {
+                    move_by_copy(session, &set, &target, has_uidplus).await
+                }
+                .and_then(|()| still_open(session)),
+                Err(e) => Err(e),
+            };
+            for i in members {
+                results[i] = Some(match &moved {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(anyhow::anyhow!(
+                        "stored message could not be moved to {target}: {e:#}"
+                    )),
+                });
+            }
+        }
+        // The checkpoint moves even when a move failed: the messages are stored, and must
+        // not be fetched again; they stay in the folder for a person to look at.
+        self.last_uid = highest;
+        let checkpoint = store
+            .set_checkpoint(&self.key, self.uidvalidity, self.last_uid, now)
+            .await;
+        results
+            .into_iter()
+            .map(|r| {
+                let r = r.unwrap_or(Ok(()));
+                match &checkpoint {
+                    Ok(()) => r,
+                    Err(e) => r.and(Err(anyhow::anyhow!("cannot store the checkpoint: {e}"))),
+                }
+            })
+            .collect()
     }
 
     async fn move_to(
@@ -612,7 +755,7 @@ impl ImapMailbox {
                 .await
                 .map_err(anyhow::Error::from)
         } else {
-            move_by_copy(session, uid, target, has_uidplus).await
+            move_by_copy(session, &uid.to_string(), target, has_uidplus).await
         }
         .and_then(|()| still_open(session));
         // The checkpoint moves even when the move failed: the message is stored, and must
@@ -684,6 +827,111 @@ impl Answer {
     fn complete(&self) -> bool {
         self.body.is_some() && self.internal_date.is_some()
     }
+}
+
+/// A UID set in ranges (RFC 3501 §9 `sequence-set`): `3:7,9,12:14` for sorted UIDs.
+pub fn uid_set(sorted: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end.saturating_add(1) {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// RFC822.SIZE of each UID in `set`.
+async fn fetch_sizes(
+    session: &mut Session<ImapStream>,
+    set: &str,
+) -> Result<std::collections::HashMap<u32, u64>> {
+    let fetches: Vec<_> = session
+        .uid_fetch(set, "(UID RFC822.SIZE)")
+        .await
+        .context("cannot ask the sizes of new mail")?
+        .try_collect()
+        .await
+        .context("cannot read the sizes of new mail")?;
+    still_open(session)?;
+    Ok(fetches
+        .iter()
+        .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
+        .collect())
+}
+
+/// How much of a large mail one partial FETCH asks for.
+const PIECE_BYTES: u64 = 1024 * 1024;
+
+/// A large mail fetched alone, in pieces (`BODY.PEEK[]<offset.length>`, RFC 3501 §6.4.5),
+/// into one buffer of its RFC822.SIZE: never the whole mail twice in memory (the client's
+/// read buffer and a copy).
+async fn fetch_large(
+    session: &mut Session<ImapStream>,
+    uid: u32,
+    size: u64,
+) -> Result<Vec<Answer>> {
+    let set = uid.to_string();
+    let head: Vec<_> = session
+        .uid_fetch(&set, "(UID INTERNALDATE)")
+        .await
+        .context("cannot fetch new mail")?
+        .try_collect()
+        .await
+        .context("cannot read fetched mail")?;
+    still_open(session)?;
+    let Some(internal_date) = head
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .map(|f| f.internal_date())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    loop {
+        let query = format!("(UID BODY.PEEK[]<{}.{PIECE_BYTES}>)", raw.len());
+        let piece: Vec<_> = session
+            .uid_fetch(&set, &query)
+            .await
+            .context("cannot fetch new mail")?
+            .try_collect()
+            .await
+            .context("cannot read fetched mail")?;
+        still_open(session)?;
+        let Some(body) = piece
+            .iter()
+            .find(|f| f.uid == Some(uid))
+            .and_then(|f| f.body())
+        else {
+            // Past the end of a mail whose size is a multiple of a piece: it is all here.
+            if !raw.is_empty() && raw.len() as u64 >= size {
+                break;
+            }
+            // No body at all: incomplete, asked for again as a whole by the caller.
+            return Ok(Vec::new());
+        };
+        raw.extend_from_slice(body);
+        if (body.len() as u64) < PIECE_BYTES {
+            break;
+        }
+    }
+    Ok(vec![Answer {
+        uid,
+        body: Some(raw),
+        internal_date,
+    }])
 }
 
 async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<Vec<Answer>> {
@@ -759,33 +1007,25 @@ pub fn receipt_time(
     }
 }
 
-/// MOVE's stand-in (RFC 6851 §3.3): COPY, then `\Deleted` and `UID EXPUNGE` of this UID only
+/// MOVE's stand-in (RFC 6851 §3.3): COPY, then `\Deleted` and `UID EXPUNGE` of these UIDs only
 /// (UIDPLUS, RFC 4315). Never a plain EXPUNGE: it would also remove what people marked
 /// deleted in the shared mailbox. Without UIDPLUS the original is only marked `\Deleted`
 /// and `\Seen`, and left for people (or the server's own cleanup) to expunge.
 async fn move_by_copy(
     session: &mut Session<ImapStream>,
-    uid: u32,
+    uids: &str,
     target: &str,
     uidplus: bool,
 ) -> Result<()> {
-    session.uid_copy(uid.to_string(), target).await?;
+    session.uid_copy(uids, target).await?;
     let flags = if uidplus {
         "+FLAGS.SILENT (\\Deleted)"
     } else {
         "+FLAGS.SILENT (\\Deleted \\Seen)"
     };
-    let _: Vec<_> = session
-        .uid_store(uid.to_string(), flags)
-        .await?
-        .try_collect()
-        .await?;
+    let _: Vec<_> = session.uid_store(uids, flags).await?.try_collect().await?;
     if uidplus {
-        let _: Vec<_> = session
-            .uid_expunge(uid.to_string())
-            .await?
-            .try_collect()
-            .await?;
+        let _: Vec<_> = session.uid_expunge(uids).await?.try_collect().await?;
     } else if !WARNED_NO_EXPUNGE.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             event = "mailbox.no_expunge",
@@ -1002,6 +1242,18 @@ mod tests {
         let (t, note) = receipt_time(None, b"Subject: x\r\n\r\ny\r\n", now);
         assert_eq!(t, now);
         assert!(note.unwrap().contains("time of intake"));
+    }
+
+    #[test]
+    fn a_uid_set_is_written_in_ranges() {
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[3, 4, 5, 6, 7, 9, 12, 13, 14]), "3:7,9,12:14");
+        assert_eq!(uid_set(&[1, 3, 5]), "1,3,5");
+        assert_eq!(
+            uid_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]

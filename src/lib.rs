@@ -45,7 +45,10 @@
 //! - [`store`]: the database (sqlx; SQLite by default, or PostgreSQL from the URL): one
 //!   file per concern (e.g. a case's parties, the mail that opened no case), each query
 //!   written once for both ([`store::Pool`], [`store::Tx`]; what differs in
-//!   [`store::dialect`]); the history chain and `audit verify` in [`store::history`].
+//!   [`store::dialect`]); the history chain and `audit verify` in [`store::history`];
+//!   intake's batches made durable at once (`batches.rs`), the outgoing server's 250
+//!   journaled outside SQLite's write lock (`confirmations.rs`), a large mail written into
+//!   its SQLite row in pieces (`blob.rs`).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
 //!   config, the token client with its cache, the flows (app-only client credentials,

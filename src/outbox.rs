@@ -69,6 +69,15 @@ pub fn next_outage_try(now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
 /// server or about to be) go back to the queue and are sent again as the same message,
 /// with the same Message-ID. Returns how many.
 pub async fn recover_claims(store: &Store, clock: &dyn Clock) -> Result<u64> {
+    // First what the server had accepted (the confirmation journal): those are sent.
+    let folded = fold_confirmations(store).await?;
+    if folded > 0 {
+        tracing::info!(
+            event = "outbox.confirmations_folded",
+            count = folded,
+            "sends an earlier run had confirmed are marked sent"
+        );
+    }
     let n = store.release_claims(clock.now()).await?;
     if n > 0 {
         tracing::info!(
@@ -88,7 +97,6 @@ pub async fn drain_once(
     clock: &dyn Clock,
     config: &Config,
 ) -> Result<Drained> {
-    let max_attempts = config.outgoing.max_attempts;
     let mut report = Drained::default();
     if let Some(retry_at) = sender.retry_at()
         && clock.now() < retry_at
@@ -96,6 +104,24 @@ pub async fn drain_once(
         report.outage = true;
         return Ok(report);
     }
+    // Confirmations a failed drain left in the journal, before their claims could lapse.
+    fold_confirmations(store).await?;
+    let result = drain_claimed(store, sender, clock, config, &mut report).await;
+    // The connection kept open for the batch is closed before the sender waits.
+    sender.close_idle().await;
+    result.map(|()| report)
+}
+
+/// [`drain_once`]'s loop: claim a batch, send it, fold its confirmations; until nothing is
+/// due or the transport is down.
+async fn drain_claimed(
+    store: &Store,
+    sender: &Sender,
+    clock: &dyn Clock,
+    config: &Config,
+    report: &mut Drained,
+) -> Result<()> {
+    let max_attempts = config.outgoing.max_attempts;
     loop {
         let now = clock.now();
         let due = store.claim_due(now, 50).await?;
@@ -104,10 +130,34 @@ pub async fn drain_once(
                 // The transport answered about a mail: it works (`klachtpost status`).
                 health::succeeded(store, config, clock, Channel::Outgoing, None).await?;
             }
-            return Ok(report);
+            return Ok(());
         }
+        let sent = send_claimed(store, sender, clock, config, report, max_attempts, due).await;
+        // What the server accepted is marked sent (one transaction) whatever happened next.
+        fold_confirmations(store).await?;
+        if sent? {
+            return Ok(());
+        }
+    }
+}
+
+/// Send one claimed batch. `Ok(true)` when the transport went down (the drain stops).
+async fn send_claimed(
+    store: &Store,
+    sender: &Sender,
+    clock: &dyn Clock,
+    config: &Config,
+    report: &mut Drained,
+    max_attempts: u32,
+    due: Vec<OutboxItem>,
+) -> Result<bool> {
+    let now = clock.now();
+    // Automatic mail this batch journaled per recipient, for the flood rules until the
+    // journal is folded.
+    let mut unfolded: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    {
         for item in due {
-            if let Some(hold) = hold_reason(store, config, &item, now).await? {
+            if let Some(hold) = hold_reason(store, config, &item, now, &unfolded).await? {
                 held(store, clock, config, &item, &hold).await?;
                 report.held += 1;
                 continue;
@@ -123,8 +173,25 @@ pub async fn drain_once(
                 .await
             {
                 Ok(()) => {
+                    // The 250 is recorded before anything else, outside SQLite's write lock
+                    // (see `store::confirmations`); folded into the row after the batch.
+                    // No journal (PostgreSQL, in memory): the row is marked at once.
+                    let at = clock.now();
+                    match store.confirm_sent(item.id, at) {
+                        Ok(true) => {
+                            if item.auto_submitted.is_some() {
+                                for r in &item.recipients {
+                                    *unfolded.entry(r.to_ascii_lowercase()).or_default() += 1;
+                                }
+                            }
+                        }
+                        Ok(false) => mark_sent(store, item.id, at).await?,
+                        Err(e) => {
+                            tracing::warn!(event = "outbox.journal_failed", outbox = item.id, error = %e, "cannot journal the confirmation; marking the row directly");
+                            mark_sent(store, item.id, at).await?;
+                        }
+                    }
                     recovered(sender, clock.now());
-                    mark_sent(store, item.id, clock.now()).await?;
                     crate::send::copy_to_sent_folder(config, &item.raw).await;
                     report.sent += 1;
                     tracing::info!(
@@ -136,11 +203,13 @@ pub async fn drain_once(
                     );
                 }
                 Err(SendError::Outage(e)) => {
-                    // This drain's other claims wait for the server like everything else.
+                    // This drain's other claims wait for the server like everything else
+                    // (what it accepted before is marked sent first).
+                    fold_confirmations(store).await?;
                     store.release_claims(clock.now()).await?;
                     outage(store, sender, clock, config, &e).await?;
                     report.outage = true;
-                    return Ok(report);
+                    return Ok(true);
                 }
                 Err(SendError::Transient(e)) if item.attempts + 1 < max_attempts => {
                     recovered(sender, clock.now());
@@ -189,6 +258,7 @@ pub async fn drain_once(
             }
         }
     }
+    Ok(false)
 }
 
 /// A row was delivered: mark it and record it on its case (the acknowledgement moves the
@@ -196,13 +266,26 @@ pub async fn drain_once(
 async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
     let mut tx = store.begin().await?;
     let (case_id, purpose) = store::outbox_mark_sent(&mut tx, id, now).await?;
+    record_sent(&mut tx, case_id, &purpose, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A delivered row on its case: the acknowledgement moves the case to `acknowledged`,
+/// anything else is logged.
+async fn record_sent(
+    tx: &mut store::Tx,
+    case_id: Option<i64>,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if let Some(case_id) = case_id {
         let who = Actor::system(now);
         if purpose == "acknowledgement" {
-            case::acknowledged(&mut tx, case_id, who).await?;
+            case::acknowledged(tx, case_id, who).await?;
         } else {
             case::log(
-                &mut tx,
+                tx,
                 case_id,
                 &format!("{purpose}.sent"),
                 "delivered to the outgoing server",
@@ -211,8 +294,28 @@ async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// Fold the confirmation journal into the outbox: every row the server accepted that is
+/// not marked yet is marked sent and recorded on its case, in one transaction; then the
+/// journal is emptied. Returns how many rows were marked now (0 for rows folded before).
+pub async fn fold_confirmations(store: &Store) -> Result<usize> {
+    let read = store.read_confirmations()?;
+    if read.rows.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = store.begin().await?;
+    let mut marked = 0;
+    for (id, at) in &read.rows {
+        if let Some((case_id, purpose)) = store::outbox_confirm_sent(&mut tx, *id, *at).await? {
+            record_sent(&mut tx, case_id, &purpose, *at).await?;
+            marked += 1;
+        }
+    }
+    tx.commit().await?;
+    store.clear_confirmations(&read)?;
+    Ok(marked)
 }
 
 /// A row is held back by the loop and flood rules: never sent, kept with the reason, and
@@ -420,6 +523,7 @@ async fn hold_reason(
     config: &Config,
     item: &OutboxItem,
     now: DateTime<Utc>,
+    unfolded: &std::collections::HashMap<String, i64>,
 ) -> Result<Option<Hold>> {
     if item.auto_submitted.is_none() {
         return Ok(None);
@@ -436,9 +540,12 @@ async fn hold_reason(
         if store.bounced_since(&r, now - out.bounce_block).await? {
             return Ok(Some(Hold::Bounced));
         }
+        // Sent in this batch but not folded into the outbox yet: counted as well.
+        let pending = unfolded.get(&r).copied().unwrap_or(0);
         if store
             .automatic_sent_since(&r, now - Duration::hours(1))
             .await?
+            + pending
             >= i64::from(out.max_auto_per_hour)
         {
             return Ok(Some(Hold::Flood(
@@ -450,6 +557,7 @@ async fn hold_reason(
         if store
             .automatic_sent_since(&r, now - Duration::days(1))
             .await?
+            + pending
             >= i64::from(out.max_auto_per_day)
         {
             return Ok(Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day")));

@@ -54,10 +54,18 @@ pub struct Attachment {
     pub filename: Option<String>,
     /// e.g. `application/pdf`, `message/rfc822`.
     pub content_type: String,
+    /// The decoded bytes, for the parts the classifier reads (attached mails, text and
+    /// delivery reports) and any part up to [`KEEP_ATTACHMENT_BYTES`]; empty for a larger
+    /// binary part, which stays in the raw mail only (bounded memory, issue 8).
     pub data: Vec<u8>,
+    /// The decoded size.
+    pub size: usize,
     /// An attached mail (message/rfc822 and friends): `data` is that mail's raw bytes.
     pub is_message: bool,
 }
+
+/// A binary attachment larger than this is not copied out of the mail when it is parsed.
+pub const KEEP_ATTACHMENT_BYTES: usize = 1024 * 1024;
 
 /// What klachtpost needs to know of a mail. Owned, so it outlives the raw buffer.
 #[derive(Debug, Clone, Default)]
@@ -237,18 +245,25 @@ fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into());
             let is_message = part.is_message();
+            let size = part.contents().len();
+            let read = content_type.starts_with("text/")
+                || content_type.contains("delivery-status")
+                || content_type.ends_with("rfc822-headers");
             let data = if is_message {
                 // The embedded message as it stood in the mail.
                 part.message()
                     .map(|m| m.raw_message().to_vec())
                     .unwrap_or_else(|| part.contents().to_vec())
-            } else {
+            } else if read || size <= KEEP_ATTACHMENT_BYTES {
                 part.contents().to_vec()
+            } else {
+                Vec::new()
             };
             Attachment {
                 filename: part.attachment_name().map(str::to_string),
                 content_type,
                 data,
+                size,
                 is_message,
             }
         })

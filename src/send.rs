@@ -183,6 +183,13 @@ impl Sender {
         }
     }
 
+    /// End an SMTP session kept open between messages (after a drain).
+    pub async fn close_idle(&self) {
+        if let Kind::Smtp(s) = &self.kind {
+            s.close().await;
+        }
+    }
+
     /// Deliver `raw` to `recipients`, with `from` as the envelope sender.
     pub async fn send(
         &self,
@@ -222,12 +229,18 @@ impl Sender {
     }
 }
 
-/// SMTP, one session per message, driven step by step so a failure of the session is
-/// told apart from a refusal of the mail.
+/// SMTP, driven step by step so a failure of the session is told apart from a refusal of
+/// the mail. One session carries a drain's messages one after another (RFC 5321 §3.3: a
+/// new MAIL FROM after a completed transaction); [`Sender::close_idle`] ends it when the
+/// drain is done, and a session idle longer than [`SESSION_IDLE`] is not reused.
 pub struct SmtpSender {
     server: ServerSettings,
     tls: Option<TlsParameters>,
+    open: tokio::sync::Mutex<Option<(AsyncSmtpConnection, std::time::Instant)>>,
 }
+
+/// The longest an open SMTP session waits for the next message before it is not reused.
+const SESSION_IDLE: Duration = Duration::from_secs(5);
 
 impl SmtpSender {
     fn new(server: &ServerSettings) -> Result<SmtpSender> {
@@ -238,6 +251,7 @@ impl SmtpSender {
         Ok(SmtpSender {
             server: server.clone(),
             tls,
+            open: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -271,19 +285,43 @@ impl SmtpSender {
         let outage = |what: &str, e: lettre::transport::smtp::Error| {
             SendError::Outage(redact(&format!("{what} {}:{}: {e}", s.host, s.port)))
         };
-        let wrapper = match s.security {
-            Security::Tls => self.tls.clone(),
-            _ => None,
+        let mut conn = match s.security {
+            Security::Tls => AsyncSmtpConnection::connect_tokio1(
+                (s.host.as_str(), s.port),
+                Some(s.timeout),
+                &hello,
+                self.tls.clone(),
+                None,
+            )
+            .await
+            .map_err(|e| outage("cannot connect to", e))?,
+            // Our own socket, with Nagle's algorithm off: lettre writes a message and its
+            // closing dot separately, and the dot would wait for the server's delayed ACK
+            // (40 ms a message on Linux, the sender's whole budget on a backlog).
+            _ => {
+                let cannot = |e: std::io::Error| {
+                    SendError::Outage(redact(&format!(
+                        "cannot connect to {}:{}: {e}",
+                        s.host, s.port
+                    )))
+                };
+                let tcp = tokio::time::timeout(
+                    s.timeout,
+                    tokio::net::TcpStream::connect((s.host.as_str(), s.port)),
+                )
+                .await
+                .map_err(|_| cannot(std::io::ErrorKind::TimedOut.into()))?
+                .map_err(cannot)?;
+                tcp.set_nodelay(true).map_err(cannot)?;
+                tokio::time::timeout(
+                    s.timeout,
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello),
+                )
+                .await
+                .map_err(|_| cannot(std::io::ErrorKind::TimedOut.into()))?
+                .map_err(|e| outage("cannot connect to", e))?
+            }
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (s.host.as_str(), s.port),
-            Some(s.timeout),
-            &hello,
-            wrapper,
-            None,
-        )
-        .await
-        .map_err(|e| outage("cannot connect to", e))?;
         if s.security == Security::Starttls {
             let params = self
                 .tls
@@ -345,20 +383,50 @@ impl SmtpSender {
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+        let mut open = self.open.lock().await;
+        if let Some((mut conn, since)) = open.take() {
+            if since.elapsed() <= SESSION_IDLE {
+                let mut started = false;
+                match Self::transaction(&mut conn, envelope, raw, &mut started).await {
+                    Ok(()) => {
+                        *open = Some((conn, std::time::Instant::now()));
+                        return Ok(());
+                    }
+                    // The server ended the session it kept open (a limit per session, an
+                    // idle timeout) before taking this mail: a new session, as below.
+                    Err(_) if !started => conn.abort().await,
+                    Err(e) => {
+                        conn.abort().await;
+                        return Err(e);
+                    }
+                }
+            } else {
+                let _ = conn.quit().await;
+            }
+        }
         let mut conn = self.session().await?;
-        let result = Self::transaction(&mut conn, envelope, raw).await;
+        let result = Self::transaction(&mut conn, envelope, raw, &mut false).await;
         if result.is_ok() {
-            let _ = conn.quit().await;
+            *open = Some((conn, std::time::Instant::now()));
         } else {
             conn.abort().await;
         }
         result
     }
 
+    /// End the session kept open for the next message.
+    async fn close(&self) {
+        if let Some((mut conn, _)) = self.open.lock().await.take() {
+            let _ = conn.quit().await;
+        }
+    }
+
+    /// One mail transaction. `started` becomes true once the server accepted MAIL FROM.
     async fn transaction(
         conn: &mut AsyncSmtpConnection,
         envelope: &Envelope,
         raw: &[u8],
+        started: &mut bool,
     ) -> Result<(), SendError> {
         // A reply to the mail: 4xx transient, 5xx as `permanent` says; anything else
         // (the connection dropped, a timeout) is the session failing.
@@ -404,6 +472,7 @@ impl SmtpSender {
         conn.command(Mail::new(envelope.from().cloned(), options))
             .await
             .map_err(|e| judge("MAIL FROM", e, SendError::Outage))?;
+        *started = true;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), vec![]))
                 .await

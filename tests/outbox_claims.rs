@@ -153,3 +153,139 @@ async fn an_abandoned_claim_is_taken_again_only_after_the_lease() {
     let released = store.claim_due(t0 + CLAIM_LEASE, 50).await.unwrap();
     assert_eq!(released.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), smtp.port);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap());
+    let sender = Sender::from_config(&config).unwrap();
+    if support::TestDatabase::for_dir(tmp.path()).backend() == support::Backend::Postgres {
+        return postgres_has_no_journal(&config, &smtp, &sender, &clock).await;
+    }
+
+    // The run that crashes: the server accepts the acknowledgement (250) while intake holds
+    // SQLite's write lock; the 250 is journaled all the same (no lock needed), and the
+    // process dies before the journal is folded into the row.
+    let ack_id = {
+        let store = support::open_store(&config).await;
+        let p = Pipeline::new(&config, &store, &clock).unwrap();
+        p.take_in(Some("1"), &complaint("c3@client.example"), clock.now())
+            .await
+            .unwrap();
+        let claimed = store.claim_due(clock.now(), 50).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        let item = claimed
+            .iter()
+            .find(|c| c.purpose == "acknowledgement")
+            .expect("the acknowledgement is claimed");
+        sender
+            .send(&item.envelope_from, &item.recipients, &item.raw, "x")
+            .await
+            .unwrap();
+        let intake = store.begin().await.unwrap();
+        assert!(
+            store.confirm_sent(item.id, clock.now()).unwrap(),
+            "journaled while another writer holds the database"
+        );
+        drop(intake);
+        smtp.wait_for(1, WAIT).await;
+        store.pool().close().await;
+        item.id
+    };
+
+    // The restart folds the journal first: the acknowledgement is sent (and its case
+    // acknowledged); only the partner's notice, never handed over, is released.
+    let store = support::open_store(&config).await;
+    assert_eq!(store.read_confirmations().unwrap().rows.len(), 1);
+    assert_eq!(
+        outbox::recover_claims(&store, &clock).await.unwrap(),
+        1,
+        "only the claim without a 250 is released"
+    );
+    assert!(
+        store.read_confirmations().unwrap().rows.is_empty(),
+        "the journal is emptied once folded"
+    );
+    let case = &store.list_cases().await.unwrap()[0];
+    assert_eq!(
+        case.status, "acknowledged",
+        "the fold records it on the case"
+    );
+    let drained = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 1, "the partner's notice only");
+    let got = smtp.wait_for(2, WAIT).await;
+    let acks = got
+        .iter()
+        .filter(|m| header(&m.data, "In-Reply-To").as_deref() == Some("<c3@client.example>"))
+        .count();
+    assert_eq!(acks, 1, "the acknowledgement went out exactly once");
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(count(&counts, "sent"), 2, "{counts:?}");
+    assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
+    // Folding again changes nothing (a row is marked once).
+    store.confirm_sent(ack_id, clock.now()).unwrap();
+    assert_eq!(outbox::fold_confirmations(&store).await.unwrap(), 0);
+    // A drain journals what it sends and folds it itself: nothing is left in the journal.
+    let p = Pipeline::new(&config, &store, &clock).unwrap();
+    p.take_in(Some("2"), &complaint("c4@client.example"), clock.now())
+        .await
+        .unwrap();
+    let drained = outbox::drain_once(&store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 2);
+    assert!(store.read_confirmations().unwrap().rows.is_empty());
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(count(&counts, "sent"), 4, "{counts:?}");
+}
+
+/// PostgreSQL has no confirmation journal (`store::confirmations`: marking a row sent waits
+/// for no disk behind intake there, and instances share no file system): nothing is
+/// journaled, and a drain marks every row it sends directly, leaving none claimed.
+async fn postgres_has_no_journal(
+    config: &Config,
+    smtp: &SmtpSink,
+    sender: &Sender,
+    clock: &ManualClock,
+) {
+    let store = support::open_store(config).await;
+    assert!(
+        !store.confirm_sent(1, clock.now()).unwrap(),
+        "nothing is journaled on PostgreSQL"
+    );
+    assert!(store.read_confirmations().unwrap().rows.is_empty());
+    let p = Pipeline::new(config, &store, clock).unwrap();
+    p.take_in(Some("1"), &complaint("c3@client.example"), clock.now())
+        .await
+        .unwrap();
+    let intake = store.deferred();
+    let p = Pipeline::new(config, &intake, clock).unwrap();
+    p.take_in(Some("2"), &complaint("c4@client.example"), clock.now())
+        .await
+        .unwrap();
+    intake
+        .batch_durable("maildir:test", 1, clock.now())
+        .await
+        .unwrap();
+    let drained = outbox::drain_once(&store, sender, clock, config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 4);
+    smtp.wait_for(4, WAIT).await;
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(count(&counts, "sent"), 4, "{counts:?}");
+    assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
+    assert!(
+        store
+            .list_cases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.status == "acknowledged"),
+        "each acknowledgement recorded on its case"
+    );
+}

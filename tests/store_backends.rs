@@ -260,6 +260,66 @@ async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
 }
 
 /// Queue `n` notices, due at `at`; their outbox ids.
+/// Intake's deferred handle: its commits wait for no disk (SQLite `synchronous = NORMAL`,
+/// PostgreSQL `synchronous_commit = off`), the store's own stay synchronous (SQLite; the
+/// tests' PostgreSQL is off server-wide, so there `batch_durable` sets it on for its own
+/// commit), and `batch_durable` counts each batch in `intake_batches` (0011 on both).
+async fn deferred_commits(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let deferred = store.deferred();
+    let setting = |store: &Store| {
+        let pool = store.pool().clone();
+        async move {
+            match (pool.as_sqlite(), pool.as_postgres()) {
+                (Some(p), _) => {
+                    let n: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                        .fetch_one(p)
+                        .await
+                        .unwrap();
+                    n.to_string()
+                }
+                (_, Some(p)) => sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(p)
+                    .await
+                    .unwrap(),
+                _ => unreachable!(),
+            }
+        }
+    };
+    match db {
+        Db::Sqlite(_) => {
+            assert_eq!(setting(&store).await, "2", "FULL");
+            assert_eq!(setting(&deferred).await, "1", "NORMAL");
+        }
+        Db::Postgres(_) => assert_eq!(setting(&deferred).await, "off"),
+    }
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    open_case(&deferred, at).await;
+    deferred.batch_durable("maildir:a", 3, at).await.unwrap();
+    deferred
+        .batch_durable("maildir:a", 2, at + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(store.list_cases().await.unwrap().len(), 1);
+    let sql = "SELECT batches, mails FROM intake_batches WHERE mailbox = 'maildir:a'";
+    let counted: (i64, i64) = match (store.pool().as_sqlite(), store.pool().as_postgres()) {
+        (Some(p), _) => sqlx::query_as(sql).fetch_one(p).await.unwrap(),
+        (_, Some(p)) => sqlx::query_as(sql).fetch_one(p).await.unwrap(),
+        _ => unreachable!(),
+    };
+    assert_eq!(counted, (2, 5), "two batches, five mails");
+}
+
+#[tokio::test]
+async fn sqlite_intake_commits_deferred_and_made_durable_per_batch() {
+    deferred_commits(Db::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_intake_commits_deferred_and_made_durable_per_batch() {
+    deferred_commits(Db::postgres().await).await;
+}
+
 async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     let mut tx = store.begin().await.unwrap();

@@ -77,6 +77,9 @@ pub async fn migrate(
     let target = Store::open(&to)
         .await
         .with_context(|| format!("cannot open {}", to.redacted()))?;
+    // What the outgoing server accepted but only the SQLite journal knows is marked sent
+    // first: PostgreSQL has no journal, and a row left `sending` would be sent again.
+    crate::outbox::fold_confirmations(&source).await?;
     let copied = crate::store::copy::sqlite_to_postgres(&source, &target).await?;
     println!("Copied {} to {}:", from.redacted(), to.redacted());
     for (table, rows) in &copied.tables {

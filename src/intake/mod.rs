@@ -6,8 +6,11 @@
 //! as a duplicate; parse it, ask the store what the classifier needs, classify, then in ONE
 //! transaction store the raw message and its attachments, open the case (reference,
 //! partner, deadlines) or attach to one, and queue the acknowledgement in the outbox. Only
-//! after the commit may the mailbox move the mail away. A crash anywhere means a
-//! re-fetch, never a duplicate and never a lost mail.
+//! after the commit is durable may the mailbox move the mail away: the daemon takes a
+//! backlog in batches ([`crate::daemon::intake_pass`]), each mail still in its own
+//! transaction, committed without waiting for the disk, and the batch made durable by one
+//! synchronous commit before it leaves the mailbox (`store::batches`). A crash anywhere
+//! means a re-fetch, never a duplicate and never a lost mail.
 //!
 //! No mail stops intake ([`quarantine`]): whatever goes wrong with one mail, it is kept
 //! raw in quarantine in a transaction of its own, the partners are told its reference,
@@ -117,7 +120,7 @@ impl<'a> Pipeline<'a> {
         received_at: DateTime<Utc>,
         retry_of: Option<i64>,
     ) -> Result<Outcome> {
-        let identity = identity::of(raw);
+        let identity = off_runtime(raw.len(), || identity::of(raw));
         if let Some(seen) = self
             .store
             .seen(source_key, &identity.sha256, retry_of)
@@ -156,7 +159,7 @@ impl<'a> Pipeline<'a> {
             }
             .into());
         }
-        let mail = parse::parse(raw);
+        let mail = off_runtime(raw.len(), || parse::parse(raw));
         if let Some(problem) = &mail.problem {
             return Err(Refused::Unreadable(problem.clone()).into());
         }
@@ -322,6 +325,7 @@ impl<'a> Pipeline<'a> {
         };
 
         let from = mail.from.as_ref();
+        let streamed = store::dialect::streams_raw(tx.kind(), raw.len());
         let message_row = store::insert_message(
             &mut tx,
             &NewMessage {
@@ -342,18 +346,22 @@ impl<'a> Pipeline<'a> {
                 text: &mail.text,
                 decision_reason: &decision.reason,
                 flags: &decision.flags,
-                raw,
+                // A large mail is written into its row in pieces, below.
+                raw: if streamed { &[] } else { raw },
                 created_at: now,
             },
         )
         .await?;
+        if streamed {
+            store::write_raw(&mut tx, message_row, raw).await?;
+        }
         for a in &mail.attachments {
             store::insert_attachment(
                 &mut tx,
                 message_row,
                 a.filename.as_deref(),
                 &a.content_type,
-                &a.data,
+                a.size,
             )
             .await?;
         }
@@ -592,6 +600,24 @@ impl<'a> Pipeline<'a> {
         }
         outcome.decision = Some(decision);
         Ok(outcome)
+    }
+}
+
+/// From this size on, hashing and parsing a mail take long enough (tens of milliseconds) to
+/// hold up the other tasks of the runtime (IDLE, the sender, timers).
+const HEAVY_BYTES: usize = 256 * 1024;
+
+/// Run `work` on a mail of `size` bytes. A heavy one runs with the runtime's worker handed
+/// over to the other tasks first (`block_in_place`: like `spawn_blocking`, but without a
+/// copy of the mail, which for a 20 MB attachment is what memory cannot afford). On a
+/// single-threaded runtime (tests, `run --once` in a current-thread runtime) it simply runs.
+fn off_runtime<T>(size: usize, work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if size >= HEAVY_BYTES && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

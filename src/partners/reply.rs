@@ -116,7 +116,7 @@ pub async fn handle(
             message_row,
             a.filename.as_deref(),
             &a.content_type,
-            &a.data,
+            a.size,
         )
         .await?;
     }

@@ -331,8 +331,51 @@ pub(super) fn sqlite_exists(url: &DatabaseUrl) -> Result<bool> {
     Ok(!url.contains(":memory:") && options.get_filename().exists())
 }
 
-/// Open a SQLite pool (read-write: creating the file and its folder if needed).
-pub(super) async fn open_sqlite(url: &DatabaseUrl, read_only: bool) -> Result<Pool> {
+/// How a store's database was opened, to open [`Reopen::deferred`] connections to it.
+#[derive(Debug, Clone)]
+pub(super) enum Reopen {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl Reopen {
+    /// The SQLite file (the confirmation journal lies beside it).
+    pub(super) fn sqlite_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Reopen::Sqlite(o) => Some(o.get_filename()),
+            Reopen::Postgres(_) => None,
+        }
+    }
+
+    /// A pool of two connections (intake's transaction and a read beside it), connected
+    /// lazily, whose commits return without waiting for the disk: SQLite
+    /// `synchronous = NORMAL` (in WAL mode a commit is in the log, synced at the next
+    /// checkpoint or FULL commit), PostgreSQL `synchronous_commit = off` (a commit's WAL is
+    /// flushed by the next synchronous commit or the WAL writer). A process that is killed
+    /// loses none of them; a power loss may lose the last ones.
+    pub(super) fn deferred(&self) -> Pool {
+        match self {
+            Reopen::Sqlite(o) => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with(o.clone().synchronous(SqliteSynchronous::Normal)),
+            ),
+            Reopen::Postgres(o) => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(o.clone().options([("synchronous_commit", "off")])),
+            ),
+        }
+    }
+}
+
+/// Open a SQLite pool (read-write: creating the file and its folder if needed), with how
+/// to reopen it (none read-only or in memory).
+pub(super) async fn open_sqlite(
+    url: &DatabaseUrl,
+    read_only: bool,
+) -> Result<(Pool, Option<Reopen>)> {
     let options = SqliteConnectOptions::from_str(url).map_err(open_error(url))?;
     let in_memory = url.contains(":memory:");
     let options = if read_only {
@@ -357,10 +400,11 @@ pub(super) async fn open_sqlite(url: &DatabaseUrl, read_only: bool) -> Result<Po
     let pool = SqlitePoolOptions::new()
         // An in-memory database lives in one connection.
         .max_connections(if in_memory || read_only { 1 } else { 4 })
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(open_error(url))?;
-    Ok(Pool::Sqlite(pool))
+    let reopen = (!read_only && !in_memory).then_some(Reopen::Sqlite(options));
+    Ok((Pool::Sqlite(pool), reopen))
 }
 
 /// The PostgreSQL connection settings: the URL (and libpq's `PG…` environment, which
@@ -377,8 +421,11 @@ pub fn pg_options(url: &DatabaseUrl) -> Result<PgConnectOptions> {
     Ok(options)
 }
 
-/// Open a PostgreSQL pool.
-pub(super) async fn open_postgres(url: &DatabaseUrl, read_only: bool) -> Result<Pool> {
+/// Open a PostgreSQL pool, with how to reopen it (none read-only).
+pub(super) async fn open_postgres(
+    url: &DatabaseUrl,
+    read_only: bool,
+) -> Result<(Pool, Option<Reopen>)> {
     let mut options = pg_options(url)?;
     if read_only {
         // `explain` must change nothing: every transaction of these connections is
@@ -388,10 +435,11 @@ pub(super) async fn open_postgres(url: &DatabaseUrl, read_only: bool) -> Result<
     let pool = PgPoolOptions::new()
         .max_connections(if read_only { 1 } else { 4 })
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(open_error(url))?;
-    Ok(Pool::Postgres(pool))
+    let reopen = (!read_only).then_some(Reopen::Postgres(options));
+    Ok((Pool::Postgres(pool), reopen))
 }
 
 #[cfg(test)]

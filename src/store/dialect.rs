@@ -29,6 +29,16 @@ pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// PostgreSQL: this transaction's commit waits until its WAL (and every commit's before
+/// it) is flushed, whatever the server's or the session's `synchronous_commit`: what
+/// SQLite's `synchronous = FULL` connections give [`super::Store::batch_durable`].
+pub async fn pg_synchronous_commit(tx: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit = on")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// The outbox rows due for sending (`$1` now, `$2` the oldest claim still held, `$3` how
 /// many). SQLite's write transaction already keeps everyone else out; PostgreSQL locks the
 /// rows it picks and skips those another claim holds, so claims run side by side and never
@@ -49,6 +59,13 @@ pub fn claim_due(kind: Kind) -> &'static str {
              FOR UPDATE SKIP LOCKED"
         }
     }
+}
+
+/// Whether intake writes a raw mail of `len` bytes into its row in pieces
+/// ([`super::write_raw`], SQLite's incremental blob I/O) instead of binding it: on SQLite
+/// from [`super::STREAM_RAW_BYTES`] on; never on PostgreSQL, which binds the bytes.
+pub fn streams_raw(kind: Kind, len: usize) -> bool {
+    kind == Kind::Sqlite && len >= super::STREAM_RAW_BYTES
 }
 
 /// Apply the migrations of the store's database under a lock, so any number of processes

@@ -14,6 +14,9 @@ use sqlx::Row;
 
 use crate::classify::{CaseInfo, Known, Lookups};
 
+mod batches;
+mod blob;
+mod confirmations;
 pub mod copy;
 mod db;
 pub mod dialect;
@@ -33,6 +36,8 @@ pub mod retention;
 mod time;
 mod unfiled;
 
+pub use blob::{STREAM_RAW_BYTES, write_raw};
+pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub(crate) use db::on;
 pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
 pub use duplicates::{Duplicate, MatchedBy, Seen};
@@ -67,6 +72,13 @@ pub enum StoreError {
     Time(String),
     #[error("cannot copy the register: {0}")]
     Copy(String),
+    #[error("cannot write a large mail into the database: {message} (SQLite {code})")]
+    Blob { code: i32, message: String },
+    #[error("cannot use the confirmation journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -75,6 +87,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// The confirmation journal beside a SQLite file ([`confirmations`]); none in memory
+    /// and on PostgreSQL.
+    journal: Option<std::sync::Arc<confirmations::Journal>>,
+    /// How to open [`Store::deferred`]'s connections; none in memory, read-only, or on a
+    /// deferred handle itself.
+    reopen: Option<db::Reopen>,
+    /// On a [`Store::deferred`] handle: the synchronous pool, for [`Store::batch_durable`].
+    durable: Option<Pool>,
 }
 
 impl Store {
@@ -82,25 +102,41 @@ impl Store {
     /// URL (`&str`) or the config's [`DatabaseUrl`] (with its password and CA).
     pub async fn open(url: impl Into<DatabaseUrl>) -> Result<Store> {
         let url = url.into();
-        let pool = match url.kind() {
+        let (pool, reopen) = match url.kind() {
             Kind::Sqlite => db::open_sqlite(&url, false).await?,
             Kind::Postgres => db::open_postgres(&url, false).await?,
         };
         dialect::migrate(&pool).await?;
         history::seal_legacy(&pool).await?;
-        Ok(Store { pool })
+        // The journal is SQLite's: on PostgreSQL marking a row sent waits for no disk
+        // behind intake (see `confirmations`).
+        let journal = reopen
+            .as_ref()
+            .and_then(db::Reopen::sqlite_file)
+            .map(confirmations::Journal::beside);
+        Ok(Store {
+            pool,
+            journal,
+            reopen,
+            durable: None,
+        })
     }
 
     /// Open an existing database read-only, without migrating (for `explain`, which must
     /// change nothing). `None` when there is no database yet (a SQLite file not created).
     pub async fn open_read_only(url: impl Into<DatabaseUrl>) -> Result<Option<Store>> {
         let url = url.into();
-        let pool = match url.kind() {
+        let (pool, _) = match url.kind() {
             Kind::Sqlite if !db::sqlite_exists(&url)? => return Ok(None),
             Kind::Sqlite => db::open_sqlite(&url, true).await?,
             Kind::Postgres => db::open_postgres(&url, true).await?,
         };
-        Ok(Some(Store { pool }))
+        Ok(Some(Store {
+            pool,
+            journal: None,
+            reopen: None,
+            durable: None,
+        }))
     }
 
     /// Whether the register exists: a SQLite file that is there (PostgreSQL: always; its
@@ -676,12 +712,15 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>) -> Result<i64> {
     })
 }
 
+/// Record an attachment of a stored message: its name, type and decoded size. Its bytes are
+/// not stored again: they are in the message's raw mail, stored once (issue 8: a 20 MB
+/// attachment was kept twice, raw and decoded); `data` stays empty.
 pub async fn insert_attachment(
     tx: &mut Tx,
     message_id: i64,
     filename: Option<&str>,
     content_type: &str,
-    data: &[u8],
+    size: usize,
 ) -> Result<()> {
     on!(tx, |c| {
         sqlx::query(
@@ -690,8 +729,8 @@ pub async fn insert_attachment(
         .bind(message_id)
         .bind(filename)
         .bind(content_type)
-        .bind(data.len() as i64)
-        .bind(data)
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(&[][..] as &[u8])
         .execute(&mut *c)
         .await?;
         Ok(())

@@ -1,0 +1,96 @@
+//! A large raw mail written into its row in pieces (SQLite incremental blob I/O).
+//!
+//! Bound as a statement parameter, a mail's bytes are copied three times more on the way
+//! in (sqlx's argument, SQLite's bound value, the record it builds): for a mail with a
+//! 20 MB attachment that alone was over 100 MB (issue 8). From [`STREAM_RAW_BYTES`] on,
+//! intake inserts the row without its bytes, sizes the column with `zeroblob` (which SQLite
+//! writes without allocating it) and writes the mail into it [`PIECE`] at a time, in the
+//! intake transaction. Only on SQLite ([`super::dialect::streams_raw`]): PostgreSQL binds
+//! the bytes in the `INSERT` as before (its protocol sends them once, with no bound-value
+//! copy in a library of ours).
+
+use std::ffi::{CStr, c_int};
+
+use super::{Backend, Result, StoreError, Tx};
+use libsqlite3_sys as ffi;
+
+/// From this size on, a raw mail is written into its row in pieces.
+pub const STREAM_RAW_BYTES: usize = 1024 * 1024;
+/// How much of a mail one blob write takes.
+const PIECE: usize = 256 * 1024;
+
+/// Store `raw` as the raw mail (and size) of message `row`, inserted without its bytes,
+/// in the caller's transaction, never holding another copy of it (on SQLite; PostgreSQL,
+/// where intake does not call this, binds the bytes).
+pub async fn write_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
+    let tx = match tx.backend() {
+        Backend::Sqlite(c) => c,
+        Backend::Postgres(c) => {
+            sqlx::query("UPDATE messages SET raw = $1, size = $2 WHERE id = $3")
+                .bind(raw)
+                .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
+                .bind(row)
+                .execute(c)
+                .await?;
+            return Ok(());
+        }
+    };
+    let len = i64::try_from(raw.len()).map_err(|_| blob_error(ffi::SQLITE_TOOBIG, "too large"))?;
+    sqlx::query("UPDATE messages SET raw = zeroblob($1), size = $1 WHERE id = $2")
+        .bind(len)
+        .bind(row)
+        .execute(&mut *tx)
+        .await?;
+    let mut handle = tx.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let mut blob: *mut ffi::sqlite3_blob = std::ptr::null_mut();
+    // SAFETY: `db` is this connection's handle, locked for us (no other thread uses it
+    // until `handle` is dropped); the names are NUL-terminated; `blob` is closed below.
+    let rc = unsafe {
+        ffi::sqlite3_blob_open(
+            db,
+            c"main".as_ptr(),
+            c"messages".as_ptr(),
+            c"raw".as_ptr(),
+            row,
+            1,
+            &mut blob,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(error_of(db, rc));
+    }
+    let mut result = Ok(());
+    for (i, piece) in raw.chunks(PIECE).enumerate() {
+        // PIECE and the mail's length fit a C int: SQLite refuses blobs over 2 GB anyway.
+        let (n, offset) = (piece.len() as c_int, (i * PIECE) as c_int);
+        // SAFETY: `blob` is open; `piece` is valid for `n` bytes.
+        let rc = unsafe { ffi::sqlite3_blob_write(blob, piece.as_ptr().cast(), n, offset) };
+        if rc != ffi::SQLITE_OK {
+            result = Err(error_of(db, rc));
+            break;
+        }
+    }
+    // SAFETY: `blob` is open and not used after this.
+    let rc = unsafe { ffi::sqlite3_blob_close(blob) };
+    if result.is_ok() && rc != ffi::SQLITE_OK {
+        result = Err(error_of(db, rc));
+    }
+    result
+}
+
+fn error_of(db: *mut ffi::sqlite3, code: c_int) -> StoreError {
+    // SAFETY: `db` is an open handle; sqlite3_errmsg returns a NUL-terminated string it
+    // owns, copied here at once.
+    let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }
+        .to_string_lossy()
+        .into_owned();
+    blob_error(code, &message)
+}
+
+fn blob_error(code: c_int, message: &str) -> StoreError {
+    StoreError::Blob {
+        code,
+        message: message.to_string(),
+    }
+}

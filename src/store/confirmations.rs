@@ -1,0 +1,167 @@
+//! The confirmation journal: an outgoing server's 250, recorded outside SQLite's write lock.
+//!
+//! SQLite has one writer. Marking an outbox row `sent` in a transaction right after the
+//! server's 250 queued behind intake's transactions, and a crash in that wait sent the
+//! acknowledgement again at the next start (issue 8). So the 250 is first appended to a
+//! small file next to the database, `<database>-sent`, one line `<outbox id> <time>` per
+//! accepted message: one `write(2)` to an `O_APPEND` file, which no lock delays and which
+//! survives the process being killed the moment it returns (it is in the kernel's page
+//! cache).
+//!
+//! The sender folds the journal into the outbox rows (`outbox::fold_confirmations`) after
+//! each batch of sends (at most 50) in one synchronous transaction, and at start-up before
+//! claimed rows are released; only then is the journal emptied
+//! ([`Store::clear_confirmations`]). The journal is not synced line by line: a power loss
+//! (not a crash) before the fold forgets at most that batch's confirmations, and those rows
+//! are sent again, as before this journal: never lost. An in-memory database (tests, the
+//! demo) has no journal: its rows are marked sent directly.
+//!
+//! PostgreSQL has no journal either; its rows are marked sent directly, as before. Marking
+//! a row sent there takes the write lock too (the acknowledgement is a history entry,
+//! `case::acknowledged`), but intake's transactions ahead of it wait for no disk
+//! (`synchronous_commit = off` on [`Store::deferred`]'s sessions), so the wait is one
+//! mail's statements, not a queue of `fsync`s; and several instances share one database
+//! but no file system, so a file beside it has nowhere to be.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{Result, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
+use chrono::{DateTime, Utc};
+
+/// The open journal of one database.
+#[derive(Debug)]
+pub(super) struct Journal {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+/// What [`Store::read_confirmations`] found: the confirmed rows, and how long the file was
+/// (it is emptied only if nothing was appended since).
+#[derive(Debug, Default)]
+pub struct Confirmations {
+    pub rows: Vec<(i64, DateTime<Utc>)>,
+    len: u64,
+}
+
+impl Journal {
+    pub(super) fn beside(database: &Path) -> Arc<Journal> {
+        let mut name = database.as_os_str().to_owned();
+        name.push("-sent");
+        Arc::new(Journal {
+            path: PathBuf::from(name),
+            file: Mutex::new(None),
+        })
+    }
+
+    fn error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Journal {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Run `f` on the open file, opening (creating, owner-only) it first if needed.
+    fn with_file<T>(&self, f: impl FnOnce(&mut File) -> std::io::Result<T>) -> Result<T> {
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = match guard.take() {
+            Some(file) => file,
+            None => {
+                let mut o = std::fs::OpenOptions::new();
+                o.read(true).append(true).create(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                o.open(&self.path).map_err(|e| self.error(e))?
+            }
+        };
+        let result = f(&mut file).map_err(|e| self.error(e));
+        *guard = Some(file);
+        result
+    }
+}
+
+impl Store {
+    /// The server accepted outbox row `id` at `at`: append it to the journal, in one
+    /// `write(2)`. Without a journal (in-memory database) nothing is written and the caller
+    /// marks the row directly. Returns whether it was journaled.
+    pub fn confirm_sent(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        let Some(journal) = &self.journal else {
+            return Ok(false);
+        };
+        let line = format!("{id} {}\n", ts(at));
+        journal.with_file(|f| f.write_all(line.as_bytes()))?;
+        Ok(true)
+    }
+
+    /// Every confirmation in the journal (a torn last line, from a crash mid-write, is
+    /// ignored: its row is sent again).
+    pub fn read_confirmations(&self) -> Result<Confirmations> {
+        let Some(journal) = &self.journal else {
+            return Ok(Confirmations::default());
+        };
+        if !journal.path.exists() {
+            return Ok(Confirmations::default());
+        }
+        let text = journal.with_file(|f| {
+            f.seek(SeekFrom::Start(0))?;
+            let mut s = String::new();
+            f.read_to_string(&mut s)?;
+            Ok(s)
+        })?;
+        let mut rows = Vec::new();
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let mut parts = line.trim_end().splitn(2, ' ');
+            let (Some(id), Some(at)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if let (Ok(id), Ok(at)) = (id.parse::<i64>(), parse_ts(at)) {
+                rows.push((id, at));
+            }
+        }
+        Ok(Confirmations {
+            rows,
+            len: text.len() as u64,
+        })
+    }
+
+    /// Empty the journal once what `read` found is in the database (committed, synced).
+    /// Left as it is when something was appended since (another process sending from the
+    /// same database): folding it again later changes nothing.
+    pub fn clear_confirmations(&self, read: &Confirmations) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        journal.with_file(|f| {
+            if f.metadata()?.len() == read.len {
+                f.set_len(0)?;
+                f.sync_data()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Mark a journaled row sent, in the caller's transaction, unless it is marked already
+/// (folded before) or gone (purged). Returns its case and purpose when it was marked now.
+pub async fn outbox_confirm_sent(
+    tx: &mut Tx,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<(Option<i64>, String)>> {
+    on!(tx, |c| {
+        let row = sqlx::query(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
+             WHERE id = $2 AND status IN ('sending', 'queued') RETURNING case_id, purpose",
+        )
+        .bind(Ts(at))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+        match row {
+            Some(r) => Ok(Some((r.col(0)?, r.col(1)?))),
+            None => Ok(None),
+        }
+    })
+}

@@ -1,0 +1,252 @@
+//! Intake in batches (issue 8): a backlog is taken in a batch at a time — each mail in a
+//! transaction of its own, one synchronous commit per batch, then the batch moved away —
+//! and a mail that fails inside a batch goes to quarantine alone while the rest of the
+//! batch is taken in. A large mail is stored once, byte for byte, written in pieces.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use klachtpost::clock::{ManualClock, SystemClock};
+use klachtpost::config::Config;
+use klachtpost::daemon::{intake_pass, run_with};
+use klachtpost::fetch::Mailbox;
+use klachtpost::intake::Pipeline;
+use support::{Dovecot, TestConfig};
+
+fn config(dir: &Path) -> Config {
+    TestConfig::new(dir)
+        .section("intake", "max_message_bytes = 100000")
+        .templates(&["acknowledgement"])
+        .build()
+}
+
+fn deliver(dir: &Path, name: &str, raw: &[u8], age_secs: u64) {
+    let md = dir.join("mailbox");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+    }
+    let path = md.join("new").join(name);
+    std::fs::write(&path, raw).unwrap();
+    // Maildir order is the file time: oldest first.
+    // A fixed time: only the order matters.
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000 - age_secs);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+fn complaint(i: usize) -> Vec<u8> {
+    format!(
+        "From: Klant {i} <klant{i}@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht {i}\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <batch-{i}@client.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDe factuur klopt niet.\r\n"
+    )
+    .into_bytes()
+}
+
+fn count(dir: &Path, sub: &str) -> usize {
+    std::fs::read_dir(dir.join(sub))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    // As the daemon does: intake's commits wait for the disk once per batch.
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+
+    // 30 complaints; the 11th is over intake.max_message_bytes (it fails inside the
+    // batch), and the 21st is the 1st again (a duplicate within the same batch).
+    for i in 0..30 {
+        let raw = match i {
+            10 => {
+                let mut r = complaint(i);
+                r.extend(std::iter::repeat_n(b'x', 200_000));
+                r
+            }
+            20 => complaint(0),
+            _ => complaint(i),
+        };
+        deliver(dir, &format!("{i:02}.mail"), &raw, 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 30);
+
+    // One batch: every mail left new/ — 29 to cur/, the failing one to quarantine.
+    assert_eq!(count(dir, "mailbox/new"), 0);
+    assert_eq!(count(dir, "mailbox/cur"), 29);
+    assert_eq!(count(dir, "mailbox/.Quarantine/cur"), 1);
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 28, "28 distinct complaints became cases");
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
+    let (batches, mails): (i64, i64) = sqlx::query_as("SELECT batches, mails FROM intake_batches")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (batches, mails),
+        (1, 30),
+        "one synchronous commit for the batch"
+    );
+    let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(quarantined, 1, "the failing mail alone");
+    let duplicates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM duplicates")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        duplicates, 1,
+        "the copy in the same batch is seen as a duplicate"
+    );
+
+    // Nothing left: the next pass takes nothing.
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_large_mail_is_its_own_batch_and_stored_once_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut config = config(dir);
+    config.intake.max_message_bytes = 50 * 1024 * 1024;
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+
+    // A 6 MB mail (a 4.5 MB attachment) between two small ones.
+    let mut big = b"From: Klant <groot@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht met bijlage\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <groot@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"groot.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    let line = b"JVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBERi0xLjQKJVBE\r\n";
+    for _ in 0..(6 * 1024 * 1024 / line.len()) {
+        big.extend_from_slice(line);
+    }
+    big.extend_from_slice(b"--b--\r\n");
+    deliver(dir, "1.mail", &complaint(1), 30);
+    deliver(dir, "2.mail", &big, 20);
+    deliver(dir, "3.mail", &complaint(3), 10);
+
+    // The small one first; the large one ends that batch and comes alone; then the rest.
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    assert_eq!(count(dir, "mailbox/new"), 0);
+
+    let case = store
+        .list_cases()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.subject == "Klacht met bijlage")
+        .expect("the large mail is a case");
+    let detail = store.case(&case.reference).await.unwrap().unwrap();
+    let m = detail
+        .messages
+        .iter()
+        .find(|m| m.kind == "complaint")
+        .unwrap();
+    assert_eq!(
+        store.raw_message(m.id).await.unwrap().unwrap(),
+        big,
+        "raw kept byte for byte"
+    );
+    let files = store.attachments_of(m.id).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].size > 4_000_000, "{:?}", files[0].size);
+    // The attachment's bytes are in the raw mail only, not stored a second time.
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
+    let stored: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM attachments")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    let size: i64 = sqlx::query_scalar("SELECT size FROM messages WHERE id = $1")
+        .bind(m.id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(size as usize, big.len());
+}
+
+fn large_mail(id: &str, mb: usize) -> Vec<u8> {
+    let mut big = format!("From: Klant <groot@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht met bijlage\r\nDate: Thu, 19 Nov 2026 10:15:00 +0100\r\nMessage-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"groot.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").into_bytes();
+    // Not a multiple of a fetch piece, and different from line to line.
+    let mut n = 0u32;
+    while big.len() < mb * 1024 * 1024 + 12_345 {
+        big.extend_from_slice(format!("JVBERi0xLjQK{n:064}\r\n").as_bytes());
+        n += 1;
+    }
+    big.extend_from_slice(b"--b--\r\n");
+    big
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_pieces() {
+    const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
+    let imap = Dovecot::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
+            imap.imap_port,
+            support::MAIN_USER
+        ))
+        .env(PASSWORD_ENV, &imap.password)
+        .templates(&["acknowledgement"])
+        .build();
+
+    // Three small mails, a 6 MB one, two small ones.
+    let big = large_mail("groot-imap@client.example", 6);
+    for i in 0..3 {
+        imap.append("INBOX", &complaint(i)).await;
+    }
+    imap.append("INBOX", &big).await;
+    for i in 3..5 {
+        imap.append("INBOX", &complaint(i)).await;
+    }
+    let store = support::open_store(&config).await;
+    run_with(
+        config,
+        store.clone(),
+        Arc::new(SystemClock),
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(imap.count("INBOX").await, 0);
+    assert_eq!(imap.count("Processed").await, 6);
+    assert_eq!(store.list_cases().await.unwrap().len(), 6);
+    let db = &support::TestDatabase::for_dir(tmp.path()).connect().await;
+    // The small ones up to the large one, the large one alone, then the rest: three
+    // batches, each made durable by one synchronous commit and moved by one UID MOVE.
+    let (batches, mails): (i64, i64) = sqlx::query_as("SELECT batches, mails FROM intake_batches")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!((batches, mails), (3, 6));
+    let row: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1")
+        .bind("groot-imap@client.example")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.raw_message(row).await.unwrap().unwrap(),
+        big,
+        "fetched in pieces, stored byte for byte"
+    );
+}
