@@ -259,7 +259,6 @@ async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
     instances_at_once(Db::postgres().await).await;
 }
 
-/// Queue `n` notices, due at `at`; their outbox ids.
 /// Intake's deferred handle: its commits wait for no disk (SQLite `synchronous = NORMAL`,
 /// PostgreSQL `synchronous_commit = off`), the store's own stay synchronous (SQLite; the
 /// tests' PostgreSQL is off server-wide, so there `batch_durable` sets it on for its own
@@ -320,6 +319,7 @@ async fn postgres_intake_commits_deferred_and_made_durable_per_batch() {
     deferred_commits(Db::postgres().await).await;
 }
 
+/// Queue `n` notices, due at `at`; their outbox ids.
 async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     let mut tx = store.begin().await.unwrap();
