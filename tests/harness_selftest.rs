@@ -453,7 +453,9 @@ mod postgres {
 
     use sqlx::Row;
 
-    use crate::support::{self, Backend, PASSWORD_ENV, Postgres, Secret, TestConfig, TestDatabase};
+    use crate::support::{
+        self, Backend, PASSWORD_ENV, PgOptions, Postgres, Secret, TestCa, TestConfig, TestDatabase,
+    };
 
     /// Set in the child process of the exit tests: `exit` returns at once, `hang` waits to
     /// be killed.
@@ -524,6 +526,39 @@ mod postgres {
         .unwrap();
         assert_eq!(row.get::<i64, _>("sum"), 42);
         assert_eq!(row.get::<String, _>("who"), support::postgres::USER);
+    }
+
+    /// A private server (TLS with the test CA) is a second server beside the shared one, set
+    /// up the same way, and goes away with its files when dropped.
+    #[test]
+    fn a_private_postgres_serves_tls_and_stops_when_dropped() {
+        let shared = Postgres::shared();
+        let ca = TestCa::new();
+        let pg = Postgres::private(PgOptions { tls: Some(&ca) });
+        assert_ne!((pg.pid(), pg.port), (shared.pid(), shared.port));
+        assert!(is_postgres(pg.pid()));
+        assert_eq!(pg.psql("postgres", "SHOW ssl"), "on");
+        assert_eq!(pg.psql("postgres", "SHOW fsync"), "off");
+        assert_eq!(shared.psql("postgres", "SHOW ssl"), "off");
+
+        // The login role with its password, and psql (sslmode=prefer) goes over TLS.
+        let db = pg.create_database();
+        let ssl = pg
+            .psql_as(
+                &db.user,
+                &db.password,
+                &db.name,
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            )
+            .unwrap();
+        assert_eq!(ssl, "t");
+
+        let (pid, dir) = (pg.pid(), pg.dir().to_owned());
+        drop(pg);
+        assert!(!is_postgres(pid), "still running after the drop");
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        // The shared server is untouched.
+        assert_eq!(shared.psql("postgres", "SELECT 1"), "1");
     }
 
     #[test]

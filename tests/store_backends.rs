@@ -4,8 +4,8 @@
 //! numbers; on PostgreSQL the password comes from the config and is never shown, and
 //! `ca_file` makes the connection TLS with the server's certificate checked.
 //!
-//! PostgreSQL is a private server per test ([`pg::Server`]), started by the test itself
-//! (`initdb` + `postgres` on a free loopback port, as `nobody` when the tests run as root).
+//! PostgreSQL is the test harness's server ([`Postgres::shared`]), a fresh database per test;
+//! the TLS test starts a private one with the test CA's certificate ([`Postgres::private`]).
 
 mod support;
 
@@ -16,11 +16,12 @@ use klachtpost::case::{self, Actor};
 use klachtpost::store::register::Column;
 use klachtpost::store::{self, DatabaseUrl, NewCase, Store, history};
 use secrecy::SecretString;
+use support::{PgDatabase, PgOptions, Postgres};
 
-/// One database to test on: a SQLite file, or a fresh database on a private PostgreSQL.
+/// One database to test on: a SQLite file, or a fresh database on the harness's PostgreSQL.
 enum Db {
     Sqlite(tempfile::TempDir),
-    Postgres(pg::Server),
+    Postgres(PgDatabase),
 }
 
 impl Db {
@@ -29,7 +30,7 @@ impl Db {
     }
 
     async fn postgres() -> Db {
-        Db::Postgres(pg::Server::start(None).await)
+        Db::Postgres(Postgres::shared().create_database())
     }
 
     fn url(&self) -> DatabaseUrl {
@@ -37,9 +38,16 @@ impl Db {
             Db::Sqlite(dir) => {
                 DatabaseUrl::new(format!("sqlite://{}", dir.path().join("k.db").display()))
             }
-            Db::Postgres(server) => server.url(),
+            Db::Postgres(db) => pg_url(db),
         }
     }
+}
+
+/// `db`'s URL (without a password) and its password, as a config gives them.
+fn pg_url(db: &PgDatabase) -> DatabaseUrl {
+    let mut url = DatabaseUrl::new(db.url.clone());
+    url.password = Some(SecretString::from(db.password.clone()));
+    url
 }
 
 fn new_case<'a>(reference: &'a str, at: DateTime<Utc>, flags: &'a [String]) -> NewCase<'a> {
@@ -251,7 +259,6 @@ async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
     instances_at_once(Db::postgres().await).await;
 }
 
-/// Queue `n` notices, due at `at`; their outbox ids.
 /// Intake's deferred handle: its commits wait for no disk (SQLite `synchronous = NORMAL`,
 /// PostgreSQL `synchronous_commit = off`), the store's own stay synchronous (SQLite; the
 /// tests' PostgreSQL is off server-wide, so there `batch_durable` sets it on for its own
@@ -312,6 +319,7 @@ async fn postgres_intake_commits_deferred_and_made_durable_per_batch() {
     deferred_commits(Db::postgres().await).await;
 }
 
+/// Queue `n` notices, due at `at`; their outbox ids.
 async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     let mut tx = store.begin().await.unwrap();
@@ -423,7 +431,7 @@ async fn postgres_claims_skip_locked_rows_and_do_not_wait_for_writers() {
 
 #[tokio::test]
 async fn postgres_password_comes_from_the_config_and_is_never_shown() {
-    let server = pg::Server::start(None).await;
+    let server = Postgres::shared().create_database();
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("db-password");
     std::fs::write(&password_file, format!("{}\n", server.password)).unwrap();
@@ -444,7 +452,7 @@ path = "{}"
 kind = "file"
 dir = "{}"
 "#,
-        server.url().as_str(),
+        server.url,
         password_file.display(),
         dir.path().join("mailbox").display(),
         dir.path().join("out").display(),
@@ -480,7 +488,7 @@ dir = "{}"
     Store::open(&config.database_url).await.unwrap();
 
     // A wrong password, given in the URL: refused, and the message shows neither.
-    let mut wrong = DatabaseUrl::new(server.url().as_str().replacen(
+    let mut wrong = DatabaseUrl::new(server.url.replacen(
         "//klachtpost@",
         "//klachtpost:url-secret-1@",
         1,
@@ -504,8 +512,8 @@ dir = "{}"
 #[tokio::test]
 async fn postgres_over_tls_checks_the_server_against_ca_file() {
     let ca = support::TestCa::new();
-    let server = pg::Server::start(Some(&ca)).await;
-    let mut url = server.url();
+    let server = Postgres::private(PgOptions { tls: Some(&ca) });
+    let mut url = pg_url(&server.create_database());
     url.ca_file = Some(ca.ca_pem.clone());
     let store = Store::open(url.clone()).await.unwrap();
     let pool = store.pool().as_postgres().unwrap();
@@ -570,7 +578,7 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
     assert!(head_before.broken.is_none());
     store.pool().close().await;
 
-    let new = pg::Server::start(None).await;
+    let new = Postgres::shared().create_database();
     let password_file = old_dir(&old).join("pg-password");
     std::fs::write(&password_file, &new.password).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_klachtpost"))
@@ -579,7 +587,7 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
             "--from",
             old.url().as_str(),
             "--to",
-            new.url().as_str(),
+            new.url.as_str(),
         ])
         .arg("--password-file")
         .arg(&password_file)
@@ -599,7 +607,7 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
     );
     assert!(!stdout.contains(&new.password), "{stdout}");
 
-    let copy = Store::open(new.url()).await.unwrap();
+    let copy = Store::open(pg_url(&new)).await.unwrap();
     assert_eq!(
         serde_json::to_value(copy.list_cases().await.unwrap()).unwrap(),
         cases_before
@@ -625,7 +633,7 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
             "--from",
             old.url().as_str(),
             "--to",
-            new.url().as_str(),
+            new.url.as_str(),
         ])
         .arg("--password-file")
         .arg(&password_file)
@@ -641,210 +649,5 @@ fn old_dir(db: &Db) -> std::path::PathBuf {
     match db {
         Db::Sqlite(dir) => dir.path().to_owned(),
         Db::Postgres(_) => unreachable!("a SQLite register"),
-    }
-}
-
-/// A private PostgreSQL for one test.
-mod pg {
-    use std::net::TcpListener;
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    use klachtpost::store::DatabaseUrl;
-    use secrecy::SecretString;
-    use sqlx::Connection;
-
-    use super::support::TestCa;
-
-    /// How long `postgres` may take to accept connections.
-    const START_DEADLINE: Duration = Duration::from_secs(30);
-
-    pub struct Server {
-        pub port: u16,
-        pub password: String,
-        child: Child,
-        _dir: tempfile::TempDir,
-    }
-
-    /// The Debian server binaries (`/usr/lib/postgresql/<version>/bin`).
-    fn bin_dir() -> PathBuf {
-        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is installed (scripts/install-deps: postgresql)")
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("postgres").exists())
-            .collect();
-        versions.sort();
-        versions.pop().expect("a PostgreSQL server binary")
-    }
-
-    /// (uid, gid) of `nobody` when we are root (PostgreSQL refuses root), else `None`.
-    fn server_user() -> Option<(u32, u32)> {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return None;
-        }
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-        passwd.lines().find_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            (f.first() == Some(&"nobody")).then(|| (f[2].parse().unwrap(), f[3].parse().unwrap()))
-        })
-    }
-
-    fn as_server_user(cmd: &mut Command, user: Option<(u32, u32)>) {
-        if let Some((uid, gid)) = user {
-            cmd.uid(uid).gid(gid);
-        }
-    }
-
-    fn give(path: &Path, user: Option<(u32, u32)>) {
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-        }
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    impl Server {
-        /// initdb, then `postgres` on a free loopback port: the superuser `postgres` logs
-        /// in without a password (set-up only); `klachtpost` with a password (SCRAM) into
-        /// its own database `register`. With a CA: TLS on, with its `localhost`/`127.0.0.1`
-        /// certificate.
-        pub async fn start(tls: Option<&TestCa>) -> Server {
-            let bin = bin_dir();
-            let user = server_user();
-            let dir = tempfile::Builder::new()
-                .prefix("klachtpost-pg-")
-                .tempdir()
-                .unwrap();
-            give(dir.path(), user);
-            let data = dir.path().join("data");
-            let mut initdb = Command::new(bin.join("initdb"));
-            initdb
-                .args([
-                    "-D",
-                    data.to_str().unwrap(),
-                    "-U",
-                    "postgres",
-                    "--auth-local=trust",
-                ])
-                .args(["--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            as_server_user(&mut initdb, user);
-            let out = initdb.output().expect("run initdb");
-            assert!(
-                out.status.success(),
-                "initdb: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // Set-up connects as the superuser over TCP without a password; everyone else
-            // with one.
-            let hba = data.join("pg_hba.conf");
-            let rules = std::fs::read_to_string(&hba).unwrap();
-            std::fs::write(
-                &hba,
-                format!("host all postgres 127.0.0.1/32 trust\n{rules}"),
-            )
-            .unwrap();
-            let mut settings = vec![
-                "listen_addresses=127.0.0.1".to_string(),
-                format!("unix_socket_directories={}", dir.path().display()),
-                "fsync=off".into(),
-                "full_page_writes=off".into(),
-                "synchronous_commit=off".into(),
-            ];
-            if let Some(ca) = tls {
-                for (from, to) in [(&ca.cert_pem, "server.crt"), (&ca.key_pem, "server.key")] {
-                    let path = data.join(to);
-                    std::fs::copy(from, &path).unwrap();
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                        .unwrap();
-                    give(&path, user);
-                }
-                settings.push("ssl=on".into());
-            }
-            let log = dir.path().join("postgres.log");
-            for _attempt in 0..5 {
-                let port = free_port();
-                let mut cmd = Command::new(bin.join("postgres"));
-                cmd.args(["-D", data.to_str().unwrap(), "-p", &port.to_string()]);
-                for s in &settings {
-                    cmd.args(["-c", s]);
-                }
-                cmd.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(&log).unwrap());
-                give(&log, user);
-                as_server_user(&mut cmd, user);
-                let mut child = cmd.spawn().expect("start postgres");
-                let deadline = Instant::now() + START_DEADLINE;
-                let admin =
-                    format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable");
-                loop {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break; // port taken, most likely: try another
-                    }
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let password = format!("pw-{}", std::process::id() ^ u32::from(port));
-                        for sql in [
-                            format!("CREATE ROLE klachtpost LOGIN PASSWORD '{password}'"),
-                            "CREATE DATABASE register OWNER klachtpost".to_string(),
-                        ] {
-                            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                                .execute(&mut c)
-                                .await
-                                .unwrap();
-                        }
-                        return Server {
-                            port,
-                            password,
-                            child,
-                            _dir: dir,
-                        };
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "postgres did not come up: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                let _ = child.wait();
-            }
-            panic!(
-                "postgres did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-
-        /// The register's URL (without a password) and the password, as a config gives them.
-        pub fn url(&self) -> DatabaseUrl {
-            let mut url = DatabaseUrl::new(format!(
-                "postgres://klachtpost@127.0.0.1:{}/register",
-                self.port
-            ));
-            url.password = Some(SecretString::from(self.password.clone()));
-            url
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            // SIGQUIT: PostgreSQL's immediate shutdown (a test's server has nothing to save).
-            // SAFETY: kill(2) on our own unreaped child.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT);
-            }
-            let _ = self.child.wait();
-        }
     }
 }

@@ -64,7 +64,7 @@ pub use dovecot::{
 };
 pub use oauth2::TokenServer;
 pub use postfix::Postfix;
-pub use postgres::{PgDatabase, Postgres};
+pub use postgres::{PgDatabase, PgOptions, Postgres};
 pub use process::force_next_ports;
 pub use proxy::FreezingProxy;
 pub use smtp::{Received, SmtpSink};

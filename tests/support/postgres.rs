@@ -21,6 +21,16 @@
 //! // config: url = db.url, password_file = pg.password_file (or the password via an env var)
 //! assert_eq!(pg.psql(&db.name, "SELECT 1"), "1");
 //! ```
+//!
+//! A test that needs a server set up differently (TLS with the test CA's certificate) starts
+//! a private one the same way, from the same template, with [`Postgres::private`]; it is
+//! stopped and its directory removed when dropped:
+//!
+//! ```ignore
+//! let ca = TestCa::new();
+//! let pg = Postgres::private(PgOptions { tls: Some(&ca) });
+//! let db = pg.create_database();
+//! ```
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -29,6 +39,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::certs::TestCa;
 use super::process::{self, PortLease, SystemUser};
 
 /// The role that owns the test databases (what klachtpost logs in as).
@@ -56,7 +67,15 @@ pub struct Postgres {
     _lease: PortLease,
 }
 
-/// One test's database on the shared server.
+/// How a private server ([`Postgres::private`]) differs from the shared one.
+#[derive(Clone, Copy, Default)]
+pub struct PgOptions<'a> {
+    /// TLS on (`ssl=on`) with this CA's `localhost`/`127.0.0.1` certificate; plain TCP
+    /// connections are still accepted.
+    pub tls: Option<&'a TestCa>,
+}
+
+/// One test's database on a server.
 #[derive(Clone, Debug)]
 pub struct PgDatabase {
     pub name: String,
@@ -85,7 +104,7 @@ impl Postgres {
     /// cannot start).
     pub fn shared() -> &'static Postgres {
         SHARED.get_or_init(|| {
-            let pg = Postgres::start();
+            let pg = Postgres::start(&PgOptions::default());
             // SAFETY: registers a plain `extern "C" fn` with no arguments.
             let registered = unsafe { libc::atexit(stop_shared_at_exit) };
             assert_eq!(registered, 0, "register the PostgreSQL stop hook");
@@ -93,7 +112,14 @@ impl Postgres {
         })
     }
 
-    fn start() -> Postgres {
+    /// A server of the calling test's own, set up as `options` say, started like the shared
+    /// one (template copy, leased port, parent-death signal, the [`USER`] role with a
+    /// password); stopped and its directory removed when dropped.
+    pub fn private(options: PgOptions<'_>) -> Postgres {
+        Postgres::start(&options)
+    }
+
+    fn start(options: &PgOptions<'_>) -> Postgres {
         let bin = bin_dir();
         sweep_stale_clusters();
         let tmp = tempfile::Builder::new()
@@ -126,6 +152,10 @@ impl Postgres {
             .status()
             .expect("run cp");
         assert!(copied.success(), "cannot copy the template cluster");
+        let mut settings: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+        if let Some(ca) = options.tls {
+            settings.extend(tls_settings(ca, &dir, &user));
+        }
 
         let mut last_error = String::new();
         for _attempt in 0..process::START_ATTEMPTS {
@@ -134,7 +164,7 @@ impl Postgres {
             let log = dir.join("postgres.log");
             let mut cmd = as_user(Command::new(bin.join("postgres")), &user, &dir);
             cmd.arg("-D").arg(&data).arg("-p").arg(port.to_string());
-            for setting in SETTINGS {
+            for setting in &settings {
                 cmd.arg("-c").arg(setting);
             }
             cmd.stdin(Stdio::null())
@@ -282,6 +312,33 @@ impl Postgres {
         process::terminate(&mut child);
         drop(tmp);
     }
+}
+
+impl Drop for Postgres {
+    /// A private server stops with its owner (the shared one lives in a static, which is
+    /// never dropped: the exit hook stops it).
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `-c` settings that turn TLS on with `ca`'s server certificate, copied into `dir` for
+/// the server user (PostgreSQL wants its key readable by that user alone).
+fn tls_settings(ca: &TestCa, dir: &Path, user: &SystemUser) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut settings = vec!["ssl=on".to_owned()];
+    for (from, name, setting) in [
+        (&ca.cert_pem, "server.crt", "ssl_cert_file"),
+        (&ca.key_pem, "server.key", "ssl_key_file"),
+    ] {
+        let to = dir.join(name);
+        std::fs::copy(from, &to).expect("copy the test CA's server certificate");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod the server certificate");
+        process::hand_over(&to, user).expect("chown the server certificate");
+        settings.push(format!("{setting}={}", to.display()));
+    }
+    settings
 }
 
 extern "C" fn stop_shared_at_exit() {
