@@ -201,8 +201,10 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
         item.id
     };
 
-    // The restart folds the journal first: the acknowledgement is sent (and its case
-    // acknowledged); only the partner's notice, never handed over, is released.
+    // The restart (a new instance, once the crashed run's presence has lapsed) folds the
+    // journal first: the acknowledgement is sent (and its case acknowledged); only the
+    // partner's notice, never handed over, is released.
+    clock.advance(PRESENCE);
     let store = support::open_store(&config).await;
     assert_eq!(store.read_confirmations().unwrap().rows.len(), 1);
     assert_eq!(
