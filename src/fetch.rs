@@ -858,14 +858,16 @@ async fn fetch_sizes(
     session: &mut Session<ImapStream>,
     set: &str,
 ) -> Result<std::collections::HashMap<u32, u64>> {
-    let fetches: Vec<_> = session
-        .uid_fetch(set, "(UID RFC822.SIZE)")
-        .await
-        .context("cannot ask the sizes of new mail")?
-        .try_collect()
-        .await
-        .context("cannot read the sizes of new mail")?;
-    still_open(session)?;
+    let fetches = uid_fetch_all(
+        session,
+        set,
+        "(UID RFC822.SIZE)",
+        (
+            "cannot ask the sizes of new mail",
+            "cannot read the sizes of new mail",
+        ),
+    )
+    .await?;
     Ok(fetches
         .iter()
         .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
@@ -884,14 +886,7 @@ async fn fetch_large(
     size: u64,
 ) -> Result<Vec<Answer>> {
     let set = uid.to_string();
-    let head: Vec<_> = session
-        .uid_fetch(&set, "(UID INTERNALDATE)")
-        .await
-        .context("cannot fetch new mail")?
-        .try_collect()
-        .await
-        .context("cannot read fetched mail")?;
-    still_open(session)?;
+    let head = uid_fetch_all(session, &set, "(UID INTERNALDATE)", MAIL_ERRORS).await?;
     let Some(internal_date) = head
         .iter()
         .find(|f| f.uid == Some(uid))
@@ -902,14 +897,7 @@ async fn fetch_large(
     let mut raw = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     loop {
         let query = format!("(UID BODY.PEEK[]<{}.{PIECE_BYTES}>)", raw.len());
-        let piece: Vec<_> = session
-            .uid_fetch(&set, &query)
-            .await
-            .context("cannot fetch new mail")?
-            .try_collect()
-            .await
-            .context("cannot read fetched mail")?;
-        still_open(session)?;
+        let piece = uid_fetch_all(session, &set, &query, MAIL_ERRORS).await?;
         let Some(body) = piece
             .iter()
             .find(|f| f.uid == Some(uid))
@@ -935,14 +923,8 @@ async fn fetch_large(
 }
 
 async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<Vec<Answer>> {
-    let fetches: Vec<_> = session
-        .uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])")
-        .await
-        .context("cannot fetch new mail")?
-        .try_collect()
-        .await
-        .context("cannot read fetched mail")?;
-    still_open(session)?;
+    let fetches =
+        uid_fetch_all(session, set, "(UID INTERNALDATE BODY.PEEK[])", MAIL_ERRORS).await?;
     Ok(fetches
         .iter()
         .filter_map(|f| {
@@ -953,6 +935,28 @@ async fn fetch_answers(session: &mut Session<ImapStream>, set: &str) -> Result<V
             })
         })
         .collect())
+}
+
+/// What a failed FETCH of mail says: (asking, reading the answer).
+const MAIL_ERRORS: (&str, &str) = ("cannot fetch new mail", "cannot read fetched mail");
+
+/// `UID FETCH set query`, the whole answer read, and the connection still open (an answer
+/// cut short by a closed connection is an error, not "nothing"); `errors` say what failed.
+async fn uid_fetch_all(
+    session: &mut Session<ImapStream>,
+    set: &str,
+    query: &str,
+    (asking, reading): (&'static str, &'static str),
+) -> Result<Vec<async_imap::types::Fetch>> {
+    let fetches: Vec<_> = session
+        .uid_fetch(set, query)
+        .await
+        .context(asking)?
+        .try_collect()
+        .await
+        .context(reading)?;
+    still_open(session)?;
+    Ok(fetches)
 }
 
 /// Fails when the server has closed the connection: an answer cut short by that must not
