@@ -69,6 +69,7 @@ fn new_case<'a>(reference: &'a str, at: DateTime<Utc>, flags: &'a [String]) -> N
         resolution_due_at: at + Duration::days(10),
         deadline_explanation: "test",
         flags,
+        language: None,
     }
 }
 

@@ -271,6 +271,10 @@ impl<'a> Pipeline<'a> {
                 .complainant_source
                 .map(|s| s.describe())
                 .unwrap_or("none recognised");
+            let lang = config.templates.language.for_complaint(
+                subject,
+                decision.complaint_text.as_deref().unwrap_or(&mail.text),
+            );
             let id = case::open(
                 &mut tx,
                 &NewCase {
@@ -293,6 +297,7 @@ impl<'a> Pipeline<'a> {
                     resolution_due_at: d.resolution,
                     deadline_explanation: &d.explanation,
                     flags: &case_flags,
+                    language: Some(lang),
                 },
                 Actor::system(now),
                 &format!(
@@ -303,11 +308,6 @@ impl<'a> Pipeline<'a> {
                 ),
             )
             .await?;
-            let lang = config.templates.language.for_complaint(
-                subject,
-                decision.complaint_text.as_deref().unwrap_or(&mail.text),
-            );
-            store::set_case_language(&mut tx, id, lang).await?;
             outcome.case = Some(reference.clone());
             outcome.opened = true;
             Some((id, reference, d, lang))

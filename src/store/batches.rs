@@ -53,7 +53,7 @@ impl Store {
                 // server's default, or the batch would not be durable when it leaves.
                 let mut tx = p.begin().await?;
                 dialect::pg_synchronous_commit(&mut tx).await?;
-                Tx::Postgres(tx)
+                Tx::postgres(tx)
             }
         };
         on!(tx, |c| sqlx::query(

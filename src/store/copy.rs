@@ -10,7 +10,7 @@
 use futures::TryStreamExt;
 use sqlx::{PgConnection, Row, SqliteConnection};
 
-use super::{Result, Store, StoreError, TimeText, Ts, Tx, parse_ts};
+use super::{Backend, Result, Store, StoreError, TimeText, Ts, parse_ts};
 
 /// Every table, parents before children (foreign keys), with its identity column.
 const TABLES: &[(&str, Option<&str>)] = &[
@@ -78,10 +78,9 @@ pub async fn sqlite_to_postgres(from: &Store, to: &Store) -> Result<Copied> {
     }
     let mut src = source.acquire().await?;
     let mut tx = to.begin().await?;
-    let Tx::Postgres(dest) = &mut tx else {
+    let Backend::Postgres(dest) = tx.backend() else {
         return Err(refused("--to must be a postgres:// database".into()));
     };
-    let dest: &mut PgConnection = dest;
     for (table, _) in TABLES {
         if *table == "history_legacy" {
             continue; // written by the migration; replaced below

@@ -140,11 +140,11 @@ impl Pool {
     /// [`dialect::begin_write`]).
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         match self {
-            Pool::Sqlite(p) => Ok(Tx::Sqlite(p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?)),
+            Pool::Sqlite(p) => Ok(Tx::sqlite(p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?)),
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 dialect::pg_write_lock(&mut tx).await?;
-                Ok(Tx::Postgres(tx))
+                Ok(Tx::postgres(tx))
             }
         }
     }
@@ -156,7 +156,7 @@ impl Pool {
     pub async fn begin_claim(&self) -> sqlx::Result<Tx> {
         match self {
             Pool::Sqlite(_) => self.begin().await,
-            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin().await?)),
+            Pool::Postgres(p) => Ok(Tx::postgres(p.begin().await?)),
         }
     }
 
@@ -170,37 +170,60 @@ impl Pool {
 
 /// An open transaction; everything intake writes for one mail goes through one.
 #[derive(Debug)]
-pub enum Tx {
+pub struct Tx {
+    conn: TxConn,
+    /// The history chain's last entry (id, hash) as this transaction left it: set by the
+    /// first append in it (which reads it from the table, under the write lock) and kept
+    /// up to date by later ones, so an entry costs one statement, not a read as well.
+    pub(super) history_head: Option<(i64, String)>,
+}
+
+#[derive(Debug)]
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
+    pub(super) fn sqlite(tx: sqlx::Transaction<'static, Sqlite>) -> Tx {
+        Tx {
+            conn: TxConn::Sqlite(tx),
+            history_head: None,
+        }
+    }
+
+    pub(super) fn postgres(tx: sqlx::Transaction<'static, Postgres>) -> Tx {
+        Tx {
+            conn: TxConn::Postgres(tx),
+            history_head: None,
+        }
+    }
+
     pub fn backend(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
-        match self {
-            Tx::Sqlite(t) => Backend::Sqlite(&mut **t),
-            Tx::Postgres(t) => Backend::Postgres(&mut **t),
+        match &mut self.conn {
+            TxConn::Sqlite(t) => Backend::Sqlite(&mut **t),
+            TxConn::Postgres(t) => Backend::Postgres(&mut **t),
         }
     }
 
     pub fn kind(&self) -> Kind {
-        match self {
-            Tx::Sqlite(_) => Kind::Sqlite,
-            Tx::Postgres(_) => Kind::Postgres,
+        match self.conn {
+            TxConn::Sqlite(_) => Kind::Sqlite,
+            TxConn::Postgres(_) => Kind::Postgres,
         }
     }
 
     pub async fn commit(self) -> sqlx::Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await,
+            TxConn::Postgres(t) => t.commit().await,
         }
     }
 
     pub async fn rollback(self) -> sqlx::Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.rollback().await,
-            Tx::Postgres(t) => t.rollback().await,
+        match self.conn {
+            TxConn::Sqlite(t) => t.rollback().await,
+            TxConn::Postgres(t) => t.rollback().await,
         }
     }
 }

@@ -111,48 +111,60 @@ pub fn entry_hash(
     hex(&h.finalize())
 }
 
-async fn head(tx: &mut Tx) -> Result<String> {
-    let hash: Option<Option<String>> = on!(tx, |c| sqlx::query_scalar(
-        "SELECT hash FROM case_events ORDER BY id DESC LIMIT 1"
+/// The chain's last entry: its id (0 for none) and hash ([`GENESIS`] for none).
+async fn head(tx: &mut Tx) -> Result<(i64, String)> {
+    let head: Option<(i64, Option<String>)> = on!(tx, |c| sqlx::query_as(
+        "SELECT id, hash FROM case_events ORDER BY id DESC LIMIT 1"
     )
     .fetch_optional(&mut *c)
     .await?);
-    Ok(hash.flatten().unwrap_or_else(|| GENESIS.to_string()))
+    Ok(match head {
+        Some((id, hash)) => (id, hash.unwrap_or_else(|| GENESIS.to_string())),
+        None => (0, GENESIS.to_string()),
+    })
 }
 
 /// Append one entry to the chain, in the caller's transaction (which must be a write
 /// transaction from its start, see [`super::Store::begin`], so no other writer can append
 /// between reading the head and inserting). Returns the entry's id.
+///
+/// The entry's id is the head's plus one, given explicitly, so its hash is known before
+/// the insert: one statement per entry, and the transaction remembers the new head for the
+/// next (a chain that someone else extended meanwhile fails the insert on the id instead
+/// of forking). Every entry is written here, so ids stay dense on PostgreSQL too, whose
+/// identity sequence they do not use.
 pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<i64> {
     let changes = serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into());
     let content = content_hash(e.detail, &changes, e.reason);
-    let prev = head(tx).await?;
+    let (prev_id, prev) = match tx.history_head.take() {
+        Some(head) => head,
+        None => head(tx).await?,
+    };
+    let id = prev_id + 1;
     // The hash covers the time as the store shows it (whole seconds, [`ts`]).
-    let at = ts(e.at);
+    let hash = entry_hash(id, e.case_id, &ts(e.at), e.actor, e.event, &content, &prev);
     on!(tx, |c| {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO case_events (case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(e.case_id)
-        .bind(Ts(e.at))
-        .bind(e.event)
-        .bind(e.detail)
-        .bind(e.actor)
-        .bind(&changes)
-        .bind(e.reason)
-        .bind(&content)
-        .bind(&prev)
-        .fetch_one(&mut *c)
-        .await?;
-        let hash = entry_hash(id, e.case_id, &at, e.actor, e.event, &content, &prev);
-        sqlx::query("UPDATE case_events SET hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        Ok(id)
-    })
+        sqlx::query(
+        "INSERT INTO case_events (id, case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(id)
+    .bind(e.case_id)
+    .bind(Ts(e.at))
+    .bind(e.event)
+    .bind(e.detail)
+    .bind(e.actor)
+    .bind(&changes)
+    .bind(e.reason)
+    .bind(&content)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *c)
+    .await
+    .map(drop)
+    })?;
+    tx.history_head = Some((id, hash));
+    Ok(id)
 }
 
 /// Seal the entries written before the chain existed (migration 0007 recorded up to which

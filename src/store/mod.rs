@@ -782,6 +782,8 @@ pub struct NewCase<'a> {
     pub resolution_due_at: DateTime<Utc>,
     pub deadline_explanation: &'a str,
     pub flags: &'a [String],
+    /// The language the case is written in, when known (intake detects it).
+    pub language: Option<crate::compose::Lang>,
 }
 
 /// Insert a case row; only [`crate::case::open`] calls this.
@@ -790,8 +792,8 @@ pub async fn insert_case(tx: &mut Tx, c: &NewCase<'_>, status: &str) -> Result<i
         let row = sqlx::query(
             "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
                                 subject, received_at, opened_at, partner_name, partner_email, staff_address,
-                                ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone)
-             VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18) RETURNING id",
+                                ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone, language)
+             VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19) RETURNING id",
         )
         .bind(c.reference)
         .bind(c.channel)
@@ -811,6 +813,7 @@ pub async fn insert_case(tx: &mut Tx, c: &NewCase<'_>, status: &str) -> Result<i
         .bind(c.flags.join("\n"))
         .bind(status)
         .bind(c.complainant_phone)
+        .bind(c.language.map(|l| l.code()))
         .fetch_one(&mut *conn)
         .await?;
         Ok(row.try_get(0)?)
@@ -894,8 +897,18 @@ pub async fn queue_outgoing_to_all(
         },
     )
     .await?;
-    let id = enqueue(tx, row, case_id, purpose, from, to, now).await?;
-    outgoing::mark_automatic(tx, id, crate::compose::auto_submitted(&out.raw).as_deref()).await?;
+    let automatic = crate::compose::auto_submitted(&out.raw);
+    let id = enqueue(
+        tx,
+        row,
+        case_id,
+        purpose,
+        from,
+        to,
+        automatic.as_deref(),
+        now,
+    )
+    .await?;
     Ok((row, id))
 }
 
@@ -922,7 +935,9 @@ pub async fn queue_notice(
     .await
 }
 
-/// Queue an outgoing message (already stored in `messages`).
+/// Queue an outgoing message (already stored in `messages`), with its `Auto-Submitted`
+/// value when it is automatic mail (what the loop and flood rules count).
+#[allow(clippy::too_many_arguments)]
 pub async fn enqueue(
     tx: &mut Tx,
     message_row: i64,
@@ -930,12 +945,13 @@ pub async fn enqueue(
     purpose: &str,
     envelope_from: &str,
     recipients: &[String],
+    auto_submitted: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
     on!(tx, |c| {
         let row = sqlx::query(
-            "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6) RETURNING id",
+            "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at, auto_submitted)
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7) RETURNING id",
         )
         .bind(message_row)
         .bind(case_id)
@@ -943,6 +959,7 @@ pub async fn enqueue(
         .bind(envelope_from)
         .bind(recipients.join("\n"))
         .bind(Ts(now))
+        .bind(auto_submitted)
         .fetch_one(&mut *c)
         .await?;
         Ok(row.try_get(0)?)

@@ -1,41 +1,11 @@
-//! The outgoing side's records: a case's language, which outgoing mail is automatic, the
-//! flood counts per recipient, hard bounces, and rows held back by the loop and flood rules.
+//! The outgoing side's records: the flood counts per recipient, hard bounces, and rows held
+//! back by the loop and flood rules.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Result, Store, Ts, Tx, on};
 use crate::compose::Lang;
-
-/// Record the language a case is written in.
-pub async fn set_case_language(tx: &mut Tx, case_id: i64, lang: Lang) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query("UPDATE cases SET language = $1 WHERE id = $2")
-            .bind(lang.code())
-            .bind(case_id)
-            .execute(&mut *c)
-            .await?;
-        Ok(())
-    })
-}
-
-/// Record whether an outgoing row is automatic (its `Auto-Submitted` value).
-pub async fn mark_automatic(
-    tx: &mut Tx,
-    outbox_id: i64,
-    auto_submitted: Option<&str>,
-) -> Result<()> {
-    on!(tx, |c| {
-        if let Some(value) = auto_submitted {
-            sqlx::query("UPDATE outbox SET auto_submitted = $1 WHERE id = $2")
-                .bind(value)
-                .bind(outbox_id)
-                .execute(&mut *c)
-                .await?;
-        }
-        Ok(())
-    })
-}
 
 impl Store {
     /// The language of a case (Dutch for cases opened before languages were recorded).

@@ -129,25 +129,27 @@ pub async fn answered(pool: &Pool, ids: &[String]) -> Result<Option<Answered>> {
     })
 }
 
-/// Open cases per partner address and the partner of the newest case (for assignment).
+/// Open cases per partner address and the partner of the newest case (for assignment),
+/// in one query: intake asks for every complaint.
 pub async fn load(pool: &Pool) -> Result<crate::partners::assign::Load> {
     on!(pool, |c| {
         let mut load = crate::partners::assign::Load::default();
         for r in sqlx::query(
-            "SELECT partner_email, COUNT(*) FROM cases
-             WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email",
+            "SELECT partner_email, COUNT(*), FALSE FROM cases
+             WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email
+             UNION ALL
+             SELECT partner_email, 0, TRUE
+             FROM (SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1) AS newest",
         )
         .fetch_all(c)
         .await?
         {
-            load.open.insert(r.try_get(0)?, r.try_get(1)?);
+            if r.try_get::<bool, _>(2)? {
+                load.last_assigned = Some(r.try_get(0)?);
+            } else {
+                load.open.insert(r.try_get(0)?, r.try_get(1)?);
+            }
         }
-        load.last_assigned =
-            sqlx::query("SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1")
-                .fetch_optional(c)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
         Ok(load)
     })
 }
