@@ -50,27 +50,36 @@ impl Store {
                 .bind(self.instance())
                 .fetch_all(&mut *c)
                 .await?;
-            let mut items = Vec::with_capacity(ids.len());
-            for id in ids {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2
-                     WHERE id = $3",
-                )
-                .bind(Ts(now))
-                .bind(self.instance())
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-                let r = sqlx::query(concat!(
+            // The claimed rows in one statement and read back in one, in the order picked.
+            let list = id_list(3, ids.len());
+            let mut claim = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2
+                 WHERE id IN ({list})"
+            )))
+            .bind(Ts(now))
+            .bind(self.instance());
+            let mut read = sqlx::query(sqlx::AssertSqlSafe(format!(
+                concat!(
                     "SELECT ",
                     outbox_item_columns!(),
                     " FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
-                     WHERE o.id = $1"
-                ))
-                .bind(id)
-                .fetch_one(&mut *c)
-                .await?;
-                items.push(outbox_item_from_row(&r)?);
+                     WHERE o.id IN ({})"
+                ),
+                id_list(1, ids.len())
+            )));
+            for id in &ids {
+                claim = claim.bind(*id);
+                read = read.bind(*id);
+            }
+            let mut items = Vec::with_capacity(ids.len());
+            if !ids.is_empty() {
+                claim.execute(&mut *c).await?;
+                let mut rows = std::collections::HashMap::with_capacity(ids.len());
+                for r in read.fetch_all(&mut *c).await? {
+                    let item = outbox_item_from_row(&r)?;
+                    rows.insert(item.id, item);
+                }
+                items.extend(ids.iter().filter_map(|id| rows.remove(id)));
             }
             items
         });
@@ -142,4 +151,12 @@ impl OutboxListener {
         self.0.recv().await?;
         Ok(())
     }
+}
+
+/// `$first, $first+1, …`: `n` numbered placeholders for an `IN (…)` list.
+fn id_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
