@@ -542,29 +542,27 @@ async fn hold_reason(
         if config.firm.is_staff(&r) {
             continue;
         }
-        if store.bounced_since(&r, now - out.bounce_block).await? {
+        let record = store
+            .recipient_record(
+                &r,
+                now - out.bounce_block,
+                now - Duration::hours(1),
+                now - Duration::days(1),
+            )
+            .await?;
+        if record.bounced {
             return Ok(Some(Hold::Bounced));
         }
         // Sent in this batch but not folded into the outbox yet: counted as well.
         let pending = unfolded.get(&r).copied().unwrap_or(0);
-        if store
-            .automatic_sent_since(&r, now - Duration::hours(1))
-            .await?
-            + pending
-            >= i64::from(out.max_auto_per_hour)
-        {
+        if record.automatic_last_hour + pending >= i64::from(out.max_auto_per_hour) {
             return Ok(Some(Hold::Flood(
                 out.max_auto_per_hour,
                 "een uur",
                 "an hour",
             )));
         }
-        if store
-            .automatic_sent_since(&r, now - Duration::days(1))
-            .await?
-            + pending
-            >= i64::from(out.max_auto_per_day)
-        {
+        if record.automatic_last_day + pending >= i64::from(out.max_auto_per_day) {
             return Ok(Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day")));
         }
     }

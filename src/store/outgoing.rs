@@ -1,5 +1,5 @@
-//! The outgoing side's records: the flood counts per recipient, hard bounces, and rows held
-//! back by the loop and flood rules.
+//! The outgoing side's records: a case's language, the flood counts per recipient, hard
+//! bounces, and rows held back by the loop and flood rules.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -26,18 +26,34 @@ impl Store {
         })
     }
 
-    /// How many automatic mails went to `address` since `since`.
-    pub async fn automatic_sent_since(&self, address: &str, since: DateTime<Utc>) -> Result<i64> {
+    /// What the loop and flood rules need to know of `address`, in one query: whether it
+    /// bounced hard since `bounced_since`, and how many automatic mails went to it since
+    /// `hour_since` and since `day_since` (the earlier of the two).
+    pub async fn recipient_record(
+        &self,
+        address: &str,
+        bounced_since: DateTime<Utc>,
+        hour_since: DateTime<Utc>,
+        day_since: DateTime<Utc>,
+    ) -> Result<RecipientRecord> {
         on!(self.pool(), |c| {
             let row = sqlx::query(
-                "SELECT COUNT(*) FROM outbox WHERE lower(recipients) = $1 AND status = 'sent'
-                 AND auto_submitted IS NOT NULL AND sent_at > $2",
+                "SELECT EXISTS (SELECT 1 FROM bounces WHERE address = $1 AND at > $2),
+                        COALESCE(SUM(CASE WHEN sent_at > $3 THEN 1 ELSE 0 END), 0), COUNT(*)
+                 FROM outbox WHERE lower(recipients) = $1 AND status = 'sent'
+                     AND auto_submitted IS NOT NULL AND sent_at > $4",
             )
             .bind(address.to_ascii_lowercase())
-            .bind(Ts(since))
+            .bind(Ts(bounced_since))
+            .bind(Ts(hour_since))
+            .bind(Ts(day_since))
             .fetch_one(c)
             .await?;
-            Ok(row.try_get(0)?)
+            Ok(RecipientRecord {
+                bounced: row.try_get(0)?,
+                automatic_last_hour: row.try_get(1)?,
+                automatic_last_day: row.try_get(2)?,
+            })
         })
     }
 
@@ -59,18 +75,6 @@ impl Store {
             .bind(except)
             .fetch_optional(c)
             .await?;
-            Ok(row.is_some())
-        })
-    }
-
-    /// Whether `address` bounced hard since `since`.
-    pub async fn bounced_since(&self, address: &str, since: DateTime<Utc>) -> Result<bool> {
-        on!(self.pool(), |c| {
-            let row = sqlx::query("SELECT 1 FROM bounces WHERE address = $1 AND at > $2 LIMIT 1")
-                .bind(address.to_ascii_lowercase())
-                .bind(Ts(since))
-                .fetch_optional(c)
-                .await?;
             Ok(row.is_some())
         })
     }
@@ -148,4 +152,12 @@ pub async fn outbox_mark_held(
             .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     })
+}
+
+/// See [`Store::recipient_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientRecord {
+    pub bounced: bool,
+    pub automatic_last_hour: i64,
+    pub automatic_last_day: i64,
 }
