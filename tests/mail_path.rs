@@ -292,7 +292,7 @@ async fn a_4xx_is_retried_and_a_5xx_is_reported_to_the_partner_never_dropped() {
     assert_eq!(counts, vec![("failed".to_string(), 2)]);
     let sql = "SELECT purpose FROM outbox ORDER BY id";
     let purposes: Vec<String> = match store2.pool() {
-        klachtpost::store::Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        klachtpost::store::Pool::Sqlite(p, _) => sqlx::query_scalar(sql).fetch_all(p).await,
         klachtpost::store::Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
     }
     .unwrap();

@@ -47,7 +47,7 @@ impl Store {
     ) -> Result<()> {
         let pool = self.durable.as_ref().unwrap_or(&self.pool);
         let mut tx = match pool {
-            Pool::Sqlite(_) => pool.begin().await?,
+            Pool::Sqlite(..) => pool.begin().await?,
             Pool::Postgres(p) => {
                 // A counter, not the history: no write lock; but synchronous whatever the
                 // server's default, or the batch would not be durable when it leaves.

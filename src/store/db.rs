@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -98,24 +99,47 @@ impl Kind {
     }
 }
 
-/// The connection pool.
+/// The connection pool. On SQLite with the process's [`WriteGate`] for the file.
 #[derive(Debug, Clone)]
 pub enum Pool {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteGate),
     Postgres(PgPool),
 }
+
+/// SQLite has one writer at a time, and a writer that finds the file locked polls for it
+/// (sleeping up to 100 ms a try): against a stream of short write transactions (intake in
+/// a backlog) a lone statement, such as the mailbox lease's renewal, can starve until its
+/// lease lapses. So a process's write transactions on one file queue here first, in
+/// arrival order, and meet SQLite's lock only when it is free (other processes on the
+/// same file still meet it, and wait as before). Shared by every pool of one store.
+#[derive(Debug, Clone, Default)]
+pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
+
+impl WriteGate {
+    /// Wait for the turn to write; as long as SQLite's busy timeout at most.
+    async fn enter(&self) -> sqlx::Result<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::time::timeout(BUSY_TIMEOUT, self.0.clone().lock_owned())
+            .await
+            // As for a connection that does not come: the database is busy, not the work
+            // wrong (intake keeps the mail for later instead of setting it aside).
+            .map_err(|_| sqlx::Error::PoolTimedOut)
+    }
+}
+
+/// How long a writer waits for its turn (the gate, then SQLite's lock).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Pool {
     pub fn backend(&self) -> Backend<&SqlitePool, &PgPool> {
         match self {
-            Pool::Sqlite(p) => Backend::Sqlite(p),
+            Pool::Sqlite(p, _) => Backend::Sqlite(p),
             Pool::Postgres(p) => Backend::Postgres(p),
         }
     }
 
     pub fn kind(&self) -> Kind {
         match self {
-            Pool::Sqlite(_) => Kind::Sqlite,
+            Pool::Sqlite(..) => Kind::Sqlite,
             Pool::Postgres(_) => Kind::Postgres,
         }
     }
@@ -123,7 +147,7 @@ impl Pool {
     /// The SQLite pool, when the store is on SQLite (tests that reach into the file).
     pub fn as_sqlite(&self) -> Option<&SqlitePool> {
         match self {
-            Pool::Sqlite(p) => Some(p),
+            Pool::Sqlite(p, _) => Some(p),
             Pool::Postgres(_) => None,
         }
     }
@@ -131,16 +155,20 @@ impl Pool {
     /// The PostgreSQL pool, when the store is on PostgreSQL.
     pub fn as_postgres(&self) -> Option<&PgPool> {
         match self {
-            Pool::Sqlite(_) => None,
+            Pool::Sqlite(..) => None,
             Pool::Postgres(p) => Some(p),
         }
     }
 
     /// A write transaction: one writer at a time, from its first statement (see
-    /// [`dialect::begin_write`]).
+    /// [`dialect::begin_write`]; on SQLite after its turn at the [`WriteGate`]).
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         match self {
-            Pool::Sqlite(p) => Ok(Tx::sqlite(p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?)),
+            Pool::Sqlite(p, gate) => {
+                let turn = gate.enter().await?;
+                let tx = p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?;
+                Ok(Tx::sqlite(tx, turn))
+            }
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 dialect::pg_write_lock(&mut tx).await?;
@@ -149,20 +177,21 @@ impl Pool {
         }
     }
 
-    /// A transaction for claiming outbox rows: on SQLite a write transaction as
-    /// [`Pool::begin`]; on PostgreSQL a plain one, without the write lock, whose row locks
-    /// ([`dialect::claim_due`]) keep claims apart. It changes outbox rows only, never the
-    /// history, so it need not wait for the one writer.
-    pub async fn begin_claim(&self) -> sqlx::Result<Tx> {
+    /// A transaction that never writes the history (claiming outbox rows, a lease, a job's
+    /// due time, a count): on SQLite a write transaction as [`Pool::begin`], so even a lone
+    /// statement takes its turn at the [`WriteGate`] instead of starving behind a backlog;
+    /// on PostgreSQL a plain one, without the write lock, whose row locks (e.g.
+    /// [`dialect::claim_due`]) keep writers apart: it need not wait for the one writer.
+    pub async fn begin_plain(&self) -> sqlx::Result<Tx> {
         match self {
-            Pool::Sqlite(_) => self.begin().await,
+            Pool::Sqlite(..) => self.begin().await,
             Pool::Postgres(p) => Ok(Tx::postgres(p.begin().await?)),
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p, _) => p.close().await,
             Pool::Postgres(p) => p.close().await,
         }
     }
@@ -172,6 +201,8 @@ impl Pool {
 #[derive(Debug)]
 pub struct Tx {
     conn: TxConn,
+    /// SQLite: this transaction's turn at the [`WriteGate`], given back when it ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// The history chain's last entry (id, hash) as this transaction left it: set by the
     /// first append in it (which reads it from the table, under the write lock) and kept
     /// up to date by later ones, so an entry costs one statement, not a read as well.
@@ -185,9 +216,13 @@ enum TxConn {
 }
 
 impl Tx {
-    pub(super) fn sqlite(tx: sqlx::Transaction<'static, Sqlite>) -> Tx {
+    fn sqlite(
+        tx: sqlx::Transaction<'static, Sqlite>,
+        turn: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Tx {
         Tx {
             conn: TxConn::Sqlite(tx),
+            _turn: Some(turn),
             history_head: None,
         }
     }
@@ -195,6 +230,7 @@ impl Tx {
     pub(super) fn postgres(tx: sqlx::Transaction<'static, Postgres>) -> Tx {
         Tx {
             conn: TxConn::Postgres(tx),
+            _turn: None,
             history_head: None,
         }
     }
@@ -357,7 +393,7 @@ pub(super) fn sqlite_exists(url: &DatabaseUrl) -> Result<bool> {
 /// How a store's database was opened, to open [`Reopen::deferred`] connections to it.
 #[derive(Debug, Clone)]
 pub(super) enum Reopen {
-    Sqlite(SqliteConnectOptions),
+    Sqlite(SqliteConnectOptions, WriteGate),
     Postgres(PgConnectOptions),
 }
 
@@ -365,7 +401,7 @@ impl Reopen {
     /// The SQLite file (the confirmation journal lies beside it).
     pub(super) fn sqlite_file(&self) -> Option<&std::path::Path> {
         match self {
-            Reopen::Sqlite(o) => Some(o.get_filename()),
+            Reopen::Sqlite(o, _) => Some(o.get_filename()),
             Reopen::Postgres(_) => None,
         }
     }
@@ -378,10 +414,11 @@ impl Reopen {
     /// loses none of them; a power loss may lose the last ones.
     pub(super) fn deferred(&self) -> Pool {
         match self {
-            Reopen::Sqlite(o) => Pool::Sqlite(
+            Reopen::Sqlite(o, gate) => Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(2)
                     .connect_lazy_with(o.clone().synchronous(SqliteSynchronous::Normal)),
+                gate.clone(),
             ),
             Reopen::Postgres(o) => Pool::Postgres(
                 PgPoolOptions::new()
@@ -411,7 +448,7 @@ pub(super) async fn open_sqlite(
             // FULL syncs the log at every commit (NORMAL could lose the last commits).
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             // Deleted content is overwritten, not left in free pages (retention).
             .pragma("secure_delete", "ON")
             // New files give freed pages back with `PRAGMA incremental_vacuum`.
@@ -426,8 +463,9 @@ pub(super) async fn open_sqlite(
         .connect_with(options.clone())
         .await
         .map_err(open_error(url))?;
-    let reopen = (!read_only && !in_memory).then_some(Reopen::Sqlite(options));
-    Ok((Pool::Sqlite(pool), reopen))
+    let gate = WriteGate::default();
+    let reopen = (!read_only && !in_memory).then(|| Reopen::Sqlite(options, gate.clone()));
+    Ok((Pool::Sqlite(pool, gate), reopen))
 }
 
 /// The PostgreSQL connection settings: the URL (and libpq's `PG…` environment, which

@@ -100,7 +100,7 @@ pub fn streams_raw(kind: Kind, len: usize) -> bool {
 /// spawned onto another task ("implementation of `Acquire` is not general enough").
 pub async fn migrate(pool: &Pool) -> Result<()> {
     match pool {
-        Pool::Sqlite(p) => {
+        Pool::Sqlite(p, _) => {
             let mut tx = p.begin_with(SQLITE_BEGIN_WRITE).await?;
             sqlx::migrate!("./migrations/sqlite")
                 .run_direct(None, &mut *tx, false)
@@ -131,7 +131,7 @@ pub async fn migrate(pool: &Pool) -> Result<()> {
 /// that switches it to that mode. PostgreSQL: nothing; its autovacuum reuses the space
 /// (and a full VACUUM would lock the tables other instances work on).
 pub async fn reclaim(pool: &Pool) -> Result<()> {
-    let Pool::Sqlite(pool) = pool else {
+    let Pool::Sqlite(pool, _) = pool else {
         return Ok(());
     };
     let mode: i64 =

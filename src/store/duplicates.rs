@@ -102,7 +102,8 @@ impl Store {
         seen: &Seen,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             sqlx::query(
                 "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
                  VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
@@ -114,10 +115,12 @@ impl Store {
             .bind(seen.quarantine_row)
             .bind(seen.matched_by.as_str())
             .bind(Ts(now))
-            .execute(c)
+            .execute(&mut *c)
             .await?;
             Ok(())
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// Every duplicate recorded, newest first.

@@ -27,7 +27,8 @@ pub async fn set_done(
     next: DateTime<Utc>,
     result: &str,
 ) -> Result<()> {
-    on!(pool, |c| {
+    let mut tx = pool.begin_plain().await?;
+    let result = on!(tx, |c| {
         sqlx::query(
             "INSERT INTO jobs (name, due_at, last_run_at, last_result) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, last_run_at = excluded.last_run_at,
@@ -37,10 +38,12 @@ pub async fn set_done(
         .bind(Ts(next))
         .bind(Ts(ran_at))
         .bind(result)
-        .execute(c)
+        .execute(&mut *c)
         .await?;
         Ok(())
-    })
+    });
+    tx.commit().await?;
+    result
 }
 
 /// Claim the job's run due at `now`: its due time moves to `hold_until` (a run that dies
@@ -52,7 +55,8 @@ pub async fn claim(
     now: DateTime<Utc>,
     hold_until: DateTime<Utc>,
 ) -> Result<bool> {
-    on!(pool, |c| {
+    let mut tx = pool.begin_plain().await?;
+    let result = on!(tx, |c| {
         let done = sqlx::query(
             "INSERT INTO jobs (name, due_at) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at
@@ -61,8 +65,10 @@ pub async fn claim(
         .bind(name)
         .bind(Ts(hold_until))
         .bind(Ts(now))
-        .execute(c)
+        .execute(&mut *c)
         .await?;
         Ok(done.rows_affected() == 1)
-    })
+    });
+    tx.commit().await?;
+    result
 }

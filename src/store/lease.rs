@@ -58,7 +58,8 @@ impl Store {
         until: DateTime<Utc>,
     ) -> Result<bool> {
         let holder = self.instance();
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             let done = sqlx::query(
                 "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
                  VALUES ($1, $2, $3, $3, $4)
@@ -74,23 +75,28 @@ impl Store {
             .bind(holder)
             .bind(Ts(now))
             .bind(Ts(until))
-            .execute(c)
+            .execute(&mut *c)
             .await?;
             Ok(done.rows_affected() == 1)
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// Give the lease `name` up, if this instance holds it (a clean shutdown: another
     /// instance need not wait for it to expire).
     pub async fn lease_release(&self, name: &str) -> Result<()> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                 .bind(name)
                 .bind(self.instance())
-                .execute(c)
+                .execute(&mut *c)
                 .await?;
             Ok(())
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// Every lease, by name; expired ones too (`status` shows when).
@@ -118,12 +124,76 @@ impl Store {
     /// Remove leases that expired before `before` (instances gone long ago), so the table
     /// stays small. Returns how many.
     pub async fn leases_sweep(&self, before: DateTime<Utc>) -> Result<u64> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             let done = sqlx::query("DELETE FROM leases WHERE expires_at < $1")
                 .bind(Ts(before))
-                .execute(c)
+                .execute(&mut *c)
                 .await?;
             Ok(done.rows_affected())
-        })
+        });
+        tx.commit().await?;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Intake in a backlog writes one transaction after another with hardly a gap; a
+    /// lease renewal beside it must still get its turn at once (it once starved for
+    /// SQLite's whole busy timeout, and the mailbox work stopped with mail left in INBOX).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_renewal_is_not_starved_by_a_stream_of_write_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let intake = store.deferred();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut tx = intake.begin().await.unwrap();
+                    on!(tx, |c| sqlx::query(
+                        "INSERT INTO jobs (name, due_at) VALUES ('busy', $1)
+                         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at"
+                    )
+                    .bind(Ts(Utc::now()))
+                    .execute(&mut *c)
+                    .await
+                    .map(drop)
+                    .unwrap());
+                    // The lock is held a while, as by a mail's transaction.
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                    tx.commit().await.unwrap();
+                    n += 1;
+                }
+                n
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let started = Instant::now();
+            let now = Utc::now();
+            assert!(
+                store
+                    .lease_take("mailbox:test", now, now + chrono::Duration::seconds(20))
+                    .await
+                    .unwrap()
+            );
+            slowest = slowest.max(started.elapsed());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.await.unwrap();
+        assert!(written > 20, "the writer wrote meanwhile ({written})");
+        assert!(
+            slowest < Duration::from_millis(500),
+            "a renewal waited {slowest:?}"
+        );
     }
 }

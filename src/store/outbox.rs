@@ -25,7 +25,7 @@ impl Store {
     /// transaction of their own, not under the write lock ([`dialect::claim_due`]): a claim
     /// neither waits for intake's writes nor takes a row another claim holds.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
-        let mut tx = self.pool().begin_claim().await?;
+        let mut tx = self.pool().begin_plain().await?;
         let tx_kind = tx.kind();
         let items = on!(tx, |c| {
             // A claim says its instance is alive (with the claims, in one commit): another
@@ -92,7 +92,8 @@ impl Store {
     /// go back to the queue, due now. Returns how many. Claims of instances still running
     /// stay theirs.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             let done = sqlx::query(concat!(
                 "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
                                    claimed_by = NULL
@@ -103,16 +104,19 @@ impl Store {
             .bind(Ts(now))
             .bind(Ts(now - CLAIM_LEASE))
             .bind(self.instance())
-            .execute(c)
+            .execute(&mut *c)
             .await?;
             Ok(done.rows_affected())
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// This instance's own claims go back to the queue, due now (the transport is down:
     /// the rest of a drain waits for it like everything else). Returns how many.
     pub async fn release_own_claims(&self, now: DateTime<Utc>) -> Result<u64> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             let done = sqlx::query(
                 "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
                                    claimed_by = NULL
@@ -120,10 +124,12 @@ impl Store {
             )
             .bind(Ts(now))
             .bind(self.instance())
-            .execute(c)
+            .execute(&mut *c)
             .await?;
             Ok(done.rows_affected())
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// Wake-ups when any instance queues outgoing mail: on PostgreSQL a listener on the

@@ -169,17 +169,20 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on!(self.pool(), |c| {
+        let mut tx = self.pool().begin_plain().await?;
+        let result = on!(tx, |c| {
             sqlx::query(
                 "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
             )
             .bind(Ts(now))
             .bind(reason)
             .bind(id)
-            .execute(c)
+            .execute(&mut *c)
             .await?;
             Ok(())
-        })
+        });
+        tx.commit().await?;
+        result
     }
 
     /// Resolve an item outside intake's transaction (a retry that found a duplicate).
