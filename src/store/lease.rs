@@ -147,6 +147,7 @@ mod tests {
     /// SQLite's whole busy timeout, and the mailbox work stopped with mail left in INBOX).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_renewal_is_not_starved_by_a_stream_of_write_transactions() {
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 2, 12, 0, 0).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("k.db").display());
         let store = Store::open(&url).await.unwrap();
@@ -162,7 +163,7 @@ mod tests {
                         "INSERT INTO jobs (name, due_at) VALUES ('busy', $1)
                          ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at"
                     )
-                    .bind(Ts(Utc::now()))
+                    .bind(Ts(now))
                     .execute(&mut *c)
                     .await
                     .map(drop)
@@ -179,7 +180,6 @@ mod tests {
         let mut slowest = Duration::ZERO;
         for _ in 0..20 {
             let started = Instant::now();
-            let now = Utc::now();
             assert!(
                 store
                     .lease_take("mailbox:test", now, now + chrono::Duration::seconds(20))
