@@ -391,9 +391,15 @@ async fn run_once(
             "another instance watches the mailbox; this run leaves it to that one"
         );
     }
+    // What was taken in is sent either way; a run whose lease was lost says so.
     crate::partners::scheduler::step(store, config, clock).await?;
     outbox::drain_once(store, sender, clock, config).await?;
     crate::retention::daily_job(store, config, clock.now()).await?;
+    if ended == lease::Ended::Lost {
+        anyhow::bail!(
+            "the mailbox lease was lost during the run: intake stopped there, and what it did not reach stays in the mailbox for the next run"
+        );
+    }
     Ok(())
 }
 

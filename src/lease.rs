@@ -118,6 +118,9 @@ pub enum Ended {
     Done,
     /// With `once`: another instance holds the lease, nothing was done.
     NotHeld,
+    /// With `once`: the lease was lost during the work, which was stopped there (what it
+    /// did not reach stays for the next run).
+    Lost,
 }
 
 /// Run `work` only while this instance holds the lease `name`: wait (trying again every
@@ -211,7 +214,7 @@ where
             "the mailbox lease was lost; the mailbox work is stopped"
         );
         if once {
-            return Ok(Ended::NotHeld);
+            return Ok(Ended::Lost);
         }
         if pause(RENEW_EVERY, &mut stop).await {
             return Ok(Ended::Stopped);
