@@ -180,9 +180,14 @@ where
         );
         let mut job = Box::pin(work(stop.clone()));
         let mut next_renew = Instant::now() + RENEW_EVERY;
+        // The renewal runs beside the work, never instead of it: the work may be inside a
+        // write transaction the renewal has to wait for, and a work that is not polled
+        // meanwhile would never finish it (the lease then lapsed mid-backlog).
+        let mut renewal = None;
         let lost = loop {
             tokio::select! {
                 r = &mut job => {
+                    drop(renewal);
                     if let Err(e) = store.lease_release(name).await {
                         tracing::warn!(event = "lease.release_failed", error = %format!("{e:#}"), "cannot give up the mailbox lease");
                     }
@@ -190,22 +195,26 @@ where
                     return Ok(if *stop.borrow() { Ended::Stopped } else { Ended::Done });
                 }
                 _ = tokio::time::sleep_until(deadline) => break "not renewed in time",
-                _ = tokio::time::sleep_until(next_renew) => {
-                    match tokio::time::timeout_at(deadline, take(store, clock, name)).await {
-                        Ok(Ok(Some(d))) => {
+                _ = tokio::time::sleep_until(next_renew), if renewal.is_none() => {
+                    renewal = Some(Box::pin(take(store, clock, name)));
+                }
+                renewed = async { renewal.as_mut().expect("guarded").await }, if renewal.is_some() => {
+                    renewal = None;
+                    match renewed {
+                        Ok(Some(d)) => {
                             deadline = d;
                             next_renew = Instant::now() + RENEW_EVERY;
                         }
-                        Ok(Ok(None)) => break "taken by another instance",
-                        Ok(Err(e)) => {
+                        Ok(None) => break "taken by another instance",
+                        Err(e) => {
                             tracing::warn!(event = "lease.renew_failed", error = %format!("{e:#}"), "cannot renew the mailbox lease");
                             next_renew = Instant::now() + RETRY;
                         }
-                        Err(_) => break "not renewed in time",
                     }
                 }
             }
         };
+        drop(renewal);
         // Dropping the work stops it where it is, before the lease could expire.
         drop(job);
         tracing::warn!(

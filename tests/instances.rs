@@ -568,3 +568,40 @@ async fn the_mailbox_work_stops_when_the_lease_is_lost_and_starts_again_when_it_
         "given up at the stop"
     );
 }
+
+/// Intake in a backlog is almost always inside a write transaction. The renewal, which
+/// must wait for that transaction, runs beside the work: the work goes on, ends its
+/// transaction, and the renewal gets its turn (it once ran instead of the work, which
+/// then could not end its transaction, and the lease lapsed mid-backlog on both
+/// databases).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_that_is_always_inside_a_write_transaction_keeps_the_lease() {
+    use klachtpost::lease::{self, Ended, RENEW_EVERY, TTL};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tc = TestConfig::new(tmp.path());
+    let store = support::open_store(&tc.build()).await;
+    let intake = store.deferred();
+    let clock = klachtpost::clock::SystemClock;
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Longer than the lease lives: it holds only if renewed while the work runs.
+    let until = Instant::now() + TTL + RENEW_EVERY;
+    let transactions = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let ended = lease::while_held(&store, &clock, "mailbox:busy", true, stop_rx, |_| {
+        let (intake, transactions) = (intake.clone(), transactions.clone());
+        async move {
+            while Instant::now() < until {
+                let tx = intake.begin().await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                tx.commit().await?;
+                transactions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ended, Ended::Done, "the lease held to the end of the work");
+    let transactions = transactions.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(transactions > 50, "{transactions}");
+}
