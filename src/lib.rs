@@ -15,6 +15,8 @@
 //! - [`fetch`]: the mailbox edge. A [`fetch::Mailbox`] lists what is new, hands over raw
 //!   bytes with the server's receipt time, and moves a message away once it is stored.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`] (mail-parser); never fails, flags instead.
+//!   A large mail is parsed as its skeleton, without the bodies of its large binary
+//!   attachments, which are never decoded (`parse/skeleton.rs`).
 //! - [`classify`]: the pure decision "what does this mail mean, for which case", including
 //!   who may write on a case and whether the firm's server vouches for a staff sender
 //!   ([`classify::authres`]).
@@ -51,8 +53,8 @@
 //!   written once for both ([`store::Pool`], [`store::Tx`]; what differs in
 //!   [`store::dialect`]); the history chain and `audit verify` in [`store::history`];
 //!   intake's batches made durable at once (`batches.rs`), the outgoing server's 250
-//!   journaled outside SQLite's write lock (`confirmations.rs`), a large mail written into
-//!   its SQLite row in pieces (`blob.rs`).
+//!   journaled outside SQLite's write lock (`confirmations.rs`), a message's raw mail in
+//!   `message_raw`, a large one written into its SQLite row in pieces (`blob.rs`).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
 //!   config, the token client with its cache, the flows (app-only client credentials,

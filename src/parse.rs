@@ -4,6 +4,8 @@
 //! `ParsedMail` (with `problem` set), so the raw bytes are stored and the mail is flagged
 //! instead of lost.
 
+mod skeleton;
+
 use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
@@ -143,7 +145,15 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     } else {
         raw
     };
-    let parsed = std::panic::catch_unwind(|| parse_inner(raw));
+    // A large mail: parsed without the bodies of its large binary attachments, which it
+    // would only decode to drop (bounded memory, issue 8); whole when that is not certain.
+    if raw.len() > KEEP_ATTACHMENT_BYTES
+        && let Some(s) = skeleton::skeleton(raw, KEEP_ATTACHMENT_BYTES)
+        && let Ok(Some(mail)) = std::panic::catch_unwind(|| parse_inner(&s.bytes, &s.cuts))
+    {
+        return mail;
+    }
+    let parsed = std::panic::catch_unwind(|| parse_inner(raw, &[]));
     match parsed {
         Ok(Some(mail)) => mail,
         Ok(None) => ParsedMail {
@@ -159,10 +169,32 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
     }
 }
 
-fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
+/// `raw` parsed; `cuts`: where a [`skeleton`] had a body cut out, and its size (`None` if
+/// a cut is not an empty base64 attachment there: the skeleton was not read as expected).
+fn parse_inner(raw: &[u8], cuts: &[skeleton::Cut]) -> Option<ParsedMail> {
     let msg = MessageParser::default().parse(raw)?;
     // mail-parser reads almost anything as "a header"; a mail has at least one it knows.
     if !msg.headers().iter().any(|h| !h.name.is_other()) {
+        return None;
+    }
+    let cut = |part: &mail_parser::MessagePart<'_>| {
+        cuts.iter()
+            .find(|c| c.at == part.offset_body as usize)
+            .map(|c| c.size)
+    };
+    let cut_parts = msg
+        .attachments()
+        .filter(|p| {
+            cut(p).is_some()
+                && p.encoding == mail_parser::Encoding::Base64
+                && matches!(
+                    p.body,
+                    mail_parser::PartType::Binary(_) | mail_parser::PartType::InlineBinary(_)
+                )
+                && p.contents().is_empty()
+        })
+        .count();
+    if cut_parts != cuts.len() {
         return None;
     }
 
@@ -245,7 +277,7 @@ fn parse_inner(raw: &[u8]) -> Option<ParsedMail> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into());
             let is_message = part.is_message();
-            let size = part.contents().len();
+            let size = cut(part).unwrap_or(part.contents().len());
             let read = content_type.starts_with("text/")
                 || content_type.contains("delivery-status")
                 || content_type.ends_with("rfc822-headers");
@@ -366,6 +398,78 @@ fn unfold(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `data` in base64, 76 characters a line.
+    fn base64_lines(data: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut flat = String::new();
+        for chunk in data.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let w = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for k in 0..4 {
+                flat.push(if k <= chunk.len() {
+                    A[(w >> (18 - 6 * k) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        let mut out = String::new();
+        for line in flat.as_bytes().chunks(76) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push_str("\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn a_large_attachment_is_not_decoded_and_the_mail_reads_the_same() {
+        let data = |n: usize, seed: u8| -> Vec<u8> {
+            (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        };
+        let pdf = base64_lines(&data(1_500_001, 1));
+        let jpg = base64_lines(&data(2_000_000, 2));
+        let png = base64_lines(&data(700, 3));
+        let mails = [
+            format!(
+                "From: Jan <jan@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht\r\nMessage-ID: <big1@client.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_b1\"\r\n\r\n--=_b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDe factuur klopt niet.\r\n--=_b1\r\nContent-Type: application/pdf; name=\"factuur.pdf\"\r\nContent-Disposition: attachment; filename=\"factuur.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}--=_b1--\r\n"
+            ),
+            format!(
+                "From: jan@client.example\r\nSubject: =?utf-8?q?Schade_foto=27s?=\r\nContent-Type: multipart/mixed;\r\n boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n--alt\r\nContent-Type: text/plain\r\n\r\nZie de foto.\r\n--alt\r\nContent-Type: text/html\r\n\r\n<p>Zie de <b>foto</b>.</p>\r\n--alt--\r\n--outer\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n{jpg}\r\n--outer\r\nContent-Type: image/png; name=klein.png\r\nContent-Transfer-Encoding: base64\r\n\r\n{png}--outer\r\nContent-Type: application/zip; name=\"=?utf-8?q?bijlage=C3=A9.zip?=\"\r\nContent-Transfer-Encoding: BASE64\r\n\r\n{pdf}\r\n--outer--\r\n"
+            ),
+            // A forwarded mail with a large attachment of its own: read whole (never cut
+            // inside an attached mail), beside a large top-level one that is cut.
+            format!(
+                "From: staff@firma.nl\r\nSubject: Fwd: klacht\r\nContent-Type: multipart/mixed; boundary=f\r\n\r\n--f\r\nContent-Type: text/plain\r\n\r\nDoorgestuurd.\r\n--f\r\nContent-Type: message/rfc822\r\n\r\nFrom: jan@client.example\r\nSubject: Klacht\r\nContent-Type: multipart/mixed; boundary=g\r\n\r\n--g\r\nContent-Type: text/plain\r\n\r\nHet klopt niet.\r\n--g\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}--g--\r\n\r\n--f\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{jpg}--f--\r\n"
+            ),
+        ];
+        for (i, mail) in mails.iter().enumerate() {
+            let raw = mail.as_bytes();
+            let s = skeleton::skeleton(raw, KEEP_ATTACHMENT_BYTES).expect("something to cut");
+            assert!(s.bytes.len() < raw.len() / 2, "mail {i}: {}", s.bytes.len());
+            let whole = parse_inner(raw, &[]).unwrap();
+            let light = parse(raw);
+            assert_eq!(format!("{light:?}"), format!("{whole:?}"), "mail {i}");
+            assert!(
+                light
+                    .attachments
+                    .iter()
+                    .any(|a| a.size > KEEP_ATTACHMENT_BYTES)
+            );
+        }
+        // A cut the parser does not read as an empty attachment: the mail is read whole.
+        let raw = mails[0].as_bytes();
+        let s = skeleton::skeleton(raw, KEEP_ATTACHMENT_BYTES).unwrap();
+        let wrong = [skeleton::Cut {
+            at: s.cuts[0].at + 1,
+            size: 1,
+        }];
+        assert!(parse_inner(&s.bytes, &wrong).is_none());
+    }
 
     #[test]
     fn parses_a_plain_complaint() {

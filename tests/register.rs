@@ -653,9 +653,23 @@ async fn retention_purges_at_two_years_keeps_held_cases_and_leaves_a_verifiable_
     );
     assert!(!held.messages.is_empty());
 
-    // Nothing of the purged complainant is left anywhere in the database.
+    // The purged mails' raw rows went with them (message_raw, 0012): every raw row left
+    // belongs to a message left, and every message left has its raw.
     s.store.pool().close().await;
-    let contents = TestDatabase::for_dir(s.dir()).contents();
+    let db = TestDatabase::for_dir(s.dir());
+    assert_eq!(
+        db.tool(
+            "SELECT (SELECT COUNT(*) FROM message_raw) || ' ' || (SELECT COUNT(*) FROM messages) || ' ' ||
+                    (SELECT COUNT(*) FROM message_raw r JOIN messages m ON m.id = r.message_id)"
+        ),
+        {
+            let n = db.tool("SELECT COUNT(*) FROM messages");
+            assert_ne!(n, "0", "the held case's mail stays");
+            format!("{n} {n} {n}")
+        }
+    );
+    // Nothing of the purged complainant is left anywhere in the database.
+    let contents = db.contents();
     for needle in [
         "jan@client.example",
         "Jan zijn factuur",

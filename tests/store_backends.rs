@@ -566,6 +566,11 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
     .unwrap();
     tx.commit().await.unwrap();
     queue_notices(&store, 3, at).await;
+    // Raw mail (0012): a small one and one written in pieces.
+    let small = mail_of(4_000, "kopie-klein");
+    let big = mail_of(2 * store::STREAM_RAW_BYTES + 1, "kopie-groot");
+    let small_id = store_mail(&store, &small, at).await;
+    let big_id = store_mail(&store, &big, at).await;
     store
         .set_checkpoint("INBOX", u32::MAX, 7, at)
         .await
@@ -602,6 +607,7 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
     );
     assert!(stdout.contains("  cases: 2"), "{stdout}");
     assert!(stdout.contains("  outbox: 3"), "{stdout}");
+    assert!(stdout.contains("  message_raw: 5"), "{stdout}");
     assert!(
         stdout.contains(&format!("Head hash: {}", head_before.head)),
         "{stdout}"
@@ -619,6 +625,8 @@ async fn migrate_copies_a_sqlite_register_to_postgres_and_its_history_verifies()
         (head_before.head, None)
     );
     assert_eq!(copy.checkpoint("INBOX").await.unwrap(), Some((u32::MAX, 7)));
+    assert_eq!(copy.raw_message(small_id).await.unwrap(), Some(small));
+    assert!(copy.raw_message(big_id).await.unwrap() == Some(big));
     // New rows continue after the copied ids and numbers.
     assert_eq!(
         open_case(&copy, at + Duration::days(3)).await,
@@ -651,4 +659,207 @@ fn old_dir(db: &Db) -> std::path::PathBuf {
         Db::Sqlite(dir) => dir.path().to_owned(),
         Db::Postgres(_) => unreachable!("a SQLite register"),
     }
+}
+
+/// A mail of `len` bytes that is not all the same byte (a zeroblob left unwritten would
+/// show), with `marker` in its body.
+fn mail_of(len: usize, marker: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "From: jan@client.example\r\nSubject: Klacht\r\nMessage-ID: <{marker}@client.example>\r\n\r\n{marker}\r\n"
+    )
+    .into_bytes();
+    let mut x: u32 = 7;
+    while raw.len() < len {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        raw.push(b'A' + (x >> 16) as u8 % 26);
+        if raw.len() % 78 == 76 {
+            raw.extend_from_slice(b"\r\n");
+        }
+    }
+    raw.truncate(len);
+    raw
+}
+
+/// Store `raw` as an unattached inbound message, as intake does; its row id.
+async fn store_mail(store: &Store, raw: &[u8], at: DateTime<Utc>) -> i64 {
+    let mut tx = store.begin().await.unwrap();
+    let id = store::insert_message(
+        &mut tx,
+        &store::NewMessage {
+            case_id: None,
+            direction: "inbound",
+            kind: "automatic",
+            source_key: None,
+            identity: None,
+            message_id: None,
+            from_name: None,
+            from_address: Some("jan@client.example"),
+            subject: "Klacht",
+            date_header: None,
+            received_at: at,
+            text: "",
+            decision_reason: "test",
+            flags: &[],
+            raw,
+            created_at: at,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// One number from `sql` on the store's database.
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    match (store.pool().as_sqlite(), store.pool().as_postgres()) {
+        (Some(p), _) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        (_, Some(p)) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// The raw mail lives in `message_raw` (0012): a small one bound, a large one (over
+/// `STREAM_RAW_BYTES`, written in pieces on SQLite) byte for byte; `size` is kept on the
+/// message; deleting the message (retention) deletes its raw row.
+async fn raw_mail_round_trip(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let small = mail_of(2_000, "klein");
+    let big = mail_of(3 * store::STREAM_RAW_BYTES + 12_345, "groot");
+    let small_id = store_mail(&store, &small, at).await;
+    let big_id = store_mail(&store, &big, at).await;
+    assert_eq!(store.raw_message(small_id).await.unwrap(), Some(small));
+    assert!(store.raw_message(big_id).await.unwrap() == Some(big.clone()));
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM message_raw").await,
+        2,
+        "one raw row per message"
+    );
+    assert_eq!(
+        count(&store, "SELECT MAX(size) FROM messages").await,
+        big.len() as i64
+    );
+    let mut tx = store.begin().await.unwrap();
+    store::retention::delete_message(&mut tx, big_id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.raw_message(big_id).await.unwrap(), None);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM message_raw").await, 1);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages").await, 1);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_raw_mail_apart_and_deletes_it_with_its_message() {
+    raw_mail_round_trip(Db::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_keeps_raw_mail_apart_and_deletes_it_with_its_message() {
+    raw_mail_round_trip(Db::postgres().await).await;
+}
+
+/// A register in the field before 0012 (every other migration applied, 0020 included: it
+/// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
+/// 0012, which moves the bytes to `message_raw` and drops the column.
+async fn migration_0012_moves_old_raw_mail(db: Db) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sub = match db {
+        Db::Sqlite(_) => "sqlite",
+        Db::Postgres(_) => "postgres",
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(sub);
+    let mut copied = 0;
+    for f in std::fs::read_dir(&root).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().into_string().unwrap();
+        if !name.starts_with("0012_") {
+            std::fs::copy(f.path(), tmp.path().join(&name)).unwrap();
+            copied += 1;
+        }
+    }
+    assert!(copied >= 3, "{copied} migrations before 0012");
+    let older = sqlx::migrate::Migrator::new(tmp.path()).await.unwrap();
+    let small = mail_of(1_500, "oud-klein");
+    let big = mail_of(2 * store::STREAM_RAW_BYTES, "oud-groot");
+    let insert = "INSERT INTO messages (direction, kind, subject, received_at, text, decision_reason, flags, size, raw, created_at)
+                  VALUES ('inbound', 'complaint', 'Klacht', $1, '', 'test', '', $2, $3, $1) RETURNING id";
+    let mut ids: Vec<i64> = Vec::new();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    match &db {
+        Db::Sqlite(dir) => {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            older.run(&pool).await.unwrap();
+            for raw in [&small, &big] {
+                let id = sqlx::query_scalar(insert)
+                    .bind(store::ts(at))
+                    .bind(raw.len() as i64)
+                    .bind(raw.as_slice())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                ids.push(id);
+            }
+            pool.close().await;
+        }
+        Db::Postgres(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url_with_password())
+                .await
+                .unwrap();
+            older.run(&pool).await.unwrap();
+            for raw in [&small, &big] {
+                let id = sqlx::query_scalar(insert)
+                    .bind(at)
+                    .bind(raw.len() as i64)
+                    .bind(raw.as_slice())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                ids.push(id);
+            }
+            pool.close().await;
+        }
+    }
+    let store = Store::open(db.url()).await.unwrap();
+    assert_eq!(store.raw_message(ids[0]).await.unwrap(), Some(small));
+    assert!(store.raw_message(ids[1]).await.unwrap() == Some(big.clone()));
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM message_raw").await, 2);
+    assert_eq!(
+        count(&store, "SELECT MAX(size) FROM messages").await,
+        big.len() as i64
+    );
+    // The column is gone: nothing can read a raw mail past message_raw.
+    let gone = match (store.pool().as_sqlite(), store.pool().as_postgres()) {
+        (Some(p), _) => sqlx::query("SELECT raw FROM messages")
+            .fetch_all(p)
+            .await
+            .map(|_| ()),
+        (_, Some(p)) => sqlx::query("SELECT raw FROM messages")
+            .fetch_all(p)
+            .await
+            .map(|_| ()),
+        _ => unreachable!(),
+    };
+    assert!(gone.is_err(), "messages.raw still there");
+    // New mail after the migration: ids go on, raw beside it.
+    let next = store_mail(&store, b"From: a@b.example\r\n\r\nna", at).await;
+    assert!(next > ids[1]);
+    assert_eq!(
+        store.raw_message(next).await.unwrap().as_deref(),
+        Some(&b"From: a@b.example\r\n\r\nna"[..])
+    );
+}
+
+#[tokio::test]
+async fn sqlite_migration_0012_moves_raw_mail_of_an_older_register() {
+    migration_0012_moves_old_raw_mail(Db::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_migration_0012_moves_raw_mail_of_an_older_register() {
+    migration_0012_moves_old_raw_mail(Db::postgres().await).await;
 }

@@ -55,10 +55,11 @@ pub struct Identity {
 }
 
 /// The identity of raw mail bytes. Never fails: bytes that are no mail at all are known by
-/// their (line-end normalised) content.
+/// their (line-end normalised) content. Reads the mail in place: no copy of it is made (a
+/// mail with a 20 MB attachment is hashed as it stands, issue 8).
 pub fn of(raw: &[u8]) -> Identity {
-    let text = normalise_line_ends(raw);
-    let (fields, body) = split(&text);
+    let mut lines = lines(raw).peekable();
+    let fields = header_fields(&mut lines);
     let mut kept: Vec<(String, String)> = fields
         .into_iter()
         .filter(|(name, _)| AUTHOR_FIELDS.contains(&name.as_str()))
@@ -85,11 +86,21 @@ pub fn of(raw: &[u8]) -> Identity {
         hash.update(b"\n");
     }
     hash.update(b"\n");
-    let mut end = body.len();
-    while end > 0 && body[end - 1] == b'\n' {
-        end -= 1;
+    // The body with its line ends made LF, without the trailing ones: a line end is only
+    // hashed once a line with content follows it.
+    let mut pending = 0usize;
+    for (line, ended) in lines {
+        if !line.is_empty() {
+            for _ in 0..pending {
+                hash.update(b"\n");
+            }
+            pending = 0;
+            hash.update(line);
+        }
+        if ended {
+            pending += 1;
+        }
     }
-    hash.update(&body[..end]);
     let digest = hash.finalize();
     let mut sha256 = String::with_capacity(64);
     for byte in digest {
@@ -98,40 +109,38 @@ pub fn of(raw: &[u8]) -> Identity {
     Identity { message_id, sha256 }
 }
 
-/// CRLF and lone CR become LF (IMAP hands out CRLF, Maildir keeps LF, old Mac stores CR).
-fn normalise_line_ends(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'\r' => {
-                out.push(b'\n');
-                if raw.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
+/// The lines of `raw` without their line ends, and whether each had one: CRLF, a lone CR
+/// and LF each end a line (IMAP hands out CRLF, Maildir keeps LF, old Mac stores CR), so
+/// these are the lines of the text with every line end made LF.
+fn lines(raw: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let rest = raw.get(pos..).filter(|r| !r.is_empty())?;
+        match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            Some(i) => {
+                let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                pos += i + if crlf { 2 } else { 1 };
+                Some((&rest[..i], true))
             }
-            b => out.push(b),
+            None => {
+                pos = raw.len();
+                Some((rest, false))
+            }
         }
-        i += 1;
-    }
-    out
+    })
 }
 
-/// The header fields (lower-case name, unfolded and white-space-collapsed value) and the
-/// body. The header ends at the first empty line, or at the first line that is neither a
-/// field nor a continuation (then that line starts the body).
-fn split(text: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+/// The header fields (lower-case name, unfolded and white-space-collapsed value), taken
+/// from `lines`, which is left at the body. The header ends at the first empty line (taken),
+/// or at the first line that is neither a field nor a continuation (left: it starts the
+/// body).
+fn header_fields<'a>(
+    lines: &mut std::iter::Peekable<impl Iterator<Item = (&'a [u8], bool)>>,
+) -> Vec<(String, String)> {
     let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut pos = 0;
-    while pos < text.len() {
-        let end = text[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(text.len(), |i| pos + i);
-        let line = &text[pos..end];
-        let next = (end + 1).min(text.len());
+    while let Some(&(line, _)) = lines.peek() {
         if line.is_empty() {
-            pos = next;
+            lines.next();
             break;
         }
         if matches!(line[0], b' ' | b'\t') {
@@ -156,16 +165,15 @@ fn split(text: &[u8]) -> (Vec<(String, String)>, &[u8]) {
                 _ => break,
             }
         }
-        pos = next;
+        lines.next();
     }
-    let fields = fields
+    fields
         .into_iter()
         .map(|(name, value)| {
             let value = String::from_utf8_lossy(&value);
             (name, value.split_whitespace().collect::<Vec<_>>().join(" "))
         })
-        .collect();
-    (fields, &text[pos..])
+        .collect()
 }
 
 #[cfg(test)]
@@ -271,5 +279,152 @@ mod tests {
         let a = "From: a@b.example\r\n\r\nTo: x@y.example\r\n";
         let b = "From: a@b.example\r\n\r\nTo: z@y.example\r\n";
         assert_ne!(id(a).sha256, id(b).sha256);
+    }
+
+    // The identity as it was computed before it read the mail in place (a normalised copy
+    // of the whole mail): identities are stored, so the two must agree on every input.
+    fn reference_of(raw: &[u8]) -> Identity {
+        let text = reference_normalise(raw);
+        let (fields, body) = reference_split(&text);
+        let mut kept: Vec<(String, String)> = fields
+            .into_iter()
+            .filter(|(name, _)| AUTHOR_FIELDS.contains(&name.as_str()))
+            .collect();
+        // Stable: fields of the same name keep their order.
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        let message_id = kept
+            .iter()
+            .find(|(name, _)| name == "message-id")
+            .map(|(_, v)| {
+                v.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .trim()
+            })
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+
+        let mut hash = Sha256::new();
+        for (name, value) in &kept {
+            hash.update(name.as_bytes());
+            hash.update(b":");
+            hash.update(value.as_bytes());
+            hash.update(b"\n");
+        }
+        hash.update(b"\n");
+        let mut end = body.len();
+        while end > 0 && body[end - 1] == b'\n' {
+            end -= 1;
+        }
+        hash.update(&body[..end]);
+        let digest = hash.finalize();
+        let mut sha256 = String::with_capacity(64);
+        for byte in digest {
+            sha256.push_str(&format!("{byte:02x}"));
+        }
+        Identity { message_id, sha256 }
+    }
+
+    /// CRLF and lone CR become LF (IMAP hands out CRLF, Maildir keeps LF, old Mac stores CR).
+    fn reference_normalise(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'\r' => {
+                    out.push(b'\n');
+                    if raw.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// The header fields (lower-case name, unfolded and white-space-collapsed value) and the
+    /// body. The header ends at the first empty line, or at the first line that is neither a
+    /// field nor a continuation (then that line starts the body).
+    fn reference_split(text: &[u8]) -> (Vec<(String, String)>, &[u8]) {
+        let mut fields: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut pos = 0;
+        while pos < text.len() {
+            let end = text[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |i| pos + i);
+            let line = &text[pos..end];
+            let next = (end + 1).min(text.len());
+            if line.is_empty() {
+                pos = next;
+                break;
+            }
+            if matches!(line[0], b' ' | b'\t') {
+                match fields.last_mut() {
+                    Some((_, value)) => {
+                        value.push(b' ');
+                        value.extend_from_slice(line);
+                    }
+                    None => break,
+                }
+            } else {
+                match line.iter().position(|&b| b == b':') {
+                    Some(colon)
+                        if colon > 0
+                            && line[..colon]
+                                .iter()
+                                .all(|&b| b.is_ascii_graphic() && b != b':') =>
+                    {
+                        let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
+                        fields.push((name, line[colon + 1..].to_vec()));
+                    }
+                    _ => break,
+                }
+            }
+            pos = next;
+        }
+        let fields = fields
+            .into_iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(&value);
+                (name, value.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .collect();
+        (fields, &text[pos..])
+    }
+
+    #[test]
+    fn reading_in_place_gives_the_identities_stored_before() {
+        let mut inputs: Vec<Vec<u8>> = vec![
+            MAIL.into(),
+            MAIL.replace("\r\n", "\n").into(),
+            MAIL.replace("\r\n", "\r").into(),
+            format!("{MAIL}\r\n\r\n\n\r").into(),
+            b"".to_vec(),
+            b"\r\n".to_vec(),
+            b"\n\nbody only\n\n".to_vec(),
+            b" continuation first\r\nFrom: a@b\r\n\r\nx".to_vec(),
+            b"From: a@b\r\nnot a field\r\nTo: c@d\r\n\r\nbody".to_vec(),
+            b"From: a@b\r\n\tfolded\r\n more\r\n\r\n\r\nline\r\n\r\n\r\nlast\r".to_vec(),
+            b"Subject: x\r\r\nFrom: y\r\n\r\nmixed\r\rends\n\r\n".to_vec(),
+            b"From: a@b\r\nSubject: no body".to_vec(),
+            b"\x00\x01\x02\xff\xfe this is no mail at all".to_vec(),
+            b"From:\r\n:bad\r\n\r\n".to_vec(),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail");
+        for f in std::fs::read_dir(dir).unwrap() {
+            inputs.push(std::fs::read(f.unwrap().path()).unwrap());
+        }
+        assert!(inputs.len() > 20);
+        for raw in &inputs {
+            assert_eq!(
+                of(raw),
+                reference_of(raw),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

@@ -325,7 +325,6 @@ impl<'a> Pipeline<'a> {
         };
 
         let from = mail.from.as_ref();
-        let streamed = store::dialect::streams_raw(tx.kind(), raw.len());
         let message_row = store::insert_message(
             &mut tx,
             &NewMessage {
@@ -346,15 +345,11 @@ impl<'a> Pipeline<'a> {
                 text: &mail.text,
                 decision_reason: &decision.reason,
                 flags: &decision.flags,
-                // A large mail is written into its row in pieces, below.
-                raw: if streamed { &[] } else { raw },
+                raw,
                 created_at: now,
             },
         )
         .await?;
-        if streamed {
-            store::write_raw(&mut tx, message_row, raw).await?;
-        }
         for a in &mail.attachments {
             store::insert_attachment(
                 &mut tx,

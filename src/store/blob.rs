@@ -1,44 +1,49 @@
-//! A large raw mail written into its row in pieces (SQLite incremental blob I/O).
+//! A message's raw bytes into `message_raw` (migration 0012); a large one written in pieces
+//! (SQLite incremental blob I/O).
 //!
 //! Bound as a statement parameter, a mail's bytes are copied three times more on the way
 //! in (sqlx's argument, SQLite's bound value, the record it builds): for a mail with a
 //! 20 MB attachment that alone was over 100 MB (issue 8). From [`STREAM_RAW_BYTES`] on,
-//! intake inserts the row without its bytes, sizes the column with `zeroblob` (which SQLite
-//! writes without allocating it) and writes the mail into it [`PIECE`] at a time, in the
-//! intake transaction. Only on SQLite ([`super::dialect::streams_raw`]): PostgreSQL binds
-//! the bytes in the `INSERT` as before (its protocol sends them once, with no bound-value
-//! copy in a library of ours).
+//! the row is inserted with `zeroblob(size)`, which SQLite writes as a count without
+//! allocating it, because `raw` is the record's last column (it was not in `messages`,
+//! where SQLite expanded it: the reason for the table of its own), and the mail is written
+//! into it [`PIECE`] at a time, in the caller's transaction. Only on SQLite
+//! ([`super::dialect::streams_raw`]): PostgreSQL binds the bytes in the `INSERT` (its
+//! protocol sends them once, with no bound-value copy in a library of ours).
 
 use std::ffi::{CStr, c_int};
 
-use super::{Backend, Result, StoreError, Tx};
+use super::{Backend, Result, StoreError, Tx, dialect, on};
 use libsqlite3_sys as ffi;
 
-/// From this size on, a raw mail is written into its row in pieces.
+/// From this size on, a raw mail is written into its row in pieces (on SQLite).
 pub const STREAM_RAW_BYTES: usize = 1024 * 1024;
 /// How much of a mail one blob write takes.
 const PIECE: usize = 256 * 1024;
 
-/// Store `raw` as the raw mail (and size) of message `row`, inserted without its bytes,
-/// in the caller's transaction, never holding another copy of it (on SQLite; PostgreSQL,
-/// where intake does not call this, binds the bytes).
-pub async fn write_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
-    let tx = match tx.backend() {
-        Backend::Sqlite(c) => c,
-        Backend::Postgres(c) => {
-            sqlx::query("UPDATE messages SET raw = $1, size = $2 WHERE id = $3")
-                .bind(raw)
-                .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
+/// Store `raw` as the raw mail of message `row` (its `message_raw` row), in the caller's
+/// transaction, never holding another copy of a large one (on SQLite).
+pub async fn insert_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
+    if !dialect::streams_raw(tx.kind(), raw.len()) {
+        return on!(tx, |c| {
+            sqlx::query("INSERT INTO message_raw (message_id, raw) VALUES ($1, $2)")
                 .bind(row)
-                .execute(c)
+                .bind(raw)
+                .execute(&mut *c)
                 .await?;
-            return Ok(());
-        }
+            Ok(())
+        });
+    }
+    let Backend::Sqlite(tx) = tx.backend() else {
+        return Err(blob_error(
+            ffi::SQLITE_MISUSE,
+            "pieces are written on SQLite only",
+        ));
     };
     let len = i64::try_from(raw.len()).map_err(|_| blob_error(ffi::SQLITE_TOOBIG, "too large"))?;
-    sqlx::query("UPDATE messages SET raw = zeroblob($1), size = $1 WHERE id = $2")
-        .bind(len)
+    sqlx::query("INSERT INTO message_raw (message_id, raw) VALUES ($1, zeroblob($2))")
         .bind(row)
+        .bind(len)
         .execute(&mut *tx)
         .await?;
     let mut handle = tx.lock_handle().await?;
@@ -50,7 +55,7 @@ pub async fn write_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
         ffi::sqlite3_blob_open(
             db,
             c"main".as_ptr(),
-            c"messages".as_ptr(),
+            c"message_raw".as_ptr(),
             c"raw".as_ptr(),
             row,
             1,

@@ -17,6 +17,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("case_sequences", None),
     ("cases", Some("id")),
     ("messages", Some("id")),
+    // The raw mails (0012), one row per message.
+    ("message_raw", None),
     ("attachments", Some("id")),
     ("outbox", Some("id")),
     ("case_events", Some("id")),

@@ -83,8 +83,8 @@ pub fn claim_due(kind: Kind) -> &'static str {
     }
 }
 
-/// Whether intake writes a raw mail of `len` bytes into its row in pieces
-/// ([`super::write_raw`], SQLite's incremental blob I/O) instead of binding it: on SQLite
+/// Whether a raw mail of `len` bytes is written into its row in pieces
+/// ([`super::blob::insert_raw`], SQLite's incremental blob I/O) instead of bound: on SQLite
 /// from [`super::STREAM_RAW_BYTES`] on; never on PostgreSQL, which binds the bytes.
 pub fn streams_raw(kind: Kind, len: usize) -> bool {
     kind == Kind::Sqlite && len >= super::STREAM_RAW_BYTES

@@ -158,10 +158,11 @@ impl Store {
         loop {
             let rows: Vec<(i64, Vec<u8>)> = on!(self.pool(), |c| {
                 sqlx::query_as(
-                "SELECT id, raw FROM messages WHERE identity IS NULL AND source_key IS NOT NULL ORDER BY id LIMIT 50",
-            )
-            .fetch_all(c)
-            .await?
+                    "SELECT m.id, r.raw FROM messages m JOIN message_raw r ON r.message_id = m.id
+                 WHERE m.identity IS NULL AND m.source_key IS NOT NULL ORDER BY m.id LIMIT 50",
+                )
+                .fetch_all(c)
+                .await?
             });
             if rows.is_empty() {
                 return Ok(filled);

@@ -37,7 +37,7 @@ pub mod retention;
 mod time;
 mod unfiled;
 
-pub use blob::{STREAM_RAW_BYTES, write_raw};
+pub use blob::STREAM_RAW_BYTES;
 pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub(crate) use db::on;
 pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
@@ -319,7 +319,7 @@ impl Store {
             sqlx::query(concat!(
             "SELECT ",
             outbox_item_columns!(),
-            " FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
+            " FROM outbox o JOIN message_raw r ON r.message_id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
              WHERE o.status = 'queued' AND o.next_attempt_at <= $1
              ORDER BY o.next_attempt_at, o.id LIMIT $2"
         ))
@@ -490,7 +490,7 @@ impl Store {
     /// The raw bytes of a stored message.
     pub async fn raw_message(&self, id: i64) -> Result<Option<Vec<u8>>> {
         let row: Option<(Vec<u8>,)> = on!(self.pool, |c| sqlx::query_as(
-            "SELECT raw FROM messages WHERE id = $1"
+            "SELECT raw FROM message_raw WHERE message_id = $1"
         )
         .bind(id)
         .fetch_optional(c)
@@ -499,11 +499,11 @@ impl Store {
     }
 }
 
-/// The columns [`outbox_item_from_row`] reads, from `outbox o JOIN messages m LEFT JOIN
+/// The columns [`outbox_item_from_row`] reads, from `outbox o JOIN message_raw r LEFT JOIN
 /// cases c`.
 macro_rules! outbox_item_columns {
     () => {
-        "o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, m.raw, c.reference, o.auto_submitted"
+        "o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, r.raw, c.reference, o.auto_submitted"
     };
 }
 pub(crate) use outbox_item_columns;
@@ -693,12 +693,14 @@ pub struct NewMessage<'a> {
     pub created_at: DateTime<Utc>,
 }
 
+/// Insert a message and its raw bytes (`message_raw`, migration 0012), in the caller's
+/// transaction. A large raw mail is written in pieces on SQLite ([`blob::insert_raw`]).
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>) -> Result<i64> {
-    on!(tx, |c| {
+    let id: i64 = on!(tx, |c| {
         let row = sqlx::query(
             "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                                   date_header, received_at, text, decision_reason, flags, size, raw, created_at, identity)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+                                   date_header, received_at, text, decision_reason, flags, size, created_at, identity)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         .bind(m.case_id)
         .bind(m.direction)
@@ -714,13 +716,14 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>) -> Result<i64> {
         .bind(m.decision_reason)
         .bind(m.flags.join("\n"))
         .bind(m.raw.len() as i64)
-        .bind(m.raw)
         .bind(Ts(m.created_at))
         .bind(m.identity)
         .fetch_one(&mut *c)
         .await?;
-        Ok(row.try_get(0)?)
-    })
+        row.try_get(0)?
+    });
+    blob::insert_raw(tx, id, m.raw).await?;
+    Ok(id)
 }
 
 /// Record an attachment of a stored message: its name, type and decoded size. Its bytes are

@@ -62,7 +62,7 @@ impl Store {
                 concat!(
                     "SELECT ",
                     outbox_item_columns!(),
-                    " FROM outbox o JOIN messages m ON m.id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
+                    " FROM outbox o JOIN message_raw r ON r.message_id = o.message_id LEFT JOIN cases c ON c.id = o.case_id
                      WHERE o.id IN ({})"
                 ),
                 id_list(1, ids.len())

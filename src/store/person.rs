@@ -65,8 +65,9 @@ pub async fn messages_of(pool: &Pool, address: &str) -> Result<Vec<PersonMessage
         for id in ids {
             let r = sqlx::query(
                 "SELECT m.id, c.reference, m.direction, m.kind, m.from_name, m.from_address, m.subject,
-                        m.received_at, m.text, m.raw
-                 FROM messages m LEFT JOIN cases c ON c.id = m.case_id WHERE m.id = $1",
+                        m.received_at, m.text, r.raw
+                 FROM messages m JOIN message_raw r ON r.message_id = m.id
+                 LEFT JOIN cases c ON c.id = m.case_id WHERE m.id = $1",
             )
             .bind(id)
             .fetch_one(c)

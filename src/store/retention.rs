@@ -18,6 +18,14 @@ pub async fn delete_case_mail(tx: &mut Tx, case_id: i64) -> Result<(u64, u64, u6
         .execute(&mut *c)
         .await?
         .rows_affected();
+        // The raw mails (explicitly, not only by the foreign key's ON DELETE CASCADE,
+        // which a connection without foreign keys would skip).
+        sqlx::query(
+            "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE case_id = $1)",
+        )
+        .bind(case_id)
+        .execute(&mut *c)
+        .await?;
         let outbox = sqlx::query(
             "DELETE FROM outbox WHERE case_id = $1 OR message_id IN (SELECT id FROM messages WHERE case_id = $1)",
         )
@@ -224,6 +232,12 @@ pub async fn delete_message(tx: &mut Tx, id: i64) -> Result<()> {
             .bind(id)
             .execute(&mut *c)
             .await?;
+        sqlx::query(
+            "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE id = $1 AND case_id IS NULL)",
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
         sqlx::query("DELETE FROM outbox WHERE message_id = $1")
             .bind(id)
             .execute(&mut *c)
