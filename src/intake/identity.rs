@@ -59,7 +59,28 @@ pub struct Identity {
 /// mail with a 20 MB attachment is hashed as it stands, issue 8).
 pub fn of(raw: &[u8]) -> Identity {
     let mut lines = lines(raw).peekable();
-    let fields = header_fields(&mut lines);
+    let (mut hash, message_id) = author_part(header_fields(&mut lines));
+    // The body with its line ends made LF, without the trailing ones: a line end is only
+    // hashed once a line with content follows it.
+    let mut pending = 0usize;
+    for (line, ended) in lines {
+        if !line.is_empty() {
+            for _ in 0..pending {
+                hash.update(b"\n");
+            }
+            pending = 0;
+            hash.update(line);
+        }
+        if ended {
+            pending += 1;
+        }
+    }
+    finish(hash, message_id)
+}
+
+/// The hash begun over the author's fields (sorted by name, stable), and the Message-ID
+/// among them.
+fn author_part(fields: Vec<(String, String)>) -> (Sha256, Option<String>) {
     let mut kept: Vec<(String, String)> = fields
         .into_iter()
         .filter(|(name, _)| AUTHOR_FIELDS.contains(&name.as_str()))
@@ -77,7 +98,6 @@ pub fn of(raw: &[u8]) -> Identity {
         })
         .filter(|v| !v.is_empty())
         .map(str::to_string);
-
     let mut hash = Sha256::new();
     for (name, value) in &kept {
         hash.update(name.as_bytes());
@@ -86,26 +106,15 @@ pub fn of(raw: &[u8]) -> Identity {
         hash.update(b"\n");
     }
     hash.update(b"\n");
-    // The body with its line ends made LF, without the trailing ones: a line end is only
-    // hashed once a line with content follows it.
-    let mut pending = 0usize;
-    for (line, ended) in lines {
-        if !line.is_empty() {
-            for _ in 0..pending {
-                hash.update(b"\n");
-            }
-            pending = 0;
-            hash.update(line);
-        }
-        if ended {
-            pending += 1;
-        }
-    }
-    let digest = hash.finalize();
-    let mut sha256 = String::with_capacity(64);
-    for byte in digest {
-        sha256.push_str(&format!("{byte:02x}"));
-    }
+    (hash, message_id)
+}
+
+fn finish(hash: Sha256, message_id: Option<String>) -> Identity {
+    let sha256 = hash
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     Identity { message_id, sha256 }
 }
 
@@ -286,43 +295,14 @@ mod tests {
     fn reference_of(raw: &[u8]) -> Identity {
         let text = reference_normalise(raw);
         let (fields, body) = reference_split(&text);
-        let mut kept: Vec<(String, String)> = fields
-            .into_iter()
-            .filter(|(name, _)| AUTHOR_FIELDS.contains(&name.as_str()))
-            .collect();
-        // Stable: fields of the same name keep their order.
-        kept.sort_by(|a, b| a.0.cmp(&b.0));
-        let message_id = kept
-            .iter()
-            .find(|(name, _)| name == "message-id")
-            .map(|(_, v)| {
-                v.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .trim()
-            })
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
-
-        let mut hash = Sha256::new();
-        for (name, value) in &kept {
-            hash.update(name.as_bytes());
-            hash.update(b":");
-            hash.update(value.as_bytes());
-            hash.update(b"\n");
-        }
-        hash.update(b"\n");
+        // The author's fields are hashed as they always were; the body is what changed.
+        let (mut hash, message_id) = author_part(fields);
         let mut end = body.len();
         while end > 0 && body[end - 1] == b'\n' {
             end -= 1;
         }
         hash.update(&body[..end]);
-        let digest = hash.finalize();
-        let mut sha256 = String::with_capacity(64);
-        for byte in digest {
-            sha256.push_str(&format!("{byte:02x}"));
-        }
-        Identity { message_id, sha256 }
+        finish(hash, message_id)
     }
 
     /// CRLF and lone CR become LF (IMAP hands out CRLF, Maildir keeps LF, old Mac stores CR).
