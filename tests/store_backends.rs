@@ -18,6 +18,21 @@ use klachtpost::store::{self, DatabaseUrl, NewCase, Store, history};
 use secrecy::SecretString;
 use support::{PgDatabase, PgOptions, Postgres};
 
+/// One property of the store, a test on each database.
+macro_rules! on_both {
+    ($(#[$attr:meta])* $property:ident => $sqlite:ident, $postgres:ident) => {
+        $(#[$attr])*
+        async fn $sqlite() {
+            $property(Db::sqlite().await).await;
+        }
+
+        $(#[$attr])*
+        async fn $postgres() {
+            $property(Db::postgres().await).await;
+        }
+    };
+}
+
 /// One database to test on: a SQLite file, or a fresh database on the harness's PostgreSQL.
 enum Db {
     Sqlite(tempfile::TempDir),
@@ -153,15 +168,11 @@ async fn round_trip(db: Db) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_keeps_times_flags_and_32_bit_uids() {
-    round_trip(Db::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_keeps_times_flags_and_32_bit_uids() {
-    round_trip(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test]
+    round_trip => sqlite_keeps_times_flags_and_32_bit_uids,
+    postgres_keeps_times_flags_and_32_bit_uids
+);
 
 /// Four instances open a new database at the same moment, then write cases from all four
 /// at once: every open succeeds (the migrations run once, under a lock), case numbers are
@@ -250,15 +261,11 @@ async fn instances_at_once(db: Db) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_instances_opening_at_once_all_come_up_and_keep_one_chain() {
-    instances_at_once(Db::sqlite().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_instances_opening_at_once_all_come_up_and_keep_one_chain() {
-    instances_at_once(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    instances_at_once => sqlite_instances_opening_at_once_all_come_up_and_keep_one_chain,
+    postgres_instances_opening_at_once_all_come_up_and_keep_one_chain
+);
 
 /// Intake's deferred handle: its commits wait for no disk (SQLite `synchronous = NORMAL`,
 /// PostgreSQL `synchronous_commit = off`), the store's own stay synchronous (SQLite; the
@@ -310,15 +317,11 @@ async fn deferred_commits(db: Db) {
     assert_eq!(counted, (2, 5), "two batches, five mails");
 }
 
-#[tokio::test]
-async fn sqlite_intake_commits_deferred_and_made_durable_per_batch() {
-    deferred_commits(Db::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_intake_commits_deferred_and_made_durable_per_batch() {
-    deferred_commits(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test]
+    deferred_commits => sqlite_intake_commits_deferred_and_made_durable_per_batch,
+    postgres_intake_commits_deferred_and_made_durable_per_batch
+);
 
 /// Queue `n` notices, due at `at`; their outbox ids.
 async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i64> {
@@ -374,15 +377,11 @@ async fn claims_side_by_side(db: Db) {
     assert_eq!(all, queued.into_iter().collect::<Vec<_>>(), "each row once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_claims_hand_each_outbox_row_out_once() {
-    claims_side_by_side(Db::sqlite().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_claims_hand_each_outbox_row_out_once() {
-    claims_side_by_side(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    claims_side_by_side => sqlite_claims_hand_each_outbox_row_out_once,
+    postgres_claims_hand_each_outbox_row_out_once
+);
 
 /// On PostgreSQL a claim takes row locks, not the write lock: it goes ahead while another
 /// instance's write transaction is open, and skips the rows another claim holds.
@@ -750,15 +749,11 @@ async fn raw_mail_round_trip(db: Db) {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM messages").await, 1);
 }
 
-#[tokio::test]
-async fn sqlite_keeps_raw_mail_apart_and_deletes_it_with_its_message() {
-    raw_mail_round_trip(Db::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_keeps_raw_mail_apart_and_deletes_it_with_its_message() {
-    raw_mail_round_trip(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test]
+    raw_mail_round_trip => sqlite_keeps_raw_mail_apart_and_deletes_it_with_its_message,
+    postgres_keeps_raw_mail_apart_and_deletes_it_with_its_message
+);
 
 /// A register in the field before 0012 (every other migration applied, 0020 included: it
 /// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
@@ -854,12 +849,8 @@ async fn migration_0012_moves_old_raw_mail(db: Db) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_migration_0012_moves_raw_mail_of_an_older_register() {
-    migration_0012_moves_old_raw_mail(Db::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_migration_0012_moves_raw_mail_of_an_older_register() {
-    migration_0012_moves_old_raw_mail(Db::postgres().await).await;
-}
+on_both!(
+    #[tokio::test]
+    migration_0012_moves_old_raw_mail => sqlite_migration_0012_moves_raw_mail_of_an_older_register,
+    postgres_migration_0012_moves_raw_mail_of_an_older_register
+);
