@@ -8,8 +8,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use klachtpost::config::Config;
 use klachtpost::daemon::run_with;
 use klachtpost::store::Store;
 use support::{
-    Dovecot, DovecotOptions, FIRM_TWO_PARTNERS, FreezingProxy, TestConfig, WITHOUT_MOVE,
+    Daemon, Dovecot, DovecotOptions, FIRM_TWO_PARTNERS, FreezingProxy, TestConfig, WITHOUT_MOVE,
     WITHOUT_MOVE_OR_UIDPLUS,
 };
 
@@ -69,73 +69,6 @@ async fn never() {
     std::future::pending::<()>().await
 }
 
-/// `klachtpost run` as a process, its stderr in a file.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, config_text: &str, password: &str) -> Daemon {
-        let path = dir.join("klachtpost.toml");
-        std::fs::write(&path, config_text).unwrap();
-        let log = dir.join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_klachtpost"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .env(PASSWORD_ENV, password)
-            .env("KLACHTPOST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start klachtpost run");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log().matches(needle).count()
-    }
-
-    async fn wait_for_log(&self, needle: &str, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.count(needle) < n {
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} not {n} times in the daemon's log within {timeout:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status, within a deadline.
-    async fn stop(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the daemon did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn wait_for_cases(store: &Store, n: usize, timeout: Duration, daemon: &Daemon) {
     let deadline = Instant::now() + timeout;
     loop {
@@ -181,6 +114,7 @@ async fn dovecot_stopped_during_idle_and_started_again_loses_nothing_and_does_no
     let daemon = Daemon::start(
         tmp.path(),
         &config_text(tmp.path(), imap.imap_port, "30 min"),
+        PASSWORD_ENV,
         &imap.password,
     );
     // Migrations run once the daemon is up (concurrent first starts are item 6's concern).
@@ -224,6 +158,7 @@ async fn a_fetch_without_answer_times_out_and_the_mail_is_taken_in_after_the_tha
     let daemon = Daemon::start(
         tmp.path(),
         &config_text(tmp.path(), proxy.port, "30 min"),
+        PASSWORD_ENV,
         &imap.password,
     );
     // Migrations run once the daemon is up (concurrent first starts are item 6's concern).
@@ -277,6 +212,7 @@ async fn a_server_that_fails_after_login_is_retried_with_backoff_not_in_a_hot_lo
     let daemon = Daemon::start(
         tmp.path(),
         &config_text(tmp.path(), proxy.port, "30 min"),
+        PASSWORD_ENV,
         &imap.password,
     );
     daemon.wait_for_log("intake pass failed", 1, WAIT).await;
@@ -402,7 +338,7 @@ async fn an_outage_longer_than_alert_after_is_reported_once_and_its_end_once() {
     let tmp = tempfile::tempdir().unwrap();
     let outbox = tmp.path().join("outbox");
     let text = config_text(tmp.path(), imap.imap_port, "2 s");
-    let daemon = Daemon::start(tmp.path(), &text, &imap.password);
+    let daemon = Daemon::start(tmp.path(), &text, PASSWORD_ENV, &imap.password);
 
     // The outage notice, once, to every partner.
     let deadline = Instant::now() + WAIT;

@@ -10,8 +10,8 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -22,7 +22,7 @@ use klachtpost::intake::Pipeline;
 use klachtpost::partners::scheduler;
 use klachtpost::store::{CLAIM_LEASE, Store, jobs};
 use sqlx::Row;
-use support::{Dovecot, FIRM, FIRM_TWO_PARTNERS, SmtpSink, TestConfig};
+use support::{Daemon, Dovecot, FIRM, FIRM_TWO_PARTNERS, SmtpSink, TestConfig};
 
 const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
 const WAIT: Duration = Duration::from_secs(20);
@@ -43,76 +43,6 @@ fn header(data: &[u8], name: &str) -> Option<String> {
         .take_while(|l| !l.is_empty())
         .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
         .map(|l| l[prefix.len()..].trim().to_string())
-}
-
-/// `klachtpost run` as a process, its stderr in a file.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, config_text: &str, password: &str) -> Daemon {
-        std::fs::create_dir_all(dir).unwrap();
-        let path = dir.join("klachtpost.toml");
-        std::fs::write(&path, config_text).unwrap();
-        let log = dir.join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_klachtpost"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .env(PASSWORD_ENV, password)
-            .env("KLACHTPOST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start klachtpost run");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} not in the daemon's log within {timeout:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn sigkill(&mut self) {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit status, within a deadline.
-    async fn stop(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the daemon did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `klachtpost status --json` with the config in `dir`.
@@ -182,15 +112,15 @@ timeout_secs = 5"#,
     let db = tc.database().connect().await;
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
 
-    let mut a = Daemon::start(&dir_a, &tc.file_text(), &imap.password);
-    a.wait_for_log("lease.taken", WAIT).await;
-    let b = Daemon::start(&dir_b, &tc.file_text(), &imap.password);
-    b.wait_for_log("lease.waiting", WAIT).await;
+    let mut a = Daemon::start(&dir_a, &tc.file_text(), PASSWORD_ENV, &imap.password);
+    a.wait_for_log("lease.taken", 1, WAIT).await;
+    let b = Daemon::start(&dir_b, &tc.file_text(), PASSWORD_ENV, &imap.password);
+    b.wait_for_log("lease.waiting", 1, WAIT).await;
     let holder = mailbox_holder(&dir_b, &imap.password).expect("a holds the mailbox");
     assert!(
-        holder.contains(&format!("-{}-", a.child.id())),
+        holder.contains(&format!("-{}-", a.pid())),
         "the first daemon (pid {}) holds the mailbox: {holder}",
-        a.child.id()
+        a.pid()
     );
 
     // Halfway through the backlog, the holder is killed.
@@ -212,13 +142,14 @@ timeout_secs = 5"#,
     );
 
     // The survivor takes the mailbox over within 30 s, and `status` says so.
-    b.wait_for_log("lease.taken", Duration::from_secs(30)).await;
+    b.wait_for_log("lease.taken", 1, Duration::from_secs(30))
+        .await;
     let took = killed.elapsed();
     assert!(took <= Duration::from_secs(30), "took over after {took:?}");
     let holder = mailbox_holder(&dir_b, &imap.password).expect("b holds the mailbox");
     assert_ne!(holder, "", "{holder}");
     assert!(
-        !holder.contains(&format!("-{}-", a.child.id())),
+        !holder.contains(&format!("-{}-", a.pid())),
         "the killed daemon still holds the mailbox: {holder}"
     );
 

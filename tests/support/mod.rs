@@ -46,6 +46,7 @@
 
 pub mod certs;
 pub mod config;
+pub mod daemon;
 pub mod database;
 pub mod dovecot;
 pub mod oauth2;
@@ -57,6 +58,7 @@ pub mod smtp;
 
 pub use certs::{TestCa, client_config};
 pub use config::{FIRM, FIRM_TWO_PARTNERS, TestConfig, open_store, template};
+pub use daemon::Daemon;
 pub use database::{BACKEND_ENV, Backend, PASSWORD_ENV, Secret, TestDatabase};
 pub use dovecot::{
     Account, Dovecot, DovecotOptions, ImapClient, ImapSession, ImapStream, MAIN_USER, Security,
