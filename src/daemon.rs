@@ -62,6 +62,7 @@ pub fn init_tracing(default: &str) {
 /// caller spin. An error only when the store cannot be written at all; the mail then stays
 /// in the mailbox (what the batch took in before it is made durable and moved first).
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
+    pipeline.new_batch();
     let fetched = mailbox
         .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
         .await?;
