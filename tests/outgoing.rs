@@ -871,3 +871,46 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
         "the acknowledgement goes out again"
     );
 }
+
+/// The message goes out after DATA dot-stuffed with its end mark in one write (text), or
+/// through lettre's own writer (not UTF-8): either way the server gets it byte for byte,
+/// lines that begin with a dot included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_arrives_byte_for_byte_with_its_dotted_lines() {
+    let smtp = SmtpSink::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            smtp.port
+        ),
+        None,
+    );
+    let sender = Sender::from_config(&config).unwrap();
+    let head = "From: klachten@firma.nl\r\nTo: karin@klant.example\r\nSubject: punt\r\n\r\n";
+    let text = format!("{head}.verborgen\r\n..twee\r\n.\r\nmidden . punt\r\nslot");
+    let utf8 = format!("{head}.één\r\nü");
+    let mut not_utf8 = format!("{head}.x\r\n").into_bytes();
+    not_utf8.extend_from_slice(b"\xff\xfe latin\r\n.y");
+    let to = vec!["karin@klant.example".to_string()];
+    for raw in [text.as_bytes(), utf8.as_bytes(), &not_utf8] {
+        sender
+            .send("klachten@firma.nl", &to, raw, "x")
+            .await
+            .unwrap();
+    }
+    let got = smtp.wait_for(3, WAIT).await;
+    for (received, sent) in got
+        .iter()
+        .zip([text.as_bytes(), utf8.as_bytes(), &not_utf8])
+    {
+        let mut expected = sent.to_vec();
+        // What follows the message is the end mark's CRLF.
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&received.data),
+            String::from_utf8_lossy(&expected)
+        );
+    }
+}
