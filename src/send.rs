@@ -233,10 +233,11 @@ impl Sender {
     }
 }
 
-/// SMTP, driven step by step so a failure of the session is told apart from a refusal of
-/// the mail. One session carries a drain's messages one after another (RFC 5321 §3.3: a
-/// new MAIL FROM after a completed transaction); [`Sender::close_idle`] ends it when the
-/// drain is done, and a session idle longer than [`SESSION_IDLE`] is not reused.
+/// SMTP, driven command by command (pipelined where offered) so a failure of the session
+/// is told apart from a refusal of the mail. One session carries a drain's messages one
+/// after another (RFC 5321 §3.3: a new MAIL FROM after a completed transaction);
+/// [`Sender::close_idle`] ends it when the drain is done, and a session idle longer than
+/// [`SESSION_IDLE`] is not reused.
 pub struct SmtpSender {
     server: ServerSettings,
     tls: Option<TlsParameters>,

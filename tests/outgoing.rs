@@ -1082,3 +1082,43 @@ async fn each_refusal_is_judged_alike_pipelined_or_step_by_step() {
         "{subjects:?}"
     );
 }
+
+/// A session kept open for the next message that the server has ended meanwhile (Postfix's
+/// idle timeout: 421, then it hangs up) fails the pipelined group before MAIL FROM is
+/// accepted: the mail goes out on a new session, without an error.
+#[tokio::test]
+async fn a_kept_session_the_server_ended_is_replaced_by_a_new_one() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let marieke = dovecot.add_user("marieke");
+    let postfix = Postfix::start_with(&dovecot, "smtpd_timeout = 1s");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            postfix.smtp_port
+        ),
+        None,
+    );
+    let sender = Sender::from_config(&config).unwrap();
+    let to = ["marieke@client.example".to_string()];
+    let first = sender.send("klachten@firma.nl", &to, &plain(0), "t").await;
+    assert_eq!(outcome(&first), "sent", "{first:?}");
+    // Postfix ends the idle session after a second, well within the 5 s it is kept.
+    postfix
+        .wait_for_log("timeout after END-OF-MESSAGE", 1, WAIT)
+        .await;
+    let second = sender.send("klachten@firma.nl", &to, &plain(1), "t").await;
+    assert_eq!(outcome(&second), "sent", "{second:?}");
+    sender.close_idle().await;
+    let log = postfix.wait_for_log("disconnect from", 2, WAIT).await;
+    assert_eq!(
+        log.matches(": connect from").count(),
+        2,
+        "two sessions: {log}"
+    );
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 2, WAIT)
+        .await;
+}
