@@ -57,6 +57,8 @@ pub struct Config {
     pub deadlines: DeadlineSettings,
     pub templates: Templates,
     pub intake: IntakeSettings,
+    /// `[run]`: how `klachtpost run` uses the machine.
+    pub run: RunSettings,
     pub alerts: AlertSettings,
     /// `[mailbox] quarantine_folder`: where a mail that cannot be taken in is moved (IMAP:
     /// a folder, created if missing; Maildir: the Maildir++ subfolder `.<name>`).
@@ -229,6 +231,24 @@ pub struct IntakeSettings {
     pub max_message_bytes: usize,
 }
 
+/// `[run] cpus`: on how many CPUs `klachtpost run` keeps its threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cpus {
+    /// One CPU (the default): intake, the sender and the database's connection threads
+    /// hand each mail to one another dozens of times; on one CPU a hand-off is a context
+    /// switch, across CPUs a wake-up of another (in a VM, often halted) CPU, which costs
+    /// several times more (`crate::daemon::keep_to_one_cpu`).
+    #[default]
+    One,
+    /// Wherever the operating system puts them.
+    All,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    pub cpus: Cpus,
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
     /// How long a channel (the mailbox; later outgoing mail) may fail before the partners
@@ -324,6 +344,11 @@ struct RawIntake {
     max_message_bytes: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct RawRun {
+    cpus: Option<String>,
+}
+
 const SECTIONS: &[&str] = &[
     "firm",
     "database",
@@ -333,6 +358,7 @@ const SECTIONS: &[&str] = &[
     "deadlines",
     "templates",
     "intake",
+    "run",
     "alerts",
     "retention",
     "oauth2",
@@ -483,6 +509,7 @@ impl Config {
         let deadlines: DeadlineSettings = section(&table, "deadlines", &mut problems);
         let templates: RawTemplates = section(&table, "templates", &mut problems);
         let intake: RawIntake = section(&table, "intake", &mut problems);
+        let run: RawRun = section(&table, "run", &mut problems);
         let alerts: RawAlerts = section(&table, "alerts", &mut problems);
         let retention: RawRetention = section(&table, "retention", &mut problems);
         let oauth2 = table.contains_key("oauth2").then(|| {
@@ -772,6 +799,16 @@ impl Config {
         }
 
         let max_message_bytes = intake.max_message_bytes.unwrap_or(50 * 1024 * 1024);
+        let cpus = match run.cpus.as_deref() {
+            None | Some("one") => Cpus::One,
+            Some("all") => Cpus::All,
+            Some(other) => {
+                problems.push(format!(
+                    "run.cpus: \"{other}\" is not known (\"one\", the default, or \"all\")"
+                ));
+                Cpus::One
+            }
+        };
 
         // [alerts]
         let alert_after = match alerts.alert_after.as_deref().map(parse_period) {
@@ -862,6 +899,7 @@ impl Config {
                 deadlines,
                 templates,
                 intake: IntakeSettings { max_message_bytes },
+                run: RunSettings { cpus },
                 alerts: AlertSettings { alert_after },
                 quarantine_folder,
                 retention,
@@ -1442,7 +1480,7 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             .replace("port = 1143", "port = 1143\nfolderr = \"x\"\ndir = \"y\"")
             .replace("\"Adviesbureau Test\"", "\"\"")
             .replace("kind = \"file\"", "kind = \"pigeon\"")
-            + "\n[extra]\nx = 1\n";
+            + "\n[extra]\nx = 1\n[run]\ncpus = \"two\"\n";
         let e = load(&text, &[]).unwrap_err();
         let all = e.problems.join("\n");
         for needle in [
@@ -1451,6 +1489,7 @@ acknowledgement = "config/templates/acknowledgement.nl.txt"
             "firm.name",
             "outgoing.kind",
             "[extra]: unknown section",
+            "run.cpus: \"two\" is not known",
             "KP_TEST_PW is not set",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");

@@ -462,3 +462,53 @@ fn processes_started_at_once_on_a_new_database_all_come_up() {
         }
     }
 }
+
+/// The CPUs each thread of process `pid` may run on (`Cpus_allowed_list` per task).
+fn threads_cpus(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn klachtpost_run_keeps_its_threads_on_one_cpu_unless_told_all() {
+    let own = threads_cpus(std::process::id())[0].clone();
+    for (setting, one) in [(None, true), (Some("cpus = \"all\""), false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = support::TestConfig::new(tmp.path());
+        if let Some(s) = setting {
+            config = config.section("run", s);
+        }
+        let daemon = support::Daemon::start(tmp.path(), &config.file_text(), "KP_UNUSED", "-");
+        daemon
+            .wait_for_log(
+                "klachtpost is running",
+                1,
+                std::time::Duration::from_secs(20),
+            )
+            .await;
+        let cpus = threads_cpus(daemon.pid());
+        // The runtime's workers, the database's connection threads, the signal thread.
+        assert!(cpus.len() >= 3, "{setting:?}: {cpus:?}");
+        if one {
+            let first = &cpus[0];
+            assert!(
+                first.parse::<usize>().is_ok(),
+                "one CPU, not {first}; log:\n{}",
+                daemon.log()
+            );
+            assert!(cpus.iter().all(|c| c == first), "{cpus:?}");
+            assert_eq!(daemon.count("event=\"run.one_cpu\""), 1, "{}", daemon.log());
+        } else {
+            assert!(cpus.iter().all(|c| *c == own), "{cpus:?} vs {own}");
+            assert_eq!(daemon.count("run.one_cpu"), 0, "{}", daemon.log());
+        }
+        assert!(daemon.stop().await.success());
+    }
+}

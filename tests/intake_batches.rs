@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use klachtpost::clock::{ManualClock, SystemClock};
+use klachtpost::clock::{Clock, ManualClock, SystemClock};
 use klachtpost::config::Config;
 use klachtpost::daemon::{intake_pass, run_with};
 use klachtpost::fetch::Mailbox;
@@ -248,5 +248,67 @@ async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_
         store.raw_message(row).await.unwrap().unwrap(),
         big,
         "fetched in pieces, stored byte for byte"
+    );
+}
+
+/// Intake counts the partners' open cases once per batch and adds the batch's own new
+/// cases (least open cases first, the default): a batch is shared out as if counted for
+/// every mail, and the next batch counts again, seeing cases closed meanwhile.
+#[tokio::test]
+async fn a_batch_shares_complaints_out_by_open_cases_and_the_next_batch_counts_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = TestConfig::new(dir)
+        .firm(support::FIRM_TWO_PARTNERS)
+        .templates(&["acknowledgement"])
+        .build();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let partners = |cases: &[klachtpost::store::CaseSummary]| {
+        let mut anna = Vec::new();
+        let mut bob = Vec::new();
+        for c in cases {
+            match c.partner_email.as_str() {
+                "anna@firma.nl" => anna.push(c.reference.clone()),
+                _ => bob.push(c.reference.clone()),
+            }
+        }
+        (anna, bob)
+    };
+
+    for i in 0..6 {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 6);
+    let (anna, bob) = partners(&store.list_cases().await.unwrap());
+    assert_eq!((anna.len(), bob.len()), (3, 3), "{anna:?} {bob:?}");
+
+    // Anna's three cases are closed outside intake; the next batch counts again: Anna has
+    // none open, Bob three, so Anna gets the next three.
+    for reference in &anna {
+        let mut tx = store.begin().await.unwrap();
+        klachtpost::case::close(
+            &mut tx,
+            reference,
+            klachtpost::case::Closing::NotAComplaint,
+            klachtpost::case::Actor::new("Anna Partner", clock.now()),
+            None,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    for i in 6..9 {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 3);
+    let (anna_now, bob_now) = partners(&store.list_cases().await.unwrap());
+    assert_eq!(
+        (anna_now.len(), bob_now.len()),
+        (6, 3),
+        "{anna_now:?} {bob_now:?}"
     );
 }

@@ -132,6 +132,20 @@ fn xoauth2_logins(imap: &Dovecot) -> usize {
         .count()
 }
 
+/// Polls until Dovecot has logged `n` XOAUTH2 logins: its log process writes a login line
+/// a moment after the session is already in use, so a mail can be taken in first.
+async fn wait_for_xoauth2_logins(imap: &Dovecot, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while xoauth2_logins(imap) < n {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} XOAUTH2 logins:\n{}",
+            imap.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_only_client_credentials_flow_logs_in_to_imap() {
     let server = TokenServer::start("complaints", Duration::from_secs(3600));
@@ -156,6 +170,7 @@ async fn the_app_only_client_credentials_flow_logs_in_to_imap() {
     assert_eq!(store.list_cases().await.unwrap().len(), 1);
     assert_eq!(imap.count("INBOX").await, 0);
     assert_eq!(server.grants(), vec!["client_credentials"]);
+    wait_for_xoauth2_logins(&imap, 1).await;
     assert_eq!(xoauth2_logins(&imap), 1, "{}", imap.log());
 
     // A second connection reuses the cached token: no new grant.
@@ -166,6 +181,7 @@ async fn the_app_only_client_credentials_flow_logs_in_to_imap() {
         .unwrap();
     assert_eq!(store.list_cases().await.unwrap().len(), 2);
     assert_eq!(server.grants(), vec!["client_credentials"]);
+    wait_for_xoauth2_logins(&imap, 2).await;
     assert_eq!(xoauth2_logins(&imap), 2);
 }
 
@@ -279,6 +295,7 @@ async fn the_command_flow_logs_in_with_the_printed_token() {
         server.grants().is_empty(),
         "no grant: the command gave the token"
     );
+    wait_for_xoauth2_logins(&imap, 1).await;
     assert_eq!(xoauth2_logins(&imap), 1, "{}", imap.log());
 }
 
@@ -382,7 +399,7 @@ async fn a_token_that_expires_during_idle_is_replaced_at_the_next_login_without_
         .await;
     wait_for_cases(&store, 2).await;
     assert!(server.grants().len() >= 2, "a new token was obtained");
-    assert!(xoauth2_logins(&imap) >= 2, "{}", imap.log());
+    wait_for_xoauth2_logins(&imap, 2).await;
     // The case is committed before its batch is moved out of INBOX: wait for the move.
     imap.wait_for_count("INBOX", 0, WAIT).await;
 

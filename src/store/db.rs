@@ -453,6 +453,13 @@ pub(super) async fn open_sqlite(
             .pragma("secure_delete", "ON")
             // New files give freed pages back with `PRAGMA incremental_vacuum`.
             .auto_vacuum(SqliteAutoVacuum::Incremental)
+            // Copy the log back into the database every 8,000 pages (32 MiB) rather than
+            // SQLite's 1,000: a complaint's commit writes ~50 pages, so a backlog
+            // checkpointed every 20 mails, copying (and syncing) the same hot index pages
+            // again each time (6 % of a backlog's time, issue 8). The log is reused from
+            // its start after each checkpoint, and cut back to 32 MiB when larger.
+            .pragma("wal_autocheckpoint", "8000")
+            .pragma("journal_size_limit", "33554432")
     };
     if !read_only && !in_memory {
         super::private_file(options.get_filename())?;
