@@ -7,8 +7,11 @@
 //! refused at MAIL FROM — is an outage of the transport, not a verdict on the mail (one
 //! wrong password must not fail every acknowledgement); a 4xx to the mail is worth
 //! another try; a 5xx to a recipient (RCPT) or to the message (DATA) fails that mail only.
-//! To tell them apart the SMTP dialogue is driven step by step here (lettre's connection,
-//! not its transport, which reports all of them alike).
+//! To tell them apart the SMTP dialogue is driven here (lettre's connection, not its
+//! transport, which reports all of them alike). When the server offers PIPELINING (RFC 2920)
+//! MAIL FROM, the RCPT TOs and DATA go out in one write and their replies are read in order,
+//! so a message costs two round trips instead of three and one per recipient; the first
+//! refusal decides as in the dialogue step by step, and the message only follows a 354.
 //!
 //! Every error text is [`redact`]ed: SMTP replies echo addresses, and errors are logged and
 //! stored.
@@ -22,8 +25,9 @@ use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -229,14 +233,63 @@ impl Sender {
     }
 }
 
-/// SMTP, driven step by step so a failure of the session is told apart from a refusal of
-/// the mail. One session carries a drain's messages one after another (RFC 5321 §3.3: a
-/// new MAIL FROM after a completed transaction); [`Sender::close_idle`] ends it when the
-/// drain is done, and a session idle longer than [`SESSION_IDLE`] is not reused.
+/// SMTP, driven command by command (pipelined where offered) so a failure of the session
+/// is told apart from a refusal of the mail. One session carries a drain's messages one
+/// after another (RFC 5321 §3.3: a new MAIL FROM after a completed transaction);
+/// [`Sender::close_idle`] ends it when the drain is done, and a session idle longer than
+/// [`SESSION_IDLE`] is not reused.
 pub struct SmtpSender {
     server: ServerSettings,
     tls: Option<TlsParameters>,
-    open: tokio::sync::Mutex<Option<(AsyncSmtpConnection, std::time::Instant)>>,
+    open: tokio::sync::Mutex<Option<(Session, std::time::Instant)>>,
+}
+
+/// An SMTP session, greeted (and logged in) and ready for a mail transaction.
+struct Session {
+    conn: AsyncSmtpConnection,
+    /// The server offers PIPELINING (RFC 2920).
+    pipelining: bool,
+}
+
+/// How far a mail transaction got, for how [`SmtpSender::send`] ends a session it failed in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Stage {
+    /// MAIL FROM not accepted: a kept session may have been ended by the server.
+    #[default]
+    Before,
+    /// MAIL FROM accepted.
+    Started,
+    /// The server accepted DATA and waits for the message, which is not sent (a recipient
+    /// of the same pipelined group was refused, or the message was cut off): the session
+    /// can only be dropped. A QUIT would be taken as part of the message and never
+    /// answered, and a closing dot would deliver it.
+    InData,
+}
+
+impl Session {
+    /// End a session a transaction failed in: QUIT, or drop it while the server is in DATA.
+    async fn end(mut self, stage: Stage) {
+        if stage != Stage::InData {
+            self.conn.abort().await;
+        }
+    }
+}
+
+/// The commands of one pipelined group: MAIL FROM, every RCPT TO, then DATA, which must be
+/// the last (RFC 2920 §3.1). lettre's commands each end in CRLF.
+struct Group {
+    mail: Mail,
+    rcpts: Vec<Rcpt>,
+}
+
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.mail)?;
+        for rcpt in &self.rcpts {
+            write!(f, "{rcpt}")?;
+        }
+        write!(f, "{Data}")
+    }
 }
 
 /// The longest an open SMTP session waits for the next message before it is not reused.
@@ -256,7 +309,7 @@ impl SmtpSender {
     }
 
     /// Connect, greet, STARTTLS and AUTH as configured. Every failure here is an outage.
-    async fn session(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn session(&self) -> Result<Session, SendError> {
         let s = &self.server;
         let outage = |what: &str, e: lettre::transport::smtp::Error| {
             SendError::Outage(redact(&format!("{what} {}:{}: {e}", s.host, s.port)))
@@ -264,22 +317,24 @@ impl SmtpSender {
         match (&s.auth, &s.username) {
             (Auth::OAuth2(tokens), Some(user)) => self.oauth2_session(tokens, user).await,
             (Auth::Password, Some(user)) => {
-                let mut conn = self.connect().await?;
+                let mut session = self.connect().await?;
                 if let Some(password) = &s.password {
                     let credentials =
                         Credentials::new(user.clone(), password.expose_secret().to_string());
-                    conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                    session
+                        .conn
+                        .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                         .await
                         .map_err(|e| outage("login refused by", e))?;
                 }
-                Ok(conn)
+                Ok(session)
             }
             _ => self.connect().await,
         }
     }
 
     /// Connect, greet and STARTTLS as configured; no login yet.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Session, SendError> {
         let s = &self.server;
         let hello = ClientId::default();
         let outage = |what: &str, e: lettre::transport::smtp::Error| {
@@ -331,17 +386,30 @@ impl SmtpSender {
                 .await
                 .map_err(|e| outage("cannot start TLS with", e))?;
         }
-        Ok(conn)
+        // lettre reads the EHLO reply but keeps only the extensions it knows, and PIPELINING
+        // is not one of them: ask once more, before any login (RFC 5321 §4.1.4 allows it; it
+        // resets only a mail transaction). A server that refuses a second EHLO is asked
+        // step by step.
+        let ehlo = tokio::time::timeout(s.timeout, conn.command(Ehlo::new(hello)))
+            .await
+            .map_err(|_| {
+                SendError::Outage(redact(&format!(
+                    "no answer to EHLO from {}:{}",
+                    s.host, s.port
+                )))
+            })?;
+        let pipelining = match ehlo {
+            Ok(reply) => offers_pipelining(&reply),
+            Err(e) if e.is_transient() || e.is_permanent() => false,
+            Err(e) => return Err(outage("cannot greet", e)),
+        };
+        Ok(Session { conn, pipelining })
     }
 
     /// Log in with an OAuth2 access token (SASL XOAUTH2; lettre has no OAUTHBEARER). A
     /// token the server refuses is replaced once, on a new connection. A token that cannot
     /// be had, or is refused twice, is an outage of the transport: mail stays queued.
-    async fn oauth2_session(
-        &self,
-        tokens: &TokenSource,
-        user: &str,
-    ) -> Result<AsyncSmtpConnection, SendError> {
+    async fn oauth2_session(&self, tokens: &TokenSource, user: &str) -> Result<Session, SendError> {
         let s = &self.server;
         let no_token = |e: crate::oauth2::TokenError| {
             SendError::Outage(redact(&format!("cannot get an OAuth2 token: {e}")))
@@ -349,11 +417,15 @@ impl SmtpSender {
         let login =
             |token: &AccessToken| Credentials::new(user.to_string(), token.expose().to_string());
         let token = tokens.token().await.map_err(no_token)?;
-        let mut conn = self.connect().await?;
-        match conn.auth(&[Mechanism::Xoauth2], &login(&token)).await {
-            Ok(_) => return Ok(conn),
+        let mut session = self.connect().await?;
+        match session
+            .conn
+            .auth(&[Mechanism::Xoauth2], &login(&token))
+            .await
+        {
+            Ok(_) => return Ok(session),
             Err(e) if crate::oauth2::smtp::is_auth_rejection(&e) => {
-                conn.abort().await;
+                session.conn.abort().await;
                 tracing::warn!(
                     event = "oauth2.smtp_refused",
                     "the SMTP server refused the access token; getting a new one"
@@ -370,8 +442,10 @@ impl SmtpSender {
             .refresh_after_rejection(&token)
             .await
             .map_err(no_token)?;
-        let mut conn = self.connect().await?;
-        conn.auth(&[Mechanism::Xoauth2], &login(&token))
+        let mut session = self.connect().await?;
+        session
+            .conn
+            .auth(&[Mechanism::Xoauth2], &login(&token))
             .await
             .map_err(|e| {
                 SendError::Outage(redact(&format!(
@@ -379,71 +453,57 @@ impl SmtpSender {
                     s.host, s.port
                 )))
             })?;
-        Ok(conn)
+        Ok(session)
     }
 
     async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
         let mut open = self.open.lock().await;
-        if let Some((mut conn, since)) = open.take() {
+        if let Some((mut session, since)) = open.take() {
             if since.elapsed() <= SESSION_IDLE {
-                let mut started = false;
-                match Self::transaction(&mut conn, envelope, raw, &mut started).await {
+                let mut stage = Stage::Before;
+                match Self::transaction(&mut session, envelope, raw, &mut stage).await {
                     Ok(()) => {
-                        *open = Some((conn, std::time::Instant::now()));
+                        *open = Some((session, std::time::Instant::now()));
                         return Ok(());
                     }
                     // The server ended the session it kept open (a limit per session, an
                     // idle timeout) before taking this mail: a new session, as below.
-                    Err(_) if !started => conn.abort().await,
+                    Err(_) if stage == Stage::Before => session.end(stage).await,
                     Err(e) => {
-                        conn.abort().await;
+                        session.end(stage).await;
                         return Err(e);
                     }
                 }
             } else {
-                let _ = conn.quit().await;
+                let _ = session.conn.quit().await;
             }
         }
-        let mut conn = self.session().await?;
-        let result = Self::transaction(&mut conn, envelope, raw, &mut false).await;
+        let mut session = self.session().await?;
+        let mut stage = Stage::Before;
+        let result = Self::transaction(&mut session, envelope, raw, &mut stage).await;
         if result.is_ok() {
-            *open = Some((conn, std::time::Instant::now()));
+            *open = Some((session, std::time::Instant::now()));
         } else {
-            conn.abort().await;
+            session.end(stage).await;
         }
         result
     }
 
     /// End the session kept open for the next message.
     async fn close(&self) {
-        if let Some((mut conn, _)) = self.open.lock().await.take() {
-            let _ = conn.quit().await;
+        if let Some((mut session, _)) = self.open.lock().await.take() {
+            let _ = session.conn.quit().await;
         }
     }
 
-    /// One mail transaction. `started` becomes true once the server accepted MAIL FROM.
+    /// One mail transaction, pipelined if the server offers it. `stage` says how far it got.
     async fn transaction(
-        conn: &mut AsyncSmtpConnection,
+        session: &mut Session,
         envelope: &Envelope,
         raw: &[u8],
-        started: &mut bool,
+        stage: &mut Stage,
     ) -> Result<(), SendError> {
-        // A reply to the mail: 4xx transient, 5xx as `permanent` says; anything else
-        // (the connection dropped, a timeout) is the session failing.
-        fn judge(
-            step: &str,
-            e: lettre::transport::smtp::Error,
-            permanent: fn(String) -> SendError,
-        ) -> SendError {
-            let text = redact(&format!("{step}: {e}"));
-            if e.is_transient() {
-                SendError::Transient(text)
-            } else if e.is_permanent() {
-                permanent(text)
-            } else {
-                SendError::Outage(text)
-            }
-        }
+        let conn = &mut session.conn;
         let info = conn.server_info();
         let mut options = Vec::new();
         let non_ascii = envelope
@@ -467,25 +527,123 @@ impl SmtpSender {
             }
             options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        // Our own sender refused for good is a problem of the configuration, for every
-        // mail alike: an outage.
-        conn.command(Mail::new(envelope.from().cloned(), options))
-            .await
-            .map_err(|e| judge("MAIL FROM", e, SendError::Outage))?;
-        *started = true;
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), vec![]))
+        let mail = Mail::new(envelope.from().cloned(), options);
+        let rcpts: Vec<Rcpt> = envelope
+            .to()
+            .iter()
+            .map(|to| Rcpt::new(to.clone(), vec![]))
+            .collect();
+        let data = if session.pipelining {
+            Self::pipelined(conn, Group { mail, rcpts }, stage).await?
+        } else {
+            // Our own sender refused for good is a problem of the configuration, for every
+            // mail alike: an outage.
+            conn.command(mail)
                 .await
-                .map_err(|e| judge("RCPT TO", e, SendError::RecipientRefused))?;
+                .map_err(|e| judge("MAIL FROM", e, SendError::Outage))?;
+            *stage = Stage::Started;
+            for rcpt in rcpts {
+                conn.command(rcpt)
+                    .await
+                    .map_err(|e| judge("RCPT TO", e, SendError::RecipientRefused))?;
+            }
+            let data = conn
+                .command(Data)
+                .await
+                .map_err(|e| judge("DATA", e, SendError::Permanent))?;
+            *stage = Stage::InData;
+            data
+        };
+        if !data.has_code(354) {
+            return Err(SendError::Outage(format!(
+                "DATA: the server answered {} instead of 354",
+                data.code()
+            )));
         }
-        conn.command(Data)
-            .await
-            .map_err(|e| judge("DATA", e, SendError::Permanent))?;
-        send_data(conn, raw)
-            .await
-            .map_err(|e| judge("end of DATA", e, SendError::Permanent))?;
+        let sent = send_data(conn, raw).await;
+        // A reply to the end of the message, positive or not, ends DATA.
+        if sent.as_ref().err().is_none_or(is_reply) {
+            *stage = Stage::Started;
+        }
+        sent.map_err(|e| judge("end of DATA", e, SendError::Permanent))?;
         Ok(())
     }
+
+    /// MAIL FROM, the RCPT TOs and DATA in one write (RFC 2920), then their replies in
+    /// order. Each is judged as in the dialogue step by step and the first refusal decides
+    /// (a refused recipient, not the DATA refused after it). Returns the reply to DATA.
+    async fn pipelined(
+        conn: &mut AsyncSmtpConnection,
+        group: Group,
+        stage: &mut Stage,
+    ) -> Result<Response, SendError> {
+        // A negative reply is remembered (unless an earlier one was) and the next one is
+        // read; a failure without a reply (the connection dropped, garbage) ends the reading.
+        fn note(
+            failure: &mut Option<SendError>,
+            step: &str,
+            e: lettre::transport::smtp::Error,
+            permanent: fn(String) -> SendError,
+        ) -> Result<(), SendError> {
+            let reply = is_reply(&e);
+            let first = failure.get_or_insert_with(|| judge(step, e, permanent));
+            if reply { Ok(()) } else { Err(first.clone()) }
+        }
+        let recipients = group.rcpts.len();
+        let mut failure = None;
+        match conn.command(group).await {
+            // Our own sender refused for good: an outage, as step by step.
+            Err(e) => note(&mut failure, "MAIL FROM", e, SendError::Outage)?,
+            Ok(_) => *stage = Stage::Started,
+        }
+        for _ in 0..recipients {
+            if let Err(e) = conn.read_response().await {
+                note(&mut failure, "RCPT TO", e, SendError::RecipientRefused)?;
+            }
+        }
+        match conn.read_response().await {
+            Ok(data) => {
+                // Any positive reply: the server may be waiting for the message.
+                *stage = Stage::InData;
+                match failure {
+                    Some(first) => Err(first),
+                    None => Ok(data),
+                }
+            }
+            Err(e) => Err(failure.unwrap_or_else(|| judge("DATA", e, SendError::Permanent))),
+        }
+    }
+}
+
+/// A reply to the mail: 4xx transient, 5xx as `permanent` says; anything else (the
+/// connection dropped, a timeout) is the session failing.
+fn judge(
+    step: &str,
+    e: lettre::transport::smtp::Error,
+    permanent: fn(String) -> SendError,
+) -> SendError {
+    let text = redact(&format!("{step}: {e}"));
+    if e.is_transient() {
+        SendError::Transient(text)
+    } else if e.is_permanent() {
+        permanent(text)
+    } else {
+        SendError::Outage(text)
+    }
+}
+
+/// The error is the server's negative reply (the session goes on), not a failure of it.
+fn is_reply(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_transient() || e.is_permanent()
+}
+
+/// An EHLO reply names PIPELINING (a keyword on a line after the first).
+fn offers_pipelining(ehlo: &Response) -> bool {
+    ehlo.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+    })
 }
 
 /// The message after DATA's 354, dot-stuffed, with its end mark in ONE write. lettre's
@@ -611,8 +769,8 @@ pub async fn check(config: &Config) -> Result<String> {
         Transport::Smtp(server) => {
             let t = SmtpSender::new(server)?;
             match t.session().await {
-                Ok(mut conn) => {
-                    let _ = conn.quit().await;
+                Ok(mut session) => {
+                    let _ = session.conn.quit().await;
                     Ok(format!(
                         "connected to {}:{}{}",
                         server.host,
@@ -675,5 +833,60 @@ mod tests {
         // Only CR LF starts a line (lettre's codec): not a bare LF, nor CR then a dot.
         assert_eq!(dot_stuffed("a\n.b\r.c"), "a\n.b\r.c\r\n.\r\n");
         assert_eq!(dot_stuffed("é\r\n.ü"), "é\r\n..ü\r\n.\r\n");
+    }
+
+    #[test]
+    fn a_pipelined_group_is_mail_from_every_rcpt_to_and_data_last() {
+        let address = |a: &str| a.parse::<lettre::Address>().unwrap();
+        let group = Group {
+            mail: Mail::new(
+                Some(address("klachten@firma.nl")),
+                vec![MailParameter::Body(MailBodyParameter::EightBitMime)],
+            ),
+            rcpts: vec![
+                Rcpt::new(address("jan@client.example"), vec![]),
+                Rcpt::new(address("anna@firma.nl"), vec![]),
+            ],
+        };
+        assert_eq!(
+            group.to_string(),
+            "MAIL FROM:<klachten@firma.nl> BODY=8BITMIME\r\n\
+             RCPT TO:<jan@client.example>\r\n\
+             RCPT TO:<anna@firma.nl>\r\n\
+             DATA\r\n"
+        );
+    }
+
+    #[test]
+    fn pipelining_is_read_from_the_ehlo_reply() {
+        use lettre::transport::smtp::response::{Category, Code, Detail, Severity};
+        let ehlo = |lines: &[&str]| {
+            Response::new(
+                Code::new(
+                    Severity::PositiveCompletion,
+                    Category::MailSystem,
+                    Detail::Zero,
+                ),
+                lines.iter().map(|l| l.to_string()).collect(),
+            )
+        };
+        assert!(offers_pipelining(&ehlo(&[
+            "mx.firma.nl",
+            "SIZE 10240000",
+            "pipelining",
+            "8BITMIME"
+        ])));
+        assert!(!offers_pipelining(&ehlo(&[
+            "mx.firma.nl",
+            "SIZE 10240000",
+            "8BITMIME"
+        ])));
+        // The server's name and greeting are no keyword.
+        assert!(!offers_pipelining(&ehlo(&["PIPELINING"])));
+        assert!(!offers_pipelining(&ehlo(&[
+            "mx",
+            "XPIPELINING",
+            "X-PIPELINING-2"
+        ])));
     }
 }

@@ -872,6 +872,257 @@ async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     );
 }
 
+/// A short plain message for the transport tests below.
+fn plain(n: usize) -> Vec<u8> {
+    format!(
+        "From: klachten@firma.nl\r\nTo: marieke@client.example\r\nSubject: Bericht {n}\r\nMessage-ID: <t{n}@firma.nl>\r\n\r\nRegel een.\r\n.punt aan het begin\r\n"
+    )
+    .into_bytes()
+}
+
+/// The kind of a send's outcome, to compare in tests.
+fn outcome(result: &Result<(), klachtpost::send::SendError>) -> &'static str {
+    use klachtpost::send::SendError;
+    match result {
+        Ok(()) => "sent",
+        Err(SendError::Outage(_)) => "outage",
+        Err(SendError::Transient(_)) => "transient",
+        Err(SendError::RecipientRefused(_)) => "recipient refused",
+        Err(SendError::Permanent(_)) => "permanent",
+    }
+}
+
+/// smtp-sink offers PIPELINING unless told not to (`-p`): mail goes out alike both ways, one
+/// session after another message, with every recipient and the dot-stuffed body intact.
+#[tokio::test]
+async fn mail_goes_out_alike_with_and_without_pipelining() {
+    for faults in [&[][..], &["-p"][..]] {
+        let smtp = SmtpSink::start(faults);
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(
+            tmp.path(),
+            &format!(
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+                smtp.port
+            ),
+            None,
+        );
+        let sender = Sender::from_config(&config).unwrap();
+        let both = [
+            "marieke@client.example".to_string(),
+            "anna@firma.nl".to_string(),
+        ];
+        for n in 0..3 {
+            let result = sender
+                .send("klachten@firma.nl", &both[..1 + n % 2], &plain(n), "t")
+                .await;
+            assert_eq!(outcome(&result), "sent", "{faults:?}: {result:?}");
+        }
+        sender.close_idle().await;
+        let got = smtp.wait_for(3, WAIT).await;
+        assert_eq!(got.len(), 3, "{faults:?}");
+        for n in 0..3 {
+            // In any order: the files' times are too coarse to tell. (lettre ends DATA
+            // with CRLF.CRLF after the message's own last CRLF: one empty line more.)
+            let m = got
+                .iter()
+                .find(|m| m.data.starts_with(&plain(n)) && m.data.len() == plain(n).len() + 2)
+                .unwrap_or_else(|| panic!("{faults:?}: message {n} intact: {got:?}"));
+            assert_eq!(m.mail_from, "klachten@firma.nl", "{faults:?}");
+            assert_eq!(m.rcpt_to, both[..1 + n % 2], "{faults:?}");
+        }
+    }
+}
+
+/// Postfix settings that refuse mail at each step, by sender or recipient address. With
+/// `smtpd_forbid_unauth_pipelining` Postfix refuses (554 "SMTP protocol synchronization")
+/// a client that sends ahead where RFC 2920 forbids it, e.g. the message before the 354.
+fn refusing_postfix(pipelining: bool) -> String {
+    format!(
+        "smtpd_delay_reject = no
+smtpd_sender_restrictions = check_sender_access inline:{{ refused@firma.nl=REJECT, {{ later@firma.nl = 451 4.3.0 try again later }} }}
+smtpd_recipient_restrictions = check_recipient_access inline:{{ nobody@client.example=REJECT, {{ busy@client.example = 450 4.2.0 mailbox busy }} }}
+smtpd_data_restrictions = check_sender_access inline:{{ nodata@firma.nl=REJECT }}
+smtpd_end_of_data_restrictions = check_sender_access inline:{{ noend@firma.nl=REJECT }}
+smtpd_forbid_unauth_pipelining = yes
+{}",
+        if pipelining {
+            ""
+        } else {
+            "smtpd_discard_ehlo_keywords = pipelining"
+        }
+    )
+}
+
+/// Every refusal is judged alike whether the dialogue is pipelined (Postfix offers
+/// PIPELINING) or step by step (it does not): sender refused → outage, 4xx → transient,
+/// recipient 5xx → that mail fails as refused (the first refused recipient decides), DATA or
+/// end of data refused → permanent. Postfix's count of the commands of each session shows
+/// which way was taken: pipelined, the commands after a refused MAIL FROM or RCPT TO arrive
+/// anyway (and are refused); step by step they are never sent.
+#[tokio::test]
+async fn each_refusal_is_judged_alike_pipelined_or_step_by_step() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let marieke = dovecot.add_user("marieke");
+    let mut delivered = 0;
+    for pipelining in [true, false] {
+        let postfix = Postfix::start_with(&dovecot, &refusing_postfix(pipelining));
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(
+            tmp.path(),
+            &format!(
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+                postfix.smtp_port
+            ),
+            None,
+        );
+        let sender = Sender::from_config(&config).unwrap();
+        let ok = "marieke@client.example";
+        let cases: [(&str, &[&str], &str); 9] = [
+            ("klachten@firma.nl", &[ok], "sent"),
+            ("refused@firma.nl", &[ok], "outage"),
+            ("later@firma.nl", &[ok], "transient"),
+            (
+                "klachten@firma.nl",
+                &["nobody@client.example"],
+                "recipient refused",
+            ),
+            ("klachten@firma.nl", &["busy@client.example"], "transient"),
+            (
+                "klachten@firma.nl",
+                &[ok, "nobody@client.example"],
+                "recipient refused",
+            ),
+            ("nodata@firma.nl", &[ok], "permanent"),
+            ("noend@firma.nl", &[ok], "permanent"),
+            ("klachten@firma.nl", &[ok], "sent"),
+        ];
+        let mut sessions = Vec::new();
+        for (n, (from, to, expected)) in cases.iter().enumerate() {
+            let to: Vec<String> = to.iter().map(|s| s.to_string()).collect();
+            let result = sender.send(from, &to, &plain(n), "t").await;
+            let case = format!("pipelining {pipelining}, {from} → {to:?}");
+            assert_eq!(outcome(&result), *expected, "{case}: {result:?}");
+            if let Err(e) = &result {
+                assert!(!e.to_string().contains("@"), "{case}: redacted: {e}");
+            }
+            // One session per case (a failure ends its session; a success is kept open).
+            sender.close_idle().await;
+            let log = postfix.wait_for_log("disconnect from", n + 1, WAIT).await;
+            let line = log
+                .lines()
+                .filter(|l| l.contains("disconnect from"))
+                .nth(n)
+                .unwrap()
+                .to_string();
+            sessions.push((case, line));
+        }
+        // "… disconnect from unknown[127.0.0.1] ehlo=2 mail=1 … commands=6": the counts.
+        let counts = |n: usize| {
+            let (_, client) = sessions[n].1.split_once("disconnect from ").unwrap();
+            client.split_once(' ').unwrap().1.to_string()
+        };
+        let log = postfix.log();
+        assert!(!log.contains("improper command pipelining"), "{log}");
+        if pipelining {
+            // MAIL FROM refused: the RCPT TO and DATA came with it (and were refused).
+            assert_eq!(
+                counts(1),
+                "ehlo=2 mail=0/1 rcpt=0/1 data=0/1 quit=1 commands=3/6"
+            );
+            assert_eq!(
+                counts(2),
+                "ehlo=2 mail=0/1 rcpt=0/1 data=0/1 quit=1 commands=3/6"
+            );
+            // The recipient refused: DATA came with it (and was refused: no recipient).
+            assert_eq!(
+                counts(3),
+                "ehlo=2 mail=1 rcpt=0/1 data=0/1 quit=1 commands=4/6"
+            );
+            assert_eq!(
+                counts(4),
+                "ehlo=2 mail=1 rcpt=0/1 data=0/1 quit=1 commands=4/6"
+            );
+            // One of two recipients refused: the server took DATA for the other and waited
+            // for the message, which never came; the connection was dropped, no QUIT.
+            assert!(
+                log.contains("lost connection after DATA"),
+                "{}\n{log}",
+                sessions[5].1
+            );
+            assert!(!counts(5).contains("quit"), "{}", sessions[5].1);
+        } else {
+            assert_eq!(counts(1), "ehlo=2 mail=0/1 quit=1 commands=3/4");
+            assert_eq!(counts(2), "ehlo=2 mail=0/1 quit=1 commands=3/4");
+            assert_eq!(counts(3), "ehlo=2 mail=1 rcpt=0/1 quit=1 commands=4/5");
+            assert_eq!(counts(4), "ehlo=2 mail=1 rcpt=0/1 quit=1 commands=4/5");
+            assert_eq!(counts(5), "ehlo=2 mail=1 rcpt=1/2 quit=1 commands=5/6");
+            assert!(!log.contains("lost connection"), "{log}");
+        }
+        // Only the two accepted mails reach the mailbox: nothing of the half-sent one.
+        delivered += 2;
+        postfix.wait_for_log("status=sent", 2, WAIT).await;
+        dovecot
+            .as_user(&marieke)
+            .wait_for_count("INBOX", delivered, WAIT)
+            .await;
+    }
+    let subjects: Vec<String> = dovecot
+        .as_user(&marieke)
+        .fetch_all("INBOX")
+        .await
+        .iter()
+        .map(|m| klachtpost::parse::parse(m).subject)
+        .collect();
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert!(
+        subjects
+            .iter()
+            .all(|s| s == "Bericht 0" || s == "Bericht 8"),
+        "{subjects:?}"
+    );
+}
+
+/// A session kept open for the next message that the server has ended meanwhile (Postfix's
+/// idle timeout: 421, then it hangs up) fails the pipelined group before MAIL FROM is
+/// accepted: the mail goes out on a new session, without an error.
+#[tokio::test]
+async fn a_kept_session_the_server_ended_is_replaced_by_a_new_one() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let marieke = dovecot.add_user("marieke");
+    let postfix = Postfix::start_with(&dovecot, "smtpd_timeout = 1s");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(
+        tmp.path(),
+        &format!(
+            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
+            postfix.smtp_port
+        ),
+        None,
+    );
+    let sender = Sender::from_config(&config).unwrap();
+    let to = ["marieke@client.example".to_string()];
+    let first = sender.send("klachten@firma.nl", &to, &plain(0), "t").await;
+    assert_eq!(outcome(&first), "sent", "{first:?}");
+    // Postfix ends the idle session after a second, well within the 5 s it is kept.
+    postfix
+        .wait_for_log("timeout after END-OF-MESSAGE", 1, WAIT)
+        .await;
+    let second = sender.send("klachten@firma.nl", &to, &plain(1), "t").await;
+    assert_eq!(outcome(&second), "sent", "{second:?}");
+    sender.close_idle().await;
+    let log = postfix.wait_for_log("disconnect from", 2, WAIT).await;
+    assert_eq!(
+        log.matches(": connect from").count(),
+        2,
+        "two sessions: {log}"
+    );
+    dovecot
+        .as_user(&marieke)
+        .wait_for_count("INBOX", 2, WAIT)
+        .await;
+}
+
 /// The message goes out after DATA dot-stuffed with its end mark in one write (text), or
 /// through lettre's own writer (not UTF-8): either way the server gets it byte for byte,
 /// lines that begin with a dot included.
@@ -888,10 +1139,15 @@ async fn a_message_arrives_byte_for_byte_with_its_dotted_lines() {
         None,
     );
     let sender = Sender::from_config(&config).unwrap();
-    let head = "From: klachten@firma.nl\r\nTo: karin@klant.example\r\nSubject: punt\r\n\r\n";
-    let text = format!("{head}.verborgen\r\n..twee\r\n.\r\nmidden . punt\r\nslot");
-    let utf8 = format!("{head}.één\r\nü");
-    let mut not_utf8 = format!("{head}.x\r\n").into_bytes();
+    let head = |n: u8| {
+        format!("From: klachten@firma.nl\r\nTo: karin@klant.example\r\nSubject: punt {n}\r\n\r\n")
+    };
+    let text = format!(
+        "{}.verborgen\r\n..twee\r\n.\r\nmidden . punt\r\nslot",
+        head(1)
+    );
+    let utf8 = format!("{}.één\r\nü", head(2));
+    let mut not_utf8 = format!("{}.x\r\n", head(3)).into_bytes();
     not_utf8.extend_from_slice(b"\xff\xfe latin\r\n.y");
     let to = vec!["karin@klant.example".to_string()];
     for raw in [text.as_bytes(), utf8.as_bytes(), &not_utf8] {
@@ -901,16 +1157,17 @@ async fn a_message_arrives_byte_for_byte_with_its_dotted_lines() {
             .unwrap();
     }
     let got = smtp.wait_for(3, WAIT).await;
-    for (received, sent) in got
+    // smtp-sink's files are ordered by time, to the second: matched by subject instead.
+    let mut got: Vec<String> = got
         .iter()
-        .zip([text.as_bytes(), utf8.as_bytes(), &not_utf8])
-    {
-        let mut expected = sent.to_vec();
+        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = [text.as_bytes(), utf8.as_bytes(), &not_utf8]
+        .iter()
         // What follows the message is the end mark's CRLF.
-        expected.extend_from_slice(b"\r\n");
-        assert_eq!(
-            String::from_utf8_lossy(&received.data),
-            String::from_utf8_lossy(&expected)
-        );
-    }
+        .map(|sent| format!("{}\r\n", String::from_utf8_lossy(sent)))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
 }

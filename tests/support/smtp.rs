@@ -12,6 +12,11 @@
 //! - `-w SECS`: wait before answering DATA; `-W CMD:SECS`: wait before answering CMD.
 //! - `-A SECS`: after DATA, wait, then abort with 550 before the client sends ".".
 //! - `-M N` / `-n N`: exit after N messages / N sessions.
+//!
+//! smtp-sink offers PIPELINING, so the sender pipelines MAIL FROM, RCPT TO and DATA to it;
+//! `-p` stops the offer, and `-r` and `-f` imply `-p`: faults injected with them are met
+//! on the step-by-step path. For refusals on the pipelined path use the Postfix harness
+//! (restrictions in main.cf, see `tests/outgoing.rs`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
