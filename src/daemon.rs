@@ -140,12 +140,13 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
 /// `klachtpost run`. With `once`, process the mailbox and the outbox until nothing is due
 /// now, then return.
 pub async fn run(config: Config, once: bool) -> Result<()> {
+    let shutdown = shutdown_signal();
     if config.run.cpus == Cpus::One {
         keep_to_one_cpu();
     }
     let store = Store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    run_with(config, store, clock, once, shutdown_signal()).await
+    run_with(config, store, clock, once, shutdown).await
 }
 
 /// Keep every thread of the process, and every thread it starts later, on the CPU this
@@ -861,27 +862,37 @@ async fn retention_loop(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a SIGTERM in between (right after start-up, while the store
+/// is opened) would otherwise kill the process instead of stopping it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                    only.recv().await;
+                }
+                (Err(_), Err(_)) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -509,6 +509,8 @@ async fn klachtpost_run_keeps_its_threads_on_one_cpu_unless_told_all() {
             assert!(cpus.iter().all(|c| *c == own), "{cpus:?} vs {own}");
             assert_eq!(daemon.count("run.one_cpu"), 0, "{}", daemon.log());
         }
-        assert!(daemon.stop().await.success());
+        let log = daemon.log();
+        let status = daemon.stop().await;
+        assert!(status.success(), "{status:?}; log:\n{log}");
     }
 }
