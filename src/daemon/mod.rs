@@ -12,6 +12,14 @@
 //! Every pass of the intake task is recorded in [`health`](crate::health), which tells the
 //! partners about a long outage.
 
+mod batch;
+mod process;
+mod supervise;
+
+pub use batch::{INTAKE_BATCH, intake_pass};
+pub use process::{init_tracing, shutdown_signal};
+pub use supervise::{Backoff, Supervision, jitter, supervise};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,183 +28,30 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Cpus};
-use crate::fetch::{Destination, Fetched, Mailbox};
+use crate::fetch::Mailbox;
 use crate::health::{self, Channel};
-use crate::intake::{Disposition, Pipeline};
+use crate::intake::Pipeline;
 use crate::lease;
 use crate::outbox;
 use crate::send::Sender;
 use crate::store::Store;
 
-/// How many mails one intake pass (one batch, one synchronous commit, one UID MOVE) takes
-/// before it lets the sender run.
-pub const INTAKE_BATCH: usize = 200;
 /// The longest a loop waits before looking again even without a signal.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 /// How long tasks get to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
-
-/// Logs go to stderr; `KLACHTPOST_LOG` sets the filter (default `info`). At info and
-/// above nothing of a complaint's content, names or addresses is logged.
-/// `default` is the filter when the variable is not set.
-pub fn init_tracing(default: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KLACHTPOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
-
-/// One intake pass, one batch: take in what is new (at most [`INTAKE_BATCH`] mails and
-/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone), each mail in a transaction of its
-/// own ([`crate::intake::quarantine`]: one mail never stops the batch, it goes to
-/// quarantine alone); then make the batch durable with one synchronous commit
-/// ([`Store::batch_durable`]), and only then move it away (IMAP: one UID MOVE per
-/// destination) and advance the checkpoint. A single new mail is a batch of one, handled at
-/// once. Returns how many mails made progress; a duplicate that could not be moved out of
-/// the folder does not count, so a folder the mailbox cannot change does not make the
-/// caller spin. An error only when the store cannot be written at all; the mail then stays
-/// in the mailbox (what the batch took in before it is made durable and moved first).
-pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
-    pipeline.new_batch();
-    let fetched = mailbox
-        .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
-        .await?;
-    if fetched.is_empty() {
-        return Ok(0);
-    }
-    let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
-    let mut failure = None;
-    for mut f in fetched {
-        // The raw bytes are dropped as soon as the mail is handled: a batch holds each
-        // mail once, and only until it is stored.
-        let raw = std::mem::take(&mut f.raw);
-        let handled = match pipeline
-            .handle(&f.source_key, &raw, f.received_at)
-            .await
-            .with_context(|| format!("cannot take in {}", f.source_key))
-        {
-            Ok(h) => h,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        drop(raw);
-        if let (Some(note), Some(row)) = (
-            &f.received_note,
-            handled.outcome.as_ref().and_then(|o| o.message_row),
-        ) {
-            // Stored; the note is what a partner needs to judge the receipt time.
-            crate::intake::note_receipt_time(pipeline.store, row, note, pipeline.clock.now())
-                .await?;
-            tracing::warn!(
-                event = "mail.receipt_time_fallback",
-                source = f.source_key.as_str(),
-                "no INTERNALDATE from the server; the receipt time comes from the Date header"
-            );
-        }
-        let destination = match handled.disposition {
-            Disposition::Processed => Destination::Processed,
-            Disposition::Quarantined => Destination::Quarantine,
-        };
-        let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
-        batch.push((f, destination, duplicate));
-    }
-    let mut progress = 0;
-    if !batch.is_empty() {
-        let now = pipeline.clock.now();
-        // Nothing leaves the mailbox before it is on the disk.
-        pipeline
-            .store
-            .batch_durable(&mailbox.key(), batch.len(), now)
-            .await
-            .context("cannot make the batch durable")?;
-        let moves: Vec<(&Fetched, Destination)> = batch.iter().map(|(f, d, _)| (f, *d)).collect();
-        let moved = mailbox.move_batch(pipeline.store, &moves, now).await;
-        for ((f, _, duplicate), moved) in batch.iter().zip(moved) {
-            match moved {
-                Ok(()) => progress += 1,
-                Err(e) => {
-                    // Stored is what counts; a mail left in the folder is only untidy.
-                    tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
-                    if !duplicate {
-                        progress += 1;
-                    }
-                }
-            }
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(progress),
-    }
-}
 
 /// `klachtpost run`. With `once`, process the mailbox and the outbox until nothing is due
 /// now, then return.
 pub async fn run(config: Config, once: bool) -> Result<()> {
     let shutdown = shutdown_signal();
     if config.run.cpus == Cpus::One {
-        keep_to_one_cpu();
+        process::keep_to_one_cpu();
     }
     let store = Store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     run_with(config, store, clock, once, shutdown).await
 }
-
-/// Keep every thread of the process, and every thread it starts later, on the CPU this
-/// one runs on (`[run] cpus = "one"`, the default).
-///
-/// Each mail passes between threads dozens of times: the runtime's workers, and the
-/// database's connection threads (sqlx runs each SQLite statement on the connection's own
-/// thread). Spread over CPUs, every pass wakes another CPU (in a virtual machine, an
-/// interrupt to a halted virtual CPU); on one CPU it is a context switch. Measured with
-/// `scripts/bench-backlog` on a 2-CPU VM: 2,000 mails in 22.2 s spread, 9.4 s on one CPU,
-/// with a fifth of the system time. The work itself is small, so one CPU is enough; a
-/// failure to pin is logged and changes nothing else.
-#[cfg(target_os = "linux")]
-fn keep_to_one_cpu() {
-    // SAFETY: plain system calls on a zeroed cpu_set_t of our own.
-    let cpu = unsafe { libc::sched_getcpu() };
-    let Ok(cpu) = usize::try_from(cpu) else {
-        return;
-    };
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // The runtime's threads exist already: each is moved (new ones inherit the mask).
-    let tasks = std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let mut failed = 0;
-    for tid in &tasks {
-        // SAFETY: `set` is a valid cpu_set_t of the size given.
-        let r = unsafe { libc::sched_setaffinity(*tid, std::mem::size_of_val(&set), &set) };
-        if r != 0 {
-            failed += 1;
-        }
-    }
-    if failed == 0 {
-        tracing::info!(
-            event = "run.one_cpu",
-            cpu,
-            threads = tasks.len(),
-            "threads kept to one CPU ([run] cpus = \"one\")"
-        );
-    } else {
-        tracing::warn!(event = "run.one_cpu_failed", cpu, failed, error = %std::io::Error::last_os_error(), "cannot keep every thread to one CPU; running as placed");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn keep_to_one_cpu() {}
 
 /// [`run`] with the store, clock and shutdown injected (tests, demo).
 pub async fn run_with(
@@ -534,132 +389,6 @@ fn task_end(name: &str, r: Result<Result<()>, tokio::task::JoinError>) -> Result
     }
 }
 
-/// Reconnect and retry delays: exponential, capped, with jitter so that many clients (or
-/// several tasks) that failed together do not come back together.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    /// 1 s doubling to 5 min: for reconnecting to a server.
-    pub fn reconnect() -> Backoff {
-        Backoff::new(Duration::from_secs(1), Duration::from_secs(300))
-    }
-
-    /// The delay before the next attempt (the base doubles each call), jittered by
-    /// ±20 %.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        jitter(base, rand::random::<f64>())
-    }
-
-    /// After an attempt that really worked: start again from the first delay.
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-/// `base` scaled into [80 %, 120 %] by `r` in [0, 1).
-pub fn jitter(base: Duration, r: f64) -> Duration {
-    base.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0))
-}
-
-/// How a supervisor restarts a task.
-#[derive(Debug, Clone, Copy)]
-pub struct Supervision {
-    /// Restart delays: from `first`, doubling to `max`.
-    pub first: Duration,
-    pub max: Duration,
-    /// A run at least this long counts as a success: the count of failures starts again.
-    pub stable_after: Duration,
-    /// Give up (and stop the daemon) after this many short runs in a row.
-    pub max_failures: u32,
-}
-
-impl Supervision {
-    pub const DAEMON: Supervision = Supervision {
-        first: Duration::from_secs(1),
-        max: Duration::from_secs(60),
-        stable_after: Duration::from_secs(300),
-        max_failures: 5,
-    };
-}
-
-/// Run a task until `stop`; when it fails (returns an error, panics, or ends without being
-/// asked to) it is logged at error and started again after a backoff. After
-/// `max_failures` failures in a row that each ran shorter than `stable_after`, give up
-/// with an error.
-pub async fn supervise<F, Fut>(
-    name: &'static str,
-    policy: Supervision,
-    stop: watch::Receiver<bool>,
-    mut make: F,
-) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let mut stop = stop;
-    let mut backoff = Backoff::new(policy.first, policy.max);
-    let mut failures = 0u32;
-    loop {
-        let started = tokio::time::Instant::now();
-        let ended = tokio::spawn(make()).await;
-        if *stop.borrow() {
-            return match ended {
-                Ok(r) => r,
-                Err(e) => Err(anyhow::anyhow!("the {name} task {}", join_error(e))),
-            };
-        }
-        let why = match ended {
-            Ok(Ok(())) => "ended without being asked to".to_string(),
-            Ok(Err(e)) => format!("{e:#}"),
-            Err(e) => join_error(e),
-        };
-        if started.elapsed() >= policy.stable_after {
-            failures = 0;
-            backoff.reset();
-        }
-        failures += 1;
-        if failures >= policy.max_failures {
-            tracing::error!(event = "daemon.task_gave_up", task = name, failures, error = %why, "the task keeps failing; giving up");
-            anyhow::bail!("the {name} task failed {failures} times in a row; last: {why}");
-        }
-        let delay = backoff.next_delay();
-        tracing::error!(event = "daemon.task_failed", task = name, failures, error = %why, restart_in = ?delay, "task failed; restarting it");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-    }
-}
-
-fn join_error(e: tokio::task::JoinError) -> String {
-    if e.is_panic() {
-        let p = e.into_panic();
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        format!("panicked: {msg}")
-    } else {
-        "was cancelled".to_string()
-    }
-}
-
 async fn intake_loop(
     config: Arc<Config>,
     store: Store,
@@ -860,121 +589,4 @@ async fn retention_loop(
     }
     tracing::info!(event = "retention.stopped", "retention stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled: a SIGTERM in between (right after start-up, while the store
-/// is opened) would otherwise kill the process instead of stopping it.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let interrupt = signal(SignalKind::interrupt());
-        async move {
-            match (term, interrupt) {
-                (Ok(mut term), Ok(mut interrupt)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = interrupt.recv() => {}
-                    }
-                }
-                (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
-                    only.recv().await;
-                }
-                (Err(_), Err(_)) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    #[test]
-    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
-        let mut b = Backoff::reconnect();
-        let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
-        for (i, d) in delays.iter().enumerate() {
-            let base = Duration::from_secs((1u64 << i.min(9)).min(300));
-            assert!(
-                *d >= base.mul_f64(0.8) && *d <= base.mul_f64(1.2),
-                "attempt {i}: {d:?} vs base {base:?}"
-            );
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(1200));
-        assert_eq!(jitter(Duration::from_secs(10), 0.0), Duration::from_secs(8));
-        assert_eq!(
-            jitter(Duration::from_secs(10), 1.0),
-            Duration::from_secs(12)
-        );
-    }
-
-    const QUICK: Supervision = Supervision {
-        first: Duration::from_millis(10),
-        max: Duration::from_millis(40),
-        stable_after: Duration::from_secs(60),
-        max_failures: 4,
-    };
-
-    #[tokio::test]
-    async fn a_task_that_keeps_failing_is_restarted_with_backoff_then_given_up() {
-        let (_stop_tx, stop_rx) = watch::channel(false);
-        let runs = Arc::new(AtomicU32::new(0));
-        let counted = runs.clone();
-        let started = std::time::Instant::now();
-        let r = supervise("test", QUICK, stop_rx, move || {
-            let n = counted.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n.is_multiple_of(2) {
-                    panic!("boom {n}");
-                }
-                anyhow::bail!("cannot do it {n}")
-            }
-        })
-        .await;
-        let e = r.expect_err("gives up");
-        assert!(format!("{e:#}").contains("failed 4 times"), "{e:#}");
-        assert_eq!(runs.load(Ordering::SeqCst), 4);
-        // Three pauses: about 10 + 20 + 40 ms, never a hot loop.
-        assert!(started.elapsed() >= Duration::from_millis(50));
-    }
-
-    #[tokio::test]
-    async fn a_failed_task_is_restarted_and_stops_when_asked() {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let runs = Arc::new(AtomicU32::new(0));
-        let counted = runs.clone();
-        let stop_for_task = stop_rx.clone();
-        let sup = tokio::spawn(supervise("test", QUICK, stop_rx, move || {
-            let n = counted.fetch_add(1, Ordering::SeqCst);
-            let mut stop = stop_for_task.clone();
-            async move {
-                if n == 0 {
-                    panic!("first run fails");
-                }
-                let _ = stop.changed().await;
-                Ok(())
-            }
-        }));
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while runs.load(Ordering::SeqCst) < 2 {
-            assert!(std::time::Instant::now() < deadline, "not restarted");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        stop_tx.send(true).unwrap();
-        sup.await.unwrap().expect("a clean stop");
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-    }
 }

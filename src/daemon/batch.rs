@@ -1,0 +1,96 @@
+//! One intake pass over the mailbox: a batch taken in, made durable, then moved away.
+
+use anyhow::{Context, Result};
+
+use crate::fetch::{Destination, Fetched, Mailbox};
+use crate::intake::{Disposition, Pipeline};
+
+/// How many mails one intake pass (one batch, one synchronous commit, one UID MOVE) takes
+/// before it lets the sender run.
+pub const INTAKE_BATCH: usize = 200;
+
+/// One intake pass, one batch: take in what is new (at most [`INTAKE_BATCH`] mails and
+/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone), each mail in a transaction of its
+/// own ([`crate::intake::quarantine`]: one mail never stops the batch, it goes to
+/// quarantine alone); then make the batch durable with one synchronous commit
+/// ([`crate::store::Store::batch_durable`]), and only then move it away (IMAP: one UID MOVE per
+/// destination) and advance the checkpoint. A single new mail is a batch of one, handled at
+/// once. Returns how many mails made progress; a duplicate that could not be moved out of
+/// the folder does not count, so a folder the mailbox cannot change does not make the
+/// caller spin. An error only when the store cannot be written at all; the mail then stays
+/// in the mailbox (what the batch took in before it is made durable and moved first).
+pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
+    pipeline.new_batch();
+    let fetched = mailbox
+        .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
+        .await?;
+    if fetched.is_empty() {
+        return Ok(0);
+    }
+    let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
+    let mut failure = None;
+    for mut f in fetched {
+        // The raw bytes are dropped as soon as the mail is handled: a batch holds each
+        // mail once, and only until it is stored.
+        let raw = std::mem::take(&mut f.raw);
+        let handled = match pipeline
+            .handle(&f.source_key, &raw, f.received_at)
+            .await
+            .with_context(|| format!("cannot take in {}", f.source_key))
+        {
+            Ok(h) => h,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        drop(raw);
+        if let (Some(note), Some(row)) = (
+            &f.received_note,
+            handled.outcome.as_ref().and_then(|o| o.message_row),
+        ) {
+            // Stored; the note is what a partner needs to judge the receipt time.
+            crate::intake::note_receipt_time(pipeline.store, row, note, pipeline.clock.now())
+                .await?;
+            tracing::warn!(
+                event = "mail.receipt_time_fallback",
+                source = f.source_key.as_str(),
+                "no INTERNALDATE from the server; the receipt time comes from the Date header"
+            );
+        }
+        let destination = match handled.disposition {
+            Disposition::Processed => Destination::Processed,
+            Disposition::Quarantined => Destination::Quarantine,
+        };
+        let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
+        batch.push((f, destination, duplicate));
+    }
+    let mut progress = 0;
+    if !batch.is_empty() {
+        let now = pipeline.clock.now();
+        // Nothing leaves the mailbox before it is on the disk.
+        pipeline
+            .store
+            .batch_durable(&mailbox.key(), batch.len(), now)
+            .await
+            .context("cannot make the batch durable")?;
+        let moves: Vec<(&Fetched, Destination)> = batch.iter().map(|(f, d, _)| (f, *d)).collect();
+        let moved = mailbox.move_batch(pipeline.store, &moves, now).await;
+        for ((f, _, duplicate), moved) in batch.iter().zip(moved) {
+            match moved {
+                Ok(()) => progress += 1,
+                Err(e) => {
+                    // Stored is what counts; a mail left in the folder is only untidy.
+                    tracing::warn!(event = "mailbox.move_failed", source = f.source_key.as_str(), error = %format!("{e:#}"), "stored, but not moved");
+                    if !duplicate {
+                        progress += 1;
+                    }
+                }
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(progress),
+    }
+}
