@@ -21,12 +21,15 @@ pub const INTAKE_BATCH: usize = 200;
 /// in the mailbox (what the batch took in before it is made durable and moved first).
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
     pipeline.new_batch();
+    // Where a batch's time goes, at debug level (wall time, not the injected clock).
+    let started = std::time::Instant::now();
     let fetched = mailbox
         .fetch_new(pipeline.store, INTAKE_BATCH, pipeline.clock.now())
         .await?;
     if fetched.is_empty() {
         return Ok(0);
     }
+    let fetched_in = started.elapsed();
     let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
     let mut failure = None;
     for mut f in fetched {
@@ -66,6 +69,7 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
         batch.push((f, destination, duplicate));
     }
     let mut progress = 0;
+    let handled_in = started.elapsed() - fetched_in;
     if !batch.is_empty() {
         let now = pipeline.clock.now();
         // Nothing leaves the mailbox before it is on the disk.
@@ -74,8 +78,18 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             .batch_durable(&mailbox.key(), batch.len(), now)
             .await
             .context("cannot make the batch durable")?;
+        let durable_in = started.elapsed() - fetched_in - handled_in;
         let moves: Vec<(&Fetched, Destination)> = batch.iter().map(|(f, d, _)| (f, *d)).collect();
         let moved = mailbox.move_batch(pipeline.store, &moves, now).await;
+        tracing::debug!(
+            event = "intake.batch",
+            mails = batch.len(),
+            fetch_ms = fetched_in.as_millis() as u64,
+            take_in_ms = handled_in.as_millis() as u64,
+            durable_ms = durable_in.as_millis() as u64,
+            move_ms = (started.elapsed() - fetched_in - handled_in - durable_in).as_millis() as u64,
+            "batch taken in"
+        );
         for ((f, _, duplicate), moved) in batch.iter().zip(moved) {
             match moved {
                 Ok(()) => progress += 1,
