@@ -173,11 +173,11 @@ async fn send_claimed(
                 .await
             {
                 Ok(()) => {
-                    // The 250 is recorded before anything else, outside SQLite's write lock
+                    // The 250 is recorded before anything else, outside the write lock
                     // (see `store::confirmations`); folded into the row after the batch.
-                    // No journal (PostgreSQL, in memory): the row is marked at once.
+                    // In memory: the row is marked at once.
                     let at = clock.now();
-                    match store.confirm_sent(item.id, at) {
+                    match store.confirm_sent(item.id, at).await {
                         Ok(true) => {
                             if item.auto_submitted.is_some() {
                                 for r in &item.recipients {
@@ -301,7 +301,7 @@ async fn record_sent(
 /// not marked yet is marked sent and recorded on its case, in one transaction; then the
 /// journal is emptied. Returns how many rows were marked now (0 for rows folded before).
 pub async fn fold_confirmations(store: &Store) -> Result<usize> {
-    let read = store.read_confirmations()?;
+    let read = store.read_confirmations().await?;
     if read.rows.is_empty() {
         return Ok(0);
     }

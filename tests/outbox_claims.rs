@@ -167,13 +167,11 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     let config = config(tmp.path(), smtp.port);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap());
     let sender = Sender::from_config(&config).unwrap();
-    if support::TestDatabase::for_dir(tmp.path()).backend() == support::Backend::Postgres {
-        return postgres_has_no_journal(&config, &smtp, &sender, &clock).await;
-    }
 
     // The run that crashes: the server accepts the acknowledgement (250) while intake holds
-    // SQLite's write lock; the 250 is journaled all the same (no lock needed), and the
-    // process dies before the journal is folded into the row.
+    // the write lock (SQLite's, PostgreSQL's advisory lock); the 250 is recorded all the same
+    // (SQLite: the journal file; PostgreSQL: the row's confirmed_at, no advisory lock), and
+    // the process dies before it is folded into the row.
     let ack_id = {
         let store = support::open_store(&config).await;
         let p = Pipeline::new(&config, &store, &clock).unwrap();
@@ -192,7 +190,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
             .unwrap();
         let intake = store.begin().await.unwrap();
         assert!(
-            store.confirm_sent(item.id, clock.now()).unwrap(),
+            store.confirm_sent(item.id, clock.now()).await.unwrap(),
             "journaled while another writer holds the database"
         );
         drop(intake);
@@ -206,14 +204,14 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     // partner's notice, never handed over, is released.
     clock.advance(PRESENCE);
     let store = support::open_store(&config).await;
-    assert_eq!(store.read_confirmations().unwrap().rows.len(), 1);
+    assert_eq!(store.read_confirmations().await.unwrap().rows.len(), 1);
     assert_eq!(
         outbox::recover_claims(&store, &clock).await.unwrap(),
         1,
         "only the claim without a 250 is released"
     );
     assert!(
-        store.read_confirmations().unwrap().rows.is_empty(),
+        store.read_confirmations().await.unwrap().rows.is_empty(),
         "the journal is emptied once folded"
     );
     let case = &store.list_cases().await.unwrap()[0];
@@ -235,7 +233,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     assert_eq!(count(&counts, "sent"), 2, "{counts:?}");
     assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
     // Folding again changes nothing (a row is marked once).
-    store.confirm_sent(ack_id, clock.now()).unwrap();
+    store.confirm_sent(ack_id, clock.now()).await.unwrap();
     assert_eq!(outbox::fold_confirmations(&store).await.unwrap(), 0);
     // A drain journals what it sends and folds it itself: nothing is left in the journal.
     let p = Pipeline::new(&config, &store, &clock).unwrap();
@@ -246,54 +244,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
         .await
         .unwrap();
     assert_eq!(drained.sent, 2);
-    assert!(store.read_confirmations().unwrap().rows.is_empty());
+    assert!(store.read_confirmations().await.unwrap().rows.is_empty());
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!(count(&counts, "sent"), 4, "{counts:?}");
-}
-
-/// PostgreSQL has no confirmation journal (`store::confirmations`: marking a row sent waits
-/// for no disk behind intake there, and instances share no file system): nothing is
-/// journaled, and a drain marks every row it sends directly, leaving none claimed.
-async fn postgres_has_no_journal(
-    config: &Config,
-    smtp: &SmtpSink,
-    sender: &Sender,
-    clock: &ManualClock,
-) {
-    let store = support::open_store(config).await;
-    assert!(
-        !store.confirm_sent(1, clock.now()).unwrap(),
-        "nothing is journaled on PostgreSQL"
-    );
-    assert!(store.read_confirmations().unwrap().rows.is_empty());
-    let p = Pipeline::new(config, &store, clock).unwrap();
-    p.take_in(Some("1"), &complaint("c3@client.example"), clock.now())
-        .await
-        .unwrap();
-    let intake = store.deferred();
-    let p = Pipeline::new(config, &intake, clock).unwrap();
-    p.take_in(Some("2"), &complaint("c4@client.example"), clock.now())
-        .await
-        .unwrap();
-    intake
-        .batch_durable("maildir:test", 1, clock.now())
-        .await
-        .unwrap();
-    let drained = outbox::drain_once(&store, sender, clock, config)
-        .await
-        .unwrap();
-    assert_eq!(drained.sent, 4);
-    smtp.wait_for(4, WAIT).await;
-    let counts = store.outbox_counts().await.unwrap();
-    assert_eq!(count(&counts, "sent"), 4, "{counts:?}");
-    assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
-    assert!(
-        store
-            .list_cases()
-            .await
-            .unwrap()
-            .iter()
-            .all(|c| c.status == "acknowledged"),
-        "each acknowledgement recorded on its case"
-    );
 }

@@ -1,4 +1,4 @@
-//! The confirmation journal: an outgoing server's 250, recorded outside SQLite's write lock.
+//! The confirmation journal: an outgoing server's 250, recorded outside the write lock.
 //!
 //! SQLite has one writer. Marking an outbox row `sent` in a transaction right after the
 //! server's 250 queued behind intake's transactions, and a crash in that wait sent the
@@ -16,19 +16,20 @@
 //! are sent again, as before this journal: never lost. An in-memory database (tests, the
 //! demo) has no journal: its rows are marked sent directly.
 //!
-//! PostgreSQL has no journal either; its rows are marked sent directly, as before. Marking
-//! a row sent there takes the write lock too (the acknowledgement is a history entry,
-//! `case::acknowledged`), but intake's transactions ahead of it wait for no disk
-//! (`synchronous_commit = off` on [`Store::deferred`]'s sessions), so the wait is one
-//! mail's statements, not a queue of `fsync`s; and several instances share one database
-//! but no file system, so a file beside it has nowhere to be.
+//! PostgreSQL has no journal file (several instances share one database but no file
+//! system): the 250 sets the row's `confirmed_at` (migration 0014) in a transaction of its
+//! own, without the history's advisory lock that intake's transactions hold, so it waits for
+//! none of them (it used to mark the row sent and acknowledge the case at once, behind that
+//! lock: a kill in the wait sent the acknowledgement again). [`Store::read_confirmations`]
+//! reads the confirmed rows not yet marked, the same fold marks them, and a confirmed row is
+//! never claimed or released again.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Result, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
+use super::{Pool, Result, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
 use chrono::{DateTime, Utc};
 
 /// The open journal of one database.
@@ -83,23 +84,51 @@ impl Journal {
 }
 
 impl Store {
-    /// The server accepted outbox row `id` at `at`: append it to the journal, in one
-    /// `write(2)`. Without a journal (in-memory database) nothing is written and the caller
-    /// marks the row directly. Returns whether it was journaled.
-    pub fn confirm_sent(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
-        let Some(journal) = &self.journal else {
+    /// The server accepted outbox row `id` at `at`: record it where no write lock delays it.
+    /// SQLite: append it to the journal, in one `write(2)`. PostgreSQL: set the row's
+    /// `confirmed_at` (migration 0014) in a transaction of its own without the history's
+    /// advisory lock, so it does not wait for intake's transactions. In memory nothing is
+    /// written and the caller marks the row directly. Returns whether it was recorded.
+    pub async fn confirm_sent(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        if let Some(journal) = &self.journal {
+            let line = format!("{id} {}\n", ts(at));
+            journal.with_file(|f| f.write_all(line.as_bytes()))?;
+            return Ok(true);
+        }
+        if !matches!(self.pool, Pool::Postgres(_)) {
             return Ok(false);
-        };
-        let line = format!("{id} {}\n", ts(at));
-        journal.with_file(|f| f.write_all(line.as_bytes()))?;
+        }
+        let mut tx = self.pool.begin_plain().await?;
+        on!(tx, |c| sqlx::query(
+            "UPDATE outbox SET confirmed_at = $1 WHERE id = $2 AND status = 'sending'"
+        )
+        .bind(Ts(at))
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(drop))?;
+        tx.commit().await?;
         Ok(true)
     }
 
     /// Every confirmation in the journal (a torn last line, from a crash mid-write, is
     /// ignored: its row is sent again).
-    pub fn read_confirmations(&self) -> Result<Confirmations> {
+    /// On PostgreSQL: the rows confirmed but not yet marked sent.
+    pub async fn read_confirmations(&self) -> Result<Confirmations> {
         let Some(journal) = &self.journal else {
-            return Ok(Confirmations::default());
+            let Pool::Postgres(pool) = &self.pool else {
+                return Ok(Confirmations::default());
+            };
+            let rows: Vec<(i64, Ts)> = sqlx::query_as(
+                "SELECT id, confirmed_at FROM outbox
+                 WHERE confirmed_at IS NOT NULL AND status = 'sending' ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            return Ok(Confirmations {
+                rows: rows.into_iter().map(|(id, at)| (id, at.0)).collect(),
+                len: 0,
+            });
         };
         if !journal.path.exists() {
             return Ok(Confirmations::default());
@@ -128,7 +157,8 @@ impl Store {
 
     /// Empty the journal once what `read` found is in the database (committed, synced).
     /// Left as it is when something was appended since (another process sending from the
-    /// same database): folding it again later changes nothing.
+    /// same database): folding it again later changes nothing. (PostgreSQL: nothing to
+    /// empty; a folded row is `sent` and no longer read.)
     pub fn clear_confirmations(&self, read: &Confirmations) -> Result<()> {
         let Some(journal) = &self.journal else {
             return Ok(());

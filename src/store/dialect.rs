@@ -66,7 +66,7 @@ pub fn claim_due(kind: Kind) -> &'static str {
         Kind::Sqlite => concat!(
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
-                OR (status = 'sending' AND (claimed_at <= $2 OR ",
+                OR (status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
             claim_holder_gone!("$1", "$4"),
             "))
              ORDER BY next_attempt_at, id LIMIT $3"
@@ -74,7 +74,7 @@ pub fn claim_due(kind: Kind) -> &'static str {
         Kind::Postgres => concat!(
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
-                OR (status = 'sending' AND (claimed_at <= $2 OR ",
+                OR (status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
             claim_holder_gone!("$1", "$4"),
             "))
              ORDER BY next_attempt_at, id LIMIT $3

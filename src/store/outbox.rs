@@ -1,7 +1,9 @@
 //! Claiming outbox rows, so an acknowledgement goes out once as far as SMTP allows:
-//! [`Store::claim_due`] marks rows `sending` before they are handed to the server,
-//! `outbox::mark_sent` confirms one right after the server's 250 in a short transaction of
-//! its own ([`super::outbox_mark_sent`] and the case's history), and
+//! [`Store::claim_due`] marks rows `sending` before they are handed to the server, the
+//! server's 250 is recorded at once where no write lock delays it ([`super::confirmations`]:
+//! a journal file beside SQLite, the row's `confirmed_at` on PostgreSQL) and folded into the
+//! row with the case's history after the batch (a confirmed row is never claimed or
+//! released again), and
 //! [`Store::release_claims`] hands rows a crashed run had claimed back to the queue at
 //! start-up (they are resent as the same stored message, so with the same Message-ID).
 //! A claim names its instance (`claimed_by`): with several instances on one database only
@@ -97,7 +99,7 @@ impl Store {
             let done = sqlx::query(concat!(
                 "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
                                    claimed_by = NULL
-                 WHERE status = 'sending' AND (claimed_at <= $2 OR ",
+                 WHERE status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
                 dialect::claim_holder_gone!("$1", "$3"),
                 ")"
             ))
@@ -120,7 +122,7 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
                                    claimed_by = NULL
-                 WHERE status = 'sending' AND claimed_by = $2",
+                 WHERE status = 'sending' AND claimed_by = $2 AND confirmed_at IS NULL",
             )
             .bind(Ts(now))
             .bind(self.instance())
