@@ -22,6 +22,11 @@ use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// `[outgoing]` for a plain SMTP server on loopback at `port`.
+fn plain_smtp(port: u16) -> String {
+    format!("kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"")
+}
+
 fn config(dir: &Path, outgoing: &str, password: Option<&str>) -> Config {
     let config =
         TestConfig::new(dir).outgoing(&format!("from = \"klachten@firma.nl\"\n{outgoing}"));
@@ -102,14 +107,7 @@ async fn fifty_complaints_from_one_address_get_five_acknowledgements_and_one_not
     let (logs, _guard) = Logs::capture();
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        &format!(
-            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-            smtp.port
-        ),
-        None,
-    );
+    let config = config(tmp.path(), &plain_smtp(smtp.port), None);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
     let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
@@ -593,14 +591,7 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
     for faults in [&["-Q", "connect"][..], &["-f", "helo,ehlo"][..]] {
         let smtp = SmtpSink::start(faults);
         let tmp = tempfile::tempdir().unwrap();
-        let config = config(
-            tmp.path(),
-            &format!(
-                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-                smtp.port
-            ),
-            None,
-        );
+        let config = config(tmp.path(), &plain_smtp(smtp.port), None);
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
         let store = support::open_store(&config).await;
         let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
@@ -632,11 +623,7 @@ async fn a_server_that_refuses_the_session_is_an_outage_not_a_failed_mail() {
         .unwrap()
         .port();
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        &format!("kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\""),
-        None,
-    );
+    let config = config(tmp.path(), &plain_smtp(port), None);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
     let store = support::open_store(&config).await;
     let sender = Sender::from_config(&config).unwrap();
@@ -681,10 +668,7 @@ sent_folder = "Sent""#,
             user = imap.user,
             ca = imap.ca_pem.display(),
         ))
-        .outgoing(&format!(
-            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-            smtp.port
-        ))
+        .outgoing(&plain_smtp(smtp.port))
         .env("KP_IMAP_PW", &imap.password)
         .build();
     imap.append("INBOX", &complaint("marieke@client.example", 1))
@@ -730,14 +714,7 @@ sent_folder = "Sent""#,
 async fn a_delivery_failure_report_blocks_automatic_mail_to_that_address() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        &format!(
-            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-            smtp.port
-        ),
-        None,
-    );
+    let config = config(tmp.path(), &plain_smtp(smtp.port), None);
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap());
     let store = support::open_store(&config).await;
     let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
@@ -899,14 +876,7 @@ async fn mail_goes_out_alike_with_and_without_pipelining() {
     for faults in [&[][..], &["-p"][..]] {
         let smtp = SmtpSink::start(faults);
         let tmp = tempfile::tempdir().unwrap();
-        let config = config(
-            tmp.path(),
-            &format!(
-                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-                smtp.port
-            ),
-            None,
-        );
+        let config = config(tmp.path(), &plain_smtp(smtp.port), None);
         let sender = Sender::from_config(&config).unwrap();
         let both = [
             "marieke@client.example".to_string(),
@@ -968,14 +938,7 @@ async fn each_refusal_is_judged_alike_pipelined_or_step_by_step() {
     for pipelining in [true, false] {
         let postfix = Postfix::start_with(&dovecot, &refusing_postfix(pipelining));
         let tmp = tempfile::tempdir().unwrap();
-        let config = config(
-            tmp.path(),
-            &format!(
-                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-                postfix.smtp_port
-            ),
-            None,
-        );
+        let config = config(tmp.path(), &plain_smtp(postfix.smtp_port), None);
         let sender = Sender::from_config(&config).unwrap();
         let ok = "marieke@client.example";
         let cases: [(&str, &[&str], &str); 9] = [
@@ -1092,14 +1055,7 @@ async fn a_kept_session_the_server_ended_is_replaced_by_a_new_one() {
     let marieke = dovecot.add_user("marieke");
     let postfix = Postfix::start_with(&dovecot, "smtpd_timeout = 1s");
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        &format!(
-            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-            postfix.smtp_port
-        ),
-        None,
-    );
+    let config = config(tmp.path(), &plain_smtp(postfix.smtp_port), None);
     let sender = Sender::from_config(&config).unwrap();
     let to = ["marieke@client.example".to_string()];
     let first = sender.send("klachten@firma.nl", &to, &plain(0), "t").await;
@@ -1130,14 +1086,7 @@ async fn a_kept_session_the_server_ended_is_replaced_by_a_new_one() {
 async fn a_message_arrives_byte_for_byte_with_its_dotted_lines() {
     let smtp = SmtpSink::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(
-        tmp.path(),
-        &format!(
-            "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"",
-            smtp.port
-        ),
-        None,
-    );
+    let config = config(tmp.path(), &plain_smtp(smtp.port), None);
     let sender = Sender::from_config(&config).unwrap();
     let head = |n: u8| {
         format!("From: klachten@firma.nl\r\nTo: karin@klant.example\r\nSubject: punt {n}\r\n\r\n")
