@@ -1,5 +1,6 @@
-//! Intake in batches (issue 8): a backlog is taken in a batch at a time — each mail in a
-//! transaction of its own, one synchronous commit per batch, then the batch moved away —
+//! Intake in batches (issue 8): a backlog is taken in a batch at a time — one transaction
+//! per batch, each mail behind a savepoint of its own, one synchronous commit per batch,
+//! then the batch moved away —
 //! and a mail that fails inside a batch goes to quarantine alone while the rest of the
 //! batch is taken in. A large mail is stored once, byte for byte, written in pieces.
 

@@ -187,6 +187,20 @@ async fn a_poison_mail_between_two_good_ones_is_quarantined_and_intake_goes_on()
     let cases = store.list_cases().await.unwrap();
     assert_eq!(cases.len(), 2, "{cases:?}");
     assert!(cases.iter().all(|c| c.subject != POISON_SUBJECT));
+    // The three came in one batch (one transaction) and the poison mail was undone alone,
+    // back to its savepoint, after its case had been opened: its case number went back
+    // (the two cases are 0001 and 0002), and the history chain holds (its entries are
+    // gone, and the next mail's first entry follows the last one kept).
+    let mut numbers: Vec<&str> = cases
+        .iter()
+        .map(|c| c.reference.rsplit('-').next().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["0001", "0002"]);
+    let chain = klachtpost::store::history::verify(store.pool())
+        .await
+        .unwrap();
+    assert!(chain.broken.is_none(), "{:?}", chain.broken);
 
     // In quarantine in the database: raw, with why, under a reference.
     let items = store.quarantine_items(false).await.unwrap();

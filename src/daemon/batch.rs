@@ -10,15 +10,20 @@ use crate::intake::{Disposition, Pipeline};
 pub const INTAKE_BATCH: usize = 200;
 
 /// One intake pass, one batch: take in what is new (at most [`INTAKE_BATCH`] mails and
-/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone), each mail in a transaction of its
-/// own ([`crate::intake::quarantine`]: one mail never stops the batch, it goes to
-/// quarantine alone); then make the batch durable with one synchronous commit
-/// ([`crate::store::Store::batch_durable`]), and only then move it away (IMAP: one UID MOVE per
-/// destination) and advance the checkpoint. A single new mail is a batch of one, handled at
-/// once. Returns how many mails made progress; a duplicate that could not be moved out of
+/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone) in ONE transaction, each mail behind
+/// a savepoint of its own ([`Pipeline::handle_in`]: one mail never stops the batch, it is
+/// rolled back alone and goes to quarantine); commit it, make it durable with one
+/// synchronous commit ([`crate::store::Store::batch_durable`]), and only then move the
+/// mails away (IMAP: one UID MOVE per destination) and advance the checkpoint. A single new
+/// mail is a batch of one, handled at once. One transaction, not one per mail (issue 8):
+/// the pages every mail touches (index tails, the history's end, the outbox's end) go to
+/// the log once per batch instead of once per mail, and no other connection's commit
+/// empties the page cache between two mails.
+/// Returns how many mails made progress; a duplicate that could not be moved out of
 /// the folder does not count, so a folder the mailbox cannot change does not make the
 /// caller spin. An error only when the store cannot be written at all; the mail then stays
-/// in the mailbox (what the batch took in before it is made durable and moved first).
+/// in the mailbox (what the batch took in before it is committed, made durable and moved
+/// first).
 pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Result<usize> {
     pipeline.new_batch();
     // Where a batch's time goes, at debug level (wall time, not the injected clock).
@@ -32,12 +37,17 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
     let fetched_in = started.elapsed();
     let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
     let mut failure = None;
+    let mut tx = pipeline
+        .store
+        .begin()
+        .await
+        .context("cannot begin the intake batch")?;
     for mut f in fetched {
         // The raw bytes are dropped as soon as the mail is handled: a batch holds each
         // mail once, and only until it is stored.
         let raw = std::mem::take(&mut f.raw);
         let handled = match pipeline
-            .handle(&f.source_key, &raw, f.received_at)
+            .handle_in(&mut tx, &f.source_key, &raw, f.received_at)
             .await
             .with_context(|| format!("cannot take in {}", f.source_key))
         {
@@ -48,30 +58,41 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             }
         };
         drop(raw);
-        if let (Some(note), Some(row)) = (
-            &f.received_note,
-            handled.outcome.as_ref().and_then(|o| o.message_row),
-        ) {
-            // Stored; the note is what a partner needs to judge the receipt time.
-            crate::intake::note_receipt_time(pipeline.store, row, note, pipeline.clock.now())
-                .await?;
-            tracing::warn!(
-                event = "mail.receipt_time_fallback",
-                source = f.source_key.as_str(),
-                "no INTERNALDATE from the server; the receipt time comes from the Date header"
-            );
-        }
         let destination = match handled.disposition {
             Disposition::Processed => Destination::Processed,
             Disposition::Quarantined => Destination::Quarantine,
         };
         let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
+        let row = handled.outcome.as_ref().and_then(|o| o.message_row);
+        let note = f.received_note.clone();
+        let source = f.source_key.clone();
         batch.push((f, destination, duplicate));
+        if let (Some(note), Some(row)) = (note, row) {
+            // Stored; the note is what a partner needs to judge the receipt time.
+            let noted =
+                crate::intake::note_receipt_time(&mut tx, row, &note, pipeline.clock.now()).await;
+            if let Err(e) = noted {
+                failure = Some(e.context(format!("cannot note the receipt time of {source}")));
+                break;
+            }
+            tracing::warn!(
+                event = "mail.receipt_time_fallback",
+                source = source.as_str(),
+                "no INTERNALDATE from the server; the receipt time comes from the Date header"
+            );
+        }
     }
     let mut progress = 0;
     let handled_in = started.elapsed() - fetched_in;
-    if !batch.is_empty() {
+    if batch.is_empty() {
+        drop(tx);
+    } else {
         let now = pipeline.clock.now();
+        if let Err(e) = tx.commit().await {
+            // Nothing of the batch is stored: it all stays in the mailbox.
+            pipeline.new_batch();
+            return Err(anyhow::Error::from(e).context("cannot commit the intake batch"));
+        }
         // Nothing leaves the mailbox before it is on the disk.
         pipeline
             .store

@@ -1,20 +1,23 @@
-//! Intake: one fetched mail in, one transaction out.
+//! Intake: one fetched mail in, one transaction (or one savepoint of a batch's) out.
 //!
 //! For each mail: skip it if it was seen before, by where it sat (its source key: a
 //! re-fetch after a crash) or by what it is ([`identity`]: the same mail after a
 //! UIDVALIDITY change, a folder rename, a second APPEND, an alias and a Cc), recording it
-//! as a duplicate; parse it, ask the store what the classifier needs, classify, then in ONE
-//! transaction store the raw message and its attachments, open the case (reference,
-//! partner, deadlines) or attach to one, and queue the acknowledgement in the outbox. Only
-//! after the commit is durable may the mailbox move the mail away: the daemon takes a
-//! backlog in batches ([`crate::daemon::intake_pass`]), each mail still in its own
-//! transaction, committed without waiting for the disk, and the batch made durable by one
-//! synchronous commit before it leaves the mailbox (`store::batches`). A crash anywhere
-//! means a re-fetch, never a duplicate and never a lost mail.
+//! as a duplicate; parse it, ask the store what the classifier needs, classify, then
+//! store the raw message and its attachments, open the case (reference, partner,
+//! deadlines) or attach to one, and queue the acknowledgement in the outbox: all of it,
+//! reads included, in the caller's transaction. [`Pipeline::take_in`] gives a mail a
+//! transaction of its own; the daemon takes mail in batches
+//! ([`crate::daemon::intake_pass`]): one transaction per batch, each mail behind a
+//! savepoint ([`Pipeline::handle_in`]), so a mail sees the batch's earlier ones (a
+//! duplicate, a reply to a case opened a moment before) and one that fails is undone
+//! alone. Only after the commit is durable may the mailbox move the mail away (the batch
+//! is made durable by one synchronous commit, `store::batches`). A crash anywhere means a
+//! re-fetch, never a duplicate and never a lost mail.
 //!
-//! No mail stops intake ([`quarantine`]): whatever goes wrong with one mail, it is kept
-//! raw in quarantine in a transaction of its own, the partners are told its reference,
-//! and intake goes on with the next. A complaint whose sender cannot be answered still
+//! No mail stops intake ([`quarantine`]): whatever goes wrong with one mail, what it wrote
+//! is rolled back, it is kept raw in quarantine, the partners are told its reference, and
+//! intake goes on with the next. A complaint whose sender cannot be answered still
 //! opens a case, flagged, and its partner is told to acknowledge it another way.
 
 pub mod identity;
@@ -99,11 +102,11 @@ impl<'a> Pipeline<'a> {
     }
 
     /// The partners' open cases: counted, or as counted for this batch plus its new cases.
-    async fn partner_load(&self) -> Result<assign::Load> {
+    async fn partner_load(&self, tx: &mut store::Tx) -> Result<assign::Load> {
         if let Some(load) = self.load.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(load);
         }
-        let load = store::partners::load(self.store.pool()).await?;
+        let load = store::partners::load(tx).await?;
         *self.load.lock().unwrap_or_else(|e| e.into_inner()) = Some(load.clone());
         Ok(load)
     }
@@ -135,9 +138,9 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Take in one mail. `source_key` identifies it in its mailbox (None: known by its
-    /// identity only). An error means nothing was written; [`Pipeline::handle`] turns it
-    /// into a quarantine item.
+    /// Take in one mail, in a transaction of its own. `source_key` identifies it in its
+    /// mailbox (None: known by its identity only). An error means nothing was written;
+    /// [`Pipeline::handle`] turns it into a quarantine item.
     pub async fn take_in(
         &self,
         source_key: Option<&str>,
@@ -156,14 +159,32 @@ impl<'a> Pipeline<'a> {
         received_at: DateTime<Utc>,
         retry_of: Option<i64>,
     ) -> Result<Outcome> {
+        let mut tx = self.store.begin().await?;
+        let outcome = self
+            .take_in_on(&mut tx, source_key, raw, received_at, retry_of)
+            .await?;
+        if let Err(e) = tx.commit().await {
+            self.new_batch();
+            return Err(e.into());
+        }
+        Ok(outcome)
+    }
+
+    /// Take in one mail in the caller's transaction: everything it reads and writes goes
+    /// through `tx`, so a batch's later mails see its earlier ones (a duplicate, a reply to
+    /// a case opened a moment ago). On an error the caller rolls back what it wrote (the
+    /// transaction, or the mail's savepoint in a batch, [`Pipeline::handle_in`]).
+    async fn take_in_on(
+        &self,
+        tx: &mut store::Tx,
+        source_key: Option<&str>,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+        retry_of: Option<i64>,
+    ) -> Result<Outcome> {
         let identity = off_runtime(raw.len(), || identity::of(raw));
-        if let Some(seen) = self
-            .store
-            .seen(source_key, &identity.sha256, retry_of)
-            .await?
-        {
-            self.store
-                .record_duplicate(source_key, &identity.sha256, &seen, self.clock.now())
+        if let Some(seen) = store::seen(tx, source_key, &identity.sha256, retry_of).await? {
+            store::record_duplicate(tx, source_key, &identity.sha256, &seen, self.clock.now())
                 .await?;
             tracing::info!(
                 event = "mail.duplicate",
@@ -202,25 +223,26 @@ impl<'a> Pipeline<'a> {
         // A reply to klachtpost's mail to a partner (commands, notes) is not correspondence
         // with the complainant: the partners' side takes it.
         if let Some(outcome) =
-            crate::partners::reply::handle(self, source_key, raw, received_at, &mail).await?
+            crate::partners::reply::handle(self, tx, source_key, raw, received_at, &mail).await?
         {
             // A command may have closed or moved a case: count again.
             self.count_new_case(None);
             return Ok(outcome);
         }
-        let known = self.store.known(&classify::lookups(&mail)).await?;
+        let known = store::known(tx, &classify::lookups(&mail)).await?;
         let decision = classify::classify(&mail, &self.context(received_at), &known);
         let source = Source {
             key: source_key,
             identity: &identity,
             retry_of,
         };
-        self.record(&source, raw, received_at, &mail, decision)
+        self.record(tx, &source, raw, received_at, &mail, decision)
             .await
     }
 
     async fn record(
         &self,
+        tx: &mut store::Tx,
         source: &Source<'_>,
         raw: &[u8],
         received_at: DateTime<Utc>,
@@ -252,7 +274,7 @@ impl<'a> Pipeline<'a> {
         let choice = if decision.kind.opens_case()
             || (decision.kind == Kind::Triage && decision.case.is_none())
         {
-            let load = self.partner_load().await?;
+            let load = self.partner_load(tx).await?;
             let complainant = decision.complainant.as_ref();
             Some(assign::choose(
                 &config.partners.assignment,
@@ -288,7 +310,6 @@ impl<'a> Pipeline<'a> {
         }
         let assigned_why = choice.as_ref().map(|c| c.why.clone()).unwrap_or_default();
 
-        let mut tx = self.store.begin().await?;
         let mut outcome = Outcome {
             duplicate: false,
             original: None,
@@ -301,7 +322,7 @@ impl<'a> Pipeline<'a> {
 
         let case_id = if let (Some(partner), true) = (&partner, decision.kind.opens_case()) {
             let local_year = now.with_timezone(&config.firm.timezone).year();
-            let seq = store::next_sequence(&mut tx, local_year).await?;
+            let seq = store::next_sequence(tx, local_year).await?;
             let reference = format!("KL-{local_year}-{seq:04}");
             let d = deadlines::compute(&config.calendar, &config.deadlines, decision.received_at);
             let complainant = decision.complainant.as_ref();
@@ -314,7 +335,7 @@ impl<'a> Pipeline<'a> {
                 decision.complaint_text.as_deref().unwrap_or(&mail.text),
             );
             let id = case::open(
-                &mut tx,
+                tx,
                 &NewCase {
                     reference: &reference,
                     channel: decision.channel.as_str(),
@@ -358,13 +379,13 @@ impl<'a> Pipeline<'a> {
             // A triage item is not correspondence: attaching it would make its sender a
             // party to the case. The case gets an event; the partner is told.
             (None, Some(_)) if decision.kind == Kind::Triage => None,
-            (None, Some(reference)) => store::case_id_by_reference(&mut tx, reference).await?,
+            (None, Some(reference)) => store::case_id_by_reference(tx, reference).await?,
             (None, None) => None,
         };
 
         let from = mail.from.as_ref();
         let message_row = store::insert_message(
-            &mut tx,
+            tx,
             &NewMessage {
                 case_id: threaded_case_id,
                 direction: match decision.direction {
@@ -390,7 +411,7 @@ impl<'a> Pipeline<'a> {
         .await?;
         for a in &mail.attachments {
             store::insert_attachment(
-                &mut tx,
+                tx,
                 message_row,
                 a.filename.as_deref(),
                 &a.content_type,
@@ -402,7 +423,7 @@ impl<'a> Pipeline<'a> {
 
         if let (None, Some(id)) = (&case_id, threaded_case_id) {
             case::message_added(
-                &mut tx,
+                tx,
                 id,
                 decision.kind.as_str(),
                 &decision.reason,
@@ -413,7 +434,7 @@ impl<'a> Pipeline<'a> {
             // Only staff the firm's server vouched for (when it is asked to), writing to
             // the complainant, meet the response deadline.
             if decision.direction == Direction::Outbound && decision.answers_complainant {
-                case::response_met(&mut tx, id, received_at, Actor::system(now)).await?;
+                case::response_met(tx, id, received_at, Actor::system(now)).await?;
             }
         }
 
@@ -428,15 +449,8 @@ impl<'a> Pipeline<'a> {
                 } else {
                     "addressed"
                 };
-                case::add_party(
-                    &mut tx,
-                    id,
-                    address,
-                    role,
-                    Some(message_row),
-                    Actor::system(now),
-                )
-                .await?;
+                case::add_party(tx, id, address, role, Some(message_row), Actor::system(now))
+                    .await?;
             }
         }
 
@@ -469,7 +483,7 @@ impl<'a> Pipeline<'a> {
                 },
             )?;
             store::queue_outgoing(
-                &mut tx,
+                tx,
                 Some(*id),
                 "acknowledgement",
                 Some(&config.firm.name),
@@ -481,7 +495,7 @@ impl<'a> Pipeline<'a> {
             )
             .await?;
             case::log(
-                &mut tx,
+                tx,
                 *id,
                 "acknowledgement.queued",
                 "acknowledgement queued for sending",
@@ -503,7 +517,7 @@ impl<'a> Pipeline<'a> {
             };
             let excerpt = crate::partners::mail::excerpt(complaint_text);
             crate::partners::scheduler::queue_new_complaint(
-                &mut tx,
+                tx,
                 config,
                 *id,
                 &self.templates,
@@ -549,7 +563,7 @@ impl<'a> Pipeline<'a> {
                 },
             )?;
             store::queue_notice(
-                &mut tx,
+                tx,
                 Some(*id),
                 &partner.email,
                 &out,
@@ -558,7 +572,7 @@ impl<'a> Pipeline<'a> {
             )
             .await?;
             case::log(
-                &mut tx,
+                tx,
                 *id,
                 "acknowledgement.impossible",
                 "the sender's address cannot be answered; the partner is told to acknowledge another way",
@@ -567,10 +581,10 @@ impl<'a> Pipeline<'a> {
             .await?;
         }
         if let Some(q) = source.retry_of {
-            store::resolve_quarantine(&mut tx, q, "taken_in", Some(message_row), now).await?;
+            store::resolve_quarantine(tx, q, "taken_in", Some(message_row), now).await?;
             if let Some(id) = threaded_case_id {
                 case::log(
-                    &mut tx,
+                    tx,
                     id,
                     "quarantine.taken_in",
                     &format!(
@@ -583,7 +597,7 @@ impl<'a> Pipeline<'a> {
             }
         }
         self.queue_notices(
-            &mut tx,
+            tx,
             &decision,
             case_id.as_ref().map(|(id, r, _, _)| (*id, r.as_str())),
             partner.as_ref(),
@@ -591,7 +605,6 @@ impl<'a> Pipeline<'a> {
             now,
         )
         .await?;
-        tx.commit().await?;
         self.count_new_case(
             outcome
                 .opened
@@ -605,9 +618,9 @@ impl<'a> Pipeline<'a> {
             && let Some(ev) = &decision.thread_evidence
             && ev.via != classify::ThreadVia::SubjectReference
         {
-            for r in self.store.sent_recipients(&ev.value).await? {
+            for r in store::sent_recipients(tx, &ev.value).await? {
                 if !config.firm.is_staff(&r) {
-                    self.store.record_bounce(&r, now, "report").await?;
+                    store::record_bounce(tx, &r, now, "report").await?;
                 }
             }
         }
@@ -796,17 +809,17 @@ impl Pipeline<'_> {
 }
 
 /// Record how a stored message's receipt time was found when the server gave no
-/// INTERNALDATE: on the message's flags and, when it is on a case, in the case's history.
+/// INTERNALDATE: on the message's flags and, when it is on a case, in the case's history;
+/// in the caller's transaction (intake's batch).
 pub async fn note_receipt_time(
-    store: &Store,
+    tx: &mut store::Tx,
     row: i64,
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let mut tx = store.begin().await?;
-    if let Some(case_id) = store::add_message_note(&mut tx, row, note).await? {
+    if let Some(case_id) = store::add_message_note(tx, row, note).await? {
         case::log(
-            &mut tx,
+            tx,
             case_id,
             "message.receipt_time",
             note,
@@ -814,6 +827,5 @@ pub async fn note_receipt_time(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }

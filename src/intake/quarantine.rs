@@ -1,11 +1,12 @@
 //! The fault boundary: no mail can stop intake.
 //!
-//! [`Pipeline::handle`] takes in one fetched mail. Whatever goes wrong with that mail —
-//! it cannot be read, it is over `intake.max_message_bytes`, a message for it cannot be
-//! built, a database constraint refuses it, any other error inside
-//! [`Pipeline::take_in`] (whose transaction is then rolled back, so nothing of it is half
-//! stored) — the mail is stored raw in the `quarantine` table, in a transaction of its own
-//! that also queues ONE notice to the partners naming its reference (`Q-0007`) and why,
+//! [`Pipeline::handle`] takes in one fetched mail ([`Pipeline::handle_in`]: as one mail of a
+//! batch's transaction, behind a savepoint of its own). Whatever goes wrong with that mail
+//! — it cannot be read, it is over `intake.max_message_bytes`, a message for it cannot be
+//! built, a database constraint refuses it, any other error while taking it in (what it
+//! wrote is then rolled back to its savepoint, so nothing of it is half stored, and the
+//! batch's other mails are kept) — the mail is stored raw in the `quarantine` table, with
+//! ONE notice to the partners naming its reference (`Q-0007`) and why,
 //! never its sender, subject or text. The mailbox then moves it to `quarantine_folder`,
 //! and intake goes on with the next mail.
 //!
@@ -25,7 +26,7 @@ use chrono::{DateTime, Utc};
 use super::{Outcome, Pipeline, identity};
 use crate::compose;
 use crate::config::Mailbox as MailboxConfig;
-use crate::store::{self, NewQuarantine, StoreError};
+use crate::store::{self, NewQuarantine, StoreError, Tx};
 
 /// Where a handled mail goes in the mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,16 +67,45 @@ pub enum Retried {
 }
 
 impl Pipeline<'_> {
-    /// Take in one fetched mail, or quarantine it. An error only when the store cannot be
-    /// written at all (then the mail must stay where it is).
+    /// Take in one fetched mail, or quarantine it, in a transaction of its own. An error
+    /// only when the store cannot be written at all (then the mail must stay where it is).
     pub async fn handle(
         &self,
         source_key: &str,
         raw: &[u8],
         received_at: DateTime<Utc>,
     ) -> Result<Handled> {
-        let error = match self.take_in(Some(source_key), raw, received_at).await {
+        let mut tx = self.store.begin().await?;
+        let handled = self
+            .handle_in(&mut tx, source_key, raw, received_at)
+            .await?;
+        if let Err(e) = tx.commit().await {
+            self.new_batch();
+            return Err(e.into());
+        }
+        Ok(handled)
+    }
+
+    /// [`Pipeline::handle`] as one mail of an intake batch: in the batch's transaction,
+    /// the mail's work behind a savepoint of its own, so a mail that fails is rolled back
+    /// alone and quarantined, and the batch goes on. An error only when the store cannot be
+    /// written at all: then what the mail wrote is rolled back, the batch's earlier mails
+    /// stay in the transaction, and the caller commits them and keeps this mail in the
+    /// mailbox.
+    pub async fn handle_in(
+        &self,
+        tx: &mut Tx,
+        source_key: &str,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+    ) -> Result<Handled> {
+        tx.savepoint().await?;
+        let error = match self
+            .take_in_on(tx, Some(source_key), raw, received_at, None)
+            .await
+        {
             Ok(outcome) => {
+                tx.release().await?;
                 let disposition = match &outcome.original {
                     Some(seen) if seen.in_quarantine() => Disposition::Quarantined,
                     _ => Disposition::Processed,
@@ -86,14 +116,21 @@ impl Pipeline<'_> {
                     quarantined: None,
                 });
             }
-            Err(e) if store_unavailable(&e) => return Err(e),
-            Err(e) => e,
+            Err(e) => {
+                tx.rollback_to()
+                    .await
+                    .with_context(|| format!("cannot undo {source_key} after: {e:#}"))?;
+                if store_unavailable(&e) {
+                    return Err(e);
+                }
+                e
+            }
         };
         let reason = format!("{error:#}");
-        let id = match self
-            .quarantine(Some(source_key), raw, received_at, &reason)
-            .await
-        {
+        let kept = self
+            .quarantine_in(tx, Some(source_key), raw, true, received_at, &reason)
+            .await;
+        let id = match kept {
             Ok(id) => id,
             Err(e) if store_unavailable(&e) => {
                 return Err(e.context(format!("cannot quarantine {source_key} after: {reason}")));
@@ -105,7 +142,7 @@ impl Pipeline<'_> {
                 let reason = format!(
                     "{reason}; its bytes could not be stored ({e:#}), the mail is only in the quarantine folder"
                 );
-                self.quarantine_as(Some(source_key), raw, false, received_at, &reason)
+                self.quarantine_in(tx, Some(source_key), raw, false, received_at, &reason)
                     .await
                     .with_context(|| format!("cannot quarantine {source_key} after: {reason}"))?
             }
@@ -126,14 +163,54 @@ impl Pipeline<'_> {
         received_at: DateTime<Utc>,
         reason: &str,
     ) -> Result<i64> {
-        self.quarantine_as(source_key, raw, true, received_at, reason)
-            .await
+        let mut tx = self.store.begin().await?;
+        let id = self
+            .quarantine_in(&mut tx, source_key, raw, true, received_at, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
-    /// [`Pipeline::quarantine`]; without `keep_raw` only the record (identity, size, why)
-    /// is stored.
-    async fn quarantine_as(
+    /// [`Pipeline::quarantine`] in the caller's transaction, behind a savepoint (nothing of
+    /// it stays when it fails); without `keep_raw` only the record (identity, size, why) is
+    /// stored.
+    async fn quarantine_in(
         &self,
+        tx: &mut Tx,
+        source_key: Option<&str>,
+        raw: &[u8],
+        keep_raw: bool,
+        received_at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<i64> {
+        tx.savepoint().await?;
+        match self
+            .quarantine_on(tx, source_key, raw, keep_raw, received_at, reason)
+            .await
+        {
+            Ok(id) => {
+                tx.release().await?;
+                // The reason is klachtpost's own error text ("cannot …"), never the mail's
+                // content.
+                tracing::warn!(
+                    event = "mail.quarantined",
+                    quarantine = store::quarantine_reference(id).as_str(),
+                    source = source_key.unwrap_or("-"),
+                    reason,
+                    "mail could not be taken in; kept in quarantine, partners told"
+                );
+                Ok(id)
+            }
+            Err(e) => {
+                tx.rollback_to().await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn quarantine_on(
+        &self,
+        tx: &mut Tx,
         source_key: Option<&str>,
         raw: &[u8],
         keep_raw: bool,
@@ -143,9 +220,8 @@ impl Pipeline<'_> {
         let now = self.clock.now();
         let config = self.config;
         let identity = identity::of(raw);
-        let mut tx = self.store.begin().await?;
         let id = store::insert_quarantine(
-            &mut tx,
+            tx,
             &NewQuarantine {
                 source_key,
                 message_id: identity.message_id.as_deref(),
@@ -194,7 +270,7 @@ impl Pipeline<'_> {
             Ok(out) => {
                 let recipients: Vec<String> = partners.iter().map(|p| p.to_string()).collect();
                 store::queue_quarantine_notice(
-                    &mut tx,
+                    tx,
                     id,
                     &recipients,
                     &out,
@@ -211,15 +287,6 @@ impl Pipeline<'_> {
                 "cannot build the notice to the partners"
             ),
         }
-        tx.commit().await?;
-        // The reason is klachtpost's own error text ("cannot …"), never the mail's content.
-        tracing::warn!(
-            event = "mail.quarantined",
-            quarantine = reference.as_str(),
-            source = source_key.unwrap_or("-"),
-            reason,
-            "mail could not be taken in; kept in quarantine, partners told"
-        );
         Ok(id)
     }
 

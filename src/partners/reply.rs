@@ -54,6 +54,7 @@ fn answered_ids(mail: &ParsedMail) -> Vec<String> {
 /// intake classifies it as usual).
 pub async fn handle(
     p: &Pipeline<'_>,
+    tx: &mut Tx,
     source_key: Option<&str>,
     raw: &[u8],
     received_at: DateTime<Utc>,
@@ -70,7 +71,7 @@ pub async fn handle(
     if ids.is_empty() {
         return Ok(None);
     }
-    let Some(answered) = sp::answered(p.store.pool(), &ids).await? else {
+    let Some(answered) = sp::answered(tx, &ids).await? else {
         return Ok(None);
     };
     let partner = sending_partner(config, mail);
@@ -79,17 +80,16 @@ pub async fn handle(
         return Ok(None);
     }
     let now = p.clock.now();
-    let mut tx = p.store.begin().await?;
     let home = match answered.cases.as_slice() {
         [one] => Some(one.clone()),
         _ => cmds.iter().find_map(|c| c.case.clone()),
     };
     let home_id = match &home {
-        Some(r) => store::case_id_by_reference(&mut tx, r).await?,
+        Some(r) => store::case_id_by_reference(tx, r).await?,
         None => None,
     };
     let message_row = store::insert_message(
-        &mut tx,
+        tx,
         &NewMessage {
             case_id: home_id,
             direction: "inbound",
@@ -112,7 +112,7 @@ pub async fn handle(
     .await?;
     for a in &mail.attachments {
         store::insert_attachment(
-            &mut tx,
+            tx,
             message_row,
             a.filename.as_deref(),
             &a.content_type,
@@ -147,7 +147,7 @@ pub async fn handle(
                 continue;
             };
             let who = Actor::new(&partner.email, now);
-            match run(&mut tx, config, &reference, cmd, who).await {
+            match run(tx, config, &reference, cmd, who).await {
                 Ok(said) => {
                     confirmation.done.push(format!("{reference}: {said}"));
                     if !touched.contains(&reference) {
@@ -160,9 +160,9 @@ pub async fn handle(
         }
     }
     for reference in &touched {
-        if let Some(id) = store::case_id_by_reference(&mut tx, reference).await? {
+        if let Some(id) = store::case_id_by_reference(tx, reference).await? {
             case::log(
-                &mut tx,
+                tx,
                 id,
                 "partners.reply",
                 &format!(
@@ -179,7 +179,7 @@ pub async fn handle(
     }
     if !(cmds.is_empty() && not_understood.is_empty()) {
         queue_confirmation(
-            &mut tx,
+            tx,
             config,
             &p.templates,
             &from.address,
@@ -191,7 +191,6 @@ pub async fn handle(
         )
         .await?;
     }
-    tx.commit().await?;
     tracing::info!(
         event = "partners.reply",
         case = home.as_deref().unwrap_or("-"),

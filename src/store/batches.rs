@@ -1,8 +1,9 @@
 //! Intake in batches: commits that do not wait for the disk, made durable together.
 //!
-//! Each mail keeps its own intake transaction (so a mail that fails is rolled back alone
-//! and goes to quarantine, and the next mail's reads see the mails before it), but on
-//! [`Store::deferred`]'s connections a commit returns once it is in the database's log,
+//! A batch of mails is one intake transaction (each mail behind a savepoint, so a mail that
+//! fails is rolled back alone and goes to quarantine, and the next mail's reads see the
+//! mails before it: `daemon::batch`); on [`Store::deferred`]'s connections its commit (and
+//! any other) returns once it is in the database's log,
 //! without `fsync` (SQLite `synchronous = NORMAL`, PostgreSQL `synchronous_commit = off`).
 //! [`Store::batch_durable`] then makes the whole batch durable with one synchronous
 //! commit: the log is synced up to there, with every commit before it (on PostgreSQL a

@@ -167,7 +167,7 @@ impl Pool {
             Pool::Sqlite(p, gate) => {
                 let turn = gate.enter().await?;
                 let tx = p.begin_with(dialect::SQLITE_BEGIN_WRITE).await?;
-                Ok(Tx::sqlite(tx, turn))
+                Ok(Tx::sqlite(tx, Some(turn)))
             }
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
@@ -185,6 +185,15 @@ impl Pool {
     pub async fn begin_plain(&self) -> sqlx::Result<Tx> {
         match self {
             Pool::Sqlite(..) => self.begin().await,
+            Pool::Postgres(p) => Ok(Tx::postgres(p.begin().await?)),
+        }
+    }
+
+    /// A transaction that only reads (one consistent view; also on a read-only store): no
+    /// turn at the [`WriteGate`], no write lock.
+    pub async fn begin_read(&self) -> sqlx::Result<Tx> {
+        match self {
+            Pool::Sqlite(p, _) => Ok(Tx::sqlite(p.begin().await?, None)),
             Pool::Postgres(p) => Ok(Tx::postgres(p.begin().await?)),
         }
     }
@@ -207,6 +216,8 @@ pub struct Tx {
     /// first append in it (which reads it from the table, under the write lock) and kept
     /// up to date by later ones, so an entry costs one statement, not a read as well.
     pub(super) history_head: Option<(i64, String)>,
+    /// [`Tx::savepoint`]'s copy of `history_head`, put back by [`Tx::rollback_to`].
+    saved_head: Option<Option<(i64, String)>>,
 }
 
 #[derive(Debug)]
@@ -218,12 +229,13 @@ enum TxConn {
 impl Tx {
     fn sqlite(
         tx: sqlx::Transaction<'static, Sqlite>,
-        turn: tokio::sync::OwnedMutexGuard<()>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Tx {
         Tx {
             conn: TxConn::Sqlite(tx),
-            _turn: Some(turn),
+            _turn: turn,
             history_head: None,
+            saved_head: None,
         }
     }
 
@@ -232,6 +244,7 @@ impl Tx {
             conn: TxConn::Postgres(tx),
             _turn: None,
             history_head: None,
+            saved_head: None,
         }
     }
 
@@ -246,6 +259,39 @@ impl Tx {
         match self.conn {
             TxConn::Sqlite(_) => Kind::Sqlite,
             TxConn::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Mark where one piece of work (one mail of an intake batch) starts, so that it alone
+    /// can be undone ([`Tx::rollback_to`]) or kept ([`Tx::release`]). One at a time.
+    pub async fn savepoint(&mut self) -> sqlx::Result<()> {
+        self.run("SAVEPOINT piece").await?;
+        self.saved_head = Some(self.history_head.clone());
+        Ok(())
+    }
+
+    /// Keep what was done since [`Tx::savepoint`] (it commits with the transaction).
+    pub async fn release(&mut self) -> sqlx::Result<()> {
+        self.run("RELEASE SAVEPOINT piece").await?;
+        self.saved_head = None;
+        Ok(())
+    }
+
+    /// Undo what was done since [`Tx::savepoint`], and only that; on PostgreSQL also after
+    /// a statement failed (which leaves the rest of the transaction usable again).
+    pub async fn rollback_to(&mut self) -> sqlx::Result<()> {
+        self.run("ROLLBACK TO SAVEPOINT piece").await?;
+        self.run("RELEASE SAVEPOINT piece").await?;
+        if let Some(head) = self.saved_head.take() {
+            self.history_head = head;
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, sql: &'static str) -> sqlx::Result<()> {
+        match &mut self.conn {
+            TxConn::Sqlite(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),
+            TxConn::Postgres(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),
         }
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Result, Store, TimeText, Ts, on};
+use super::{Result, Store, TimeText, Ts, Tx, on};
 
 /// How a mail was recognised as seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,85 +44,82 @@ impl Seen {
     }
 }
 
+/// Whether a mail was seen before: first by its mailbox position, then by its identity.
+/// `except_quarantine` leaves one quarantine row out (the one being retried). One query
+/// (intake asks for every mail): the four lookups, each an index search, ranked.
+pub async fn seen(
+    tx: &mut Tx,
+    source_key: Option<&str>,
+    identity: &str,
+    except_quarantine: Option<i64>,
+) -> Result<Option<Seen>> {
+    on!(tx, |c| {
+        let row = sqlx::query(
+            // Only what is still in quarantine counts by identity: a resolved item's
+            // mail is in `messages`.
+            "SELECT rank, message_row, quarantine_row FROM (
+                 SELECT 1 AS rank, id AS message_row, NULL AS quarantine_row
+                 FROM messages WHERE source_key = $1
+                 UNION ALL
+                 SELECT 2, message_row, id FROM (SELECT id, message_row FROM quarantine
+                     WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1) AS q
+                 UNION ALL
+                 SELECT 3, id, NULL FROM (SELECT id FROM messages
+                     WHERE identity = $3 ORDER BY id LIMIT 1) AS m
+                 UNION ALL
+                 SELECT 4, NULL, id FROM (SELECT id FROM quarantine
+                     WHERE identity = $3 AND status = 'quarantined' AND id <> $2
+                     ORDER BY id LIMIT 1) AS qi
+             ) AS seen ORDER BY rank LIMIT 1",
+        )
+        .bind(source_key)
+        .bind(except_quarantine.unwrap_or(-1))
+        .bind(identity)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rank: i32 = row.try_get(0)?;
+        Ok(Some(Seen {
+            matched_by: if rank <= 2 {
+                MatchedBy::SourceKey
+            } else {
+                MatchedBy::Identity
+            },
+            message_row: row.try_get(1)?,
+            quarantine_row: row.try_get(2)?,
+        }))
+    })
+}
+
+/// Record a duplicate: one row per mailbox position, counting how often it was seen.
+pub async fn record_duplicate(
+    tx: &mut Tx,
+    source_key: Option<&str>,
+    identity: &str,
+    seen: &Seen,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+             ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
+        )
+        .bind(source_key)
+        .bind(identity)
+        .bind(seen.message_row)
+        .bind(seen.quarantine_row)
+        .bind(seen.matched_by.as_str())
+        .bind(Ts(now))
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    })
+}
+
 impl Store {
-    /// Whether a mail was seen before: first by its mailbox position, then by its identity.
-    /// `except_quarantine` leaves one quarantine row out (the one being retried). One query
-    /// (intake asks for every mail): the four lookups, each an index search, ranked.
-    pub async fn seen(
-        &self,
-        source_key: Option<&str>,
-        identity: &str,
-        except_quarantine: Option<i64>,
-    ) -> Result<Option<Seen>> {
-        on!(self.pool(), |c| {
-            let row = sqlx::query(
-                // Only what is still in quarantine counts by identity: a resolved item's
-                // mail is in `messages`.
-                "SELECT rank, message_row, quarantine_row FROM (
-                     SELECT 1 AS rank, id AS message_row, NULL AS quarantine_row
-                     FROM messages WHERE source_key = $1
-                     UNION ALL
-                     SELECT 2, message_row, id FROM (SELECT id, message_row FROM quarantine
-                         WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1) AS q
-                     UNION ALL
-                     SELECT 3, id, NULL FROM (SELECT id FROM messages
-                         WHERE identity = $3 ORDER BY id LIMIT 1) AS m
-                     UNION ALL
-                     SELECT 4, NULL, id FROM (SELECT id FROM quarantine
-                         WHERE identity = $3 AND status = 'quarantined' AND id <> $2
-                         ORDER BY id LIMIT 1) AS qi
-                 ) AS seen ORDER BY rank LIMIT 1",
-            )
-            .bind(source_key)
-            .bind(except_quarantine.unwrap_or(-1))
-            .bind(identity)
-            .fetch_optional(c)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let rank: i32 = row.try_get(0)?;
-            Ok(Some(Seen {
-                matched_by: if rank <= 2 {
-                    MatchedBy::SourceKey
-                } else {
-                    MatchedBy::Identity
-                },
-                message_row: row.try_get(1)?,
-                quarantine_row: row.try_get(2)?,
-            }))
-        })
-    }
-
-    /// Record a duplicate: one row per mailbox position, counting how often it was seen.
-    pub async fn record_duplicate(
-        &self,
-        source_key: Option<&str>,
-        identity: &str,
-        seen: &Seen,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            sqlx::query(
-                "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
-                 ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
-            )
-            .bind(source_key)
-            .bind(identity)
-            .bind(seen.message_row)
-            .bind(seen.quarantine_row)
-            .bind(seen.matched_by.as_str())
-            .bind(Ts(now))
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        });
-        tx.commit().await?;
-        result
-    }
-
     /// Every duplicate recorded, newest first.
     pub async fn duplicates(&self) -> Result<Vec<Duplicate>> {
         on!(self.pool(), |c| {

@@ -41,7 +41,7 @@ pub use blob::STREAM_RAW_BYTES;
 pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub(crate) use db::on;
 pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
-pub use duplicates::{Duplicate, MatchedBy, Seen};
+pub use duplicates::{Duplicate, MatchedBy, Seen, record_duplicate, seen};
 pub use outbox::{CLAIM_LEASE, OutboxListener};
 pub use outgoing::*;
 pub use parties::add_party;
@@ -187,70 +187,13 @@ impl Store {
         Ok(row)
     }
 
-    /// Answer the classifier's questions.
+    /// Answer the classifier's questions (in a read transaction of its own; intake asks
+    /// in its batch's transaction, [`known`]).
     pub async fn known(&self, lookups: &Lookups) -> Result<Known> {
-        let mut known = Known::default();
-        let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
-        for id in &lookups.message_ids {
-            // `sent`: klachtpost itself sent it (everything it sends goes through the outbox).
-            let row: Option<(i64, String, bool)> = on!(self.pool, |c| {
-                sqlx::query_as(
-                "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
-                 FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(c)
-            .await?
-            });
-            if let Some((case_id, kind, sent)) = row {
-                if kind == "acknowledgement" {
-                    known.acknowledgements.insert(id.clone());
-                }
-                if sent {
-                    known.ours.insert(id.clone());
-                }
-                let info = self.case_info(case_id, &mut infos).await?;
-                known.by_message_id.insert(id.clone(), info);
-            }
-        }
-        for reference in &lookups.references {
-            let row: Option<(i64,)> = on!(self.pool, |c| sqlx::query_as(
-                "SELECT id FROM cases WHERE reference = $1"
-            )
-            .bind(reference)
-            .fetch_optional(c)
-            .await?);
-            if let Some((case_id,)) = row {
-                let info = self.case_info(case_id, &mut infos).await?;
-                known.by_reference.insert(reference.clone(), info);
-            }
-        }
+        let mut tx = self.pool.begin_read().await?;
+        let known = known(&mut tx, lookups).await?;
+        tx.rollback().await?;
         Ok(known)
-    }
-
-    async fn case_info(
-        &self,
-        case_id: i64,
-        cache: &mut HashMap<i64, CaseInfo>,
-    ) -> Result<CaseInfo> {
-        if let Some(info) = cache.get(&case_id) {
-            return Ok(info.clone());
-        }
-        let (reference, complainant, status): (String, Option<String>, String) =
-            on!(self.pool, |c| sqlx::query_as(
-                "SELECT reference, complainant_address, status FROM cases WHERE id = $1"
-            )
-            .bind(case_id)
-            .fetch_one(c)
-            .await?);
-        let info = CaseInfo {
-            reference,
-            complainant,
-            parties: parties::of_case(&self.pool, case_id).await?,
-            closed: status == "closed" || status == "not_a_complaint",
-        };
-        cache.insert(case_id, info.clone());
-        Ok(info)
     }
 
     /// The partner with the fewest open cases (ties: the first in the config).
@@ -501,6 +444,73 @@ impl Store {
 
 /// The columns [`outbox_item_from_row`] reads, from `outbox o JOIN message_raw r LEFT JOIN
 /// cases c`.
+/// Answer the classifier's questions, in the caller's transaction (so an intake batch sees
+/// its own earlier mails).
+pub async fn known(tx: &mut Tx, lookups: &Lookups) -> Result<Known> {
+    let mut known = Known::default();
+    let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
+    for id in &lookups.message_ids {
+        // `sent`: klachtpost itself sent it (everything it sends goes through the outbox).
+        let row: Option<(i64, String, bool)> = on!(tx, |c| {
+            sqlx::query_as(
+                "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+                 FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        if let Some((case_id, kind, sent)) = row {
+            if kind == "acknowledgement" {
+                known.acknowledgements.insert(id.clone());
+            }
+            if sent {
+                known.ours.insert(id.clone());
+            }
+            let info = case_info(tx, case_id, &mut infos).await?;
+            known.by_message_id.insert(id.clone(), info);
+        }
+    }
+    for reference in &lookups.references {
+        let row: Option<(i64,)> = on!(tx, |c| sqlx::query_as(
+            "SELECT id FROM cases WHERE reference = $1"
+        )
+        .bind(reference)
+        .fetch_optional(&mut *c)
+        .await?);
+        if let Some((case_id,)) = row {
+            let info = case_info(tx, case_id, &mut infos).await?;
+            known.by_reference.insert(reference.clone(), info);
+        }
+    }
+    Ok(known)
+}
+
+async fn case_info(
+    tx: &mut Tx,
+    case_id: i64,
+    cache: &mut HashMap<i64, CaseInfo>,
+) -> Result<CaseInfo> {
+    if let Some(info) = cache.get(&case_id) {
+        return Ok(info.clone());
+    }
+    let (reference, complainant, status): (String, Option<String>, String) =
+        on!(tx, |c| sqlx::query_as(
+            "SELECT reference, complainant_address, status FROM cases WHERE id = $1"
+        )
+        .bind(case_id)
+        .fetch_one(&mut *c)
+        .await?);
+    let info = CaseInfo {
+        reference,
+        complainant,
+        parties: parties::of_case(tx, case_id).await?,
+        closed: status == "closed" || status == "not_a_complaint",
+    };
+    cache.insert(case_id, info.clone());
+    Ok(info)
+}
+
 macro_rules! outbox_item_columns {
     () => {
         "o.id, o.envelope_from, o.recipients, o.attempts, o.purpose, r.raw, c.reference, o.auto_submitted"

@@ -91,24 +91,25 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    /// The recipients of the message we sent with this Message-ID, if it is ours.
-    pub async fn sent_recipients(&self, message_id: &str) -> Result<Vec<String>> {
-        on!(self.pool(), |c| {
-            let rows = sqlx::query(
-                "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
-                 WHERE m.message_id = $1 AND m.direction = 'outbound'",
-            )
-            .bind(message_id)
-            .fetch_all(c)
-            .await?;
-            Ok(rows
-                .iter()
-                .filter_map(|r| r.try_get::<String, _>(0).ok())
-                .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
-                .collect())
-        })
-    }
+/// The recipients of the message we sent with this Message-ID, if it is ours, in the
+/// caller's transaction.
+pub async fn sent_recipients(tx: &mut Tx, message_id: &str) -> Result<Vec<String>> {
+    on!(tx, |c| {
+        let rows = sqlx::query(
+            "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
+             WHERE m.message_id = $1 AND m.direction = 'outbound'",
+        )
+        .bind(message_id)
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
+            .collect())
+    })
 }
 
 /// Record a hard bounce of `address`, in the caller's transaction.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Pool, Result, Ts, Tx, on};
+use super::{Result, Ts, Tx, on};
 
 /// Record `address` as a party to a case (once; the first reason stays).
 pub async fn add_party(
@@ -33,13 +33,13 @@ pub async fn add_party(
 }
 
 /// The parties of a case other than its complainant, lower-cased, sorted.
-pub(super) async fn of_case(pool: &Pool, case_id: i64) -> Result<Vec<String>> {
-    on!(pool, |c| {
+pub(super) async fn of_case(tx: &mut Tx, case_id: i64) -> Result<Vec<String>> {
+    on!(tx, |c| {
         let rows = sqlx::query(
             "SELECT address FROM case_parties WHERE case_id = $1 AND role <> 'complainant' ORDER BY address",
         )
         .bind(case_id)
-        .fetch_all(c)
+        .fetch_all(&mut *c)
         .await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))

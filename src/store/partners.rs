@@ -90,13 +90,13 @@ pub struct Answered {
 /// The first of these Message-IDs (In-Reply-To first, then References newest first) that
 /// is a mail klachtpost sent to a partner or staff member: a partner mail, or an internal
 /// notice on a case (triage, send failures, staff confirmations).
-pub async fn answered(pool: &Pool, ids: &[String]) -> Result<Option<Answered>> {
-    on!(pool, |c| {
+pub async fn answered(tx: &mut Tx, ids: &[String]) -> Result<Option<Answered>> {
+    on!(tx, |c| {
         for id in ids {
             if let Some(r) =
                 sqlx::query("SELECT purpose, cases FROM partner_mail WHERE message_id = $1")
                     .bind(id)
-                    .fetch_optional(c)
+                    .fetch_optional(&mut *c)
                     .await?
             {
                 return Ok(Some(Answered {
@@ -115,7 +115,7 @@ pub async fn answered(pool: &Pool, ids: &[String]) -> Result<Option<Answered>> {
                  WHERE m.message_id = $1 AND m.direction = 'outbound' AND m.kind = 'notice' LIMIT 1",
             )
             .bind(id)
-            .fetch_optional(c)
+            .fetch_optional(&mut *c)
             .await?
             {
                 return Ok(Some(Answered {
@@ -130,9 +130,9 @@ pub async fn answered(pool: &Pool, ids: &[String]) -> Result<Option<Answered>> {
 }
 
 /// Open cases per partner address and the partner of the newest case (for assignment),
-/// in one query: intake asks for every complaint.
-pub async fn load(pool: &Pool) -> Result<crate::partners::assign::Load> {
-    on!(pool, |c| {
+/// in one query (intake asks once per batch, in the batch's transaction).
+pub async fn load(tx: &mut Tx) -> Result<crate::partners::assign::Load> {
+    on!(tx, |c| {
         let mut load = crate::partners::assign::Load::default();
         for r in sqlx::query(
             "SELECT partner_email, COUNT(*), FALSE FROM cases
@@ -141,7 +141,7 @@ pub async fn load(pool: &Pool) -> Result<crate::partners::assign::Load> {
              SELECT partner_email, 0, TRUE
              FROM (SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1) AS newest",
         )
-        .fetch_all(c)
+        .fetch_all(&mut *c)
         .await?
         {
             if r.try_get::<bool, _>(2)? {
