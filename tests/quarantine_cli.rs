@@ -77,6 +77,14 @@ fn a_quarantined_mail_is_listed_and_taken_in_by_a_retry_after_the_fix() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert_eq!(files(&dir.join("mailbox/new")), 0, "nothing left behind");
+    // One line says when the mailbox was taken in, and how many mails made progress (the
+    // big one into quarantine, the good one, its copy as a duplicate).
+    let log = String::from_utf8_lossy(&run.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("event=\"run.taken_in\""))
+        .unwrap_or_else(|| panic!("no run.taken_in line: {log}"));
+    assert!(line.contains(" mails=3 "), "{line}");
     assert_eq!(
         files(&dir.join("mailbox/cur")),
         2,

@@ -294,9 +294,24 @@ async fn run_once(
             let intake_store = store.deferred();
             let pipeline = Pipeline::new(config, &intake_store, clock)?;
             let mut mailbox = Mailbox::open(config).await?;
-            while intake_pass(&mut mailbox, &pipeline).await? > 0 {
+            let started = std::time::Instant::now();
+            let mut mails = 0;
+            loop {
+                let n = intake_pass(&mut mailbox, &pipeline).await?;
+                if n == 0 {
+                    break;
+                }
+                mails += n;
                 batch_in.notify_one();
             }
+            // The mailbox is empty and every case committed: what `run --once` from cron
+            // did, and (`scripts/bench-backlog`) how long a backlog took to come in.
+            tracing::info!(
+                event = "run.taken_in",
+                mails,
+                secs = started.elapsed().as_secs_f64(),
+                "the mailbox is taken in; sending what is queued"
+            );
             // For `status`: when intake last worked (a run from cron counts too).
             health::succeeded(store, config, clock, Channel::Mailbox, mailbox.waiting()).await?;
             mailbox.close().await;
