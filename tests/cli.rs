@@ -477,9 +477,19 @@ fn threads_cpus(pid: u32) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn klachtpost_run_keeps_its_threads_on_one_cpu_unless_told_all() {
+async fn klachtpost_run_keeps_its_threads_on_one_cpu_on_sqlite_unless_told_otherwise() {
     let own = threads_cpus(std::process::id())[0].clone();
-    for (setting, one) in [(None, true), (Some("cpus = \"all\""), false)] {
+    // The default follows the database: one CPU on SQLite, all on PostgreSQL.
+    let probe = tempfile::tempdir().unwrap();
+    let sqlite = matches!(
+        TestDatabase::for_dir(probe.path()),
+        TestDatabase::Sqlite { .. }
+    );
+    for (setting, one) in [
+        (None, sqlite),
+        (Some("cpus = \"all\""), false),
+        (Some("cpus = \"one\""), true),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let mut config = support::TestConfig::new(tmp.path());
         if let Some(s) = setting {

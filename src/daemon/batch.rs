@@ -4,15 +4,18 @@ use anyhow::{Context, Result};
 
 use crate::fetch::{Destination, Fetched, Mailbox};
 use crate::intake::{Disposition, Pipeline};
+use crate::store::{Tx, dialect};
 
 /// How many mails one intake pass (one batch, one synchronous commit, one UID MOVE) takes
 /// before it lets the sender run.
 pub const INTAKE_BATCH: usize = 200;
 
 /// One intake pass, one batch: take in what is new (at most [`INTAKE_BATCH`] mails and
-/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone) in ONE transaction, each mail behind
-/// a savepoint of its own ([`Pipeline::handle_in`]: one mail never stops the batch, it is
-/// rolled back alone and goes to quarantine); commit it, make it durable with one
+/// [`crate::fetch::BATCH_BYTES`]; a larger mail alone) in ONE transaction on SQLite (each
+/// mail in a transaction of its own on PostgreSQL:
+/// [`dialect::intake_batch_is_one_transaction`]), each mail behind a savepoint of its own
+/// ([`Pipeline::handle_in`]: one mail never stops the batch, it is rolled back alone and
+/// goes to quarantine); commit, make the batch durable with one
 /// synchronous commit ([`crate::store::Store::batch_durable`]), and only then move the
 /// mails away (IMAP: one UID MOVE per destination) and advance the checkpoint. A single new
 /// mail is a batch of one, handled at once. One transaction, not one per mail (issue 8):
@@ -37,62 +40,72 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
     let fetched_in = started.elapsed();
     let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
     let mut failure = None;
-    let mut tx = pipeline
-        .store
-        .begin()
-        .await
-        .context("cannot begin the intake batch")?;
+    let whole_batch = dialect::intake_batch_is_one_transaction(pipeline.store.kind());
+    let mut tx: Option<Tx> = None;
     for mut f in fetched {
         // The raw bytes are dropped as soon as the mail is handled: a batch holds each
         // mail once, and only until it is stored.
         let raw = std::mem::take(&mut f.raw);
+        let open = match tx.as_mut() {
+            Some(open) => open,
+            None => match pipeline.store.begin().await {
+                Ok(begun) => tx.insert(begun),
+                Err(e) => {
+                    failure = Some(anyhow::Error::from(e).context("cannot begin intake"));
+                    break;
+                }
+            },
+        };
         let handled = match pipeline
-            .handle_in(&mut tx, &f.source_key, &raw, f.received_at)
+            .handle_in(
+                open,
+                &f.source_key,
+                &raw,
+                f.received_at,
+                f.received_note.as_deref(),
+            )
             .await
             .with_context(|| format!("cannot take in {}", f.source_key))
         {
             Ok(h) => h,
             Err(e) => {
+                if !whole_batch {
+                    // Holds nothing but this mail's undone work.
+                    tx = None;
+                }
                 failure = Some(e);
                 break;
             }
         };
         drop(raw);
+        if !whole_batch && let Some(done) = tx.take() {
+            // This mail's own transaction (PostgreSQL); not stored if it fails.
+            if let Err(e) = done.commit().await {
+                pipeline.new_batch();
+                failure =
+                    Some(anyhow::Error::from(e).context(format!("cannot commit {}", f.source_key)));
+                break;
+            }
+        }
         let destination = match handled.disposition {
             Disposition::Processed => Destination::Processed,
             Disposition::Quarantined => Destination::Quarantine,
         };
         let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
-        let row = handled.outcome.as_ref().and_then(|o| o.message_row);
-        let note = f.received_note.clone();
-        let source = f.source_key.clone();
         batch.push((f, destination, duplicate));
-        if let (Some(note), Some(row)) = (note, row) {
-            // Stored; the note is what a partner needs to judge the receipt time.
-            let noted =
-                crate::intake::note_receipt_time(&mut tx, row, &note, pipeline.clock.now()).await;
-            if let Err(e) = noted {
-                failure = Some(e.context(format!("cannot note the receipt time of {source}")));
-                break;
-            }
-            tracing::warn!(
-                event = "mail.receipt_time_fallback",
-                source = source.as_str(),
-                "no INTERNALDATE from the server; the receipt time comes from the Date header"
-            );
-        }
     }
     let mut progress = 0;
     let handled_in = started.elapsed() - fetched_in;
-    if batch.is_empty() {
-        drop(tx);
-    } else {
+    if let Some(tx) = tx
+        && !batch.is_empty()
+        && let Err(e) = tx.commit().await
+    {
+        // Nothing of the batch is stored: it all stays in the mailbox.
+        pipeline.new_batch();
+        return Err(anyhow::Error::from(e).context("cannot commit the intake batch"));
+    }
+    if !batch.is_empty() {
         let now = pipeline.clock.now();
-        if let Err(e) = tx.commit().await {
-            // Nothing of the batch is stored: it all stays in the mailbox.
-            pipeline.new_batch();
-            return Err(anyhow::Error::from(e).context("cannot commit the intake batch"));
-        }
         // Nothing leaves the mailbox before it is on the disk.
         pipeline
             .store

@@ -77,7 +77,7 @@ impl Pipeline<'_> {
     ) -> Result<Handled> {
         let mut tx = self.store.begin().await?;
         let handled = self
-            .handle_in(&mut tx, source_key, raw, received_at)
+            .handle_in(&mut tx, source_key, raw, received_at, None)
             .await?;
         if let Err(e) = tx.commit().await {
             self.new_batch();
@@ -91,19 +91,39 @@ impl Pipeline<'_> {
     /// alone and quarantined, and the batch goes on. An error only when the store cannot be
     /// written at all: then what the mail wrote is rolled back, the batch's earlier mails
     /// stay in the transaction, and the caller commits them and keeps this mail in the
-    /// mailbox.
+    /// mailbox. `received_note` says how the receipt time was found when the server gave
+    /// none (recorded with the mail, [`super::note_receipt_time`]).
     pub async fn handle_in(
         &self,
         tx: &mut Tx,
         source_key: &str,
         raw: &[u8],
         received_at: DateTime<Utc>,
+        received_note: Option<&str>,
     ) -> Result<Handled> {
         tx.savepoint().await?;
-        let error = match self
+        let taken = match self
             .take_in_on(tx, Some(source_key), raw, received_at, None)
             .await
         {
+            Ok(outcome) => match (received_note, outcome.message_row) {
+                (Some(note), Some(row)) => {
+                    super::note_receipt_time(tx, row, note, self.clock.now())
+                        .await
+                        .map(|()| {
+                            tracing::warn!(
+                                event = "mail.receipt_time_fallback",
+                                source = source_key,
+                                "no INTERNALDATE from the server; the receipt time comes from the Date header"
+                            );
+                            outcome
+                        })
+                }
+                _ => Ok(outcome),
+            },
+            Err(e) => Err(e),
+        };
+        let error = match taken {
             Ok(outcome) => {
                 tx.release().await?;
                 let disposition = match &outcome.original {
