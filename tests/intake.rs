@@ -508,3 +508,51 @@ async fn a_mail_whose_bytes_cannot_be_stored_is_still_quarantined_and_intake_goe
             .unwrap();
     assert_eq!(notices, vec![("anna@firma.nl\nbob@firma.nl".to_string(),)]);
 }
+
+#[tokio::test]
+async fn a_receipt_time_note_is_kept_with_the_mail_and_in_its_case_history() {
+    // A server that gives no INTERNALDATE: the receipt time came from the Date header, and
+    // the mail's own savepoint records how (on the message and in the case's history).
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path());
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let pipeline = Pipeline::new(&config, &store, &clock).unwrap();
+    let note = "receipt time: the server gave no INTERNALDATE; the Date header was used";
+    let mut tx = store.begin().await.unwrap();
+    let handled = pipeline
+        .handle_in(
+            &mut tx,
+            "imap:x/INBOX:1:1",
+            COMPLAINT,
+            clock.now(),
+            Some(note),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let outcome = handled.outcome.unwrap();
+    let detail = store
+        .case(outcome.case.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let message = detail
+        .messages
+        .iter()
+        .find(|m| Some(m.id) == outcome.message_row)
+        .unwrap();
+    assert!(
+        message.flags.iter().any(|f| f == note),
+        "{:?}",
+        message.flags
+    );
+    assert!(
+        detail
+            .events
+            .iter()
+            .any(|e| e.event == "message.receipt_time" && e.detail == note),
+        "{:?}",
+        detail.events
+    );
+}
