@@ -112,6 +112,12 @@ pub async fn drain_once(
     result.map(|()| report)
 }
 
+/// How many rows the sender claims at a time: each batch costs a claim and a fold (two
+/// synchronous commits and the journal emptied, each a sync to the disk). With intake's
+/// batches now committed 200 mails (400 messages) at a time, claims were full: 2,000 mails
+/// made 293 `fsync`/`fdatasync` calls with 50, 110 with 200 (`strace -c`).
+const SEND_BATCH: i64 = 200;
+
 /// [`drain_once`]'s loop: claim a batch, send it, fold its confirmations; until nothing is
 /// due or the transport is down.
 async fn drain_claimed(
@@ -124,7 +130,7 @@ async fn drain_claimed(
     let max_attempts = config.outgoing.max_attempts;
     loop {
         let now = clock.now();
-        let due = store.claim_due(now, 50).await?;
+        let due = store.claim_due(now, SEND_BATCH).await?;
         if due.is_empty() {
             if report.sent + report.retried + report.failed > 0 {
                 // The transport answered about a mail: it works (`klachtpost status`).

@@ -9,8 +9,8 @@
 //! cache).
 //!
 //! The sender folds the journal into the outbox rows (`outbox::fold_confirmations`) after
-//! each batch of sends (at most 50) in one synchronous transaction, and at start-up before
-//! claimed rows are released; only then is the journal emptied
+//! each batch of sends (at most 200, `outbox::SEND_BATCH`) in one synchronous transaction,
+//! and at start-up before claimed rows are released; only then is the journal emptied
 //! ([`Store::clear_confirmations`]). The journal is not synced line by line: a power loss
 //! (not a crash) before the fold forgets at most that batch's confirmations, and those rows
 //! are sent again, as before this journal: never lost. An in-memory database (tests, the
