@@ -8,8 +8,9 @@
 //!  mailbox (IMAP / Maildir)                                    outgoing (SMTP / sendmail / file)
 //!        │                                                              ▲
 //!   fetch ──► parse ──► classify ──► intake ──► store ◄── outbox ◄──── send
-//!                        (pure)       (one transaction per batch; per mail
-//!                                      a savepoint: message, case, acknowledgement)
+//!                        (pure)       (per mail a savepoint: message, case,
+//!                                      acknowledgement; on SQLite a batch is one
+//!                                      transaction)
 //! ```
 //!
 //! - [`fetch`]: the mailbox edge. A [`fetch::Mailbox`] lists what is new, hands over raw
@@ -21,8 +22,8 @@
 //!   who may write on a case and whether the firm's server vouches for a staff sender
 //!   ([`classify::authres`]).
 //! - [`intake`]: stores the raw message, opens or updates the case and queues the
-//!   acknowledgement in one transaction (a batch's, each mail behind a savepoint); only
-//!   then does the mailbox checkpoint move.
+//!   acknowledgement in one transaction (on SQLite the batch's, each mail behind a
+//!   savepoint; on PostgreSQL the mail's own); only then does the mailbox checkpoint move.
 //!   [`intake::identity`] knows a mail seen before by what it is (duplicates are recorded,
 //!   never taken in twice); [`intake::quarantine`] is the fault boundary: a mail that
 //!   cannot be taken in is kept raw in quarantine and the partners are told, and intake
