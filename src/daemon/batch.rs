@@ -102,7 +102,13 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
     {
         // Nothing of the batch is stored: it all stays in the mailbox.
         pipeline.new_batch();
-        return Err(anyhow::Error::from(e).context("cannot commit the intake batch"));
+        // What stopped the batch first, if anything, is what the operator needs to see.
+        let stopped = failure
+            .map(|f| format!(" (stopped by: {f:#})"))
+            .unwrap_or_default();
+        return Err(
+            anyhow::Error::from(e).context(format!("cannot commit the intake batch{stopped}"))
+        );
     }
     if !batch.is_empty() {
         let now = pipeline.clock.now();

@@ -202,8 +202,9 @@ fn contains_words(hay: &str, needle: &str) -> bool {
     false
 }
 
-/// Whether the complaint names this partner (full name or address).
-pub fn names_partner(c: &Complaint<'_>, p: &Partner) -> bool {
+/// The complaint as [`named_in`] searches it: subject, text, complainant, lower-cased, with
+/// runs of white space as one space. Made once per complaint, not once per partner.
+fn searchable(c: &Complaint<'_>) -> String {
     let hay = format!(
         "{}\n{}\n{}\n{}",
         c.subject,
@@ -212,10 +213,15 @@ pub fn names_partner(c: &Complaint<'_>, p: &Partner) -> bool {
         c.complainant_address.unwrap_or_default()
     )
     .to_lowercase();
-    let hay = hay.split_whitespace().collect::<Vec<_>>().join(" ");
+    hay.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether the complaint (`hay`, [`searchable`]) names this partner (full name or
+/// address).
+fn named_in(hay: &str, p: &Partner) -> bool {
     let name = p.name.to_lowercase();
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-    contains_words(&hay, &p.email) || contains_words(&hay, &name)
+    contains_words(hay, &p.email) || contains_words(hay, &name)
 }
 
 fn rule_matches(r: &Rule, c: &Complaint<'_>) -> bool {
@@ -234,7 +240,8 @@ fn rule_matches(r: &Rule, c: &Complaint<'_>) -> bool {
 
 /// Choose the responsible partner. `partners` is never empty (the config refuses that).
 pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Load) -> Choice {
-    let named: Vec<bool> = partners.iter().map(|p| names_partner(c, p)).collect();
+    let hay = searchable(c);
+    let named: Vec<bool> = partners.iter().map(|p| named_in(&hay, p)).collect();
     let all_named = named.iter().all(|n| *n);
     let allowed = |i: usize| all_named || !named[i];
     let mut passed: Vec<String> = Vec::new();
