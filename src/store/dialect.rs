@@ -56,6 +56,19 @@ pub async fn pg_synchronous_commit(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// PostgreSQL: this transaction's commit returns once the server has it, without waiting
+/// for its WAL to reach the disk (the server's WAL writer flushes it within moments, or
+/// the next synchronous commit does): for a record that, like SQLite's confirmation
+/// journal in the page cache, must survive klachtpost being killed but may be lost with
+/// the server or the machine ([`super::Store::confirm_sent`]: then a message is sent
+/// again, never lost).
+pub async fn pg_asynchronous_commit(tx: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// The outbox rows due for sending (`$1` now, `$2` the oldest claim still held, `$3` how
 /// many, `$4` this instance). SQLite's write transaction already keeps everyone else out;
 /// PostgreSQL locks the rows it picks and skips those another claim holds, so claims run
