@@ -80,10 +80,8 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
         drop(raw);
         if !whole_batch && let Some(done) = tx.take() {
             // This mail's own transaction (PostgreSQL); not stored if it fails.
-            if let Err(e) = done.commit().await {
-                pipeline.new_batch();
-                failure =
-                    Some(anyhow::Error::from(e).context(format!("cannot commit {}", f.source_key)));
+            if let Err(e) = pipeline.commit(done).await {
+                failure = Some(e.context(format!("cannot commit {}", f.source_key)));
                 break;
             }
         }
@@ -98,17 +96,14 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
     let handled_in = started.elapsed() - fetched_in;
     if let Some(tx) = tx
         && !batch.is_empty()
-        && let Err(e) = tx.commit().await
+        && let Err(e) = pipeline.commit(tx).await
     {
         // Nothing of the batch is stored: it all stays in the mailbox.
-        pipeline.new_batch();
         // What stopped the batch first, if anything, is what the operator needs to see.
         let stopped = failure
             .map(|f| format!(" (stopped by: {f:#})"))
             .unwrap_or_default();
-        return Err(
-            anyhow::Error::from(e).context(format!("cannot commit the intake batch{stopped}"))
-        );
+        return Err(e.context(format!("cannot commit the intake batch{stopped}")));
     }
     if !batch.is_empty() {
         let now = pipeline.clock.now();

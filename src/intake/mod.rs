@@ -101,6 +101,15 @@ impl<'a> Pipeline<'a> {
         *self.load.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Commit intake's transaction (a mail's own, or a batch's). When the commit fails its
+    /// new cases are not there: the partners' open cases are counted again.
+    pub async fn commit(&self, tx: store::Tx) -> Result<()> {
+        tx.commit().await.map_err(|e| {
+            self.new_batch();
+            e.into()
+        })
+    }
+
     /// The partners' open cases: counted, or as counted for this batch plus its new cases.
     async fn partner_load(&self, tx: &mut store::Tx) -> Result<assign::Load> {
         if let Some(load) = self.load.lock().unwrap_or_else(|e| e.into_inner()).clone() {
@@ -163,10 +172,7 @@ impl<'a> Pipeline<'a> {
         let outcome = self
             .take_in_on(&mut tx, source_key, raw, received_at, retry_of)
             .await?;
-        if let Err(e) = tx.commit().await {
-            self.new_batch();
-            return Err(e.into());
-        }
+        self.commit(tx).await?;
         Ok(outcome)
     }
 

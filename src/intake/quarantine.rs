@@ -79,10 +79,7 @@ impl Pipeline<'_> {
         let handled = self
             .handle_in(&mut tx, source_key, raw, received_at, None)
             .await?;
-        if let Err(e) = tx.commit().await {
-            self.new_batch();
-            return Err(e.into());
-        }
+        self.commit(tx).await?;
         Ok(handled)
     }
 
