@@ -190,6 +190,9 @@ pub struct Lookups {
     /// Case references found in the subject or the text (e.g. `KL-2026-0042`),
     /// upper-cased.
     pub references: Vec<String>,
+    /// Whether the mail is machine mail ([`automatic::detect`]): found while making the
+    /// lookups, and what [`classify_looked_up`] decides with, so a mail is read for it once.
+    pub automatic: Option<automatic::Auto>,
 }
 
 /// The store's answers to [`Lookups`].
@@ -386,7 +389,8 @@ pub fn lookups(mail: &ParsedMail) -> Lookups {
         .chain(mail.references.iter())
         .cloned()
         .collect();
-    if automatic::detect(mail).is_some() {
+    let automatic = automatic::detect(mail);
+    if automatic.is_some() {
         message_ids.extend(automatic::returned_message_ids(mail));
     }
     message_ids.sort();
@@ -400,6 +404,7 @@ pub fn lookups(mail: &ParsedMail) -> Lookups {
     Lookups {
         message_ids,
         references,
+        automatic,
     }
 }
 
@@ -417,8 +422,28 @@ pub const UNANSWERABLE: &str = "cannot acknowledge: no usable address";
 /// Decide what a mail is. Pure, and never panics: should a rule fail on an odd mail, the
 /// mail becomes a flagged complaint without complainant (nothing is lost, nothing sent).
 pub fn classify(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
+    classify_as(mail, ctx, known, || automatic::detect(mail))
+}
+
+/// [`classify`] with the [`Lookups`] the store was asked (intake): the mail is not read
+/// again for what they found.
+pub fn classify_looked_up(
+    mail: &ParsedMail,
+    ctx: &Context<'_>,
+    lookups: &Lookups,
+    known: &Known,
+) -> Decision {
+    classify_as(mail, ctx, known, || lookups.automatic.clone())
+}
+
+fn classify_as(
+    mail: &ParsedMail,
+    ctx: &Context<'_>,
+    known: &Known,
+    automatic: impl FnOnce() -> Option<automatic::Auto>,
+) -> Decision {
     let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut d = classify_inner(mail, ctx, known);
+        let mut d = classify_inner(mail, ctx, known, automatic());
         // A new case's parties: its complainant, and whom the complainant's own mail
         // addressed besides the firm.
         if d.kind.opens_case() {
@@ -490,7 +515,12 @@ fn failed(ctx: &Context<'_>) -> Decision {
     }
 }
 
-fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decision {
+fn classify_inner(
+    mail: &ParsedMail,
+    ctx: &Context<'_>,
+    known: &Known,
+    automatic: Option<automatic::Auto>,
+) -> Decision {
     let mut d = Decision {
         kind: Kind::Complaint,
         case: None,
@@ -558,7 +588,7 @@ fn classify_inner(mail: &ParsedMail, ctx: &Context<'_>, known: &Known) -> Decisi
     // 3. Machine mail: attached to a case only when it answers or returns a message
     // klachtpost sent for that case; a subject tag or a client's Message-ID is not enough
     // (anyone can write those), and its sender never becomes a party.
-    if let Some(auto) = automatic::detect(mail) {
+    if let Some(auto) = automatic {
         let ours = find_ours(mail, known);
         if let Some((case, ev)) = &ours {
             d.case = Some(case.reference.clone());

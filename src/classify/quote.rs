@@ -360,9 +360,14 @@ pub fn is_attribution(line: &str) -> bool {
     if s.len() > 400 || s.is_empty() {
         return false;
     }
-    let lower = s.to_lowercase();
     let has_anchor = s.chars().any(|c| c.is_ascii_digit() || c == '@');
     let colon = s.ends_with(':');
+    // Every form below ends in a colon or has a date or an address: most lines of a text
+    // are neither, and are let go before anything is lowercased.
+    if !colon && !has_anchor {
+        return false;
+    }
+    let lower = s.to_lowercase();
     let body = lower.trim_end_matches([':', ' ']);
     let has_verb = WROTE.iter().any(|v| lower.contains(v));
     if colon && has_verb && has_anchor {

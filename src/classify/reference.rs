@@ -102,11 +102,15 @@ pub fn is_reply_subject(subject: &str) -> bool {
 pub fn in_subject(subject: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let bytes = subject.as_bytes();
-    let mut i = 0;
-    while i + 2 < bytes.len() {
-        let is_kl = bytes[i].eq_ignore_ascii_case(&b'k')
-            && bytes[i + 1].eq_ignore_ascii_case(&b'l')
-            && bytes[i + 2] == b'-';
+    // Where the next reference may start: not inside the one found before.
+    let mut next = 0;
+    // Every reference has a `-` after its `KL`: a text is read for those at memchr's pace.
+    for dash in memchr::memchr_iter(b'-', bytes) {
+        let Some(i) = dash.checked_sub(2).filter(|&i| i >= next) else {
+            continue;
+        };
+        let is_kl =
+            bytes[i].eq_ignore_ascii_case(&b'k') && bytes[i + 1].eq_ignore_ascii_case(&b'l');
         let boundary_before = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
         if is_kl
             && boundary_before
@@ -115,10 +119,8 @@ pub fn in_subject(subject: &str) -> Vec<String> {
             if !out.contains(&reference) {
                 out.push(reference);
             }
-            i += len;
-            continue;
+            next = i + len;
         }
-        i += 1;
     }
     out
 }
@@ -175,6 +177,12 @@ mod tests {
         assert!(in_subject("KL-26-0042").is_empty());
         assert!(in_subject("").is_empty());
         assert_eq!(in_subject("Fwd:[KL-2026-0001]"), vec!["KL-2026-0001"]);
+        // At the very start, after a dash, twice, and dashes that are no reference.
+        assert_eq!(in_subject("KL-2026-0001"), vec!["KL-2026-0001"]);
+        assert_eq!(
+            in_subject("-KL-2026-0003 kl-2026-0003 a-b-KL-KL-2026-0004 L-2026-0005"),
+            vec!["KL-2026-0003", "KL-2026-0004"]
+        );
         assert_eq!(
             in_text("Over mijn klacht (kenmerk KL-2026-0007): nog geen antwoord."),
             vec!["KL-2026-0007"]

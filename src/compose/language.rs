@@ -112,6 +112,9 @@ const DUTCH: &[&str] = &[
     "klacht", "graag", "over", "ook", "maar", "er", "bij", "op", "te",
 ];
 
+/// The longest word in [`ENGLISH`] and [`DUTCH`], in characters.
+const LONGEST: usize = 9;
+
 /// The language of a complaint, by the heuristic in the module docs.
 pub fn detect(subject: &str, text: &str) -> Lang {
     let body: String = text
@@ -121,19 +124,23 @@ pub fn detect(subject: &str, text: &str) -> Lang {
         .join("\n");
     let body: String = body.chars().take(4000).collect();
     let (mut en, mut nl) = (0usize, 0usize);
+    let mut lower = String::new();
     for word in subject
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .chain(body.split(|c: char| !c.is_alphanumeric() && c != '\''))
     {
-        let w = word.to_lowercase();
-        if w.is_empty() {
+        // Lowercasing never shortens a word in characters: a longer one is no function word.
+        if word.is_empty() || word.chars().nth(LONGEST).is_some() {
             continue;
         }
+        lower.clear();
+        lower.extend(word.chars().flat_map(char::to_lowercase));
         // "we" is both; counted for neither.
-        let e = ENGLISH.contains(&w.as_str()) && w != "we";
-        let d = DUTCH.contains(&w.as_str()) && w != "we";
-        en += usize::from(e);
-        nl += usize::from(d);
+        if lower == "we" {
+            continue;
+        }
+        en += usize::from(ENGLISH.contains(&lower.as_str()));
+        nl += usize::from(DUTCH.contains(&lower.as_str()));
     }
     if en >= 3 && en >= 2 * nl {
         Lang::En
@@ -145,6 +152,14 @@ pub fn detect(subject: &str, text: &str) -> Lang {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_longer_than_any_listed_one_are_not_looked_up() {
+        let longest = ENGLISH.iter().chain(DUTCH).map(|w| w.chars().count()).max();
+        assert_eq!(longest, Some(LONGEST));
+        assert_eq!(detect("", "THE AND YOU are WRITING"), Lang::En);
+        assert_eq!(detect("", "Complaint, COMPLAINT, complaint"), Lang::En);
+    }
 
     #[test]
     fn english_complaints_are_answered_in_english() {

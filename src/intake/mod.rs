@@ -235,8 +235,10 @@ impl<'a> Pipeline<'a> {
             self.count_new_case(None);
             return Ok(outcome);
         }
-        let known = store::known(tx, &classify::lookups(&mail)).await?;
-        let decision = classify::classify(&mail, &self.context(received_at), &known);
+        let lookups = classify::lookups(&mail);
+        let known = store::known(tx, &lookups).await?;
+        let decision =
+            classify::classify_looked_up(&mail, &self.context(received_at), &lookups, &known);
         let source = Source {
             key: source_key,
             identity: &identity,
