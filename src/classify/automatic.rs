@@ -723,7 +723,7 @@ static FAILURE_MACHINE_TEXT_SET: LazyLock<AhoCorasick> =
     LazyLock::new(|| phrase_set(FAILURE_MACHINE_TEXT));
 
 fn phrase_set(phrases: &[&str]) -> AhoCorasick {
-    AhoCorasick::new(phrases).expect("a few hundred fixed phrases fit any automaton")
+    AhoCorasick::new(phrases).expect("a fixed list of short phrases always fits an automaton")
 }
 
 /// The wording of a delivery failure ([`FAILURE_BODY`]) in a lowercased text.
@@ -854,6 +854,19 @@ fn message_id_lines(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_phrase_is_found_by_its_automaton_and_nothing_else_is() {
+        for (set, phrases) in [
+            (&FAILURE_BODY_SET, FAILURE_BODY),
+            (&FAILURE_MACHINE_TEXT_SET, FAILURE_MACHINE_TEXT),
+        ] {
+            for p in phrases {
+                assert!(set.is_match(&format!("dear sir, {p} and so on")), "{p}");
+            }
+            assert!(!set.is_match("ik ben niet tevreden over de gang van zaken"));
+        }
+    }
     use crate::parse::parse;
 
     fn det(raw: &str) -> Option<(AutoKind, String)> {
