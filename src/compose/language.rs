@@ -7,6 +7,9 @@
 //! English wins when it has at least three such words and at least twice as many as
 //! Dutch; anything unclear is answered in Dutch, the firm's own language.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 /// A language klachtpost writes in.
@@ -115,6 +118,21 @@ const DUTCH: &[&str] = &[
 /// The longest word in [`ENGLISH`] and [`DUTCH`], in characters.
 const LONGEST: usize = 9;
 
+/// Each listed word and the lists it is on (English, Dutch): one look-up per word of a
+/// complaint instead of a walk through both lists (85 µs for a 5 KB complaint, ~6 % of
+/// intake's time for it, issue 8).
+type Words = HashMap<&'static str, (bool, bool), foldhash::fast::FixedState>;
+static FUNCTION_WORDS: LazyLock<Words> = LazyLock::new(|| {
+    let mut words = Words::default();
+    for w in ENGLISH {
+        words.entry(w).or_default().0 = true;
+    }
+    for w in DUTCH {
+        words.entry(w).or_default().1 = true;
+    }
+    words
+});
+
 /// The language of a complaint, by the heuristic in the module docs.
 pub fn detect(subject: &str, text: &str) -> Lang {
     let body: String = text
@@ -122,7 +140,10 @@ pub fn detect(subject: &str, text: &str) -> Lang {
         .filter(|l| !l.trim_start().starts_with('>'))
         .collect::<Vec<_>>()
         .join("\n");
-    let body: String = body.chars().take(4000).collect();
+    let body = match body.char_indices().nth(4000) {
+        Some((end, _)) => &body[..end],
+        None => &body,
+    };
     let (mut en, mut nl) = (0usize, 0usize);
     let mut lower = String::new();
     for word in subject
@@ -134,13 +155,20 @@ pub fn detect(subject: &str, text: &str) -> Lang {
             continue;
         }
         lower.clear();
-        lower.extend(word.chars().flat_map(char::to_lowercase));
+        if word.is_ascii() {
+            lower.push_str(word);
+            lower.make_ascii_lowercase();
+        } else {
+            lower.extend(word.chars().flat_map(char::to_lowercase));
+        }
         // "we" is both; counted for neither.
         if lower == "we" {
             continue;
         }
-        en += usize::from(ENGLISH.contains(&lower.as_str()));
-        nl += usize::from(DUTCH.contains(&lower.as_str()));
+        if let Some(&(english, dutch)) = FUNCTION_WORDS.get(lower.as_str()) {
+            en += usize::from(english);
+            nl += usize::from(dutch);
+        }
     }
     if en >= 3 && en >= 2 * nl {
         Lang::En
@@ -159,6 +187,24 @@ mod tests {
         assert_eq!(longest, Some(LONGEST));
         assert_eq!(detect("", "THE AND YOU are WRITING"), Lang::En);
         assert_eq!(detect("", "Complaint, COMPLAINT, complaint"), Lang::En);
+    }
+
+    #[test]
+    fn each_word_is_looked_up_in_the_lists_it_is_on() {
+        for w in ENGLISH.iter().chain(DUTCH) {
+            assert_eq!(
+                FUNCTION_WORDS.get(w),
+                Some(&(ENGLISH.contains(w), DUTCH.contains(w))),
+                "{w}"
+            );
+        }
+        assert_eq!(FUNCTION_WORDS.get("klachten"), None);
+        // Lower-cased before the look-up, also beyond ASCII ("İ" lowercases to two chars).
+        assert_eq!(detect("", "THE AND YOU İİ WERE"), Lang::En);
+        assert_eq!(
+            detect("", "The complaint: DE, HET, EEN, VAN, VOOR"),
+            Lang::Nl
+        );
     }
 
     #[test]
