@@ -624,6 +624,21 @@ domains = ["bigclient.example"]"#;
         "{}",
         opened.detail
     );
+    // Anna's notice says the same in the firm's language (Dutch); the history stays English.
+    w.work().await;
+    let notice = sent(&w)
+        .await
+        .into_iter()
+        .rfind(|s| s.purpose == "new_complaint" && s.to == "anna@firma.nl")
+        .unwrap();
+    assert!(
+        notice.text.contains(
+            "Toegewezen: op volgorde (round robin); Bob Partner (regel 1) wordt in de klacht \
+             genoemd en krijgt de zaak daarom niet."
+        ),
+        "{}",
+        notice.text
+    );
     // No rule: round robin after the last assigned (Anna) → Bob, then Anna.
     let o = w
         .take_in(

@@ -137,6 +137,7 @@ pub const KINDS: &[MailKind] = &[
             "resolve_by",
             "excerpt",
             "assigned_because",
+            "assigned",
             "acknowledged"
         ]
     ),
@@ -742,10 +743,23 @@ fn partners_sample(kind: &str, var: &str, en: bool) -> Option<serde_json::Value>
             "Geachte heer, mevrouw,\n\nDe factuur van oktober klopt niet: er staan uren op die niet zijn gewerkt …",
             "Dear Sir or Madam,\n\nThe October invoice is wrong: it lists hours that were not worked …"
         )),
-        ("new_complaint", "assigned_because") => json!(pick(
-            "regel 1 (woorden: factuur)",
-            "rule 1 (words: invoice)"
-        )),
+        // Both from one real reason, so the sample has the shape and the wording the
+        // notice gets (`assigned_because` is English in every language, as in the history).
+        ("new_complaint", "assigned_because" | "assigned") => {
+            use crate::partners::assign::{How, PassedOver, Reason};
+            let reason = Reason {
+                how: How::Rule(2),
+                passed: vec![PassedOver {
+                    name: "Bob Jansen".into(),
+                    rule: Some(1),
+                }],
+            };
+            if var == "assigned" {
+                json!(reason)
+            } else {
+                json!(reason.why())
+            }
+        }
         ("new_complaint", "acknowledged") => json!(true),
         ("ack_warning", "phone") => json!("020-1234567"),
         ("ack_warning", "cause") => json!("send_failed"),

@@ -316,7 +316,7 @@ impl<'a> Pipeline<'a> {
         if let Some(flag) = choice.as_ref().and_then(|c| c.flag.clone()) {
             case_flags.push(flag);
         }
-        let assigned_why = choice.as_ref().map(|c| c.why.clone()).unwrap_or_default();
+        let assigned_why = choice.as_ref().map(|c| c.reason.why()).unwrap_or_default();
 
         let mut outcome = Outcome {
             duplicate: false,
@@ -512,7 +512,9 @@ impl<'a> Pipeline<'a> {
             .await?;
             outcome.ack_queued = true;
         }
-        if let (Some((id, reference, d, _)), Some(partner)) = (&case_id, &partner) {
+        if let (Some((id, reference, d, _)), Some(partner), Some(choice)) =
+            (&case_id, &partner, &choice)
+        {
             let complainant = decision.complainant.as_ref();
             let name = complainant
                 .and_then(|c| c.name.as_deref())
@@ -541,7 +543,7 @@ impl<'a> Pipeline<'a> {
                     respond_by: d.response,
                     resolve_by: d.resolution,
                     excerpt: &excerpt,
-                    why: &assigned_why,
+                    assigned: &choice.reason,
                     acknowledged: outcome.ack_queued,
                 },
                 now,

@@ -17,12 +17,12 @@
 //! **A partner named in the complaint** (their full name or address in the subject, the
 //! text or as complainant) is never assigned it: a rule or default naming them is passed
 //! over and the next choice is taken from the other partners; the reason goes into the
-//! case's history. Only when every partner is named does the strategy choose among all,
-//! and the case is flagged.
+//! case's history and the partner's notice ([`Reason`]). Only when every partner is named
+//! does the strategy choose among all, and the case is flagged.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Partner;
 
@@ -173,13 +173,111 @@ pub struct Load {
     pub last_assigned: Option<String>,
 }
 
+/// How the partner was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// The `[[assignment]]` rule of this number (1-based) matched.
+    Rule(usize),
+    /// `firm.default_partner`.
+    DefaultPartner,
+    /// `firm.assignment = "least_open"`.
+    LeastOpen,
+    /// `firm.assignment = "round_robin"`.
+    RoundRobin,
+}
+
+/// A partner a rule or the default would have chosen, passed over because the complaint
+/// names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedOver {
+    pub name: String,
+    /// The rule that chose them (1-based); `None`: they are the default partner.
+    pub rule: Option<usize>,
+}
+
+/// Why this partner: how they were chosen, and who was passed over on the way (in order).
+///
+/// Kept as data rather than a sentence so that each reader words it: the case's history
+/// takes [`Reason::why`] (English, as it always was: it is hash-chained), the partner's
+/// notice gets it serialized as the template variable `assigned` and says it in the
+/// mail's language: `how` (`"rule"`, `"default"`, `"least_open"`, `"round_robin"`),
+/// `rule` (the rule's number when `how` is `"rule"`, else none) and `passed` (each with
+/// `name`, `rule`: the rule's number or none, `default`: passed over as the default
+/// partner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub how: How,
+    pub passed: Vec<PassedOver>,
+}
+
+impl Reason {
+    /// One line for the case's history (no names of the complainant, no text).
+    pub fn why(&self) -> String {
+        let mut why = match self.how {
+            How::Rule(n) => format!("assignment rule {n} matched"),
+            How::DefaultPartner => "the default partner".to_string(),
+            How::LeastOpen => "the partner with the fewest open cases".to_string(),
+            How::RoundRobin => "round robin".to_string(),
+        };
+        for p in &self.passed {
+            let what = match p.rule {
+                Some(n) => format!("rule {n}"),
+                None => "default partner".to_string(),
+            };
+            why.push_str(&format!(
+                "; {} ({what}) is named in the complaint and is not assigned it",
+                p.name
+            ));
+        }
+        why
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Every key is always there (none where it does not apply): templates render with
+        // strict undefined, so `{% if p.rule %}` must not fail for a default partner.
+        #[derive(Serialize)]
+        struct Passed<'a> {
+            name: &'a str,
+            rule: Option<usize>,
+            default: bool,
+        }
+        #[derive(Serialize)]
+        struct Assigned<'a> {
+            how: &'static str,
+            rule: Option<usize>,
+            passed: Vec<Passed<'a>>,
+        }
+        let (how, rule) = match self.how {
+            How::Rule(n) => ("rule", Some(n)),
+            How::DefaultPartner => ("default", None),
+            How::LeastOpen => ("least_open", None),
+            How::RoundRobin => ("round_robin", None),
+        };
+        Assigned {
+            how,
+            rule,
+            passed: self
+                .passed
+                .iter()
+                .map(|p| Passed {
+                    name: &p.name,
+                    rule: p.rule,
+                    default: p.rule.is_none(),
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
 /// The choice and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     /// Index into the firm's partners.
     pub partner: usize,
-    /// One line for the case's history (no names of the complainant, no text).
-    pub why: String,
+    pub reason: Reason,
     /// Every partner was named in the complaint: a partner must look.
     pub flag: Option<String>,
 }
@@ -244,45 +342,34 @@ pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Loa
     let named: Vec<bool> = partners.iter().map(|p| named_in(&hay, p)).collect();
     let all_named = named.iter().all(|n| *n);
     let allowed = |i: usize| all_named || !named[i];
-    let mut passed: Vec<String> = Vec::new();
-    let note_passed = |passed: &mut Vec<String>, i: usize, what: &str| {
-        passed.push(format!(
-            "{} ({what}) is named in the complaint and is not assigned it",
-            partners[i].name
-        ));
+    let mut passed: Vec<PassedOver> = Vec::new();
+    let note_passed = |passed: &mut Vec<PassedOver>, i: usize, rule: Option<usize>| {
+        passed.push(PassedOver {
+            name: partners[i].name.clone(),
+            rule,
+        });
     };
-    let finish = |partner: usize, how: String, passed: Vec<String>| {
-        let mut why = how;
-        for p in &passed {
-            why.push_str("; ");
-            why.push_str(p);
-        }
-        Choice {
-            partner,
-            why,
-            flag: all_named.then(|| {
-                "every partner is named in the complaint: the partners must decide who handles it"
-                    .to_string()
-            }),
-        }
+    let finish = |partner: usize, how: How, passed: Vec<PassedOver>| Choice {
+        partner,
+        reason: Reason { how, passed },
+        flag: all_named.then(|| {
+            "every partner is named in the complaint: the partners must decide who handles it"
+                .to_string()
+        }),
     };
     for (i, r) in rules.rules.iter().enumerate() {
         if rule_matches(r, c) {
             if allowed(r.partner) {
-                return finish(
-                    r.partner,
-                    format!("assignment rule {} matched", i + 1),
-                    passed,
-                );
+                return finish(r.partner, How::Rule(i + 1), passed);
             }
-            note_passed(&mut passed, r.partner, &format!("rule {}", i + 1));
+            note_passed(&mut passed, r.partner, Some(i + 1));
         }
     }
     if let Some(d) = rules.default_partner {
         if allowed(d) {
-            return finish(d, "the default partner".into(), passed);
+            return finish(d, How::DefaultPartner, passed);
         }
-        note_passed(&mut passed, d, "default partner");
+        note_passed(&mut passed, d, None);
     }
     let candidates: Vec<usize> = (0..partners.len()).filter(|i| allowed(*i)).collect();
     match rules.strategy {
@@ -294,11 +381,7 @@ pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Loa
                     best = i;
                 }
             }
-            finish(
-                best,
-                "the partner with the fewest open cases".into(),
-                passed,
-            )
+            finish(best, How::LeastOpen, passed)
         }
         Strategy::RoundRobin => {
             let last = load
@@ -310,7 +393,7 @@ pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Loa
                 .map(|k| (start + k) % partners.len())
                 .find(|i| candidates.contains(i))
                 .unwrap_or(candidates[0]);
-            finish(pick, "round robin".into(), passed)
+            finish(pick, How::RoundRobin, passed)
         }
     }
 }
@@ -380,14 +463,14 @@ mod tests {
         let load = Load::default();
         let c = choose(&r, &p, &complaint("x@bigclient.nl", "Factuur", ""), &load);
         assert_eq!(
-            (c.partner, c.why.as_str()),
+            (c.partner, c.reason.why().as_str()),
             (2, "assignment rule 1 matched")
         );
         let c = choose(&r, &p, &complaint("x@a.nl", "Over de FACTUUR.", ""), &load);
         assert_eq!(c.partner, 1);
         // Whole words only: "facturen" or "factuuradres" are not "factuur".
         let c = choose(&r, &p, &complaint("x@a.nl", "factuuradres", ""), &load);
-        assert_eq!(c.why, "the partner with the fewest open cases");
+        assert_eq!(c.reason.why(), "the partner with the fewest open cases");
         let mut staffed = complaint("x@a.nl", "iets", "");
         staffed.staff = Some("Secretariaat@voorbeeld.nl");
         assert_eq!(choose(&r, &p, &staffed, &load).partner, 0);
@@ -419,10 +502,11 @@ mod tests {
         );
         assert_eq!(c.partner, 2, "{c:?}");
         assert!(
-            c.why
+            c.reason
+                .why()
                 .contains("Bram Visser (rule 1) is named in the complaint"),
-            "{}",
-            c.why
+            "{:?}",
+            c.reason
         );
         assert!(c.flag.is_none());
         // By address, and a default partner passed over too.
@@ -434,7 +518,7 @@ mod tests {
             &Load::default(),
         );
         assert_eq!(c.partner, 1);
-        assert!(c.why.contains("default partner"));
+        assert!(c.reason.why().contains("default partner"));
         // Everyone named: still someone, flagged.
         let c = choose(
             &r,
@@ -444,6 +528,75 @@ mod tests {
         );
         assert_eq!(c.partner, 0);
         assert!(c.flag.is_some());
+    }
+
+    #[test]
+    fn the_reason_is_kept_as_data_and_its_history_line_is_unchanged() {
+        // Bram's rule matches and Anna is the default, but the complaint names both.
+        let r = rules(
+            vec![RawRule {
+                partner: "Bram Visser".into(),
+                words: vec!["factuur".into()],
+                ..Default::default()
+            }],
+            None,
+            Some("anna@voorbeeld.nl"),
+        );
+        let c = choose(
+            &r,
+            &partners(),
+            &complaint("x@a.nl", "Factuur", "Bram Visser en Anna de Boer"),
+            &Load::default(),
+        );
+        assert_eq!(c.partner, 2);
+        assert_eq!(
+            c.reason,
+            Reason {
+                how: How::LeastOpen,
+                passed: vec![
+                    PassedOver {
+                        name: "Bram Visser".into(),
+                        rule: Some(1),
+                    },
+                    PassedOver {
+                        name: "Anna de Boer".into(),
+                        rule: None,
+                    },
+                ],
+            }
+        );
+        assert_eq!(
+            c.reason.why(),
+            "the partner with the fewest open cases; \
+             Bram Visser (rule 1) is named in the complaint and is not assigned it; \
+             Anna de Boer (default partner) is named in the complaint and is not assigned it"
+        );
+        // What the templates get as `assigned`: every key, always.
+        assert_eq!(
+            serde_json::to_value(&c.reason).unwrap(),
+            serde_json::json!({
+                "how": "least_open",
+                "rule": null,
+                "passed": [
+                    {"name": "Bram Visser", "rule": 1, "default": false},
+                    {"name": "Anna de Boer", "rule": null, "default": true},
+                ],
+            })
+        );
+        for (how, line, key, rule) in [
+            (How::Rule(3), "assignment rule 3 matched", "rule", Some(3)),
+            (How::DefaultPartner, "the default partner", "default", None),
+            (How::RoundRobin, "round robin", "round_robin", None),
+        ] {
+            let reason = Reason {
+                how,
+                passed: vec![],
+            };
+            assert_eq!(reason.why(), line);
+            let value = serde_json::to_value(&reason).unwrap();
+            assert_eq!(value["how"], key);
+            assert_eq!(value["rule"], serde_json::json!(rule));
+        }
     }
 
     #[test]

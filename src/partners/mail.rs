@@ -17,6 +17,7 @@ use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
 
+use super::assign::Reason;
 use super::reminders::DeadlineKind;
 use crate::compose::{
     ComposeError, Lang, Outgoing, Rendered, TemplateSet, format_date, format_datetime,
@@ -92,7 +93,7 @@ pub struct NewComplaint<'a> {
     pub resolve_by: DateTime<Utc>,
     pub excerpt: &'a str,
     /// Why this partner (the assignment rule, and who was passed over).
-    pub why: &'a str,
+    pub assigned: &'a Reason,
     /// Whether the acknowledgement was queued (else the partner must acknowledge).
     pub acknowledged: bool,
 }
@@ -112,7 +113,10 @@ impl NewComplaint<'_> {
                 respond_by => style.datetime(self.respond_by),
                 resolve_by => style.datetime(self.resolve_by),
                 excerpt => self.excerpt,
-                assigned_because => self.why,
+                // `assigned_because` is the history's English line, kept for the firms'
+                // templates that use it; `assigned` lets a template word it in its language.
+                assigned_because => self.assigned.why(),
+                assigned => self.assigned,
                 acknowledged => self.acknowledged,
             },
         )
@@ -330,6 +334,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partners::assign::{How, PassedOver};
 
     fn style(templates: &TemplateSet, lang: Lang) -> Style<'_> {
         Style {
@@ -434,7 +439,10 @@ mod tests {
             respond_by: at,
             resolve_by: at,
             excerpt: "<script>alert(1)</script>",
-            why: "round robin",
+            assigned: &Reason {
+                how: How::RoundRobin,
+                passed: vec![],
+            },
             acknowledged: false,
         };
         let r = n.render(&style(&t, Lang::Nl)).unwrap();
@@ -454,6 +462,118 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("{{ partner }} {partner} &lt;jan@"), "{html}");
+    }
+
+    fn notice(assigned: &Reason) -> NewComplaint<'_> {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 19, 9, 15, 0).unwrap();
+        NewComplaint {
+            reference: "KL-2026-0001",
+            partner_name: "Carla Smit",
+            complainant: "Jan <jan@example.nl>",
+            channel: "email",
+            subject: "Factuur",
+            received: at,
+            acknowledge_by: at,
+            respond_by: at,
+            resolve_by: at,
+            excerpt: "De factuur klopt niet.",
+            assigned,
+            acknowledged: true,
+        }
+    }
+
+    /// The line of the notice that says why this partner.
+    fn assigned_line(text: &str) -> &str {
+        text.lines()
+            .find(|l| l.starts_with("Toegewezen:") || l.starts_with("Assigned:"))
+            .unwrap_or_else(|| panic!("no assignment line in {text}"))
+    }
+
+    #[test]
+    fn the_dutch_notice_says_in_dutch_why_the_partner_was_assigned() {
+        let t = TemplateSet::builtin().unwrap();
+        for (how, line) in [
+            (How::Rule(2), "Toegewezen: volgens toewijzingsregel 2."),
+            (How::DefaultPartner, "Toegewezen: de standaardpartner."),
+            (
+                How::LeastOpen,
+                "Toegewezen: de partner met de minste openstaande zaken.",
+            ),
+            (How::RoundRobin, "Toegewezen: op volgorde (round robin)."),
+        ] {
+            let reason = Reason {
+                how,
+                passed: vec![],
+            };
+            let r = notice(&reason).render(&style(&t, Lang::Nl)).unwrap();
+            assert_eq!(assigned_line(&r.text), line);
+            assert!(r.html.unwrap().contains(&format!("<p>{line}</p>")));
+        }
+    }
+
+    #[test]
+    fn the_dutch_notice_names_the_partners_passed_over_in_dutch_and_escapes_them() {
+        let t = TemplateSet::builtin().unwrap();
+        let reason = Reason {
+            how: How::LeastOpen,
+            passed: vec![
+                PassedOver {
+                    name: "Anna de Boer".into(),
+                    rule: Some(1),
+                },
+                PassedOver {
+                    name: "Bram <Visser> & Co".into(),
+                    rule: None,
+                },
+            ],
+        };
+        let r = notice(&reason).render(&style(&t, Lang::Nl)).unwrap();
+        assert_eq!(
+            assigned_line(&r.text),
+            "Toegewezen: de partner met de minste openstaande zaken; \
+             Anna de Boer (regel 1) wordt in de klacht genoemd en krijgt de zaak daarom niet; \
+             Bram <Visser> & Co (standaardpartner) wordt in de klacht genoemd en krijgt de zaak \
+             daarom niet."
+        );
+        let html = r.html.unwrap();
+        assert!(
+            html.contains("; Bram &lt;Visser&gt; &amp; Co (standaardpartner) wordt"),
+            "{html}"
+        );
+        for english in [
+            "fewest",
+            "named in the complaint",
+            "not assigned",
+            "default partner",
+            "assignment rule",
+        ] {
+            assert!(!r.text.contains(english), "{english}: {}", r.text);
+            assert!(!html.contains(english), "{english}: {html}");
+        }
+        // English mail keeps the history's line, word for word.
+        let r = notice(&reason).render(&style(&t, Lang::En)).unwrap();
+        assert_eq!(
+            assigned_line(&r.text),
+            format!("Assigned: {}.", reason.why())
+        );
+    }
+
+    #[test]
+    fn a_firms_template_with_assigned_because_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("new_complaint.nl.txt"),
+            "Subject: {{ reference }}\n\nWaarom: {{ assigned_because }}\n",
+        )
+        .unwrap();
+        let t = TemplateSet::load(Some(dir.path()), &[]).unwrap();
+        assert_eq!(t.check(), Vec::<String>::new());
+        let reason = Reason {
+            how: How::Rule(1),
+            passed: vec![],
+        };
+        let r = notice(&reason).render(&style(&t, Lang::Nl)).unwrap();
+        assert_eq!(r.text, "Waarom: assignment rule 1 matched\n");
     }
 
     #[test]
