@@ -743,23 +743,16 @@ fn partners_sample(kind: &str, var: &str, en: bool) -> Option<serde_json::Value>
             "Geachte heer, mevrouw,\n\nDe factuur van oktober klopt niet: er staan uren op die niet zijn gewerkt …",
             "Dear Sir or Madam,\n\nThe October invoice is wrong: it lists hours that were not worked …"
         )),
-        // Both from one real reason, so the sample has the shape and the wording the
-        // notice gets (`assigned_because` is English in every language, as in the history).
-        ("new_complaint", "assigned_because" | "assigned") => {
-            use crate::partners::assign::{How, PassedOver, Reason};
-            let reason = Reason {
-                how: How::Rule(2),
-                passed: vec![PassedOver {
-                    name: "Bob Jansen".into(),
-                    rule: Some(1),
-                }],
-            };
-            if var == "assigned" {
-                json!(reason)
-            } else {
-                json!(reason.why())
-            }
-        }
+        // The shape and the wording `partners::assign::Reason` gives (a test there holds
+        // them to it); `assigned_because` is English in every language, as in the history.
+        ("new_complaint", "assigned") => json!({
+            "how": "rule",
+            "rule": 2,
+            "passed": [{ "name": "Bob Jansen", "rule": 1, "default": false }],
+        }),
+        ("new_complaint", "assigned_because") => json!(
+            "assignment rule 2 matched; Bob Jansen (rule 1) is named in the complaint and is not assigned it"
+        ),
         ("new_complaint", "acknowledged") => json!(true),
         ("ack_warning", "phone") => json!("020-1234567"),
         ("ack_warning", "cause") => json!("send_failed"),

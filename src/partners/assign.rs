@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn the_templates_sample_reason_is_one_this_module_gives() {
+        use crate::compose::{Lang, templates};
+        let kind = templates::KINDS
+            .iter()
+            .find(|k| k.name == "new_complaint")
+            .unwrap();
+        let reason = Reason {
+            how: How::Rule(2),
+            passed: vec![PassedOver {
+                name: "Bob Jansen".into(),
+                rule: Some(1),
+            }],
+        };
+        for lang in Lang::ALL {
+            let sample = templates::sample(kind, lang);
+            assert_eq!(
+                sample.get_attr("assigned").unwrap(),
+                minijinja::Value::from_serialize(&reason)
+            );
+            assert_eq!(
+                sample.get_attr("assigned_because").unwrap(),
+                minijinja::Value::from(reason.why())
+            );
+        }
+    }
+
+    #[test]
     fn the_reason_is_kept_as_data_and_its_history_line_is_unchanged() {
         // Bram's rule matches and Anna is the default, but the complaint names both.
         let r = rules(
