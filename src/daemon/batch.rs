@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::fetch::{Destination, Fetched, Mailbox};
-use crate::intake::{Disposition, Pipeline};
+use crate::intake::{Disposition, Pipeline, TakenIn};
 use crate::store::{Tx, dialect};
 
 /// How many mails one intake pass (one batch, one synchronous commit, one UID MOVE) takes
@@ -38,7 +38,10 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
         return Ok(0);
     }
     let fetched_in = started.elapsed();
-    let mut batch: Vec<(Fetched, Destination, bool)> = Vec::with_capacity(fetched.len());
+    // Each mail with where it goes, whether it was a duplicate, and what to log once the
+    // batch is durable.
+    let mut batch: Vec<(Fetched, Destination, bool, Option<TakenIn>)> =
+        Vec::with_capacity(fetched.len());
     let mut failure = None;
     let whole_batch = dialect::intake_batch_is_one_transaction(pipeline.store.kind());
     let mut tx: Option<Tx> = None;
@@ -90,7 +93,8 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             Disposition::Quarantined => Destination::Quarantine,
         };
         let duplicate = handled.outcome.as_ref().is_some_and(|o| o.duplicate);
-        batch.push((f, destination, duplicate));
+        let taken = handled.outcome.as_ref().and_then(|o| o.taken_in());
+        batch.push((f, destination, duplicate, taken));
     }
     let mut progress = 0;
     let handled_in = started.elapsed() - fetched_in;
@@ -113,8 +117,14 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             .batch_durable(&mailbox.key(), batch.len(), now)
             .await
             .context("cannot make the batch durable")?;
+        for (f, _, _, taken) in &batch {
+            if let Some(taken) = taken {
+                taken.log(Some(&f.source_key));
+            }
+        }
         let durable_in = started.elapsed() - fetched_in - handled_in;
-        let moves: Vec<(&Fetched, Destination)> = batch.iter().map(|(f, d, _)| (f, *d)).collect();
+        let moves: Vec<(&Fetched, Destination)> =
+            batch.iter().map(|(f, d, _, _)| (f, *d)).collect();
         let moved = mailbox.move_batch(pipeline.store, &moves, now).await;
         tracing::debug!(
             event = "intake.batch",
@@ -125,7 +135,7 @@ pub async fn intake_pass(mailbox: &mut Mailbox, pipeline: &Pipeline<'_>) -> Resu
             move_ms = (started.elapsed() - fetched_in - handled_in - durable_in).as_millis() as u64,
             "batch taken in"
         );
-        for ((f, _, duplicate), moved) in batch.iter().zip(moved) {
+        for ((f, _, duplicate, _), moved) in batch.iter().zip(moved) {
             match moved {
                 Ok(()) => progress += 1,
                 Err(e) => {

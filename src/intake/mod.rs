@@ -84,6 +84,46 @@ pub struct Outcome {
     pub message_row: Option<i64>,
 }
 
+/// What the log says of a mail taken in, kept until its transaction is committed (a
+/// batch's: until it is durable, [`crate::daemon::intake_pass`]), so the log never reports
+/// a mail the register does not hold. Logs carry the kind, the case and the source, never
+/// names, addresses or text.
+#[derive(Debug, Clone)]
+pub struct TakenIn {
+    kind: Kind,
+    case: Option<String>,
+    opened: bool,
+    ack_queued: bool,
+}
+
+impl TakenIn {
+    pub fn log(&self, source_key: Option<&str>) {
+        tracing::info!(
+            event = "mail.taken_in",
+            kind = self.kind.as_str(),
+            case = self.case.as_deref().unwrap_or("-"),
+            opened = self.opened,
+            ack_queued = self.ack_queued,
+            source = source_key.unwrap_or("-"),
+            "mail stored and classified"
+        );
+    }
+}
+
+impl Outcome {
+    /// What to log once the mail is committed; nothing for a duplicate (logged as one) or
+    /// a partner's reply (the partners' side logs it).
+    pub fn taken_in(&self) -> Option<TakenIn> {
+        let decision = self.decision.as_ref().filter(|_| !self.duplicate)?;
+        Some(TakenIn {
+            kind: decision.kind,
+            case: self.case.clone(),
+            opened: self.opened,
+            ack_queued: self.ack_queued,
+        })
+    }
+}
+
 impl<'a> Pipeline<'a> {
     pub fn new(config: &'a Config, store: &'a Store, clock: &'a dyn Clock) -> Result<Self> {
         let templates = config.templates.load()?;
@@ -173,6 +213,9 @@ impl<'a> Pipeline<'a> {
             .take_in_on(&mut tx, source_key, raw, received_at, retry_of)
             .await?;
         self.commit(tx).await?;
+        if let Some(taken) = outcome.taken_in() {
+            taken.log(source_key);
+        }
         Ok(outcome)
     }
 
@@ -635,16 +678,6 @@ impl<'a> Pipeline<'a> {
             }
         }
 
-        // Logs carry the kind, the case and the source, never names, addresses or text.
-        tracing::info!(
-            event = "mail.taken_in",
-            kind = decision.kind.as_str(),
-            case = outcome.case.as_deref().unwrap_or("-"),
-            opened = outcome.opened,
-            ack_queued = outcome.ack_queued,
-            source = source_key.unwrap_or("-"),
-            "mail stored and classified"
-        );
         if decision.kind == Kind::Triage {
             tracing::warn!(
                 event = "mail.triage",

@@ -80,6 +80,9 @@ impl Pipeline<'_> {
             .handle_in(&mut tx, source_key, raw, received_at, None)
             .await?;
         self.commit(tx).await?;
+        if let Some(taken) = handled.outcome.as_ref().and_then(|o| o.taken_in()) {
+            taken.log(Some(source_key));
+        }
         Ok(handled)
     }
 
