@@ -247,4 +247,69 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     assert!(store.read_confirmations().await.unwrap().rows.is_empty());
     let counts = store.outbox_counts().await.unwrap();
     assert_eq!(count(&counts, "sent"), 4, "{counts:?}");
+
+    // The daemon's sender writes on a handle whose commits do not wait for the disk: its
+    // fold is not durable yet, so the journal keeps what it folded until the next claim (a
+    // synchronous commit) has made it so; meanwhile a fold reads on after it (nothing read
+    // twice, nothing skipped).
+    let journal = match support::TestDatabase::for_dir(tmp.path()) {
+        support::TestDatabase::Sqlite { file } => {
+            let mut name = file.into_os_string();
+            name.push("-sent");
+            Some(std::path::PathBuf::from(name))
+        }
+        support::TestDatabase::Postgres(_) => None, // confirmed_at on the row, no journal
+    };
+    let journal_lines = || {
+        journal.as_ref().map(|j| {
+            std::fs::read_to_string(j)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+    };
+    let sender_store = store.deferred();
+    p.take_in(Some("3"), &complaint("c5@client.example"), clock.now())
+        .await
+        .unwrap();
+    let drained = outbox::drain_once(&sender_store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 2);
+    assert_eq!(count(&store.outbox_counts().await.unwrap(), "sent"), 6);
+    if journal.is_some() {
+        assert_eq!(
+            journal_lines(),
+            Some(2),
+            "kept until a sync covers the fold"
+        );
+    }
+    assert!(
+        sender_store
+            .read_confirmations()
+            .await
+            .unwrap()
+            .rows
+            .is_empty(),
+        "what was folded is not read again"
+    );
+    p.take_in(Some("4"), &complaint("c6@client.example"), clock.now())
+        .await
+        .unwrap();
+    let drained = outbox::drain_once(&sender_store, &sender, &clock, &config)
+        .await
+        .unwrap();
+    assert_eq!(drained.sent, 2);
+    if journal.is_some() {
+        assert_eq!(
+            journal_lines(),
+            Some(2),
+            "the claim emptied the first drain's lines; the second's wait for the next"
+        );
+    }
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(count(&counts, "sent"), 8, "{counts:?}");
+    assert_eq!(count(&counts, "sending"), 0, "{counts:?}");
+    let got = smtp.wait_for(8, WAIT).await;
+    assert_eq!(got.len(), 8, "each message sent once");
 }

@@ -288,6 +288,9 @@ async fn run_once(
     // server overlap.
     let batch_in = Notify::new();
     let (intake_done, mut intake_running) = watch::channel(false);
+    // The sender marks rows sent without waiting for the disk; each claim waits
+    // (`store::confirmations`), as in the daemon.
+    let sender_store = store.deferred();
     let intake = async {
         let ended = lease::while_held(store, clock, mailbox_lease, true, stop_rx, |_| async {
             // Intake's commits wait for the disk once per batch (`store::batches`).
@@ -328,7 +331,7 @@ async fn run_once(
                 _ = intake_running.changed() => return Ok::<(), anyhow::Error>(()),
             }
             // An outage waits for its retry time (`drain_once` returns at once until then).
-            outbox::drain_once(store, sender, clock, config).await?;
+            outbox::drain_once(&sender_store, sender, clock, config).await?;
         }
     };
     let (ended, sent) = tokio::join!(intake, sender_beside);
@@ -342,7 +345,7 @@ async fn run_once(
     }
     // What was taken in is sent either way; a run whose lease was lost says so.
     crate::partners::scheduler::step(store, config, clock).await?;
-    outbox::drain_once(store, sender, clock, config).await?;
+    outbox::drain_once(&sender_store, sender, clock, config).await?;
     crate::retention::daily_job(store, config, clock.now()).await?;
     if ended == lease::Ended::Lost {
         anyhow::bail!(
@@ -529,6 +532,8 @@ async fn sender_loop(
     kicks: Kicks,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
+    // Marking rows sent does not wait for the disk; each claim does (`store::confirmations`).
+    let store = store.deferred();
     let mut backoff = Backoff::reconnect();
     loop {
         if *stop.borrow() {

@@ -15,7 +15,8 @@
 //!
 //! Whatever else commits synchronously meanwhile (the sender claiming a row) syncs the log
 //! up to itself as well, so an acknowledgement is never sent for a case that a power loss
-//! could still take back.
+//! could still take back. The sender writes on a deferred handle too (marking rows sent,
+//! their history), but its claims are always synchronous ([`Store::claim_due`]), even there.
 
 use chrono::{DateTime, Utc};
 
@@ -38,6 +39,17 @@ impl Store {
         }
     }
 
+    /// The pool whose commits wait for the disk: this handle's own, or (on a
+    /// [`Store::deferred`] handle) the one it was made from.
+    pub(super) fn synchronous_pool(&self) -> &Pool {
+        self.durable.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// Whether this handle's commits wait for the disk (not a [`Store::deferred`] one).
+    pub(super) fn commits_are_synchronous(&self) -> bool {
+        self.durable.is_none()
+    }
+
     /// Make every commit so far durable, with one synchronous commit that records the
     /// batch (`mails` handled from `mailbox`); on a [`Store::deferred`] handle too.
     pub async fn batch_durable(
@@ -46,7 +58,7 @@ impl Store {
         mails: usize,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let pool = self.durable.as_ref().unwrap_or(&self.pool);
+        let pool = self.synchronous_pool();
         let mut tx = match pool {
             Pool::Sqlite(..) => pool.begin().await?,
             Pool::Postgres(p) => {

@@ -27,7 +27,11 @@ impl Store {
     /// transaction of their own, not under the write lock ([`dialect::claim_due`]): a claim
     /// neither waits for intake's writes nor takes a row another claim holds.
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxItem>> {
-        let mut tx = self.pool().begin_plain().await?;
+        // Synchronous on every handle: its sync makes intake's batch durable before one of
+        // its acknowledgements leaves (`store::batches`), and the sender's folds before
+        // the journal they folded is emptied.
+        let folded = self.folded_not_synced();
+        let mut tx = self.synchronous_pool().begin_plain().await?;
         let tx_kind = tx.kind();
         let items = on!(tx, |c| {
             // A claim says its instance is alive (with the claims, in one commit): another
@@ -86,6 +90,9 @@ impl Store {
             items
         });
         tx.commit().await?;
+        if !items.is_empty() {
+            self.clear_folded(folded)?;
+        }
         Ok(items)
     }
 
