@@ -18,6 +18,24 @@ use register_fixture::register;
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Capture this thread's logs at info until the guard is dropped.
+    fn at_info() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -30,14 +48,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn logs_at_info_carry_no_name_address_or_subject_through_a_full_flow() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::at_info();
 
     let tmp = tempfile::tempdir().unwrap();
     // The whole flow: intake (three complaints), sending, form, extension, close,
@@ -47,7 +58,7 @@ async fn logs_at_info_carry_no_name_address_or_subject_through_a_full_flow() {
     klachtpost::retention::purge(&store, &config, clock.now(), "klachtpost", false)
         .await
         .unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("mail.taken_in"),
         "the flow was logged: {logs}"
@@ -70,14 +81,7 @@ async fn logs_at_info_carry_no_name_address_or_subject_through_a_full_flow() {
 /// it is still in its transaction), and without names, addresses or subjects.
 #[tokio::test]
 async fn a_batch_logs_each_mail_taken_in_once_and_nothing_of_its_content() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::at_info();
 
     let tmp = tempfile::tempdir().unwrap();
     let config = support::TestConfig::new(tmp.path())
@@ -105,7 +109,7 @@ async fn a_batch_logs_each_mail_taken_in_once_and_nothing_of_its_content() {
             .unwrap(),
         6
     );
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert_eq!(logs.matches("mail.taken_in").count(), 5, "{logs}");
     assert_eq!(logs.matches("mail.duplicate").count(), 1, "{logs}");
     for secret in [
