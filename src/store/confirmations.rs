@@ -12,12 +12,12 @@
 //! each batch of sends (at most 200, `outbox::SEND_BATCH`) in one transaction, and at
 //! start-up before claimed rows are released. The daemon's sender writes on a handle whose
 //! commits do not wait for the disk ([`Store::deferred`]): the journal is emptied only once
-//! a synchronous commit has made the fold durable, its next claim ([`Store::folded`]; a
-//! fold's own sync cost a backlog of 10,000 mails 12 % of its time, issue 8). The journal is
-//! not synced line by line: a power loss (not a crash) forgets at most the confirmations
-//! since the last synchronous commit, and those rows are sent again, as before this
-//! journal: never lost. An in-memory database (tests, the
-//! demo) has no journal: its rows are marked sent directly.
+//! a synchronous commit has made the fold durable, its next claim ([`Store::folded`]; the
+//! fold's own sync and the emptying's were a third of a backlog's syncs, issue 8). The
+//! journal is not synced line by line: a power loss (not a crash) forgets at most the
+//! confirmations since the last synchronous commit, and those rows are sent again, as
+//! before this journal: never lost. An in-memory database (tests, the demo) has no
+//! journal: its rows are marked sent directly.
 //!
 //! PostgreSQL has no journal file (several instances share one database but no file
 //! system): the 250 sets the row's `confirmed_at` (migration 0014) in a transaction of its
