@@ -33,11 +33,20 @@ pub async fn pg_write_lock(tx: &mut PgConnection) -> sqlx::Result<()> {
 /// (before claims were named), or by another instance than `$me` (the caller) that holds
 /// no live `instance:` lease at `$now` (the placeholders are given). Such a claim is taken
 /// again at once, not only after [`super::CLAIM_LEASE`].
+///
+/// Only a claim made at least [`super::lease::PRESENCE`] before `$now` (`$presence_ago`)
+/// can be a gone instance's: the claim renewed its holder's presence that long. Said
+/// outright because on PostgreSQL a claim that another instance has just committed is
+/// checked again, `FOR UPDATE`, against the newly claimed row but with the lease subquery
+/// of the statement's older snapshot, where the holder's new presence is not there yet:
+/// two instances starting together handed their first rows out twice.
 macro_rules! claim_holder_gone {
-    ($now:literal, $me:literal) => {
+    ($now:literal, $me:literal, $presence_ago:literal) => {
         concat!(
             "(claimed_by IS NULL OR (claimed_by <> ",
             $me,
+            " AND claimed_at <= ",
+            $presence_ago,
             " AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.name = 'instance:' || outbox.claimed_by AND l.expires_at > ",
             $now,
             ")))"
@@ -80,7 +89,7 @@ pub fn claim_due(kind: Kind) -> &'static str {
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
                 OR (status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
-            claim_holder_gone!("$1", "$4"),
+            claim_holder_gone!("$1", "$4", "$5"),
             "))
              ORDER BY next_attempt_at, id LIMIT $3"
         ),
@@ -88,7 +97,7 @@ pub fn claim_due(kind: Kind) -> &'static str {
             "SELECT id FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1)
                 OR (status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
-            claim_holder_gone!("$1", "$4"),
+            claim_holder_gone!("$1", "$4", "$5"),
             "))
              ORDER BY next_attempt_at, id LIMIT $3
              FOR UPDATE SKIP LOCKED"

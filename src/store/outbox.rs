@@ -54,6 +54,7 @@ impl Store {
                 .bind(Ts(now - CLAIM_LEASE))
                 .bind(limit)
                 .bind(self.instance())
+                .bind(Ts(now - super::lease::PRESENCE))
                 .fetch_all(&mut *c)
                 .await?;
             // The claimed rows in one statement and read back in one, in the order picked.
@@ -107,12 +108,13 @@ impl Store {
                 "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
                                    claimed_by = NULL
                  WHERE status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
-                dialect::claim_holder_gone!("$1", "$3"),
+                dialect::claim_holder_gone!("$1", "$3", "$4"),
                 ")"
             ))
             .bind(Ts(now))
             .bind(Ts(now - CLAIM_LEASE))
             .bind(self.instance())
+            .bind(Ts(now - super::lease::PRESENCE))
             .execute(&mut *c)
             .await?;
             Ok(done.rows_affected())
