@@ -383,6 +383,56 @@ on_both!(
     postgres_claims_hand_each_outbox_row_out_once
 );
 
+/// A claim younger than an instance's presence (`PRESENCE`) is never taken as a gone
+/// instance's, even where its holder's presence cannot be seen (on PostgreSQL, a claim
+/// committed meanwhile is rechecked with the statement's older snapshot of the leases):
+/// once that long has passed without the holder renewing it, it is.
+async fn a_fresh_claim_is_not_a_gone_instances(db: Db) {
+    let a = Store::open(db.url()).await.unwrap();
+    let b = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let queued = queue_notices(&a, 2, at).await;
+    assert_eq!(a.claim_due(at, 10).await.unwrap().len(), 2);
+    // The holder's presence, as a snapshot from before its claim sees it: none.
+    let forget = "DELETE FROM leases";
+    match (a.pool().as_sqlite(), a.pool().as_postgres()) {
+        (Some(p), _) => sqlx::query(forget)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+        (_, Some(p)) => sqlx::query(forget)
+            .execute(p)
+            .await
+            .unwrap()
+            .rows_affected(),
+        _ => unreachable!(),
+    };
+    let soon = at + chrono::Duration::seconds(1);
+    assert!(
+        b.claim_due(soon, 10).await.unwrap().is_empty(),
+        "claimed a second ago: its holder is not gone"
+    );
+    let later = at + klachtpost::store::lease::PRESENCE;
+    let taken: BTreeSet<i64> = b
+        .claim_due(later, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(
+        taken, queued,
+        "no presence for PRESENCE: the holder is gone"
+    );
+}
+
+on_both!(
+    #[tokio::test]
+    a_fresh_claim_is_not_a_gone_instances => sqlite_a_fresh_claim_is_not_a_gone_instances,
+    postgres_a_fresh_claim_is_not_a_gone_instances
+);
+
 /// On PostgreSQL a claim takes row locks, not the write lock: it goes ahead while another
 /// instance's write transaction is open, and skips the rows another claim holds.
 #[tokio::test]
