@@ -30,6 +30,28 @@ fn config(dir: &Path, smtp_port: u16) -> Config {
         .build()
 }
 
+/// A new complaint (`drain-<key>@client.example`) taken in, then the outbox drained on
+/// `handle`: what the drain did.
+async fn complain_and_drain(
+    p: &Pipeline<'_>,
+    key: &str,
+    handle: &klachtpost::store::Store,
+    sender: &Sender,
+    clock: &ManualClock,
+    config: &klachtpost::config::Config,
+) -> outbox::Drained {
+    p.take_in(
+        Some(key),
+        &complaint(&format!("drain-{key}@client.example")),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    outbox::drain_once(handle, sender, clock, config)
+        .await
+        .unwrap()
+}
+
 fn complaint(id: &str) -> Vec<u8> {
     format!(
         "From: \"Marieke Jansen\" <marieke@client.example>\r\nTo: klachten@firma.nl\r\nSubject: Klacht\r\nDate: Thu, 19 Nov 2026 16:55:00 +0100\r\nMessage-ID: <{id}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHet advies kwam te laat.\r\n"
@@ -237,12 +259,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     assert_eq!(outbox::fold_confirmations(&store).await.unwrap(), 0);
     // A drain journals what it sends and folds it itself: nothing is left in the journal.
     let p = Pipeline::new(&config, &store, &clock).unwrap();
-    p.take_in(Some("2"), &complaint("c4@client.example"), clock.now())
-        .await
-        .unwrap();
-    let drained = outbox::drain_once(&store, &sender, &clock, &config)
-        .await
-        .unwrap();
+    let drained = complain_and_drain(&p, "2", &store, &sender, &clock, &config).await;
     assert_eq!(drained.sent, 2);
     assert!(store.read_confirmations().await.unwrap().rows.is_empty());
     let counts = store.outbox_counts().await.unwrap();
@@ -269,12 +286,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
         })
     };
     let sender_store = store.deferred();
-    p.take_in(Some("3"), &complaint("c5@client.example"), clock.now())
-        .await
-        .unwrap();
-    let drained = outbox::drain_once(&sender_store, &sender, &clock, &config)
-        .await
-        .unwrap();
+    let drained = complain_and_drain(&p, "3", &sender_store, &sender, &clock, &config).await;
     assert_eq!(drained.sent, 2);
     assert_eq!(count(&store.outbox_counts().await.unwrap(), "sent"), 6);
     if journal.is_some() {
@@ -293,12 +305,7 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
             .is_empty(),
         "what was folded is not read again"
     );
-    p.take_in(Some("4"), &complaint("c6@client.example"), clock.now())
-        .await
-        .unwrap();
-    let drained = outbox::drain_once(&sender_store, &sender, &clock, &config)
-        .await
-        .unwrap();
+    let drained = complain_and_drain(&p, "4", &sender_store, &sender, &clock, &config).await;
     assert_eq!(drained.sent, 2);
     if journal.is_some() {
         assert_eq!(
