@@ -184,7 +184,7 @@ impl Dovecot {
             let mut child = spawn_dovecot(&dir);
             match wait_ready(&mut child, &dir, imap_port, &greeting) {
                 Ok(()) => {
-                    return Dovecot {
+                    let dovecot = Dovecot {
                         host: "127.0.0.1",
                         stopped: false,
                         imap_port,
@@ -204,6 +204,8 @@ impl Dovecot {
                             .collect(),
                         _tmp: tmp,
                     };
+                    dovecot.create_inbox(MAIN_USER);
+                    return dovecot;
                 }
                 Err(StartError::PortInUse(msg)) => last_error = msg,
                 Err(StartError::Failed(msg)) => {
@@ -305,10 +307,31 @@ impl Dovecot {
         let password = process::random_token();
         writeln!(passwd, "{user}:{{PLAIN}}{password}").unwrap();
         write_atomically(&path, passwd.as_bytes());
+        self.create_inbox(user);
         Account {
             user: user.to_owned(),
             password,
         }
+    }
+
+    /// Creates `user`'s INBOX on disk (`doveadm mailbox status` opens it, which creates it),
+    /// so it exists before anyone delivers to it or asks about it. Otherwise an LMTP delivery
+    /// and an IMAP STATUS that both find no INBOX both create it, and Dovecot 2.3's imap
+    /// process can abort on the lost race ("Mailbox already exists", signal 6), ending the
+    /// test's session with a broken pipe.
+    fn create_inbox(&self, user: &str) {
+        let out = Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .args(["mailbox", "status", "-u", user, "messages", "INBOX"])
+            .output()
+            .expect("run doveadm mailbox status");
+        assert!(
+            out.status.success(),
+            "doveadm mailbox status -u {user} INBOX: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Ends every IMAP session of `user` (`doveadm kick`), as a server restart or an
