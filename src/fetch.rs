@@ -23,6 +23,7 @@
 
 pub mod stream;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -113,17 +114,39 @@ impl Mailbox {
         }
     }
 
-    /// New messages since the checkpoint, at most `limit`. `now` bounds a receipt time
-    /// that has to come from the Date header.
+    /// New messages since the checkpoint, at most `limit`, less those `in_flight` (handed
+    /// out before, taken in, not yet moved: IMAP looks above the highest of their UIDs,
+    /// Maildir skips their files). `now` bounds a receipt time that has to come from the
+    /// Date header.
     pub async fn fetch_new(
         &mut self,
         store: &Store,
         limit: usize,
         now: DateTime<Utc>,
+        in_flight: &[&Fetched],
     ) -> Result<Vec<Fetched>> {
         match self {
-            Mailbox::Imap(m) => m.fetch_new(store, limit, now).await,
-            Mailbox::Maildir(m) => m.fetch_new(limit),
+            Mailbox::Imap(m) => {
+                let above = in_flight
+                    .iter()
+                    .filter_map(|f| match f.handle {
+                        Handle::Uid(uid) => Some(uid),
+                        Handle::File(_) => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                m.fetch_new(store, limit, now, above).await
+            }
+            Mailbox::Maildir(m) => {
+                let skip: HashSet<&Path> = in_flight
+                    .iter()
+                    .filter_map(|f| match &f.handle {
+                        Handle::File(path) => Some(path.as_path()),
+                        Handle::Uid(_) => None,
+                    })
+                    .collect();
+                m.fetch_new(limit, &skip)
+            }
         }
     }
 
@@ -150,16 +173,12 @@ impl Mailbox {
     }
 
     /// A batch is stored (durably: [`Store::batch_durable`]): move each mail to its
-    /// destination (IMAP: one UID MOVE per destination) and advance the checkpoint once.
-    /// One result per mail, in order; a failed move leaves the mail in the folder.
-    pub async fn move_batch(
-        &mut self,
-        store: &Store,
-        batch: &[(&Fetched, Destination)],
-        now: DateTime<Utc>,
-    ) -> Vec<Result<()>> {
+    /// destination (IMAP: one UID MOVE per destination). One result per mail, in order; a
+    /// failed move leaves the mail in the folder. The store is not touched (intake's
+    /// transaction may be open meanwhile): [`Mailbox::save_checkpoint`] follows.
+    pub async fn move_batch(&mut self, batch: &[(&Fetched, Destination)]) -> Vec<Result<()>> {
         match self {
-            Mailbox::Imap(m) => m.move_batch(store, batch, now).await,
+            Mailbox::Imap(m) => m.move_batch(batch).await,
             Mailbox::Maildir(m) => batch
                 .iter()
                 .map(|(f, d)| match d {
@@ -167,6 +186,21 @@ impl Mailbox {
                     Destination::Quarantine => m.quarantined(f),
                 })
                 .collect(),
+        }
+    }
+
+    /// Store the checkpoint past every batch moved (IMAP: the highest UID; its mails must
+    /// not be fetched again, also where a move failed). Maildir has none: a stored message
+    /// has left `new/`, or is known as a duplicate.
+    pub async fn save_checkpoint(&self, store: &Store, now: DateTime<Utc>) -> Result<()> {
+        match self {
+            Mailbox::Imap(m) => {
+                store
+                    .set_checkpoint(&m.key, m.uidvalidity, m.last_uid, now)
+                    .await?;
+                Ok(())
+            }
+            Mailbox::Maildir(_) => Ok(()),
         }
     }
 
@@ -316,9 +350,10 @@ impl MaildirMailbox {
         Ok(files.into_iter().map(|(_, p)| p).collect())
     }
 
-    fn fetch_new(&mut self, limit: usize) -> Result<Vec<Fetched>> {
+    fn fetch_new(&mut self, limit: usize, skip: &HashSet<&Path>) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
-        let new = self.list_new()?;
+        let mut new = self.list_new()?;
+        new.retain(|path| !skip.contains(path.as_path()));
         let found = new.len();
         let mut bytes = 0u64;
         for path in new.into_iter().take(limit) {
@@ -540,6 +575,7 @@ impl ImapMailbox {
         store: &Store,
         limit: usize,
         now: DateTime<Utc>,
+        above: u32,
     ) -> Result<Vec<Fetched>> {
         // The checkpoint only counts for the same UIDVALIDITY; a new one means the UIDs
         // were renumbered and everything in the folder is looked at again (duplicates are
@@ -549,7 +585,7 @@ impl ImapMailbox {
             _ => 0,
         };
         self.last_uid = self.last_uid.max(last);
-        let from = self.last_uid.saturating_add(1);
+        let from = self.last_uid.max(above).saturating_add(1);
         let key_prefix = format!("{}:{}", self.key, self.uidvalidity);
         let session = self.session_mut()?;
         // "n:*" always includes the highest UID even when it is below n (RFC 3501 §6.4.8):
@@ -662,14 +698,9 @@ impl ImapMailbox {
         self.move_to(store, fetched, &target, now).await
     }
 
-    /// Move a batch away: one UID MOVE (or its stand-in) per destination, by UID set; then
-    /// the checkpoint past the whole batch. One result per mail, in order.
-    async fn move_batch(
-        &mut self,
-        store: &Store,
-        batch: &[(&Fetched, Destination)],
-        now: DateTime<Utc>,
-    ) -> Vec<Result<()>> {
+    /// Move a batch away: one UID MOVE (or its stand-in) per destination, by UID set; the
+    /// checkpoint (in memory) goes past the whole batch. One result per mail, in order.
+    async fn move_batch(&mut self, batch: &[(&Fetched, Destination)]) -> Vec<Result<()>> {
         let mut results: Vec<Option<Result<()>>> = batch.iter().map(|_| None).collect();
         let (has_move, has_uidplus) = (self.has_move, self.has_uidplus);
         let mut highest = self.last_uid;
@@ -722,19 +753,7 @@ impl ImapMailbox {
         // The checkpoint moves even when a move failed: the messages are stored, and must
         // not be fetched again; they stay in the folder for a person to look at.
         self.last_uid = highest;
-        let checkpoint = store
-            .set_checkpoint(&self.key, self.uidvalidity, self.last_uid, now)
-            .await;
-        results
-            .into_iter()
-            .map(|r| {
-                let r = r.unwrap_or(Ok(()));
-                match &checkpoint {
-                    Ok(()) => r,
-                    Err(e) => r.and(Err(anyhow::anyhow!("cannot store the checkpoint: {e}"))),
-                }
-            })
-            .collect()
+        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
     }
 
     async fn move_to(

@@ -36,8 +36,9 @@
 //!   refused mail; redacts SMTP replies.
 //! - [`daemon`]: the loops (`run`): intake and sender tasks, supervised (restarted with
 //!   backoff; the daemon exits non-zero when one keeps failing), shutdown; `daemon/batch.rs`
-//!   one intake pass (a batch taken in, made durable, moved), `daemon/supervise.rs` backoff
-//!   and restarts, `daemon/process.rs` logging, the one CPU (`[run] cpus`) and the signals.
+//!   intake batch by batch (taken in, made durable, moved; a backlog's batches overlap),
+//!   `daemon/supervise.rs` backoff and restarts, `daemon/process.rs` logging, the one CPU
+//!   (`[run] cpus`) and the signals.
 //! - [`lease`]: several instances on one database: each mailbox is watched by the holder
 //!   of its lease (renewed every few seconds, taken over when the holder dies), and each
 //!   running instance says it is alive, so only the outbox claims of instances that are

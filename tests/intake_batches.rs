@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use klachtpost::clock::{Clock, ManualClock, SystemClock};
 use klachtpost::config::Config;
-use klachtpost::daemon::{intake_pass, run_with};
+use klachtpost::daemon::{INTAKE_BATCH, Intake, intake_pass, run_with};
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::Pipeline;
 use support::{Dovecot, TestConfig};
@@ -312,4 +312,127 @@ async fn a_batch_shares_complaints_out_by_open_cases_and_the_next_batch_counts_a
         (6, 3),
         "{anna_now:?} {bob_now:?}"
     );
+}
+
+/// On a backlog the batches overlap: a batch is taken in while the one before is moved
+/// away, and it is moved only once the next pass has made it durable. A batch in flight is
+/// never fetched again, so the overlap records no duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_imap_a_batch_is_moved_after_it_is_durable_while_the_next_is_taken_in() {
+    const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
+    let imap = Dovecot::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
+            imap.imap_port,
+            support::MAIN_USER
+        ))
+        .env(PASSWORD_ENV, &imap.password)
+        .templates(&["acknowledgement"])
+        .build();
+    // Two full batches and a part of one.
+    let n = 2 * INTAKE_BATCH + 50;
+    imap.append_all("INBOX", &(0..n).map(complaint).collect::<Vec<_>>())
+        .await;
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let mut intake = Intake::new(&pipeline);
+    let db = &support::TestDatabase::for_dir(tmp.path()).connect().await;
+    let durable = || async {
+        sqlx::query_as::<_, (i64, i64)>("SELECT batches, mails FROM intake_batches")
+            .fetch_optional(db)
+            .await
+            .unwrap()
+            .unwrap_or((0, 0))
+    };
+    let n = n as u32;
+    let batch = INTAKE_BATCH as u32;
+
+    // The first batch is taken in and committed, but neither durable nor moved yet.
+    assert_eq!(intake.pass(&mut mailbox).await.unwrap(), 0);
+    assert!(intake.in_flight());
+    assert_eq!(store.list_cases().await.unwrap().len(), INTAKE_BATCH);
+    assert_eq!(durable().await, (0, 0));
+    assert_eq!(imap.count("INBOX").await, n);
+    // The second: the first made durable while it was fetched, and moved while it was
+    // taken in.
+    assert_eq!(intake.pass(&mut mailbox).await.unwrap(), INTAKE_BATCH);
+    assert_eq!(durable().await, (1, i64::from(batch)));
+    assert_eq!(imap.count("INBOX").await, n - batch);
+    assert_eq!(imap.count("Processed").await, batch);
+    // The rest, then nothing new: the last batch is made durable and moved.
+    assert_eq!(intake.pass(&mut mailbox).await.unwrap(), INTAKE_BATCH);
+    assert_eq!(imap.count("INBOX").await, 50);
+    assert_eq!(intake.pass(&mut mailbox).await.unwrap(), 50);
+    assert!(!intake.in_flight());
+    assert_eq!(imap.count("INBOX").await, 0);
+    assert_eq!(imap.count("Processed").await, n);
+    assert_eq!(durable().await, (3, i64::from(n)));
+    assert_eq!(intake.pass(&mut mailbox).await.unwrap(), 0);
+
+    assert_eq!(store.list_cases().await.unwrap().len(), n as usize);
+    let duplicates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM duplicates")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(duplicates, 0, "no batch in flight was fetched twice");
+    let key = mailbox.key();
+    let (_, last_uid) = store.checkpoint(&key).await.unwrap().unwrap();
+    assert_eq!(last_uid, n, "the checkpoint is past every mail");
+}
+
+/// A batch in flight that is dropped (the connection failed, klachtpost was killed) is
+/// still in the mailbox: it is fetched again, recorded as duplicates (nothing taken in
+/// twice) and moved then.
+#[tokio::test]
+async fn a_batch_in_flight_that_is_dropped_is_fetched_again_as_duplicates_and_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let n = INTAKE_BATCH + 30;
+    for i in 0..n {
+        deliver(
+            dir,
+            &format!("{i:04}.mail"),
+            &complaint(i),
+            10_000 - i as u64,
+        );
+    }
+
+    let mut first = Intake::new(&pipeline);
+    assert_eq!(first.pass(&mut mailbox).await.unwrap(), 0);
+    assert_eq!(
+        count(dir, "mailbox/new"),
+        n,
+        "nothing moved before it is durable"
+    );
+    // Maildir too skips the files in flight: the next pass takes the other 30.
+    assert_eq!(first.pass(&mut mailbox).await.unwrap(), INTAKE_BATCH);
+    assert_eq!(count(dir, "mailbox/new"), 30);
+    assert_eq!(count(dir, "mailbox/cur"), INTAKE_BATCH);
+    drop(first);
+
+    let mut second = Intake::new(&pipeline);
+    assert_eq!(second.pass(&mut mailbox).await.unwrap(), 0);
+    assert_eq!(second.pass(&mut mailbox).await.unwrap(), 30, "moved");
+    assert_eq!(second.pass(&mut mailbox).await.unwrap(), 0);
+    assert!(!second.in_flight());
+    assert_eq!(count(dir, "mailbox/new"), 0);
+    assert_eq!(count(dir, "mailbox/cur"), n);
+    assert_eq!(store.list_cases().await.unwrap().len(), n);
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
+    let duplicates: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM duplicates")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(duplicates, 30, "the dropped batch, seen again");
 }

@@ -445,7 +445,10 @@ async fn a_kill_between_commit_and_move_then_another_host_name_makes_no_second_c
         let clock = SystemClock;
         let pipeline = Pipeline::new(&by_name, &store, &clock).unwrap();
         let mut mailbox = Mailbox::open(&by_name).await.unwrap();
-        let fetched = mailbox.fetch_new(&store, 10, clock.now()).await.unwrap();
+        let fetched = mailbox
+            .fetch_new(&store, 10, clock.now(), &[])
+            .await
+            .unwrap();
         assert_eq!(fetched.len(), 1);
         let outcome = pipeline
             .take_in(
@@ -616,7 +619,10 @@ async fn a_renamed_folder_with_a_stored_mail_still_in_it_makes_no_second_case() 
         let clock = SystemClock;
         let pipeline = Pipeline::new(&before, &store, &clock).unwrap();
         let mut mailbox = Mailbox::open(&before).await.unwrap();
-        let fetched = mailbox.fetch_new(&store, 10, clock.now()).await.unwrap();
+        let fetched = mailbox
+            .fetch_new(&store, 10, clock.now(), &[])
+            .await
+            .unwrap();
         assert_eq!(fetched.len(), 1);
         let f = &fetched[0];
         assert!(

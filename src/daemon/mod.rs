@@ -16,7 +16,7 @@ mod batch;
 mod process;
 mod supervise;
 
-pub use batch::{INTAKE_BATCH, intake_pass};
+pub use batch::{INTAKE_BATCH, Intake, intake_pass};
 pub use process::{init_tracing, shutdown_signal};
 pub use supervise::{Backoff, Supervision, jitter, supervise};
 
@@ -297,14 +297,15 @@ async fn run_once(
             let intake_store = store.deferred();
             let pipeline = Pipeline::new(config, &intake_store, clock)?;
             let mut mailbox = Mailbox::open(config).await?;
+            let mut intake = Intake::new(&pipeline);
             let started = std::time::Instant::now();
             let mut mails = 0;
             loop {
-                let n = intake_pass(&mut mailbox, &pipeline).await?;
-                if n == 0 {
+                let n = intake.pass(&mut mailbox).await?;
+                mails += n;
+                if n == 0 && !intake.in_flight() {
                     break;
                 }
-                mails += n;
                 batch_in.notify_one();
             }
             // The mailbox is empty and every case committed: what `run --once` from cron
@@ -448,12 +449,19 @@ async fn intake_loop(
                 continue;
             }
         };
+        // Batches in flight do not outlive the connection: after an error they are fetched
+        // again (duplicates) and moved then.
+        let mut intake = Intake::new(&pipeline);
         loop {
             if *stop.borrow() {
+                // What is taken in leaves the mailbox before klachtpost stops.
+                if let Err(e) = intake.settle(&mut mailbox).await {
+                    tracing::warn!(event = "intake.failed", error = %format!("{e:#}"), "intake pass failed while stopping");
+                }
                 mailbox.close().await;
                 break 'connect;
             }
-            match intake_pass(&mut mailbox, &pipeline).await {
+            match intake.pass(&mut mailbox).await {
                 Ok(n) => {
                     backoff.reset();
                     let waiting = mailbox.waiting();
@@ -472,7 +480,9 @@ async fn intake_loop(
                             tracing::warn!(event = "health.write_failed", error = %format!("{e:#}"), "cannot record the intake pass");
                         }
                     }
-                    if n > 0 {
+                    // A batch in flight has queued acknowledgements, and the next pass
+                    // moves it: on at once. Nothing new and nothing in flight: wait.
+                    if n > 0 || intake.in_flight() {
                         kick.notify_one();
                         continue;
                     }

@@ -440,6 +440,11 @@ impl Dovecot {
         self.main_user().append(folder, raw).await
     }
 
+    /// APPENDs each of `raws` to `folder` of the main account, in order, in one session.
+    pub async fn append_all(&self, folder: &str, raws: &[Vec<u8>]) {
+        self.main_user().append_all(folder, raws).await
+    }
+
     /// All messages in `folder` of the main account, in sequence order, exactly as the
     /// server returns them for `BODY.PEEK[]` (does not set `\Seen`).
     pub async fn fetch_all(&self, folder: &str) -> Vec<Vec<u8>> {
@@ -494,11 +499,19 @@ impl UserImap<'_> {
 
     /// See [`Dovecot::append`].
     pub async fn append(&self, folder: &str, raw: &[u8]) {
-        let mut session = self.session().await;
-        session
-            .append(folder, None, None, raw)
+        self.append_all(folder, std::slice::from_ref(&raw.to_vec()))
             .await
-            .unwrap_or_else(|e| self.fail(format!("APPEND to {folder}: {e}")));
+    }
+
+    /// See [`Dovecot::append_all`].
+    pub async fn append_all(&self, folder: &str, raws: &[Vec<u8>]) {
+        let mut session = self.session().await;
+        for raw in raws {
+            session
+                .append(folder, None, None, raw)
+                .await
+                .unwrap_or_else(|e| self.fail(format!("APPEND to {folder}: {e}")));
+        }
         let _ = session.logout().await;
     }
 
