@@ -117,6 +117,83 @@ async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alon
     assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 0);
 }
 
+/// A mail's history entries are written when its savepoint is released, in one INSERT
+/// (`store::history`): should the database refuse them there, the mail is undone and goes
+/// to quarantine alone, as when any other statement of it fails; the batch goes on, and the
+/// chain holds, its ids dense (the next mail's entries follow the last entry kept).
+#[tokio::test]
+async fn a_mail_whose_history_is_refused_goes_to_quarantine_alone_and_the_chain_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    // The history of the 4th complaint (its entries name its sender) is refused, as any
+    // constraint would.
+    let database = support::TestDatabase::for_dir(dir);
+    let statements: &[&'static str] = match database.backend() {
+        support::Backend::Sqlite => &["CREATE TRIGGER refuse_history BEFORE INSERT ON case_events
+             WHEN NEW.changes LIKE '%klant3@client.example%'
+             BEGIN SELECT RAISE(ABORT, 'the test database refuses this history'); END"],
+        support::Backend::Postgres => &[
+            "CREATE FUNCTION refuse_history() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'the test database refuses this history'; END $$",
+            "CREATE TRIGGER refuse_history BEFORE INSERT ON case_events FOR EACH ROW
+             WHEN (NEW.changes LIKE '%klant3@client.example%') EXECUTE FUNCTION refuse_history()",
+        ],
+    };
+    let db = &database.connect().await;
+    for statement in statements {
+        sqlx::query(*statement).execute(db).await.unwrap();
+    }
+    for i in 0..6 {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 6);
+
+    assert_eq!(count(dir, "mailbox/cur"), 5);
+    assert_eq!(count(dir, "mailbox/.Quarantine/cur"), 1);
+    let cases = store.list_cases().await.unwrap();
+    assert_eq!(cases.len(), 5);
+    assert!(
+        cases
+            .iter()
+            .all(|c| c.complainant_address.as_deref() != Some("klant3@client.example"))
+    );
+    let items = store.quarantine_items(false).await.unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0].message_id.as_deref(),
+        Some("batch-3@client.example")
+    );
+    assert!(
+        items[0].reason.contains("refuses this history"),
+        "{}",
+        items[0].reason
+    );
+    let chain = klachtpost::store::history::verify(store.pool())
+        .await
+        .unwrap();
+    assert!(chain.broken.is_none(), "{:?}", chain.broken);
+    let (entries, last): (i64, i64) = sqlx::query_as("SELECT COUNT(*), MAX(id) FROM case_events")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(entries as u64, chain.entries);
+    assert_eq!(
+        entries, last,
+        "ids dense: {entries} entries, the last {last}"
+    );
+    assert_eq!(
+        entries % 5,
+        0,
+        "each of the five cases the same entries: {entries}"
+    );
+}
+
 #[tokio::test]
 async fn a_large_mail_is_its_own_batch_and_stored_once_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();

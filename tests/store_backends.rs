@@ -267,6 +267,202 @@ on_both!(
     postgres_instances_opening_at_once_all_come_up_and_keep_one_chain
 );
 
+/// `(event, content purged)` of a case's history entries, checking on the way that the
+/// case's entries have dense ids (nothing appended to the chain was lost in between).
+async fn events_of(store: &Store, case_id: i64) -> Vec<(String, bool)> {
+    let entries = history::for_case(store.pool(), case_id).await.unwrap();
+    for pair in entries.windows(2) {
+        assert_eq!(
+            pair[1].id,
+            pair[0].id + 1,
+            "a gap in the chain: {entries:?}"
+        );
+    }
+    entries
+        .into_iter()
+        .map(|e| (e.event, e.content_purged))
+        .collect()
+}
+
+/// The history's entries are kept in their transaction and written together (when a
+/// savepoint is set or released, before a purge, at commit): a piece of work rolled back
+/// to its savepoint leaves none of its entries, written or not, and the next entry
+/// follows the last one kept; entries appended before the savepoint stay; more entries
+/// than one INSERT holds chain in id order; a purge empties the content of the entries
+/// its own transaction appended before it, too.
+async fn history_kept_with_its_transaction(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let who = Actor::system(at);
+    let reference = open_case(&store, at).await;
+    let mut tx = store.begin().await.unwrap();
+    let id = store::case_id_by_reference(&mut tx, &reference)
+        .await
+        .unwrap()
+        .unwrap();
+    case::log(&mut tx, id, "test.before", "before the piece", who)
+        .await
+        .unwrap();
+    // A piece undone before anything of it was written.
+    tx.savepoint().await.unwrap();
+    for n in 0..2 {
+        case::log(&mut tx, id, "test.undone", &format!("undone {n}"), who)
+            .await
+            .unwrap();
+    }
+    tx.rollback_to().await.unwrap();
+    case::log(&mut tx, id, "test.after", "after the undone piece", who)
+        .await
+        .unwrap();
+    // A piece kept.
+    tx.savepoint().await.unwrap();
+    case::log(&mut tx, id, "test.kept", "kept", who)
+        .await
+        .unwrap();
+    tx.release().await.unwrap();
+    // A piece undone after some of its entries were written (the purge writes them).
+    tx.savepoint().await.unwrap();
+    case::close(&mut tx, &reference, case::Closing::NotAComplaint, who, None)
+        .await
+        .unwrap();
+    case::purge(&mut tx, &reference, who).await.unwrap();
+    tx.rollback_to().await.unwrap();
+    tx.commit().await.unwrap();
+    let kept = ["case.opened", "test.before", "test.after", "test.kept"];
+    assert_eq!(
+        events_of(&store, id).await,
+        kept.map(|e| (e.to_string(), false))
+    );
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (4, None));
+    assert_eq!(store.list_cases().await.unwrap()[0].status, "new");
+
+    // More entries at once than one INSERT takes (as a fold of a long journal).
+    let mut tx = store.begin().await.unwrap();
+    for n in 0..1_201 {
+        case::log(&mut tx, id, "test.many", &format!("entry {n}"), who)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (1_205, None));
+
+    // A transaction dropped with unwritten entries leaves none; the next one chains on.
+    let mut tx = store.begin().await.unwrap();
+    case::log(&mut tx, id, "test.dropped", "dropped", who)
+        .await
+        .unwrap();
+    drop(tx);
+    // Closed and purged in one transaction: every entry before the purge is emptied,
+    // those appended in it as well.
+    let mut tx = store.begin().await.unwrap();
+    case::note(&mut tx, &reference, "a note with personal data", who)
+        .await
+        .unwrap();
+    case::close(&mut tx, &reference, case::Closing::NotAComplaint, who, None)
+        .await
+        .unwrap();
+    case::purge(&mut tx, &reference, who).await.unwrap();
+    tx.commit().await.unwrap();
+    let events = events_of(&store, id).await;
+    assert_eq!(events.len(), 1_205 + 3);
+    let kept: Vec<&str> = events
+        .iter()
+        .filter(|(_, purged)| !purged)
+        .map(|(e, _)| e.as_str())
+        .collect();
+    assert_eq!(kept, ["case.purged"]);
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (1_208, None));
+}
+
+on_both!(
+    #[tokio::test]
+    history_kept_with_its_transaction => sqlite_history_entries_are_written_with_their_transaction_and_undone_with_their_piece,
+    postgres_history_entries_are_written_with_their_transaction_and_undone_with_their_piece
+);
+
+/// The history costs a transaction one INSERT for up to 16 entries it appends, and a piece
+/// of work behind a savepoint one: counted by PostgreSQL itself, with a trigger
+/// that runs once per INSERT statement on `case_events` (SQLite has no such trigger; the
+/// code that writes is the same on both).
+#[tokio::test]
+async fn postgres_history_entries_are_written_in_one_insert_per_transaction_or_piece() {
+    let db = Db::postgres().await;
+    let store = Store::open(db.url()).await.unwrap();
+    let pool = store.pool().as_postgres().unwrap().clone();
+    for statement in [
+        "CREATE TABLE history_inserts (n BIGINT NOT NULL)",
+        "INSERT INTO history_inserts (n) VALUES (0)",
+        "CREATE FUNCTION count_history_insert() RETURNS trigger LANGUAGE plpgsql
+         AS $$ BEGIN UPDATE history_inserts SET n = n + 1; RETURN NULL; END $$",
+        "CREATE TRIGGER count_history_inserts AFTER INSERT ON case_events
+         FOR EACH STATEMENT EXECUTE FUNCTION count_history_insert()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let inserts = || async {
+        let n: i64 = sqlx::query_scalar("SELECT n FROM history_inserts")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let who = Actor::system(at);
+    // A case opened with three more entries, as intake's complaint: one INSERT.
+    let mut tx = store.begin().await.unwrap();
+    let seq = store::next_sequence(&mut tx, 2026).await.unwrap();
+    let reference = format!("KL-2026-{seq:04}");
+    let id = case::open(
+        &mut tx,
+        &new_case(&reference, at, &[]),
+        who,
+        "opened by the test",
+    )
+    .await
+    .unwrap();
+    for event in ["test.one", "test.two", "test.three"] {
+        case::log(&mut tx, id, event, "an entry", who)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(inserts().await, 1);
+    // Three pieces behind savepoints, the second undone: one INSERT for each one kept.
+    let mut tx = store.begin().await.unwrap();
+    for piece in 0..3 {
+        tx.savepoint().await.unwrap();
+        for _ in 0..2 {
+            case::log(&mut tx, id, "test.piece", "an entry", who)
+                .await
+                .unwrap();
+        }
+        if piece == 1 {
+            tx.rollback_to().await.unwrap();
+        } else {
+            tx.release().await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(inserts().await, 3);
+    // A transaction without history writes none.
+    store.begin().await.unwrap().commit().await.unwrap();
+    assert_eq!(inserts().await, 3);
+    // 40 entries (a fold's): INSERTs of 16, 16 and 8.
+    let mut tx = store.begin().await.unwrap();
+    for _ in 0..40 {
+        case::log(&mut tx, id, "test.many", "an entry", who)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(inserts().await, 6);
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (4 + 4 + 40, None));
+}
+
 /// Intake's deferred handle: its commits wait for no disk (SQLite `synchronous = NORMAL`,
 /// PostgreSQL `synchronous_commit = off`), the store's own stay synchronous (SQLite; the
 /// tests' PostgreSQL is off server-wide, so there `batch_durable` sets it on for its own

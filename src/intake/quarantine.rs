@@ -123,9 +123,15 @@ impl Pipeline<'_> {
             },
             Err(e) => Err(e),
         };
+        // Releasing the savepoint writes the mail's history entries (`store::history`): a
+        // failure there is the mail's, undone and quarantined like any other of its
+        // statements.
+        let taken = match taken {
+            Ok(outcome) => tx.release().await.map(|()| outcome).map_err(Into::into),
+            Err(e) => Err(e),
+        };
         let error = match taken {
             Ok(outcome) => {
-                tx.release().await?;
                 let disposition = match &outcome.original {
                     Some(seen) if seen.in_quarantine() => Disposition::Quarantined,
                     _ => Disposition::Processed,
@@ -204,12 +210,17 @@ impl Pipeline<'_> {
         reason: &str,
     ) -> Result<i64> {
         tx.savepoint().await?;
-        match self
+        let kept = match self
             .quarantine_on(tx, source_key, raw, keep_raw, received_at, reason)
             .await
         {
+            // Should releasing fail (it writes any history appended since the savepoint),
+            // the item is undone as when a statement of it failed.
+            Ok(id) => tx.release().await.map(|()| id).map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        match kept {
             Ok(id) => {
-                tx.release().await?;
                 // The reason is klachtpost's own error text ("cannot …"), never the mail's
                 // content.
                 tracing::warn!(

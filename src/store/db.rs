@@ -212,12 +212,10 @@ pub struct Tx {
     conn: TxConn,
     /// SQLite: this transaction's turn at the [`WriteGate`], given back when it ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-    /// The history chain's last entry (id, hash) as this transaction left it: set by the
-    /// first append in it (which reads it from the table, under the write lock) and kept
-    /// up to date by later ones, so an entry costs one statement, not a read as well.
-    pub(super) history_head: Option<(i64, String)>,
-    /// [`Tx::savepoint`]'s copy of `history_head`, put back by [`Tx::rollback_to`].
-    saved_head: Option<Option<(i64, String)>>,
+    /// The history as this transaction left it: the chain's head and the entries appended
+    /// but not yet written ([`super::history::Pending`]), written by [`Tx::commit`],
+    /// [`Tx::release`] and [`Tx::savepoint`].
+    pub(super) history: super::history::Pending,
 }
 
 #[derive(Debug)]
@@ -234,8 +232,7 @@ impl Tx {
         Tx {
             conn: TxConn::Sqlite(tx),
             _turn: turn,
-            history_head: None,
-            saved_head: None,
+            history: Default::default(),
         }
     }
 
@@ -243,8 +240,7 @@ impl Tx {
         Tx {
             conn: TxConn::Postgres(tx),
             _turn: None,
-            history_head: None,
-            saved_head: None,
+            history: Default::default(),
         }
     }
 
@@ -264,27 +260,37 @@ impl Tx {
 
     /// Mark where one piece of work (one mail of an intake batch) starts, so that it alone
     /// can be undone ([`Tx::rollback_to`]) or kept ([`Tx::release`]). One at a time.
+    ///
+    /// History entries appended before it are written first, so those unwritten at a
+    /// rollback to it are the piece's own (intake's mails start with none: the mail before
+    /// was released or rolled back).
     pub async fn savepoint(&mut self) -> sqlx::Result<()> {
+        super::history::write(self).await?;
         self.run("SAVEPOINT piece").await?;
-        self.saved_head = Some(self.history_head.clone());
+        self.history.mark();
         Ok(())
     }
 
-    /// Keep what was done since [`Tx::savepoint`] (it commits with the transaction).
+    /// Keep what was done since [`Tx::savepoint`] (it commits with the transaction): its
+    /// history entries are written first, so a piece is kept whole or not at all. On an
+    /// error the savepoint is still there: the caller rolls back to it
+    /// ([`Tx::rollback_to`]), and the piece's failure is its own, as when a statement of it
+    /// failed.
     pub async fn release(&mut self) -> sqlx::Result<()> {
+        super::history::write(self).await?;
         self.run("RELEASE SAVEPOINT piece").await?;
-        self.saved_head = None;
+        self.history.unmark();
         Ok(())
     }
 
     /// Undo what was done since [`Tx::savepoint`], and only that; on PostgreSQL also after
-    /// a statement failed (which leaves the rest of the transaction usable again).
+    /// a statement failed (which leaves the rest of the transaction usable again). The
+    /// piece's history entries go with it, written or not, and the chain's head is put
+    /// back.
     pub async fn rollback_to(&mut self) -> sqlx::Result<()> {
         self.run("ROLLBACK TO SAVEPOINT piece").await?;
+        self.history.back_to_mark();
         self.run("RELEASE SAVEPOINT piece").await?;
-        if let Some(head) = self.saved_head.take() {
-            self.history_head = head;
-        }
         Ok(())
     }
 
@@ -295,13 +301,17 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> sqlx::Result<()> {
+    /// Commit, the history entries appended in the transaction written first (the only way
+    /// to commit a [`Tx`], so none is ever left out).
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        super::history::write(&mut self).await?;
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await,
             TxConn::Postgres(t) => t.commit().await,
         }
     }
 
+    /// Roll back; unwritten history entries are dropped with the rest.
     pub async fn rollback(self) -> sqlx::Result<()> {
         match self.conn {
             TxConn::Sqlite(t) => t.rollback().await,

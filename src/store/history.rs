@@ -111,8 +111,11 @@ pub fn entry_hash(
     hex(&h.finalize())
 }
 
-/// The chain's last entry: its id (0 for none) and hash ([`GENESIS`] for none).
+/// The chain's last entry: its id (0 for none) and hash ([`GENESIS`] for none). Read only
+/// while the transaction holds no unwritten entry (its first append, or the first after a
+/// savepoint rolled back to an unknown head), so the table is the whole chain.
 async fn head(tx: &mut Tx) -> Result<(i64, String)> {
+    debug_assert!(tx.history.unwritten.is_empty());
     let head: Option<(i64, Option<String>)> = on!(tx, |c| sqlx::query_as(
         "SELECT id, hash FROM case_events ORDER BY id DESC LIMIT 1"
     )
@@ -124,46 +127,178 @@ async fn head(tx: &mut Tx) -> Result<(i64, String)> {
     })
 }
 
+/// The history as one transaction sees it: the chain's head as the transaction left it,
+/// and the entries it appended that are not written yet.
+///
+/// sqlx runs each SQLite statement on the connection's own thread, so every statement is a
+/// hand-off between threads (on one CPU, a context switch there and back): an entry
+/// written by an INSERT of its own cost a complaint four hand-offs at intake and two more
+/// when its mail was sent. So [`append`] only computes the entry (its id and hashes follow
+/// from the head) and keeps it here, and [`write`] writes what is kept in multi-row
+/// INSERTs ([`ROWS_PER_INSERT`] entries each: a complaint's in one). The transaction ([`Tx`]) calls [`write`] wherever the entries must be in the
+/// table: in [`Tx::commit`] and [`Tx::release`] (the write is part of both, so nothing is
+/// committed or kept without its entries) and in [`Tx::savepoint`] (so what
+/// is unwritten at a rollback to the savepoint is the piece's own, and is dropped with it,
+/// [`Pending::back_to_mark`]). Nothing else reads `case_events` in a transaction: only this
+/// module names the table, and its readers on a transaction ([`purge_content`]) write first.
+/// A transaction dropped or rolled back drops its unwritten entries with its other work.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// The chain's last entry (id, hash), unwritten ones included: read by the first append
+    /// (under the write lock), then kept up to date, so an entry needs no read.
+    head: Option<(i64, String)>,
+    /// Appended, not yet written, in id order.
+    unwritten: Vec<Unwritten>,
+    /// The head at [`Tx::savepoint`], put back by a rollback to it.
+    saved_head: Option<Option<(i64, String)>>,
+}
+
+/// An appended entry as it will be stored.
+#[derive(Debug)]
+struct Unwritten {
+    id: i64,
+    case_id: i64,
+    at: DateTime<Utc>,
+    event: String,
+    detail: String,
+    actor: String,
+    changes: String,
+    reason: Option<String>,
+    content_hash: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl Pending {
+    /// A savepoint was set, with nothing unwritten before it ([`write`] first).
+    pub(super) fn mark(&mut self) {
+        debug_assert!(self.unwritten.is_empty());
+        self.saved_head = Some(self.head.clone());
+    }
+
+    /// The savepoint was released: its entries are written and stay.
+    pub(super) fn unmark(&mut self) {
+        self.saved_head = None;
+    }
+
+    /// The transaction was rolled back to the savepoint: the piece's entries are gone,
+    /// those written and those not, and the chain ends where it did at the savepoint.
+    pub(super) fn back_to_mark(&mut self) {
+        self.unwritten.clear();
+        if let Some(head) = self.saved_head.take() {
+            self.head = head;
+        }
+    }
+}
+
+/// The columns of an entry's row, in the order [`write`] binds them.
+const COLUMNS: usize = 11;
+
+/// Entries per INSERT, at most. Few, because SQLite's cost of a statement's parameters
+/// grows with their square: each `$n` is looked up by name among the statement's
+/// parameters, when it is prepared and again (by sqlx) for every value bound. A fold's 200
+/// entries as one INSERT of 2,200 parameters cost more CPU than the 199 hand-offs it
+/// saved; as INSERTs of 16 (176 parameters) they cost 13 hand-offs and little besides.
+/// Every size up to this is kept prepared on the connection: 16 statements, no more.
+const ROWS_PER_INSERT: usize = 16;
+
+/// `INSERT INTO case_events … VALUES (…), (…)` for `rows` entries.
+fn insert_sql(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(
+        "INSERT INTO case_events (id, case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash, hash) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 1..=COLUMNS {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * COLUMNS + column);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Write the transaction's unwritten entries (see [`Pending`]); nothing when there are
+/// none. Should it fail they stay unwritten: a commit tries them again, and fails on the
+/// id of any entry the failed write did insert (an earlier INSERT of a long list), so a
+/// chain with a gap or a fork is never committed. (Called by [`Tx`]; on an error the
+/// caller rolls back, to the savepoint or the whole transaction.)
+pub(super) async fn write(tx: &mut Tx) -> sqlx::Result<()> {
+    if tx.history.unwritten.is_empty() {
+        return Ok(());
+    }
+    let entries = std::mem::take(&mut tx.history.unwritten);
+    let written = write_rows(tx, &entries).await;
+    if written.is_err() {
+        tx.history.unwritten = entries;
+    }
+    written
+}
+
+async fn write_rows(tx: &mut Tx, entries: &[Unwritten]) -> sqlx::Result<()> {
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql(chunk.len());
+        on!(tx, |c| {
+            // Safe: the SQL is the fixed column list and numbered placeholders; every
+            // value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.id)
+                    .bind(e.case_id)
+                    .bind(Ts(e.at))
+                    .bind(&e.event)
+                    .bind(&e.detail)
+                    .bind(&e.actor)
+                    .bind(&e.changes)
+                    .bind(&e.reason)
+                    .bind(&e.content_hash)
+                    .bind(&e.prev_hash)
+                    .bind(&e.hash);
+            }
+            q.execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
 /// Append one entry to the chain, in the caller's transaction (which must be a write
 /// transaction from its start, see [`super::Store::begin`], so no other writer can append
 /// between reading the head and inserting). Returns the entry's id.
 ///
-/// The entry's id is the head's plus one, given explicitly, so its hash is known before
-/// the insert: one statement per entry, and the transaction remembers the new head for the
+/// The entry's id is the head's plus one, given explicitly, so its hash is known before it
+/// is written: the entry is kept in the transaction and written with the others it
+/// appends, several to a statement ([`Pending`]); the transaction remembers the new head for the
 /// next (a chain that someone else extended meanwhile fails the insert on the id instead
 /// of forking). Every entry is written here, so ids stay dense on PostgreSQL too, whose
 /// identity sequence they do not use.
 pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<i64> {
     let changes = serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into());
     let content = content_hash(e.detail, &changes, e.reason);
-    let (prev_id, prev) = match tx.history_head.take() {
+    let (prev_id, prev) = match tx.history.head.take() {
         Some(head) => head,
         None => head(tx).await?,
     };
     let id = prev_id + 1;
     // The hash covers the time as the store shows it (whole seconds, [`ts`]).
     let hash = entry_hash(id, e.case_id, &ts(e.at), e.actor, e.event, &content, &prev);
-    on!(tx, |c| {
-        sqlx::query(
-        "INSERT INTO case_events (id, case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(id)
-    .bind(e.case_id)
-    .bind(Ts(e.at))
-    .bind(e.event)
-    .bind(e.detail)
-    .bind(e.actor)
-    .bind(&changes)
-    .bind(e.reason)
-    .bind(&content)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *c)
-    .await
-    .map(drop)
-    })?;
-    tx.history_head = Some((id, hash));
+    tx.history.head = Some((id, hash.clone()));
+    tx.history.unwritten.push(Unwritten {
+        id,
+        case_id: e.case_id,
+        at: e.at,
+        event: e.event.to_string(),
+        detail: e.detail.to_string(),
+        actor: e.actor.to_string(),
+        changes,
+        reason: e.reason.map(str::to_string),
+        content_hash: content,
+        prev_hash: prev,
+        hash,
+    });
     Ok(id)
 }
 
@@ -228,8 +363,10 @@ pub async fn seal_legacy(pool: &Pool) -> Result<u64> {
     Ok(sealed)
 }
 
-/// Empty the content of a case's entries (the purge); hashes stay.
+/// Empty the content of a case's entries (the purge); hashes stay. The transaction's
+/// unwritten entries are written first, so the case's among them are emptied too.
 pub async fn purge_content(tx: &mut Tx, case_id: i64) -> Result<u64> {
+    write(tx).await?;
     Ok(on!(tx, |c| sqlx::query(
         "UPDATE case_events SET detail = '', changes = '[]', reason = NULL, content_purged = TRUE
          WHERE case_id = $1 AND NOT content_purged",
@@ -494,5 +631,46 @@ mod tests {
         let h = entry_hash(1, 2, "t", "x", "e", "c", GENESIS);
         assert_eq!(h.len(), 64);
         assert_ne!(h, entry_hash(1, 2, "t", "x", "e", "c", &h));
+    }
+
+    #[test]
+    fn one_insert_holds_many_entries_numbered_in_order() {
+        assert_eq!(
+            insert_sql(1),
+            "INSERT INTO case_events (id, case_id, at, event, detail, actor, changes, reason, content_hash, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        assert!(insert_sql(3).ends_with(
+            "($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22), ($23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)"
+        ));
+    }
+
+    /// A transaction keeps its entries unwritten until [`write`] ([`Pending`]): a statement
+    /// on `case_events` elsewhere would not see them. Only this module names the table
+    /// (and `copy.rs`, which copies whole tables between databases, outside any
+    /// transaction that appends).
+    #[test]
+    fn only_the_history_names_its_table() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("store/history.rs")
+                    && !path.ends_with("store/copy.rs")
+                    && std::fs::read_to_string(&path)
+                        .unwrap()
+                        .contains("case_events")
+                {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(found.is_empty(), "case_events named in {found:?}");
     }
 }
