@@ -315,16 +315,13 @@ pub async fn fold_confirmations(store: &Store) -> Result<usize> {
         return Ok(0);
     }
     let mut tx = store.begin().await?;
-    let mut marked = 0;
-    for (id, at) in &read.rows {
-        if let Some((case_id, purpose)) = store::outbox_confirm_sent(&mut tx, *id, *at).await? {
-            record_sent(&mut tx, case_id, &purpose, *at).await?;
-            marked += 1;
-        }
+    let marked = store::outbox_confirm_sent(&mut tx, &read.rows).await?;
+    for (_, at, case_id, purpose) in &marked {
+        record_sent(&mut tx, *case_id, purpose, *at).await?;
     }
     tx.commit().await?;
     store.folded(&read)?;
-    Ok(marked)
+    Ok(marked.len())
 }
 
 /// A row is held back by the loop and flood rules: never sent, kept with the reason, and

@@ -547,6 +547,134 @@ async fn queue_notices(store: &Store, n: usize, at: DateTime<Utc>) -> BTreeSet<i
     ids
 }
 
+/// The sender's fold marks every row the server accepted (one UPDATE for the fold) and
+/// records each on its case in the order the confirmations are read (the journal's on
+/// SQLite, the rows' on PostgreSQL): an acknowledgement
+/// acknowledges its case, other mail is logged; a row confirmed twice is marked once, and a
+/// fold again marks nothing. The history verifies.
+async fn a_fold_marks_each_confirmed_row_once_in_order(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let mut queued = Vec::new();
+    for reference in [open_case(&store, at).await, open_case(&store, at).await] {
+        let mut tx = store.begin().await.unwrap();
+        let case_id = store::case_id_by_reference(&mut tx, &reference)
+            .await
+            .unwrap();
+        for purpose in ["acknowledgement", "new_complaint"] {
+            let out = klachtpost::compose::Outgoing {
+                message_id: format!("{purpose}-{reference}@firma.nl"),
+                subject: "Bericht".into(),
+                text: "Tekst".into(),
+                raw: b"Subject: Bericht\r\n\r\nTekst\r\n".to_vec(),
+            };
+            let id = store::queue_outgoing(
+                &mut tx,
+                case_id,
+                purpose,
+                None,
+                "klachten@firma.nl",
+                "jan@client.example",
+                &out,
+                "test",
+                at,
+            )
+            .await
+            .unwrap();
+            queued.push((id, case_id.unwrap(), purpose));
+        }
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(store.claim_due(at, 10).await.unwrap().len(), 4);
+    // Accepted in another order than queued; the second case's acknowledgement twice.
+    let order = [2, 1, 0, 3];
+    for (n, &i) in order.iter().enumerate() {
+        let accepted = at + Duration::seconds(n as i64 + 1);
+        assert!(store.confirm_sent(queued[i].0, accepted).await.unwrap());
+    }
+    let again = at + Duration::seconds(60);
+    store.confirm_sent(queued[2].0, again).await.unwrap();
+    assert_eq!(
+        klachtpost::outbox::fold_confirmations(&store)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        klachtpost::outbox::fold_confirmations(&store)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let sql = "SELECT id, status, attempts, sent_at FROM outbox ORDER BY id";
+    let rows: Vec<(i64, String, i64, store::Ts)> =
+        match (store.pool().as_sqlite(), store.pool().as_postgres()) {
+            (Some(p), _) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+            (_, Some(p)) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+            _ => unreachable!(),
+        };
+    for (n, &i) in order.iter().enumerate() {
+        let (id, status, attempts, sent_at) = &rows[i];
+        assert_eq!((*id, status.as_str(), *attempts), (queued[i].0, "sent", 1));
+        // The journal (SQLite) keeps both lines, and the first counts; PostgreSQL's row
+        // keeps the last confirmation it was given.
+        let expected = match (&db, i) {
+            (Db::Postgres(_), 2) => again,
+            _ => at + Duration::seconds(n as i64 + 1),
+        };
+        assert_eq!(sent_at.0, expected, "row {id}");
+    }
+    // Each row's entry on its case, in the order accepted, after the cases' openings.
+    let mut recorded = Vec::new();
+    for case_id in [queued[0].1, queued[2].1] {
+        for e in history::for_case(store.pool(), case_id).await.unwrap() {
+            if e.event != "case.opened" {
+                recorded.push((e.id, case_id, e.event));
+            }
+        }
+    }
+    recorded.sort();
+    let read_order = match db {
+        Db::Sqlite(_) => order,
+        Db::Postgres(_) => [0, 1, 2, 3],
+    };
+    let expected: Vec<(i64, i64, String)> = read_order
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| (3 + n as i64, queued[i].1, format!("{}.sent", queued[i].2)))
+        .collect();
+    assert_eq!(recorded, expected);
+    let cases = store.list_cases().await.unwrap();
+    assert!(
+        cases.iter().all(|c| c.status == "acknowledged"),
+        "{cases:?}"
+    );
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!((v.entries, v.broken.map(|b| b.problem)), (6, None));
+
+    // More rows than one UPDATE takes (notices without a case: no history).
+    let notices = queue_notices(&store, 40, at).await;
+    assert_eq!(store.claim_due(at, 50).await.unwrap().len(), 40);
+    for id in &notices {
+        store.confirm_sent(*id, at).await.unwrap();
+    }
+    assert_eq!(
+        klachtpost::outbox::fold_confirmations(&store)
+            .await
+            .unwrap(),
+        40
+    );
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(counts, [("sent".to_string(), 44)]);
+}
+
+on_both!(
+    #[tokio::test]
+    a_fold_marks_each_confirmed_row_once_in_order => sqlite_a_fold_marks_each_confirmed_row_once_in_order,
+    postgres_a_fold_marks_each_confirmed_row_once_in_order
+);
+
 /// Two instances claim the outbox side by side: every row is handed out exactly once.
 async fn claims_side_by_side(db: Db) {
     let url = db.url();

@@ -231,25 +231,64 @@ impl Journal {
     }
 }
 
-/// Mark a journaled row sent, in the caller's transaction, unless it is marked already
-/// (folded before) or gone (purged). Returns its case and purpose when it was marked now.
+/// Rows per UPDATE of [`outbox_confirm_sent`], at most: two parameters each. Not more,
+/// because SQLite's cost of a statement's parameters grows with their square (see
+/// `history::ROWS_PER_INSERT`).
+const ROWS_PER_UPDATE: usize = 32;
+
+/// Mark journaled rows sent (`(outbox id, when the server accepted it)`, as
+/// [`Store::read_confirmations`] gives them), in the caller's transaction, each unless it is
+/// marked already (folded before) or gone (purged). Returns the rows marked now, in the
+/// order given, with their time, case and purpose; a row given twice (journaled again
+/// before its first line was folded) counts with its first time, as when each line was
+/// folded on its own.
+///
+/// One UPDATE for [`ROWS_PER_UPDATE`] rows, the times joined in from a `VALUES` list,
+/// rather than one per row: every statement is a hand-off to SQLite's
+/// connection thread (see `history::Pending`), and a fold marks up to a send batch's
+/// rows. (`column1`, `column2`: the names both databases give the columns of `VALUES`.)
 pub async fn outbox_confirm_sent(
     tx: &mut Tx,
-    id: i64,
-    at: DateTime<Utc>,
-) -> Result<Option<(Option<i64>, String)>> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
-             WHERE id = $2 AND status IN ('sending', 'queued') RETURNING case_id, purpose",
-        )
-        .bind(Ts(at))
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-        match row {
-            Some(r) => Ok(Some((r.col(0)?, r.col(1)?))),
-            None => Ok(None),
-        }
-    })
+    rows: &[(i64, DateTime<Utc>)],
+) -> Result<Vec<(i64, DateTime<Utc>, Option<i64>, String)>> {
+    let mut given = std::collections::HashSet::new();
+    let rows: Vec<(i64, DateTime<Utc>)> = rows
+        .iter()
+        .filter(|(id, _)| given.insert(*id))
+        .copied()
+        .collect();
+    let mut marked: std::collections::HashMap<i64, (Option<i64>, String)> =
+        std::collections::HashMap::new();
+    for chunk in rows.chunks(ROWS_PER_UPDATE) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = v.column2, last_error = NULL, claimed_at = NULL
+             FROM (VALUES {}) AS v
+             WHERE outbox.id = v.column1 AND outbox.status IN ('sending', 'queued')
+             RETURNING outbox.id, outbox.case_id, outbox.purpose",
+            values.join(", ")
+        );
+        on!(tx, |c| {
+            // Safe: placeholders only; the ids and times are bound. Kept prepared at its
+            // full size only (a backlog's folds), not at each size a fold's last rows take.
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_UPDATE);
+            for (id, at) in chunk {
+                q = q.bind(*id).bind(Ts(*at));
+            }
+            for r in q.fetch_all(&mut *c).await? {
+                marked.insert(r.col(0)?, (r.col(1)?, r.col(2)?));
+            }
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, at)| {
+            marked
+                .remove(&id)
+                .map(|(case_id, purpose)| (id, at, case_id, purpose))
+        })
+        .collect())
 }
