@@ -329,6 +329,43 @@ async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_
     );
 }
 
+/// A large mail is held once while it is taken in: fetched in pieces into one buffer of
+/// exactly its size (RFC822.SIZE), not grown piece by piece (a growing `Vec` doubles, and
+/// for a 28 MiB mail would hold up to 32 MiB, with the old and the new buffer both there at
+/// each step). That buffer on top of the heap is a run's peak memory (issue 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_imap_a_large_mail_is_fetched_into_one_buffer_of_its_size() {
+    const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
+    let imap = Dovecot::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(tmp.path())
+        .mailbox(&format!(
+            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
+            imap.imap_port,
+            support::MAIN_USER
+        ))
+        .env(PASSWORD_ENV, &imap.password)
+        .build();
+    let big = large_mail("groot-buffer@client.example", 6);
+    imap.append("INBOX", &big).await;
+    let store = support::open_store(&config).await;
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+
+    let fetched = mailbox
+        .fetch_new(&store, INTAKE_BATCH, SystemClock.now(), &[])
+        .await
+        .unwrap();
+
+    assert_eq!(fetched.len(), 1);
+    assert!(fetched[0].raw == big, "fetched in pieces, byte for byte");
+    assert_eq!(
+        fetched[0].raw.capacity(),
+        big.len(),
+        "one buffer of the mail's size: never grown, no slack"
+    );
+    mailbox.close().await;
+}
+
 /// Intake counts the partners' open cases once per batch and adds the batch's own new
 /// cases (least open cases first, the default): a batch is shared out as if counted for
 /// every mail, and the next batch counts again, seeing cases closed meanwhile.
