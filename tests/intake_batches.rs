@@ -271,12 +271,10 @@ fn large_mail(id: &str, mb: usize) -> Vec<u8> {
     big
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_pieces() {
+/// Intake from `imap`'s main account over plain IMAP on loopback, acknowledgements only.
+fn imap_config(imap: &Dovecot, dir: &Path) -> Config {
     const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
-    let imap = Dovecot::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let config = TestConfig::new(tmp.path())
+    TestConfig::new(dir)
         .mailbox(&format!(
             "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
             imap.imap_port,
@@ -284,7 +282,14 @@ async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_
         ))
         .env(PASSWORD_ENV, &imap.password)
         .templates(&["acknowledgement"])
-        .build();
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_imap_a_backlog_comes_in_batches_by_size_and_a_large_mail_alone_in_pieces() {
+    let imap = Dovecot::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = imap_config(&imap, tmp.path());
 
     // Three small mails, a 6 MB one, two small ones.
     let big = large_mail("groot-imap@client.example", 6);
@@ -433,18 +438,9 @@ async fn a_batch_shares_complaints_out_by_open_cases_and_the_next_batch_counts_a
 /// never fetched again, so the overlap records no duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_imap_a_batch_is_moved_after_it_is_durable_while_the_next_is_taken_in() {
-    const PASSWORD_ENV: &str = "KP_TEST_IMAP_PASSWORD";
     let imap = Dovecot::start();
     let tmp = tempfile::tempdir().unwrap();
-    let config = TestConfig::new(tmp.path())
-        .mailbox(&format!(
-            "kind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nusername = \"{}\"\npassword_env = \"{PASSWORD_ENV}\"\ntimeout_secs = 5",
-            imap.imap_port,
-            support::MAIN_USER
-        ))
-        .env(PASSWORD_ENV, &imap.password)
-        .templates(&["acknowledgement"])
-        .build();
+    let config = imap_config(&imap, tmp.path());
     // Two full batches and a part of one.
     let n = 2 * INTAKE_BATCH + 50;
     imap.append_all("INBOX", &(0..n).map(complaint).collect::<Vec<_>>())
