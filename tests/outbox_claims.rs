@@ -320,3 +320,39 @@ async fn a_send_the_server_confirmed_before_the_crash_is_not_sent_again() {
     let got = smtp.wait_for(8, WAIT).await;
     assert_eq!(got.len(), 8, "each message sent once");
 }
+
+/// The sender of an instance that lives on wakes when a dead instance's claims can be
+/// taken over, not only when something is queued: a claimed row is due at its claim plus
+/// PRESENCE (the holder's presence, renewed by that claim, has lapsed by then), and a live
+/// holder's long send is looked at again a quarter of PRESENCE later, not in a loop.
+#[tokio::test]
+async fn a_claimed_row_makes_the_outbox_due_when_its_claim_can_be_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), 9);
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 19, 17, 0, 0).unwrap();
+    let clock = ManualClock::new(t0);
+    let dead = support::open_store(&config).await;
+    let p = Pipeline::new(&config, &dead, &clock).unwrap();
+    p.take_in(Some("1"), &complaint("c3@client.example"), clock.now())
+        .await
+        .unwrap();
+    let survivor = support::open_store(&config).await;
+    assert_eq!(survivor.outbox_next_due(t0).await.unwrap(), Some(t0));
+    // The other instance claims both rows and dies before it sends them.
+    assert_eq!(dead.claim_due(t0, 50).await.unwrap().len(), 2);
+    assert_eq!(
+        survivor.outbox_next_due(t0).await.unwrap(),
+        Some(t0 + PRESENCE),
+        "nothing queued, but the claims can be taken over then"
+    );
+    assert_eq!(
+        survivor.claim_due(t0 + PRESENCE, 50).await.unwrap().len(),
+        2
+    );
+    // Still claimed long after (as by a live instance's slow send): looked at now and then.
+    let later = t0 + PRESENCE * 3;
+    assert_eq!(
+        survivor.outbox_next_due(later).await.unwrap(),
+        Some(later + PRESENCE / 4)
+    );
+}

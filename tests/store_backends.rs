@@ -157,7 +157,7 @@ async fn round_trip(db: Db) {
     assert_eq!(c.closed_at.as_deref(), Some("2026-11-22T09:20:07Z"));
 
     // The outbox's due time: an aggregate over a time column.
-    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    assert_eq!(store.outbox_next_due(t).await.unwrap(), None);
     let detail = store.case(&reference).await.unwrap().unwrap();
     assert_eq!(detail.events.len(), 1);
     assert_eq!(detail.events[0].at, "2026-11-19T09:20:07Z");

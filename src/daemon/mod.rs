@@ -556,7 +556,7 @@ async fn sender_loop(
                     kicks.partners.notify_one();
                 }
                 // While the transport is down, its own backoff decides, not the due rows.
-                let next = match (sender.retry_at(), store.outbox_next_due().await) {
+                let next = match (sender.retry_at(), store.outbox_next_due(clock.now()).await) {
                     (Some(retry), _) => Some(retry),
                     (None, Ok(due)) => due,
                     (None, Err(_)) => None,

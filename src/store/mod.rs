@@ -277,13 +277,26 @@ impl Store {
     }
 
     /// When the next queued row is due, if any.
-    pub async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let (t,): (Option<Ts>,) = on!(self.pool, |c| sqlx::query_as(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'"
+    /// When the sender should look at the outbox again (`None`: when woken): the earliest
+    /// next attempt of a queued row; or, for a row claimed and not yet confirmed (another
+    /// instance's, or one that died), the moment its claim could be taken over if its
+    /// holder is gone (`claimed_at` + [`lease::PRESENCE`], as [`Store::claim_due`] decides),
+    /// but not before `now` + a quarter of that, so a live instance's long send is looked
+    /// at now and then, not in a loop. Without the claimed rows, a survivor that had nothing
+    /// else to do slept its longest wait before it sent what a dead instance had claimed.
+    pub async fn outbox_next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let (queued, claimed): (Option<Ts>, Option<Ts>) = on!(self.pool, |c| sqlx::query_as(
+            "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at END),
+                    MIN(CASE WHEN status = 'sending' AND confirmed_at IS NULL THEN claimed_at END)
+             FROM outbox WHERE status IN ('queued', 'sending')"
         )
         .fetch_one(c)
         .await?);
-        Ok(t.map(|t| t.0))
+        let takeover = claimed.map(|t| (t.0 + lease::PRESENCE).max(now + lease::PRESENCE / 4));
+        Ok(match (queued.map(|t| t.0), takeover) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     pub async fn outbox_retry(&self, id: i64, next: DateTime<Utc>, error: &str) -> Result<()> {
