@@ -15,6 +15,7 @@ use klachtpost::config::Config;
 use klachtpost::daemon::{INTAKE_BATCH, Intake, intake_pass, run_with};
 use klachtpost::fetch::Mailbox;
 use klachtpost::intake::Pipeline;
+use klachtpost::store::Store;
 use support::{Dovecot, TestConfig};
 
 fn config(dir: &Path) -> Config {
@@ -22,6 +23,31 @@ fn config(dir: &Path) -> Config {
         .section("intake", "max_message_bytes = 100000")
         .templates(&["acknowledgement"])
         .build()
+}
+
+/// What a test takes in with, as the daemon has it: the register, intake's handle on it
+/// whose commits are made durable once per batch, and a fixed clock.
+struct Intaking {
+    config: Config,
+    clock: ManualClock,
+    store: Store,
+    intake_store: Store,
+}
+
+impl Intaking {
+    async fn new(config: Config) -> Intaking {
+        let store = support::open_store(&config).await;
+        Intaking {
+            clock: ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap()),
+            intake_store: store.deferred(),
+            store,
+            config,
+        }
+    }
+
+    fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline::new(&self.config, &self.intake_store, &self.clock).unwrap()
+    }
 }
 
 fn deliver(dir: &Path, name: &str, raw: &[u8], age_secs: u64) {
@@ -59,13 +85,10 @@ fn count(dir: &Path, sub: &str) -> usize {
 async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = config(dir);
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = support::open_store(&config).await;
-    // As the daemon does: intake's commits wait for the disk once per batch.
-    let intake_store = store.deferred();
-    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
-    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let setup = Intaking::new(config(dir)).await;
+    let (config, store) = (&setup.config, &setup.store);
+    let pipeline = setup.pipeline();
+    let mut mailbox = Mailbox::open(config).await.unwrap();
 
     // 30 complaints; the 11th is over intake.max_message_bytes (it fails inside the
     // batch), and the 21st is the 1st again (a duplicate within the same batch).
@@ -125,12 +148,10 @@ async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alon
 async fn a_mail_whose_history_is_refused_goes_to_quarantine_alone_and_the_chain_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = config(dir);
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = support::open_store(&config).await;
-    let intake_store = store.deferred();
-    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
-    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let setup = Intaking::new(config(dir)).await;
+    let (config, store) = (&setup.config, &setup.store);
+    let pipeline = setup.pipeline();
+    let mut mailbox = Mailbox::open(config).await.unwrap();
     // The history of the 4th complaint (its entries name its sender) is refused, as any
     // constraint would.
     let database = support::TestDatabase::for_dir(dir);
@@ -502,12 +523,10 @@ async fn over_imap_a_batch_is_moved_after_it_is_durable_while_the_next_is_taken_
 async fn a_batch_in_flight_that_is_dropped_is_fetched_again_as_duplicates_and_moved() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = config(dir);
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = support::open_store(&config).await;
-    let intake_store = store.deferred();
-    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
-    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let setup = Intaking::new(config(dir)).await;
+    let (config, store) = (&setup.config, &setup.store);
+    let pipeline = setup.pipeline();
+    let mut mailbox = Mailbox::open(config).await.unwrap();
     let n = INTAKE_BATCH + 30;
     for i in 0..n {
         deliver(
