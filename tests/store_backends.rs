@@ -1129,6 +1129,111 @@ on_both!(
     postgres_keeps_raw_mail_apart_and_deletes_it_with_its_message
 );
 
+/// A message, its raw bytes and its outbox row are written together (on SQLite one list
+/// of statements, each row finding the message by the last id inserted): in one
+/// transaction, inbound mail, queued mail and a large mail (written in pieces on SQLite) in
+/// turn, each raw row and each outbox row belongs to its own message, with what was given.
+async fn messages_and_their_rows_stay_together(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let inbound = |raw: &'static [u8]| store::NewMessage {
+        case_id: None,
+        direction: "inbound",
+        kind: "automatic",
+        source_key: None,
+        identity: None,
+        message_id: None,
+        from_name: None,
+        from_address: Some("jan@client.example"),
+        subject: "Klacht",
+        date_header: None,
+        received_at: at,
+        text: "",
+        decision_reason: "test",
+        flags: &[],
+        raw,
+        created_at: at,
+    };
+    let outgoing = |n: usize, len: usize| klachtpost::compose::Outgoing {
+        message_id: format!("uit{n}@firma.example"),
+        subject: format!("Uit {n}"),
+        text: format!("tekst {n}"),
+        raw: mail_of(len, &format!("uit{n}")),
+    };
+    let big = outgoing(3, 2 * store::STREAM_RAW_BYTES + 7);
+    let mut tx = store.begin().await.unwrap();
+    let first = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\neen\r\n"))
+        .await
+        .unwrap();
+    let mut queued = Vec::new();
+    for (n, out) in [
+        (1, outgoing(1, 900)),
+        (2, outgoing(2, 1_200)),
+        (3, big.clone()),
+    ] {
+        let to = [
+            format!("klant{n}@client.example"),
+            "staf@firma.example".to_string(),
+        ];
+        let (row, outbox) = store::queue_outgoing_to_all(
+            &mut tx,
+            None,
+            "notice",
+            Some("klachtpost"),
+            "klachten@firma.example",
+            &to,
+            &out,
+            "test",
+            at,
+        )
+        .await
+        .unwrap();
+        queued.push((row, outbox, out, to.join("\n")));
+    }
+    let last = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\ntwee\r\n"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        store.raw_message(first).await.unwrap().as_deref(),
+        Some(&b"From: a@b.example\r\n\r\neen\r\n"[..])
+    );
+    assert_eq!(
+        store.raw_message(last).await.unwrap().as_deref(),
+        Some(&b"From: a@b.example\r\n\r\ntwee\r\n"[..])
+    );
+    let due = store.outbox_due(at + Duration::days(1), 10).await.unwrap();
+    assert_eq!(due.len(), 3, "three outbox rows");
+    for (row, outbox, out, to) in &queued {
+        assert!(
+            store.raw_message(*row).await.unwrap() == Some(out.raw.clone()),
+            "raw of {row}"
+        );
+        let item = due
+            .iter()
+            .find(|i| i.id == *outbox)
+            .expect("the outbox row");
+        assert!(item.raw == out.raw, "outbox {outbox} sends its own message");
+        assert_eq!(item.recipients.join("\n"), *to);
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM messages").await, 5);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM message_raw").await, 5);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM outbox WHERE status = 'queued'"
+        )
+        .await,
+        3
+    );
+}
+
+on_both!(
+    #[tokio::test]
+    messages_and_their_rows_stay_together => sqlite_writes_a_message_with_its_rows, postgres_writes_a_message_with_its_rows
+);
+
 /// A register in the field before 0012 (every other migration applied, 0020 included: it
 /// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
 /// 0012, which moves the bytes to `message_raw` and drops the column.

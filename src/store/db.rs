@@ -277,8 +277,7 @@ impl Tx {
     /// ([`Tx::rollback_to`]), and the piece's failure is its own, as when a statement of it
     /// failed.
     pub async fn release(&mut self) -> sqlx::Result<()> {
-        super::history::write(self).await?;
-        self.run("RELEASE SAVEPOINT piece").await?;
+        super::history::write_then(self, Some("RELEASE SAVEPOINT piece")).await?;
         self.history.unmark();
         Ok(())
     }
@@ -294,7 +293,7 @@ impl Tx {
         Ok(())
     }
 
-    async fn run(&mut self, sql: &'static str) -> sqlx::Result<()> {
+    pub(super) async fn run(&mut self, sql: &'static str) -> sqlx::Result<()> {
         match &mut self.conn {
             TxConn::Sqlite(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),
             TxConn::Postgres(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),

@@ -227,23 +227,51 @@ fn insert_sql(rows: usize) -> String {
 /// chain with a gap or a fork is never committed. (Called by [`Tx`]; on an error the
 /// caller rolls back, to the savepoint or the whole transaction.)
 pub(super) async fn write(tx: &mut Tx) -> sqlx::Result<()> {
+    write_then(tx, None).await
+}
+
+/// [`write`], then `then` (a statement without parameters: the savepoint's release), in the
+/// same list of statements as the last INSERT where the database takes one
+/// ([`super::dialect::statement_lists`]); it runs only when the entries were written.
+pub(super) async fn write_then(tx: &mut Tx, then: Option<&'static str>) -> sqlx::Result<()> {
     if tx.history.unwritten.is_empty() {
-        return Ok(());
+        return match then {
+            Some(sql) => tx.run(sql).await,
+            None => Ok(()),
+        };
     }
     let entries = std::mem::take(&mut tx.history.unwritten);
-    let written = write_rows(tx, &entries).await;
+    let together = then.filter(|_| super::dialect::statement_lists(tx.kind()));
+    let mut written = write_rows(tx, &entries, together).await;
+    if written.is_ok()
+        && together.is_none()
+        && let Some(sql) = then
+    {
+        written = tx.run(sql).await;
+    }
     if written.is_err() {
         tx.history.unwritten = entries;
     }
     written
 }
 
-async fn write_rows(tx: &mut Tx, entries: &[Unwritten]) -> sqlx::Result<()> {
-    for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let sql = insert_sql(chunk.len());
+async fn write_rows(
+    tx: &mut Tx,
+    entries: &[Unwritten],
+    then: Option<&'static str>,
+) -> sqlx::Result<()> {
+    let chunks = entries.chunks(ROWS_PER_INSERT).count();
+    for (i, chunk) in entries.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut sql = insert_sql(chunk.len());
+        if i + 1 == chunks
+            && let Some(then) = then
+        {
+            sql.push_str(";\n");
+            sql.push_str(then);
+        }
         on!(tx, |c| {
-            // Safe: the SQL is the fixed column list and numbered placeholders; every
-            // value is bound.
+            // Safe: the SQL is the fixed column list and numbered placeholders (and a
+            // fixed statement after them); every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 q = q

@@ -25,6 +25,7 @@ pub mod health;
 pub mod history;
 pub mod jobs;
 pub mod lease;
+mod messages;
 mod outbox;
 mod outgoing;
 mod parties;
@@ -42,6 +43,9 @@ pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub(crate) use db::on;
 pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
 pub use duplicates::{Duplicate, MatchedBy, Seen, record_duplicate, seen};
+pub use messages::{
+    NewMessage, insert_message, queue_notice, queue_outgoing, queue_outgoing_to_all,
+};
 pub use outbox::{CLAIM_LEASE, OutboxListener};
 pub use outgoing::*;
 pub use parties::add_party;
@@ -694,61 +698,6 @@ pub struct CaseDetail {
 
 // ---- writing, inside a transaction ----
 
-/// A message to store.
-#[derive(Debug, Clone)]
-pub struct NewMessage<'a> {
-    pub case_id: Option<i64>,
-    pub direction: &'a str,
-    pub kind: &'a str,
-    pub source_key: Option<&'a str>,
-    /// What the mail is ([`crate::intake::identity`]); `None` for what klachtpost sends.
-    pub identity: Option<&'a str>,
-    pub message_id: Option<&'a str>,
-    pub from_name: Option<&'a str>,
-    pub from_address: Option<&'a str>,
-    pub subject: &'a str,
-    pub date_header: Option<DateTime<Utc>>,
-    pub received_at: DateTime<Utc>,
-    pub text: &'a str,
-    pub decision_reason: &'a str,
-    pub flags: &'a [String],
-    pub raw: &'a [u8],
-    pub created_at: DateTime<Utc>,
-}
-
-/// Insert a message and its raw bytes (`message_raw`, migration 0012), in the caller's
-/// transaction. A large raw mail is written in pieces on SQLite ([`blob::insert_raw`]).
-pub async fn insert_message(tx: &mut Tx, m: &NewMessage<'_>) -> Result<i64> {
-    let id: i64 = on!(tx, |c| {
-        let row = sqlx::query(
-            "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                                   date_header, received_at, text, decision_reason, flags, size, created_at, identity)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-        )
-        .bind(m.case_id)
-        .bind(m.direction)
-        .bind(m.kind)
-        .bind(m.source_key)
-        .bind(m.message_id)
-        .bind(m.from_name)
-        .bind(m.from_address.map(str::to_ascii_lowercase))
-        .bind(m.subject)
-        .bind(m.date_header.map(Ts))
-        .bind(Ts(m.received_at))
-        .bind(m.text)
-        .bind(m.decision_reason)
-        .bind(m.flags.join("\n"))
-        .bind(m.raw.len() as i64)
-        .bind(Ts(m.created_at))
-        .bind(m.identity)
-        .fetch_one(&mut *c)
-        .await?;
-        row.try_get(0)?
-    });
-    blob::insert_raw(tx, id, m.raw).await?;
-    Ok(id)
-}
-
 /// Record an attachment of a stored message: its name, type and decoded size. Its bytes are
 /// not stored again: they are in the message's raw mail, stored once (issue 8: a 20 MB
 /// attachment was kept twice, raw and decoded); `data` stays empty.
@@ -863,132 +812,6 @@ pub async fn case_partner_email(tx: &mut Tx, reference: &str) -> Result<Option<S
             .fetch_optional(&mut *c)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
-    })
-}
-
-/// Store a message klachtpost sends and queue it for delivery, in the caller's
-/// transaction. `purpose` is both the message's kind and the outbox purpose
-/// (acknowledgement, extension, notice).
-#[allow(clippy::too_many_arguments)]
-pub async fn queue_outgoing(
-    tx: &mut Tx,
-    case_id: Option<i64>,
-    purpose: &str,
-    from_name: Option<&str>,
-    from: &str,
-    to: &str,
-    out: &crate::compose::Outgoing,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    let to = [to.to_string()];
-    let (_, outbox) =
-        queue_outgoing_to_all(tx, case_id, purpose, from_name, from, &to, out, reason, now).await?;
-    Ok(outbox)
-}
-
-/// [`queue_outgoing`] to several recipients at once (one mail, one outbox row): the one
-/// way a mail is stored and queued. Returns the message row and the outbox row.
-#[allow(clippy::too_many_arguments)]
-pub async fn queue_outgoing_to_all(
-    tx: &mut Tx,
-    case_id: Option<i64>,
-    purpose: &str,
-    from_name: Option<&str>,
-    from: &str,
-    to: &[String],
-    out: &crate::compose::Outgoing,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(i64, i64)> {
-    let row = insert_message(
-        tx,
-        &NewMessage {
-            case_id,
-            direction: "outbound",
-            kind: purpose,
-            source_key: None,
-            identity: None,
-            message_id: Some(&out.message_id),
-            from_name,
-            from_address: Some(from),
-            subject: &out.subject,
-            date_header: Some(now),
-            received_at: now,
-            text: &out.text,
-            decision_reason: reason,
-            flags: &[],
-            raw: &out.raw,
-            created_at: now,
-        },
-    )
-    .await?;
-    let automatic = crate::compose::auto_submitted(&out.raw);
-    let id = enqueue(
-        tx,
-        row,
-        case_id,
-        purpose,
-        from,
-        to,
-        automatic.as_deref(),
-        now,
-    )
-    .await?;
-    Ok((row, id))
-}
-
-/// Store an internal notice (to a partner or staff member) and queue it.
-pub async fn queue_notice(
-    tx: &mut Tx,
-    case_id: Option<i64>,
-    to: &str,
-    out: &crate::compose::Outgoing,
-    from: &str,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    queue_outgoing(
-        tx,
-        case_id,
-        "notice",
-        Some("klachtpost"),
-        from,
-        to,
-        out,
-        "internal notice",
-        now,
-    )
-    .await
-}
-
-/// Queue an outgoing message (already stored in `messages`), with its `Auto-Submitted`
-/// value when it is automatic mail (what the loop and flood rules count).
-#[allow(clippy::too_many_arguments)]
-pub async fn enqueue(
-    tx: &mut Tx,
-    message_row: i64,
-    case_id: Option<i64>,
-    purpose: &str,
-    envelope_from: &str,
-    recipients: &[String],
-    auto_submitted: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<i64> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at, auto_submitted)
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7) RETURNING id",
-        )
-        .bind(message_row)
-        .bind(case_id)
-        .bind(purpose)
-        .bind(envelope_from)
-        .bind(recipients.join("\n"))
-        .bind(Ts(now))
-        .bind(auto_submitted)
-        .fetch_one(&mut *c)
-        .await?;
-        Ok(row.try_get(0)?)
     })
 }
 
