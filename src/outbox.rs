@@ -159,12 +159,31 @@ async fn send_claimed(
     due: Vec<OutboxItem>,
 ) -> Result<bool> {
     let now = clock.now();
-    // Automatic mail this batch journaled per recipient, for the flood rules until the
-    // journal is folded.
+    // What the loop and flood rules know of the batch's recipients, asked once: the
+    // outbox as it was folded before the batch (a bounce recorded while the batch is sent
+    // counts from the next one).
+    let out = &config.outgoing;
+    let mut asked: Vec<String> = due
+        .iter()
+        .filter(|item| item.auto_submitted.is_some())
+        .flat_map(|item| item.recipients.iter().map(|r| r.to_ascii_lowercase()))
+        .collect();
+    asked.sort_unstable();
+    asked.dedup();
+    let records = store
+        .recipient_records(
+            &asked,
+            now - out.bounce_block,
+            now - Duration::hours(1),
+            now - Duration::days(1),
+        )
+        .await?;
+    // Automatic mail this batch sent per recipient, for the flood rules on top of those
+    // records.
     let mut unfolded: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     {
         for item in due {
-            if let Some(hold) = hold_reason(store, config, &item, now, &unfolded).await? {
+            if let Some(hold) = hold_reason(config, &item, &records, &unfolded) {
                 held(store, clock, config, &item, &hold).await?;
                 report.held += 1;
                 continue;
@@ -184,14 +203,13 @@ async fn send_claimed(
                     // (see `store::confirmations`); folded into the row after the batch.
                     // In memory: the row is marked at once.
                     let at = clock.now();
-                    match store.confirm_sent(item.id, at).await {
-                        Ok(true) => {
-                            if item.auto_submitted.is_some() {
-                                for r in &item.recipients {
-                                    *unfolded.entry(r.to_ascii_lowercase()).or_default() += 1;
-                                }
-                            }
+                    if item.auto_submitted.is_some() {
+                        for r in &item.recipients {
+                            *unfolded.entry(r.to_ascii_lowercase()).or_default() += 1;
                         }
+                    }
+                    match store.confirm_sent(item.id, at).await {
+                        Ok(true) => {}
                         Ok(false) => mark_sent(store, item.id, at).await?,
                         Err(e) => {
                             tracing::warn!(event = "outbox.journal_failed", outbox = item.id, error = %e, "cannot journal the confirmation; marking the row directly");
@@ -529,50 +547,37 @@ impl Hold {
     }
 }
 
-async fn hold_reason(
-    store: &Store,
+/// Whether the loop and flood rules hold `item` back: `records` are its recipients' as
+/// the batch began ([`Store::recipient_records`]), `unfolded` what the batch sent since.
+fn hold_reason(
     config: &Config,
     item: &OutboxItem,
-    now: DateTime<Utc>,
+    records: &std::collections::HashMap<String, store::RecipientRecord>,
     unfolded: &std::collections::HashMap<String, i64>,
-) -> Result<Option<Hold>> {
-    if item.auto_submitted.is_none() {
-        return Ok(None);
-    }
+) -> Option<Hold> {
+    item.auto_submitted.as_ref()?;
     let out = &config.outgoing;
     for r in &item.recipients {
         let r = r.to_ascii_lowercase();
         if r == config.firm.address || r == out.from.to_ascii_lowercase() {
-            return Ok(Some(Hold::OwnAddress));
+            return Some(Hold::OwnAddress);
         }
         if config.firm.is_staff(&r) {
             continue;
         }
-        let record = store
-            .recipient_record(
-                &r,
-                now - out.bounce_block,
-                now - Duration::hours(1),
-                now - Duration::days(1),
-            )
-            .await?;
+        let record = records.get(&r).copied().unwrap_or_default();
         if record.bounced {
-            return Ok(Some(Hold::Bounced));
+            return Some(Hold::Bounced);
         }
-        // Sent in this batch but not folded into the outbox yet: counted as well.
-        let pending = unfolded.get(&r).copied().unwrap_or(0);
-        if record.automatic_last_hour + pending >= i64::from(out.max_auto_per_hour) {
-            return Ok(Some(Hold::Flood(
-                out.max_auto_per_hour,
-                "een uur",
-                "an hour",
-            )));
+        let sent = unfolded.get(&r).copied().unwrap_or(0);
+        if record.automatic_last_hour + sent >= i64::from(out.max_auto_per_hour) {
+            return Some(Hold::Flood(out.max_auto_per_hour, "een uur", "an hour"));
         }
-        if record.automatic_last_day + pending >= i64::from(out.max_auto_per_day) {
-            return Ok(Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day")));
+        if record.automatic_last_day + sent >= i64::from(out.max_auto_per_day) {
+            return Some(Hold::Flood(out.max_auto_per_day, "een dag", "a day"));
         }
     }
-    Ok(None)
+    None
 }
 
 /// Hold a row back; tell the partner (for a flood once a day per address).

@@ -1234,6 +1234,135 @@ on_both!(
     messages_and_their_rows_stay_together => sqlite_writes_a_message_with_its_rows, postgres_writes_a_message_with_its_rows
 );
 
+/// What the loop and flood rules read of a claimed batch's recipients, in one query: per
+/// address its hard bounces since the block began and the automatic mail sent to it in
+/// the last hour and day (not what was only queued, nor what was not automatic); an
+/// address never written to has a clean record.
+async fn recipient_records_of_a_batch(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 19, 12, 0, 0).unwrap();
+    let mail = |n: usize, automatic: bool| klachtpost::compose::Outgoing {
+        message_id: format!("r{n}@firma.example"),
+        subject: "Ontvangen".into(),
+        text: "tekst".into(),
+        raw: format!(
+            "From: klachten@firma.example\r\n{}Subject: Ontvangen\r\n\r\ntekst\r\n",
+            if automatic {
+                "Auto-Submitted: auto-replied\r\n"
+            } else {
+                ""
+            }
+        )
+        .into_bytes(),
+    };
+    // anna: automatic mail 30 minutes and 5 hours ago, one only queued, one not automatic;
+    // bert: 2 days ago (outside the day) and a hard bounce 10 days ago.
+    let sends = [
+        (
+            "anna@client.example",
+            now - Duration::minutes(30),
+            true,
+            true,
+        ),
+        ("anna@client.example", now - Duration::hours(5), true, true),
+        (
+            "anna@client.example",
+            now - Duration::minutes(5),
+            true,
+            false,
+        ),
+        (
+            "anna@client.example",
+            now - Duration::minutes(10),
+            false,
+            true,
+        ),
+        ("bert@client.example", now - Duration::days(2), true, true),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    for (n, (to, at, automatic, sent)) in sends.into_iter().enumerate() {
+        let id = store::queue_outgoing(
+            &mut tx,
+            None,
+            "acknowledgement",
+            None,
+            "klachten@firma.example",
+            to,
+            &mail(n, automatic),
+            "test",
+            at,
+        )
+        .await
+        .unwrap();
+        if sent {
+            store::outbox_mark_sent(&mut tx, id, at).await.unwrap();
+        }
+    }
+    store::record_bounce(
+        &mut tx,
+        "bert@client.example",
+        now - Duration::days(10),
+        "report",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let asked: Vec<String> = [
+        "anna@client.example",
+        "bert@client.example",
+        "cor@client.example",
+    ]
+    .map(String::from)
+    .into();
+    let records = store
+        .recipient_records(
+            &asked,
+            now - Duration::days(60),
+            now - Duration::hours(1),
+            now - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let record = |a: &str| records.get(a).copied().expect(a);
+    assert_eq!(
+        record("anna@client.example"),
+        store::RecipientRecord {
+            bounced: false,
+            automatic_last_hour: 1,
+            automatic_last_day: 2
+        }
+    );
+    assert_eq!(
+        record("bert@client.example"),
+        store::RecipientRecord {
+            bounced: true,
+            automatic_last_hour: 0,
+            automatic_last_day: 0
+        }
+    );
+    assert_eq!(
+        record("cor@client.example"),
+        store::RecipientRecord::default()
+    );
+    // The bounce is older than a shorter block.
+    let later = store
+        .recipient_records(
+            &asked[1..2],
+            now - Duration::days(5),
+            now - Duration::hours(1),
+            now - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert!(!later["bert@client.example"].bounced);
+}
+
+on_both!(
+    #[tokio::test]
+    recipient_records_of_a_batch => sqlite_reads_a_batchs_recipient_records, postgres_reads_a_batchs_recipient_records
+);
+
 /// A register in the field before 0012 (every other migration applied, 0020 included: it
 /// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
 /// 0012, which moves the bytes to `message_raw` and drops the column.

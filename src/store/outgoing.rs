@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use std::collections::HashMap;
+
 use super::{Result, Store, Ts, Tx, on};
 use crate::compose::Lang;
 
@@ -26,35 +28,43 @@ impl Store {
         })
     }
 
-    /// What the loop and flood rules need to know of `address`, in one query: whether it
-    /// bounced hard since `bounced_since`, and how many automatic mails went to it since
-    /// `hour_since` and since `day_since` (the earlier of the two).
-    pub async fn recipient_record(
+    /// What the loop and flood rules need to know of each of `addresses` (lowercase), a
+    /// query per [`RECORDS_PER_QUERY`] of them (the sender asks once per claimed batch, not
+    /// once per message: a query is a hand-off to the connection's thread and back):
+    /// whether it bounced hard since `bounced_since`, and how many automatic mails went to
+    /// it since `hour_since` and since `day_since` (the earlier of the two).
+    pub async fn recipient_records(
         &self,
-        address: &str,
+        addresses: &[String],
         bounced_since: DateTime<Utc>,
         hour_since: DateTime<Utc>,
         day_since: DateTime<Utc>,
-    ) -> Result<RecipientRecord> {
-        on!(self.pool(), |c| {
-            let row = sqlx::query(
-                "SELECT EXISTS (SELECT 1 FROM bounces WHERE address = $1 AND at > $2),
-                        COALESCE(SUM(CASE WHEN sent_at > $3 THEN 1 ELSE 0 END), 0), COUNT(*)
-                 FROM outbox WHERE lower(recipients) = $1 AND status = 'sent'
-                     AND auto_submitted IS NOT NULL AND sent_at > $4",
-            )
-            .bind(address.to_ascii_lowercase())
-            .bind(Ts(bounced_since))
-            .bind(Ts(hour_since))
-            .bind(Ts(day_since))
-            .fetch_one(c)
-            .await?;
-            Ok(RecipientRecord {
-                bounced: row.try_get(0)?,
-                automatic_last_hour: row.try_get(1)?,
-                automatic_last_day: row.try_get(2)?,
-            })
-        })
+    ) -> Result<HashMap<String, RecipientRecord>> {
+        let mut records = HashMap::with_capacity(addresses.len());
+        for chunk in addresses.chunks(RECORDS_PER_QUERY) {
+            let sql = recipient_records_sql(chunk.len());
+            on!(self.pool(), |c| {
+                // Safe: fixed SQL with numbered placeholders; every address is bound.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(Ts(bounced_since))
+                    .bind(Ts(hour_since))
+                    .bind(Ts(day_since));
+                for a in chunk {
+                    q = q.bind(a);
+                }
+                for row in q.fetch_all(c).await? {
+                    records.insert(
+                        row.try_get::<String, _>(0)?,
+                        RecipientRecord {
+                            bounced: row.try_get(1)?,
+                            automatic_last_hour: row.try_get(2)?,
+                            automatic_last_day: row.try_get(3)?,
+                        },
+                    );
+                }
+            });
+        }
+        Ok(records)
     }
 
     /// Whether a row to `address` was held for the flood limits since `since` (other than
@@ -155,8 +165,30 @@ pub async fn outbox_mark_held(
     })
 }
 
-/// See [`Store::recipient_record`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many addresses one [`Store::recipient_records`] query asks about.
+const RECORDS_PER_QUERY: usize = 100;
+
+/// [`Store::recipient_records`]' query for `n` addresses (`$4`…): each address with its
+/// hard bounces since `$1` and its automatic mail sent since `$2` and since `$3`.
+fn recipient_records_sql(n: usize) -> String {
+    let addresses: Vec<String> = (0..n).map(|i| format!("(${})", i + 4)).collect();
+    format!(
+        "WITH asked (address) AS (VALUES {})
+         SELECT asked.address,
+                EXISTS (SELECT 1 FROM bounces b WHERE b.address = asked.address AND b.at > $1),
+                COALESCE((SELECT SUM(CASE WHEN o.sent_at > $2 THEN 1 ELSE 0 END) FROM outbox o
+                          WHERE lower(o.recipients) = asked.address AND o.status = 'sent'
+                            AND o.auto_submitted IS NOT NULL AND o.sent_at > $3), 0),
+                (SELECT COUNT(*) FROM outbox o
+                 WHERE lower(o.recipients) = asked.address AND o.status = 'sent'
+                   AND o.auto_submitted IS NOT NULL AND o.sent_at > $3)
+         FROM asked",
+        addresses.join(", ")
+    )
+}
+
+/// See [`Store::recipient_records`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecipientRecord {
     pub bounced: bool,
     pub automatic_last_hour: i64,
