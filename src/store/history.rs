@@ -63,7 +63,13 @@ pub struct Entry {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Length-prefixed fields, so no two different entries hash the same input.
@@ -659,6 +665,14 @@ mod tests {
         let h = entry_hash(1, 2, "t", "x", "e", "c", GENESIS);
         assert_eq!(h.len(), 64);
         assert_ne!(h, entry_hash(1, 2, "t", "x", "e", "c", &h));
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte_as_the_chain_was_written() {
+        let every: Vec<u8> = (0..=255).collect();
+        let written: String = every.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every), written);
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]
