@@ -1053,32 +1053,34 @@ fn mail_of(len: usize, marker: &str) -> Vec<u8> {
     raw
 }
 
+/// `raw` as an unattached inbound message.
+fn inbound(raw: &[u8], at: DateTime<Utc>) -> store::NewMessage<'_> {
+    store::NewMessage {
+        case_id: None,
+        direction: "inbound",
+        kind: "automatic",
+        source_key: None,
+        identity: None,
+        message_id: None,
+        from_name: None,
+        from_address: Some("jan@client.example"),
+        subject: "Klacht",
+        date_header: None,
+        received_at: at,
+        text: "",
+        decision_reason: "test",
+        flags: &[],
+        raw,
+        created_at: at,
+    }
+}
+
 /// Store `raw` as an unattached inbound message, as intake does; its row id.
 async fn store_mail(store: &Store, raw: &[u8], at: DateTime<Utc>) -> i64 {
     let mut tx = store.begin().await.unwrap();
-    let id = store::insert_message(
-        &mut tx,
-        &store::NewMessage {
-            case_id: None,
-            direction: "inbound",
-            kind: "automatic",
-            source_key: None,
-            identity: None,
-            message_id: None,
-            from_name: None,
-            from_address: Some("jan@client.example"),
-            subject: "Klacht",
-            date_header: None,
-            received_at: at,
-            text: "",
-            decision_reason: "test",
-            flags: &[],
-            raw,
-            created_at: at,
-        },
-    )
-    .await
-    .unwrap();
+    let id = store::insert_message(&mut tx, &inbound(raw, at))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -1136,24 +1138,6 @@ on_both!(
 async fn messages_and_their_rows_stay_together(db: Db) {
     let store = Store::open(db.url()).await.unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
-    let inbound = |raw: &'static [u8]| store::NewMessage {
-        case_id: None,
-        direction: "inbound",
-        kind: "automatic",
-        source_key: None,
-        identity: None,
-        message_id: None,
-        from_name: None,
-        from_address: Some("jan@client.example"),
-        subject: "Klacht",
-        date_header: None,
-        received_at: at,
-        text: "",
-        decision_reason: "test",
-        flags: &[],
-        raw,
-        created_at: at,
-    };
     let outgoing = |n: usize, len: usize| klachtpost::compose::Outgoing {
         message_id: format!("uit{n}@firma.example"),
         subject: format!("Uit {n}"),
@@ -1162,7 +1146,7 @@ async fn messages_and_their_rows_stay_together(db: Db) {
     };
     let big = outgoing(3, 2 * store::STREAM_RAW_BYTES + 7);
     let mut tx = store.begin().await.unwrap();
-    let first = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\neen\r\n"))
+    let first = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\neen\r\n", at))
         .await
         .unwrap();
     let mut queued = Vec::new();
@@ -1190,7 +1174,7 @@ async fn messages_and_their_rows_stay_together(db: Db) {
         .unwrap();
         queued.push((row, outbox, out, to.join("\n")));
     }
-    let last = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\ntwee\r\n"))
+    let last = store::insert_message(&mut tx, &inbound(b"From: a@b.example\r\n\r\ntwee\r\n", at))
         .await
         .unwrap();
     tx.commit().await.unwrap();
