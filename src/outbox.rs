@@ -291,7 +291,8 @@ async fn send_claimed(
 async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
     let mut tx = store.begin().await?;
     let (case_id, purpose) = store::outbox_mark_sent(&mut tx, id, now).await?;
-    record_sent(&mut tx, case_id, &purpose, now).await?;
+    let mut cases = case::Acknowledgements::load(&mut tx, &[]).await?;
+    record_sent(&mut tx, &mut cases, case_id, &purpose, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -300,6 +301,7 @@ async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
 /// anything else is logged.
 async fn record_sent(
     tx: &mut store::Tx,
+    acknowledged: &mut case::Acknowledgements,
     case_id: Option<i64>,
     purpose: &str,
     now: DateTime<Utc>,
@@ -307,7 +309,7 @@ async fn record_sent(
     if let Some(case_id) = case_id {
         let who = Actor::system(now);
         if purpose == "acknowledgement" {
-            case::acknowledged(tx, case_id, who).await?;
+            acknowledged.record(tx, case_id, who).await?;
         } else {
             case::log(
                 tx,
@@ -334,8 +336,15 @@ pub async fn fold_confirmations(store: &Store) -> Result<usize> {
     }
     let mut tx = store.begin().await?;
     let marked = store::outbox_confirm_sent(&mut tx, &read.rows).await?;
+    // The acknowledged cases are read together; each row is then recorded in order.
+    let acknowledged: Vec<i64> = marked
+        .iter()
+        .filter(|(_, _, _, purpose)| purpose == "acknowledgement")
+        .filter_map(|(_, _, case_id, _)| *case_id)
+        .collect();
+    let mut cases = case::Acknowledgements::load(&mut tx, &acknowledged).await?;
     for (_, at, case_id, purpose) in &marked {
-        record_sent(&mut tx, *case_id, purpose, *at).await?;
+        record_sent(&mut tx, &mut cases, *case_id, purpose, *at).await?;
     }
     tx.commit().await?;
     store.folded(&read)?;

@@ -1347,6 +1347,83 @@ on_both!(
     recipient_records_of_a_batch => sqlite_reads_a_batchs_recipient_records, postgres_reads_a_batchs_recipient_records
 );
 
+/// A fold reads the acknowledged cases together and records each acknowledgement as if
+/// one after the other: a case whose acknowledgement was sent twice (two rows) gets two
+/// entries, only the first of which changes the case (acknowledged then, status
+/// `acknowledged`); a case read along with it is acknowledged too.
+async fn a_fold_acknowledges_a_case_sent_twice_once(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 19, 9, 0, 0).unwrap();
+    let (twice, once) = (open_case(&store, at).await, open_case(&store, at).await);
+    let mut rows = Vec::new();
+    let mut tx = store.begin().await.unwrap();
+    for (n, reference) in [&twice, &once, &twice].into_iter().enumerate() {
+        let case_id = store::case_id_by_reference(&mut tx, reference)
+            .await
+            .unwrap();
+        let out = klachtpost::compose::Outgoing {
+            message_id: format!("ack-{n}@firma.nl"),
+            subject: "Ontvangen".into(),
+            text: "Tekst".into(),
+            raw: b"Subject: Ontvangen\r\n\r\nTekst\r\n".to_vec(),
+        };
+        let id = store::queue_outgoing(
+            &mut tx,
+            case_id,
+            "acknowledgement",
+            None,
+            "klachten@firma.nl",
+            "jan@client.example",
+            &out,
+            "test",
+            at,
+        )
+        .await
+        .unwrap();
+        rows.push(id);
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(store.claim_due(at, 10).await.unwrap().len(), 3);
+    for (n, id) in rows.iter().enumerate() {
+        let sent = at + Duration::seconds(10 * (n as i64 + 1));
+        assert!(store.confirm_sent(*id, sent).await.unwrap());
+    }
+    assert_eq!(
+        klachtpost::outbox::fold_confirmations(&store)
+            .await
+            .unwrap(),
+        3
+    );
+    let case = store.case(&twice).await.unwrap().expect("the case");
+    assert_eq!(case.case.status, "acknowledged");
+    assert_eq!(
+        case.case.acknowledged_at.as_deref(),
+        Some(store::ts(at + Duration::seconds(10)).as_str()),
+        "acknowledged when the first was accepted"
+    );
+    let sent: Vec<Vec<String>> = case
+        .events
+        .iter()
+        .filter(|e| e.event == "acknowledgement.sent")
+        .map(|e| e.changes.iter().map(|c| c.field.clone()).collect())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[0].contains(&"acknowledged_at".to_string()) && sent[0].contains(&"status".to_string()),
+        "{sent:?}"
+    );
+    assert!(sent[1].is_empty(), "the second changes nothing: {sent:?}");
+    let other = store.case(&once).await.unwrap().expect("the case");
+    assert_eq!(other.case.status, "acknowledged");
+    let v = history::verify(store.pool()).await.unwrap();
+    assert_eq!(v.broken.map(|b| b.problem), None);
+}
+
+on_both!(
+    #[tokio::test]
+    a_fold_acknowledges_a_case_sent_twice_once => sqlite_fold_acknowledges_a_case_sent_twice_once, postgres_fold_acknowledges_a_case_sent_twice_once
+);
+
 /// A register in the field before 0012 (every other migration applied, 0020 included: it
 /// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
 /// 0012, which moves the bytes to `message_raw` and drops the column.

@@ -14,6 +14,9 @@
 
 mod types;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use crate::store::Tx;
 use chrono::{DateTime, Utc};
 
@@ -598,11 +601,42 @@ pub async fn purge(tx: &mut Tx, reference: &str, who: Actor<'_>) -> Result<Purge
 /// The acknowledgement reached the outgoing server: record when (the clock's first
 /// deadline), and move a new case to `acknowledged`.
 pub async fn acknowledged(tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<()> {
-    let c = by_id(tx, case_id).await?;
-    let old = status_of(&c)?;
+    let mut c = by_id(tx, case_id).await?;
+    acknowledged_on(tx, &mut c, who).await
+}
+
+/// The cases of many acknowledgements at once (the sender's fold of what the outgoing
+/// server accepted), read together, a query per hundred instead of one each; then
+/// [`Acknowledgements::record`] is [`acknowledged`] on the case as read, kept up to date
+/// (a case acknowledged twice is recorded as [`acknowledged`] would one after the other).
+pub struct Acknowledgements {
+    cases: HashMap<i64, CaseRow>,
+}
+
+impl Acknowledgements {
+    pub async fn load(tx: &mut Tx, case_ids: &[i64]) -> Result<Self> {
+        Ok(Acknowledgements {
+            cases: register::load_many(tx, case_ids).await?,
+        })
+    }
+
+    /// [`acknowledged`], on the case as loaded (or read now, if it was not asked for).
+    pub async fn record(&mut self, tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<()> {
+        let c = match self.cases.entry(case_id) {
+            Entry::Occupied(loaded) => loaded.into_mut(),
+            Entry::Vacant(not_asked) => not_asked.insert(by_id(tx, case_id).await?),
+        };
+        acknowledged_on(tx, c, who).await
+    }
+}
+
+/// Record an acknowledgement on the loaded case `c`, and keep `c` as it now is.
+async fn acknowledged_on(tx: &mut Tx, c: &mut CaseRow, who: Actor<'_>) -> Result<()> {
+    let old = status_of(c)?;
     let mut ch = Changes::default();
     if c.acknowledged_at.is_none() {
         ch.put(Column::AcknowledgedAt, None, Some(ts(who.at)));
+        c.acknowledged_at = Some(ts(who.at));
     }
     if old == Status::New {
         ch.put(
@@ -610,10 +644,11 @@ pub async fn acknowledged(tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<(
             Some(old.as_str().into()),
             Some(Status::Acknowledged.as_str().into()),
         );
+        c.status = Status::Acknowledged.as_str().into();
     }
     commit(
         tx,
-        case_id,
+        c.id,
         who,
         "acknowledgement.sent",
         "delivered to the outgoing server",

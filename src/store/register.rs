@@ -1,9 +1,9 @@
 //! The register's case rows as the case commands ([`crate::case`]) read and change them.
 //! Only those commands call [`update`]; every other module reads.
 
-use sqlx::Row;
+use std::collections::HashMap;
 
-use super::{Result, TimeText, Ts, Tx, on, parse_ts};
+use super::{Result, StoreRow, TimeText, Ts, Tx, on, parse_ts};
 
 macro_rules! row_columns {
     () => {
@@ -145,37 +145,70 @@ pub async fn load(tx: &mut Tx, key: CaseKey<'_>) -> Result<Option<CaseRow>> {
             CaseKey::Id(id) => q.bind(id),
             CaseKey::Reference(r) => q.bind(r.to_string()),
         };
-        let Some(r) = q.fetch_optional(&mut *c).await? else {
-            return Ok(None);
-        };
-        Ok(Some(CaseRow {
-            id: r.try_get("id")?,
-            reference: r.try_get("reference")?,
-            status: r.try_get("status")?,
-            partner_name: r.try_get("partner_name")?,
-            partner_email: r.try_get("partner_email")?,
-            cause: r.try_get("cause")?,
-            structural_fault: r.try_get("structural_fault")?,
-            improvement_measure: r.try_get("improvement_measure")?,
-            handling: r.try_get("handling")?,
-            result: r.try_get("result")?,
-            evaluation: r.try_get("evaluation")?,
-            client_satisfied: r.try_get("client_satisfied")?,
-            ack_due_at: r.try_get::<TimeText, _>("ack_due_at")?.0,
-            response_due_at: r.try_get::<TimeText, _>("response_due_at")?.0,
-            resolution_due_at: r.try_get::<TimeText, _>("resolution_due_at")?.0,
-            original_resolution_due_at: TimeText::opt(r.try_get("original_resolution_due_at")?),
-            extension_reason: r.try_get("extension_reason")?,
-            deadline_explanation: r.try_get("deadline_explanation")?,
-            closed_at: TimeText::opt(r.try_get("closed_at")?),
-            hold_reason: r.try_get("hold_reason")?,
-            acknowledged_at: TimeText::opt(r.try_get("acknowledged_at")?),
-            response_met_at: TimeText::opt(r.try_get("response_met_at")?),
-            flags: r.try_get("flags")?,
-            purged_at: TimeText::opt(r.try_get("purged_at")?),
-            received_at: r.try_get::<TimeText, _>("received_at")?.0,
-            acknowledged_by: r.try_get("acknowledged_by")?,
-        }))
+        match q.fetch_optional(&mut *c).await? {
+            Some(r) => Ok(Some(case_row(&r)?)),
+            None => Ok(None),
+        }
+    })
+}
+
+/// How many cases one [`load_many`] query reads.
+const CASES_PER_QUERY: usize = 100;
+
+/// Load the cases with these ids (those that exist), a query per [`CASES_PER_QUERY`]: for
+/// a command applied to many cases at once (the sender's fold of acknowledgements).
+pub async fn load_many(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, CaseRow>> {
+    let mut cases = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CASES_PER_QUERY) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {} FROM cases WHERE id IN ({})",
+            row_columns!(),
+            placeholders.join(", ")
+        );
+        on!(tx, |c| {
+            // Safe: the fixed column list and numbered placeholders; every id is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *c).await? {
+                let row = case_row(&r)?;
+                cases.insert(row.id, row);
+            }
+        });
+    }
+    Ok(cases)
+}
+
+fn case_row(r: &impl StoreRow) -> Result<CaseRow> {
+    Ok(CaseRow {
+        id: r.col("id")?,
+        reference: r.col("reference")?,
+        status: r.col("status")?,
+        partner_name: r.col("partner_name")?,
+        partner_email: r.col("partner_email")?,
+        cause: r.col("cause")?,
+        structural_fault: r.col("structural_fault")?,
+        improvement_measure: r.col("improvement_measure")?,
+        handling: r.col("handling")?,
+        result: r.col("result")?,
+        evaluation: r.col("evaluation")?,
+        client_satisfied: r.col("client_satisfied")?,
+        ack_due_at: r.col::<TimeText>("ack_due_at")?.0,
+        response_due_at: r.col::<TimeText>("response_due_at")?.0,
+        resolution_due_at: r.col::<TimeText>("resolution_due_at")?.0,
+        original_resolution_due_at: TimeText::opt(r.col("original_resolution_due_at")?),
+        extension_reason: r.col("extension_reason")?,
+        deadline_explanation: r.col("deadline_explanation")?,
+        closed_at: TimeText::opt(r.col("closed_at")?),
+        hold_reason: r.col("hold_reason")?,
+        acknowledged_at: TimeText::opt(r.col("acknowledged_at")?),
+        response_met_at: TimeText::opt(r.col("response_met_at")?),
+        flags: r.col("flags")?,
+        purged_at: TimeText::opt(r.col("purged_at")?),
+        received_at: r.col::<TimeText>("received_at")?.0,
+        acknowledged_by: r.col("acknowledged_by")?,
     })
 }
 
