@@ -238,7 +238,8 @@ pub enum Cpus {
     /// One CPU (the default on SQLite): intake, the sender and SQLite's connection threads
     /// hand each mail to one another dozens of times; on one CPU a hand-off is a context
     /// switch, across CPUs a wake-up of another (in a VM, often halted) CPU, which costs
-    /// several times more (`crate::daemon::keep_to_one_cpu`).
+    /// several times more; as batch work (`SCHED_BATCH`), so a thread woken by another
+    /// does not take the CPU from it mid-turn (`crate::daemon::keep_to_one_cpu`).
     #[default]
     One,
     /// Wherever the operating system puts them (the default on PostgreSQL).

@@ -476,6 +476,21 @@ fn threads_cpus(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// The scheduling policy of each thread of process `pid` (`stat`'s 41st field: 0 normal,
+/// 3 batch).
+fn threads_policies(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|s| {
+            // The fields after the command name in parentheses, which may hold spaces:
+            // the 3rd field (state) is the first of them.
+            let rest = &s[s.rfind(')')? + 2..];
+            rest.split(' ').nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn klachtpost_run_keeps_its_threads_on_one_cpu_on_sqlite_unless_told_otherwise() {
     let own = threads_cpus(std::process::id())[0].clone();
@@ -515,8 +530,14 @@ async fn klachtpost_run_keeps_its_threads_on_one_cpu_on_sqlite_unless_told_other
             );
             assert!(cpus.iter().all(|c| c == first), "{cpus:?}");
             assert_eq!(daemon.count("event=\"run.one_cpu\""), 1, "{}", daemon.log());
+            // As batch work (SCHED_BATCH), every thread, those started later too.
+            let policies = threads_policies(daemon.pid());
+            assert_eq!(policies.len(), cpus.len(), "{policies:?}");
+            assert!(policies.iter().all(|p| *p == 3), "{policies:?}");
         } else {
             assert!(cpus.iter().all(|c| *c == own), "{cpus:?} vs {own}");
+            let policies = threads_policies(daemon.pid());
+            assert!(policies.iter().all(|p| *p == 0), "{policies:?}");
             assert_eq!(daemon.count("run.one_cpu"), 0, "{}", daemon.log());
         }
         let log = daemon.log();

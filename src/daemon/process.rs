@@ -26,6 +26,13 @@ pub fn init_tracing(default: &str) {
 /// `scripts/bench-backlog` on a 2-CPU VM: 2,000 mails in 22.2 s spread, 9.4 s on one CPU,
 /// with a fifth of the system time. The work itself is small, so one CPU is enough; a
 /// failure to pin is logged and changes nothing else.
+///
+/// The threads also run as batch work (`SCHED_BATCH`): a thread woken by another does not
+/// take the CPU from it at once, so the connection thread sends all the results of a query
+/// (a list of statements gives one each) before the runtime's thread takes them, instead of
+/// a pair of context switches per result. 3,000 mails (`scripts/bench-cpu`): context
+/// switches 130,000 → 70,000, CPU −11 %. Nothing waits longer for it: an idle process's
+/// thread still runs at once when woken.
 #[cfg(target_os = "linux")]
 pub(super) fn keep_to_one_cpu() {
     // SAFETY: plain system calls on a zeroed cpu_set_t of our own.
@@ -43,9 +50,17 @@ pub(super) fn keep_to_one_cpu() {
         })
         .unwrap_or_default();
     let mut failed = 0;
+    let batch = libc::sched_param { sched_priority: 0 };
     for tid in &tasks {
-        // SAFETY: `set` is a valid cpu_set_t of the size given.
-        let r = unsafe { libc::sched_setaffinity(*tid, std::mem::size_of_val(&set), &set) };
+        // SAFETY: `set` is a valid cpu_set_t of the size given, `batch` a valid
+        // sched_param (priority 0, as SCHED_BATCH requires); new threads inherit both.
+        let r = unsafe {
+            if libc::sched_setaffinity(*tid, std::mem::size_of_val(&set), &set) != 0 {
+                -1
+            } else {
+                libc::sched_setscheduler(*tid, libc::SCHED_BATCH, &batch)
+            }
+        };
         if r != 0 {
             failed += 1;
         }
@@ -55,10 +70,10 @@ pub(super) fn keep_to_one_cpu() {
             event = "run.one_cpu",
             cpu,
             threads = tasks.len(),
-            "threads kept to one CPU ([run] cpus = \"one\")"
+            "threads kept to one CPU, as batch work ([run] cpus = \"one\")"
         );
     } else {
-        tracing::warn!(event = "run.one_cpu_failed", cpu, failed, error = %std::io::Error::last_os_error(), "cannot keep every thread to one CPU; running as placed");
+        tracing::warn!(event = "run.one_cpu_failed", cpu, failed, error = %std::io::Error::last_os_error(), "cannot keep every thread to one CPU as batch work; running as placed");
     }
 }
 
