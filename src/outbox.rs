@@ -180,10 +180,11 @@ async fn send_claimed(
         .await?;
     // Automatic mail this batch sent per recipient, for the flood rules on top of those
     // records.
-    let mut unfolded: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut sent_in_batch: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::new();
     {
         for item in due {
-            if let Some(hold) = hold_reason(config, &item, &records, &unfolded) {
+            if let Some(hold) = hold_reason(config, &item, &records, &sent_in_batch) {
                 held(store, clock, config, &item, &hold).await?;
                 report.held += 1;
                 continue;
@@ -205,7 +206,7 @@ async fn send_claimed(
                     let at = clock.now();
                     if item.auto_submitted.is_some() {
                         for r in &item.recipients {
-                            *unfolded.entry(r.to_ascii_lowercase()).or_default() += 1;
+                            *sent_in_batch.entry(r.to_ascii_lowercase()).or_default() += 1;
                         }
                     }
                     match store.confirm_sent(item.id, at).await {
@@ -291,8 +292,14 @@ async fn send_claimed(
 async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<()> {
     let mut tx = store.begin().await?;
     let (case_id, purpose) = store::outbox_mark_sent(&mut tx, id, now).await?;
-    let mut cases = case::Acknowledgements::load(&mut tx, &[]).await?;
-    record_sent(&mut tx, &mut cases, case_id, &purpose, now).await?;
+    record_sent(
+        &mut tx,
+        &mut case::Acknowledgements::default(),
+        case_id,
+        &purpose,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -557,12 +564,12 @@ impl Hold {
 }
 
 /// Whether the loop and flood rules hold `item` back: `records` are its recipients' as
-/// the batch began ([`Store::recipient_records`]), `unfolded` what the batch sent since.
+/// the batch began ([`Store::recipient_records`]), `sent_in_batch` what the batch sent since.
 fn hold_reason(
     config: &Config,
     item: &OutboxItem,
     records: &std::collections::HashMap<String, store::RecipientRecord>,
-    unfolded: &std::collections::HashMap<String, i64>,
+    sent_in_batch: &std::collections::HashMap<String, i64>,
 ) -> Option<Hold> {
     item.auto_submitted.as_ref()?;
     let out = &config.outgoing;
@@ -578,7 +585,7 @@ fn hold_reason(
         if record.bounced {
             return Some(Hold::Bounced);
         }
-        let sent = unfolded.get(&r).copied().unwrap_or(0);
+        let sent = sent_in_batch.get(&r).copied().unwrap_or(0);
         if record.automatic_last_hour + sent >= i64::from(out.max_auto_per_hour) {
             return Some(Hold::Flood(out.max_auto_per_hour, "een uur", "an hour"));
         }

@@ -1424,6 +1424,38 @@ on_both!(
     a_fold_acknowledges_a_case_sent_twice_once => sqlite_fold_acknowledges_a_case_sent_twice_once, postgres_fold_acknowledges_a_case_sent_twice_once
 );
 
+/// More addresses than one records query asks about (100): every one answered, each its
+/// own (the one that bounced among them, past the first query's hundred).
+async fn recipient_records_past_one_query(db: Db) {
+    let store = Store::open(db.url()).await.unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 19, 12, 0, 0).unwrap();
+    let asked: Vec<String> = (0..250)
+        .map(|i| format!("k{i:03}@client.example"))
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    store::record_bounce(&mut tx, &asked[173], now - Duration::days(1), "report")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let records = store
+        .recipient_records(
+            &asked,
+            now - Duration::days(60),
+            now - Duration::hours(1),
+            now - Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 250);
+    let bounced: Vec<&String> = asked.iter().filter(|a| records[*a].bounced).collect();
+    assert_eq!(bounced, [&asked[173]]);
+}
+
+on_both!(
+    #[tokio::test]
+    recipient_records_past_one_query => sqlite_reads_recipient_records_past_one_query, postgres_reads_recipient_records_past_one_query
+);
+
 /// A register in the field before 0012 (every other migration applied, 0020 included: it
 /// was applied before 0012 existed) with raw mail in `messages.raw`: opening it applies
 /// 0012, which moves the bytes to `message_raw` and drops the column.

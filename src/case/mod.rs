@@ -598,17 +598,12 @@ pub async fn purge(tx: &mut Tx, reference: &str, who: Actor<'_>) -> Result<Purge
 
 // ---- what the daemon notices ----
 
-/// The acknowledgement reached the outgoing server: record when (the clock's first
-/// deadline), and move a new case to `acknowledged`.
-pub async fn acknowledged(tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<()> {
-    let mut c = by_id(tx, case_id).await?;
-    acknowledged_on(tx, &mut c, who).await
-}
-
-/// The cases of many acknowledgements at once (the sender's fold of what the outgoing
-/// server accepted), read together, a query per hundred instead of one each; then
-/// [`Acknowledgements::record`] is [`acknowledged`] on the case as read, kept up to date
-/// (a case acknowledged twice is recorded as [`acknowledged`] would one after the other).
+/// Acknowledgements that reached the outgoing server, recorded on their cases: when (the
+/// clock's first deadline), and a new case moved to `acknowledged`. The sender's fold
+/// reads its cases together ([`Acknowledgements::load`], a query per hundred instead of one
+/// each); each case is kept as it now is, so one acknowledged twice is recorded as one
+/// after the other would be.
+#[derive(Default)]
 pub struct Acknowledgements {
     cases: HashMap<i64, CaseRow>,
 }
@@ -620,7 +615,7 @@ impl Acknowledgements {
         })
     }
 
-    /// [`acknowledged`], on the case as loaded (or read now, if it was not asked for).
+    /// Record an acknowledgement on case `case_id` (as loaded, or read now if it was not).
     pub async fn record(&mut self, tx: &mut Tx, case_id: i64, who: Actor<'_>) -> Result<()> {
         let c = match self.cases.entry(case_id) {
             Entry::Occupied(loaded) => loaded.into_mut(),
