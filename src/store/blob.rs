@@ -13,7 +13,7 @@
 
 use std::ffi::{CStr, c_int};
 
-use super::{Backend, Result, StoreError, Tx, dialect, on};
+use super::{Result, Sql, StoreError, Tx, dialect};
 use libsqlite3_sys as ffi;
 
 /// From this size on, a raw mail is written into its row in pieces (on SQLite).
@@ -25,32 +25,30 @@ const PIECE: usize = 256 * 1024;
 /// transaction, never holding another copy of a large one (on SQLite).
 pub async fn insert_raw(tx: &mut Tx, row: i64, raw: &[u8]) -> Result<()> {
     if !dialect::streams_raw(tx.kind(), raw.len()) {
-        return on!(tx, |c| {
-            sqlx::query("INSERT INTO message_raw (message_id, raw) VALUES ($1, $2)")
-                .bind(row)
-                .bind(raw)
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        });
+        Sql::new("INSERT INTO message_raw (message_id, raw) VALUES ($1, $2)")
+            .bind(row)
+            .bind(raw)
+            .execute(tx)
+            .await?;
+        return Ok(());
     }
-    let Backend::Sqlite(tx) = tx.backend() else {
+    let len = i64::try_from(raw.len()).map_err(|_| blob_error(ffi::SQLITE_TOOBIG, "too large"))?;
+    Sql::new("INSERT INTO message_raw (message_id, raw) VALUES ($1, zeroblob($2))")
+        .bind(row)
+        .bind(len)
+        .execute(tx)
+        .await?;
+    let Some(direct) = tx.direct().await? else {
         return Err(blob_error(
             ffi::SQLITE_MISUSE,
             "pieces are written on SQLite only",
         ));
     };
-    let len = i64::try_from(raw.len()).map_err(|_| blob_error(ffi::SQLITE_TOOBIG, "too large"))?;
-    sqlx::query("INSERT INTO message_raw (message_id, raw) VALUES ($1, zeroblob($2))")
-        .bind(row)
-        .bind(len)
-        .execute(&mut *tx)
-        .await?;
-    let mut handle = tx.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
+    let db = direct.db();
     let mut blob: *mut ffi::sqlite3_blob = std::ptr::null_mut();
-    // SAFETY: `db` is this connection's handle, locked for us (no other thread uses it
-    // until `handle` is dropped); the names are NUL-terminated; `blob` is closed below.
+    // SAFETY: `db` is this transaction's connection, taken from sqlx's thread for us (no
+    // other thread uses it while `direct` lives); the names are NUL-terminated; `blob` is
+    // closed below.
     let rc = unsafe {
         ffi::sqlite3_blob_open(
             db,

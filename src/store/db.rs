@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
+use super::direct::{Direct, DirectIndex, FromDirect};
 use super::{Result, StoreError, dialect};
 
 /// `on!(db, |c| body)`: run `body` on the database behind `db` (a [`Pool`], or a [`Tx`]
@@ -48,6 +49,7 @@ pub trait Value:
     + sqlx::Type<Sqlite>
     + for<'r> sqlx::Decode<'r, Postgres>
     + sqlx::Type<Postgres>
+    + FromDirect
 {
 }
 impl<T> Value for T where
@@ -55,12 +57,16 @@ impl<T> Value for T where
         + sqlx::Type<Sqlite>
         + for<'r> sqlx::Decode<'r, Postgres>
         + sqlx::Type<Postgres>
+        + FromDirect
 {
 }
 
-/// A column index both databases' rows take (a position or a name).
-pub trait Column: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> {}
-impl<I> Column for I where I: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> {}
+/// A column index every kind of row takes (a position or a name).
+pub trait Column: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + DirectIndex {}
+impl<I> Column for I where
+    I: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + DirectIndex
+{
+}
 
 /// A row of either database, for the functions that turn a row into a struct in one
 /// place (inside [`on!`] a row has its database's own type).
@@ -209,6 +215,10 @@ impl Pool {
 /// An open transaction; everything intake writes for one mail goes through one.
 #[derive(Debug)]
 pub struct Tx {
+    /// SQLite: the connection taken from sqlx's thread while [`super::Sql`] runs
+    /// statements here ([`super::direct`]); given back before sqlx runs one. First, so it
+    /// is dropped before the connection.
+    direct: Option<Direct>,
     conn: TxConn,
     /// SQLite: this transaction's turn at the [`WriteGate`], given back when it ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -230,6 +240,7 @@ impl Tx {
         turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Tx {
         Tx {
+            direct: None,
             conn: TxConn::Sqlite(tx),
             _turn: turn,
             history: Default::default(),
@@ -238,13 +249,17 @@ impl Tx {
 
     pub(super) fn postgres(tx: sqlx::Transaction<'static, Postgres>) -> Tx {
         Tx {
+            direct: None,
             conn: TxConn::Postgres(tx),
             _turn: None,
             history: Default::default(),
         }
     }
 
+    /// The connection, for a query through sqlx (on SQLite given back to sqlx's thread
+    /// first).
     pub fn backend(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
+        self.direct = None;
         match &mut self.conn {
             TxConn::Sqlite(t) => Backend::Sqlite(&mut **t),
             TxConn::Postgres(t) => Backend::Postgres(&mut **t),
@@ -294,9 +309,26 @@ impl Tx {
     }
 
     pub(super) async fn run(&mut self, sql: &'static str) -> sqlx::Result<()> {
-        match &mut self.conn {
-            TxConn::Sqlite(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),
-            TxConn::Postgres(t) => sqlx::raw_sql(sql).execute(&mut **t).await.map(drop),
+        super::Sql::new(sql).execute(self).await.map(drop)
+    }
+
+    /// SQLite: the connection for statements run on this thread, taken from sqlx's
+    /// thread if it is not yet. PostgreSQL: none.
+    pub(super) async fn direct(&mut self) -> sqlx::Result<Option<&mut Direct>> {
+        let TxConn::Sqlite(t) = &mut self.conn else {
+            return Ok(None);
+        };
+        if self.direct.is_none() {
+            self.direct = Some(Direct::lock(t).await?);
+        }
+        Ok(self.direct.as_mut())
+    }
+
+    /// The PostgreSQL connection ([`super::Sql`] after [`Tx::direct`] found none).
+    pub(super) fn pg_connection(&mut self) -> &mut PgConnection {
+        match self.backend() {
+            Backend::Postgres(c) => c,
+            Backend::Sqlite(_) => unreachable!("SQLite runs statements directly"),
         }
     }
 
@@ -304,6 +336,7 @@ impl Tx {
     /// to commit a [`Tx`], so none is ever left out).
     pub async fn commit(mut self) -> sqlx::Result<()> {
         super::history::write(&mut self).await?;
+        self.direct = None;
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await,
             TxConn::Postgres(t) => t.commit().await,
@@ -311,7 +344,8 @@ impl Tx {
     }
 
     /// Roll back; unwritten history entries are dropped with the rest.
-    pub async fn rollback(self) -> sqlx::Result<()> {
+    pub async fn rollback(mut self) -> sqlx::Result<()> {
+        self.direct = None;
         match self.conn {
             TxConn::Sqlite(t) => t.rollback().await,
             TxConn::Postgres(t) => t.rollback().await,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Result, Store, TimeText, Ts, Tx, on};
+use super::{Result, Sql, Store, StoreRow, TimeText, Ts, Tx, on};
 
 /// How a mail was recognised as seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,44 +53,42 @@ pub async fn seen(
     identity: &str,
     except_quarantine: Option<i64>,
 ) -> Result<Option<Seen>> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            // Only what is still in quarantine counts by identity: a resolved item's
-            // mail is in `messages`.
-            "SELECT rank, message_row, quarantine_row FROM (
-                 SELECT 1 AS rank, id AS message_row, NULL AS quarantine_row
-                 FROM messages WHERE source_key = $1
-                 UNION ALL
-                 SELECT 2, message_row, id FROM (SELECT id, message_row FROM quarantine
-                     WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1) AS q
-                 UNION ALL
-                 SELECT 3, id, NULL FROM (SELECT id FROM messages
-                     WHERE identity = $3 ORDER BY id LIMIT 1) AS m
-                 UNION ALL
-                 SELECT 4, NULL, id FROM (SELECT id FROM quarantine
-                     WHERE identity = $3 AND status = 'quarantined' AND id <> $2
-                     ORDER BY id LIMIT 1) AS qi
-             ) AS seen ORDER BY rank LIMIT 1",
-        )
-        .bind(source_key)
-        .bind(except_quarantine.unwrap_or(-1))
-        .bind(identity)
-        .fetch_optional(&mut *c)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let rank: i32 = row.try_get(0)?;
-        Ok(Some(Seen {
-            matched_by: if rank <= 2 {
-                MatchedBy::SourceKey
-            } else {
-                MatchedBy::Identity
-            },
-            message_row: row.try_get(1)?,
-            quarantine_row: row.try_get(2)?,
-        }))
-    })
+    let row = Sql::new(
+        // Only what is still in quarantine counts by identity: a resolved item's mail is
+        // in `messages`.
+        "SELECT rank, message_row, quarantine_row FROM (
+             SELECT 1 AS rank, id AS message_row, NULL AS quarantine_row
+             FROM messages WHERE source_key = $1
+             UNION ALL
+             SELECT 2, message_row, id FROM (SELECT id, message_row FROM quarantine
+                 WHERE source_key = $1 AND id <> $2 ORDER BY id LIMIT 1) AS q
+             UNION ALL
+             SELECT 3, id, NULL FROM (SELECT id FROM messages
+                 WHERE identity = $3 ORDER BY id LIMIT 1) AS m
+             UNION ALL
+             SELECT 4, NULL, id FROM (SELECT id FROM quarantine
+                 WHERE identity = $3 AND status = 'quarantined' AND id <> $2
+                 ORDER BY id LIMIT 1) AS qi
+         ) AS seen ORDER BY rank LIMIT 1",
+    )
+    .bind(source_key)
+    .bind(except_quarantine.unwrap_or(-1))
+    .bind(identity)
+    .fetch_optional(tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let rank: i32 = row.col(0)?;
+    Ok(Some(Seen {
+        matched_by: if rank <= 2 {
+            MatchedBy::SourceKey
+        } else {
+            MatchedBy::Identity
+        },
+        message_row: row.col(1)?,
+        quarantine_row: row.col(2)?,
+    }))
 }
 
 /// Record a duplicate: one row per mailbox position, counting how often it was seen.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Pool, Result, TimeText, Ts, Tx, on, ts};
+use super::{Pool, Result, Sql, StoreRow, TimeText, Ts, Tx, on, ts};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -122,13 +122,15 @@ pub fn entry_hash(
 /// savepoint rolled back to an unknown head), so the table is the whole chain.
 async fn head(tx: &mut Tx) -> Result<(i64, String)> {
     debug_assert!(tx.history.unwritten.is_empty());
-    let head: Option<(i64, Option<String>)> = on!(tx, |c| sqlx::query_as(
-        "SELECT id, hash FROM case_events ORDER BY id DESC LIMIT 1"
-    )
-    .fetch_optional(&mut *c)
-    .await?);
+    let head = Sql::new("SELECT id, hash FROM case_events ORDER BY id DESC LIMIT 1")
+        .fetch_optional(tx)
+        .await?;
     Ok(match head {
-        Some((id, hash)) => (id, hash.unwrap_or_else(|| GENESIS.to_string())),
+        Some(row) => (
+            row.col(0)?,
+            row.col::<Option<String>>(1)?
+                .unwrap_or_else(|| GENESIS.to_string()),
+        ),
         None => (0, GENESIS.to_string()),
     })
 }
@@ -275,26 +277,24 @@ async fn write_rows(
             sql.push_str(";\n");
             sql.push_str(then);
         }
-        on!(tx, |c| {
-            // Safe: the SQL is the fixed column list and numbered placeholders (and a
-            // fixed statement after them); every value is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
-                q = q
-                    .bind(e.id)
-                    .bind(e.case_id)
-                    .bind(Ts(e.at))
-                    .bind(&e.event)
-                    .bind(&e.detail)
-                    .bind(&e.actor)
-                    .bind(&e.changes)
-                    .bind(&e.reason)
-                    .bind(&e.content_hash)
-                    .bind(&e.prev_hash)
-                    .bind(&e.hash);
-            }
-            q.execute(&mut *c).await?;
-        });
+        // The SQL is the fixed column list and numbered placeholders (and a fixed
+        // statement after them); every value is bound.
+        let mut q = Sql::new(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.id)
+                .bind(e.case_id)
+                .bind(Ts(e.at))
+                .bind(&e.event)
+                .bind(&e.detail)
+                .bind(&e.actor)
+                .bind(&e.changes)
+                .bind(&e.reason)
+                .bind(&e.content_hash)
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        q.execute(tx).await?;
     }
     Ok(())
 }

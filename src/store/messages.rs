@@ -7,9 +7,7 @@
 //! them one by one, as does SQLite a raw mail written in pieces ([`super::blob`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-
-use super::{Result, Ts, Tx, blob, dialect, on};
+use super::{Result, Sql, StoreRow, Ts, Tx, blob, dialect};
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -195,55 +193,51 @@ async fn insert(
     queue: Option<&Queue<'_>>,
 ) -> Result<(i64, Option<i64>)> {
     if dialect::statement_lists(tx.kind()) && !dialect::streams_raw(tx.kind(), m.raw.len()) {
-        return on!(tx, |c| {
-            let q = match queue {
-                None => bind_message!(
-                    sqlx::query(concat!(
-                        insert_message_sql!(),
-                        ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17)
-                         RETURNING message_id, NULL"
-                    )),
-                    m
-                )
-                .bind(m.raw),
-                Some(o) => bind_message!(
-                    sqlx::query(concat!(
-                        insert_message_sql!(),
-                        ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17);\n",
-                        insert_outbox_sql!(
-                            "last_insert_rowid()",
-                            "$18",
-                            "$19",
-                            "$20",
-                            "$21",
-                            "$22",
-                            "$23"
-                        ),
-                        " RETURNING message_id, id"
-                    )),
-                    m
-                )
-                .bind(m.raw)
-                .bind(o.case_id)
-                .bind(o.purpose)
-                .bind(o.envelope_from)
-                .bind(&o.recipients)
-                .bind(Ts(o.now))
-                .bind(o.auto_submitted.as_deref()),
-            };
-            let row = q.fetch_one(&mut *c).await?;
-            Ok((row.try_get(0)?, row.try_get(1)?))
-        });
+        let q = match queue {
+            None => bind_message!(
+                Sql::new(concat!(
+                    insert_message_sql!(),
+                    ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17)
+                     RETURNING message_id, NULL"
+                )),
+                m
+            )
+            .bind(m.raw),
+            Some(o) => bind_message!(
+                Sql::new(concat!(
+                    insert_message_sql!(),
+                    ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17);\n",
+                    insert_outbox_sql!(
+                        "last_insert_rowid()",
+                        "$18",
+                        "$19",
+                        "$20",
+                        "$21",
+                        "$22",
+                        "$23"
+                    ),
+                    " RETURNING message_id, id"
+                )),
+                m
+            )
+            .bind(m.raw)
+            .bind(o.case_id)
+            .bind(o.purpose)
+            .bind(o.envelope_from)
+            .bind(&o.recipients)
+            .bind(Ts(o.now))
+            .bind(o.auto_submitted.as_deref()),
+        };
+        let row = q.fetch_one(tx).await?;
+        return Ok((row.col(0)?, row.col(1)?));
     }
-    let id: i64 = on!(tx, |c| {
-        bind_message!(
-            sqlx::query(concat!(insert_message_sql!(), " RETURNING id")),
-            m
-        )
-        .fetch_one(&mut *c)
-        .await?
-        .try_get(0)?
-    });
+    let row = bind_message!(
+        Sql::new(concat!(insert_message_sql!(), " RETURNING id")),
+        m
+    )
+    .fetch_one(tx)
+    .await?;
+    let id: i64 = row.col(0)?;
     blob::insert_raw(tx, id, m.raw).await?;
     let outbox = match queue {
         Some(o) => Some(enqueue(tx, id, o).await?),
@@ -254,20 +248,18 @@ async fn insert(
 
 /// Queue a stored message (its `messages` row) for delivery.
 async fn enqueue(tx: &mut Tx, message_row: i64, o: &Queue<'_>) -> Result<i64> {
-    on!(tx, |c| {
-        let row = sqlx::query(concat!(
-            insert_outbox_sql!("$1", "$2", "$3", "$4", "$5", "$6", "$7"),
-            " RETURNING id"
-        ))
-        .bind(message_row)
-        .bind(o.case_id)
-        .bind(o.purpose)
-        .bind(o.envelope_from)
-        .bind(&o.recipients)
-        .bind(Ts(o.now))
-        .bind(o.auto_submitted.as_deref())
-        .fetch_one(&mut *c)
-        .await?;
-        Ok(row.try_get(0)?)
-    })
+    let row = Sql::new(concat!(
+        insert_outbox_sql!("$1", "$2", "$3", "$4", "$5", "$6", "$7"),
+        " RETURNING id"
+    ))
+    .bind(message_row)
+    .bind(o.case_id)
+    .bind(o.purpose)
+    .bind(o.envelope_from)
+    .bind(&o.recipients)
+    .bind(Ts(o.now))
+    .bind(o.auto_submitted.as_deref())
+    .fetch_one(tx)
+    .await?;
+    Ok(row.col(0)?)
 }

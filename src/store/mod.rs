@@ -19,6 +19,7 @@ mod blob;
 mod confirmations;
 pub mod copy;
 mod db;
+mod direct;
 pub mod dialect;
 mod duplicates;
 pub mod health;
@@ -33,6 +34,7 @@ pub mod partners;
 pub mod person;
 mod quarantine;
 mod receipt;
+mod sql;
 pub mod register;
 pub mod retention;
 mod time;
@@ -41,7 +43,12 @@ mod unfiled;
 pub use blob::STREAM_RAW_BYTES;
 pub use confirmations::{Confirmations, outbox_confirm_sent};
 pub(crate) use db::on;
-pub use db::{Backend, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url};
+pub use db::{
+    Backend, Column, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url,
+};
+pub use direct::{DirectError, DirectRow, DirectValue};
+pub use sql::{Arg, Bind, Null, Sql};
+pub use sql::Row as SqlRow;
 pub use duplicates::{Duplicate, MatchedBy, Seen, record_duplicate, seen};
 pub use messages::{
     NewMessage, insert_message, queue_notice, queue_outgoing, queue_outgoing_to_all,
@@ -725,16 +732,14 @@ pub async fn insert_attachment(
 
 /// Hand out the next sequence number of a year, atomically.
 pub async fn next_sequence(tx: &mut Tx, year: i32) -> Result<i64> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "INSERT INTO case_sequences (year, last) VALUES ($1, 1)
-             ON CONFLICT (year) DO UPDATE SET last = case_sequences.last + 1 RETURNING last",
-        )
-        .bind(i64::from(year))
-        .fetch_one(&mut *c)
-        .await?;
-        Ok(row.try_get(0)?)
-    })
+    let row = Sql::new(
+        "INSERT INTO case_sequences (year, last) VALUES ($1, 1)
+         ON CONFLICT (year) DO UPDATE SET last = case_sequences.last + 1 RETURNING last",
+    )
+    .bind(i64::from(year))
+    .fetch_one(tx)
+    .await?;
+    Ok(row.col(0)?)
 }
 
 /// A case to open.
@@ -763,46 +768,42 @@ pub struct NewCase<'a> {
 
 /// Insert a case row; only [`crate::case::open`] calls this.
 pub async fn insert_case(tx: &mut Tx, c: &NewCase<'_>, status: &str) -> Result<i64> {
-    on!(tx, |conn| {
-        let row = sqlx::query(
-            "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
-                                subject, received_at, opened_at, partner_name, partner_email, staff_address,
-                                ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone, language)
-             VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19) RETURNING id",
-        )
-        .bind(c.reference)
-        .bind(c.channel)
-        .bind(c.complainant_name)
-        .bind(c.complainant_address.map(str::to_ascii_lowercase))
-        .bind(c.complainant_source)
-        .bind(c.subject)
-        .bind(Ts(c.received_at))
-        .bind(Ts(c.opened_at))
-        .bind(c.partner_name)
-        .bind(c.partner_email)
-        .bind(c.staff_address)
-        .bind(Ts(c.ack_due_at))
-        .bind(Ts(c.response_due_at))
-        .bind(Ts(c.resolution_due_at))
-        .bind(c.deadline_explanation)
-        .bind(c.flags.join("\n"))
-        .bind(status)
-        .bind(c.complainant_phone)
-        .bind(c.language.map(|l| l.code()))
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(row.try_get(0)?)
-    })
+    let row = Sql::new(
+        "INSERT INTO cases (reference, status, channel, complainant_name, complainant_address, complainant_source,
+                            subject, received_at, opened_at, partner_name, partner_email, staff_address,
+                            ack_due_at, response_due_at, resolution_due_at, deadline_explanation, flags, complainant_phone, language)
+         VALUES ($1, $17, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19) RETURNING id",
+    )
+    .bind(c.reference)
+    .bind(c.channel)
+    .bind(c.complainant_name)
+    .bind(c.complainant_address.map(str::to_ascii_lowercase))
+    .bind(c.complainant_source)
+    .bind(c.subject)
+    .bind(Ts(c.received_at))
+    .bind(Ts(c.opened_at))
+    .bind(c.partner_name)
+    .bind(c.partner_email)
+    .bind(c.staff_address)
+    .bind(Ts(c.ack_due_at))
+    .bind(Ts(c.response_due_at))
+    .bind(Ts(c.resolution_due_at))
+    .bind(c.deadline_explanation)
+    .bind(c.flags.join("\n"))
+    .bind(status)
+    .bind(c.complainant_phone)
+    .bind(c.language.map(|l| l.code()))
+    .fetch_one(tx)
+    .await?;
+    Ok(row.col(0)?)
 }
 
 pub async fn case_id_by_reference(tx: &mut Tx, reference: &str) -> Result<Option<i64>> {
-    on!(tx, |c| {
-        let row = sqlx::query("SELECT id FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut *c)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    })
+    let row = Sql::new("SELECT id FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.map(|r| r.col(0)).transpose()?)
 }
 
 pub async fn case_partner_email(tx: &mut Tx, reference: &str) -> Result<Option<String>> {

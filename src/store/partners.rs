@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt as _;
 use sqlx::Row;
 
-use super::{Pool, Result, StoreRow, Ts, Tx, on};
+use super::{Pool, Result, Sql, StoreRow, Ts, Tx, on};
 
 /// Claim a key in the caller's transaction: true when it is new (so the thing it names
 /// may be sent now), false when it was claimed before.
@@ -63,20 +63,18 @@ pub async fn record_mail(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO partner_mail (message_id, purpose, cases, recipient, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(purpose)
-        .bind(cases.join("\n"))
-        .bind(recipient)
-        .bind(Ts(now))
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    Sql::new(
+        "INSERT INTO partner_mail (message_id, purpose, cases, recipient, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(purpose)
+    .bind(cases.join("\n"))
+    .bind(recipient)
+    .bind(Ts(now))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// A mail of ours a reply answers.
@@ -133,26 +131,24 @@ pub async fn answered(tx: &mut Tx, ids: &[String]) -> Result<Option<Answered>> {
 /// Open cases per partner address and the partner of the newest case (for assignment),
 /// in one query (intake asks once per batch, in the batch's transaction).
 pub async fn load(tx: &mut Tx) -> Result<crate::partners::assign::Load> {
-    on!(tx, |c| {
-        let mut load = crate::partners::assign::Load::default();
-        for r in sqlx::query(
-            "SELECT partner_email, COUNT(*), FALSE FROM cases
-             WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email
-             UNION ALL
-             SELECT partner_email, 0, TRUE
-             FROM (SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1) AS newest",
-        )
-        .fetch_all(&mut *c)
-        .await?
-        {
-            if r.try_get::<bool, _>(2)? {
-                load.last_assigned = Some(r.try_get(0)?);
-            } else {
-                load.open.insert(r.try_get(0)?, r.try_get(1)?);
-            }
+    let mut load = crate::partners::assign::Load::default();
+    for r in Sql::new(
+        "SELECT partner_email, COUNT(*), FALSE FROM cases
+         WHERE status NOT IN ('closed', 'not_a_complaint') GROUP BY partner_email
+         UNION ALL
+         SELECT partner_email, 0, TRUE
+         FROM (SELECT partner_email FROM cases ORDER BY id DESC LIMIT 1) AS newest",
+    )
+    .fetch_all(tx)
+    .await?
+    {
+        if r.col::<bool>(2)? {
+            load.last_assigned = Some(r.col(0)?);
+        } else {
+            load.open.insert(r.col(0)?, r.col(1)?);
         }
-        Ok(load)
-    })
+    }
+    Ok(load)
 }
 
 /// An open case as the scheduler sees it.
