@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use klachtpost::case::{self, Actor};
 use klachtpost::store::register::Column;
-use klachtpost::store::{self, DatabaseUrl, NewCase, Store, history};
+use klachtpost::store::{self, DatabaseUrl, NewCase, Sql, Store, StoreRow, history};
 use secrecy::SecretString;
 use support::{PgDatabase, PgOptions, Postgres};
 
@@ -172,6 +172,160 @@ on_both!(
     #[tokio::test]
     round_trip => sqlite_keeps_times_flags_and_32_bit_uids,
     postgres_keeps_times_flags_and_32_bit_uids
+);
+
+/// How many years of `case_sequences` from 3001 on the transaction sees.
+async fn test_years(tx: &mut store::Tx) -> i64 {
+    Sql::new("SELECT COUNT(*) FROM case_sequences WHERE year >= $1")
+        .bind(3001_i64)
+        .fetch_one(tx)
+        .await
+        .unwrap()
+        .col(0)
+        .unwrap()
+}
+
+/// A statement in a transaction (`store::Sql`: on SQLite run on the calling thread, on
+/// PostgreSQL through sqlx): every kind of value comes back as bound, `$n` is the n-th value
+/// wherever it stands, a statement run again takes its new values, a statement through
+/// sqlx in between sees and stays in the same transaction, a transaction dropped undone
+/// leaves its connection usable, and a refused statement is reported as sqlx reports it.
+async fn statements_in_a_transaction(db: Db) {
+    use store::Ts;
+    let store = Store::open(db.url()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap();
+    // Past what one SQLite page or one sqlx argument buffer holds, every byte value.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(3 * 1024 * 1024 + 7).collect();
+    let mut tx = store.begin().await.unwrap();
+    let row = Sql::new("SELECT $2, $1, $3, $4, $5, $6, $2 AS again")
+        .bind(7_i64)
+        .bind("tekst met é, ü en ✓")
+        .bind(true)
+        .bind(&bytes[..])
+        .bind(Ts(at))
+        .bind(None::<&str>)
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(row.col::<String>(0).unwrap(), "tekst met é, ü en ✓");
+    assert_eq!(row.col::<i64>(1).unwrap(), 7);
+    assert!(row.col::<bool>(2).unwrap());
+    assert!(row.col::<Vec<u8>>(3).unwrap() == bytes, "the bytes differ");
+    assert_eq!(row.col::<Ts>(4).unwrap(), Ts(at));
+    assert_eq!(row.col::<Option<String>>(5).unwrap(), None);
+    assert_eq!(row.col::<String>("again").unwrap(), "tekst met é, ü en ✓");
+
+    // One statement run again with new values: each run inserts its own year.
+    for year in 3001..=3003_i64 {
+        let changed = Sql::new("INSERT INTO case_sequences (year, last) VALUES ($1, $2)")
+            .bind(year)
+            .bind(year - 3000)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+    // Through sqlx, in the same transaction: it sees the rows above, and they see it.
+    let sqlx_count: i64 = match tx.backend() {
+        store::Backend::Sqlite(c) => {
+            sqlx::query("INSERT INTO case_sequences (year, last) VALUES (3004, 4)")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM case_sequences WHERE year >= 3001")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap()
+        }
+        store::Backend::Postgres(c) => {
+            sqlx::query("INSERT INTO case_sequences (year, last) VALUES (3004, 4)")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM case_sequences WHERE year >= 3001")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sqlx_count, 4);
+    assert_eq!(test_years(&mut tx).await, 4);
+    let lasts: Vec<i64> =
+        Sql::new("SELECT last FROM case_sequences WHERE year >= $1 ORDER BY year")
+            .bind(3001_i64)
+            .fetch_all(&mut tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.col("last").unwrap())
+            .collect();
+    assert_eq!(lasts, [1, 2, 3, 4]);
+    tx.commit().await.unwrap();
+
+    // Dropped without a commit, again and again (the pool's every connection): nothing is
+    // kept, and the next transaction neither waits for a connection left taken nor fails.
+    for round in 0..6_i64 {
+        let mut tx = tokio::time::timeout(std::time::Duration::from_secs(20), store.begin())
+            .await
+            .expect("a dropped transaction left its connection taken")
+            .unwrap();
+        assert_eq!(test_years(&mut tx).await, 4, "round {round}");
+        Sql::new("INSERT INTO case_sequences (year, last) VALUES ($1, 1)")
+            .bind(3100 + round)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(test_years(&mut tx).await, 5);
+        drop(tx);
+    }
+
+    let mut tx = store.begin().await.unwrap();
+    if store::dialect::statement_lists(tx.kind()) {
+        // A list of statements: each runs in order, `$n` the n-th value in each.
+        let rows = Sql::new(
+            "INSERT INTO case_sequences (year, last) VALUES ($2, $1);
+             INSERT INTO case_sequences (year, last) VALUES ($3, $1) RETURNING year, last",
+        )
+        .bind(9_i64)
+        .bind(3201_i64)
+        .bind(3202_i64)
+        .fetch_all(&mut tx)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].col::<i64>(0).unwrap(), 3202);
+        assert_eq!(rows[0].col::<i64>("last").unwrap(), 9);
+        assert_eq!(test_years(&mut tx).await, 6);
+    }
+    // A value missing is an error, not a NULL.
+    let missing = Sql::new("SELECT $2").bind(1_i64).fetch_one(&mut tx).await;
+    assert!(missing.is_err(), "{missing:?}");
+    tx.rollback().await.unwrap();
+
+    // A refused statement: the database's error, told apart as sqlx's are.
+    let mut tx = store.begin().await.unwrap();
+    let refused = Sql::new("INSERT INTO case_sequences (year, last) VALUES ($1, 1)")
+        .bind(3001_i64)
+        .execute(&mut tx)
+        .await
+        .unwrap_err();
+    let sqlx::Error::Database(e) = &refused else {
+        panic!("not a database error: {refused:?}");
+    };
+    assert!(e.is_unique_violation(), "{e:?}");
+    let code = e.code().unwrap().to_string();
+    // SQLite's extended code for a primary key (1555), as sqlx gives it; PostgreSQL's SQLSTATE.
+    assert!(code == "1555" || code == "23505", "{code}");
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(test_years(&mut tx).await, 4);
+    tx.commit().await.unwrap();
+}
+
+on_both!(
+    #[tokio::test]
+    statements_in_a_transaction => sqlite_statements_in_a_transaction,
+    postgres_statements_in_a_transaction
 );
 
 /// Four instances open a new database at the same moment, then write cases from all four

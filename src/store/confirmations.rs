@@ -33,7 +33,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Pool, Result, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
+use super::{Pool, Result, Sql, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
 use chrono::{DateTime, Utc};
 
 /// The open journal of one database.
@@ -270,18 +270,14 @@ pub async fn outbox_confirm_sent(
              RETURNING outbox.id, outbox.case_id, outbox.purpose",
             values.join(", ")
         );
-        on!(tx, |c| {
-            // Safe: placeholders only; the ids and times are bound. Kept prepared at its
-            // full size only (a backlog's folds), not at each size a fold's last rows take.
-            let mut q =
-                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_UPDATE);
-            for (id, at) in chunk {
-                q = q.bind(*id).bind(Ts(*at));
-            }
-            for r in q.fetch_all(&mut *c).await? {
-                marked.insert(r.col(0)?, (r.col(1)?, r.col(2)?));
-            }
-        });
+        // Placeholders only; the ids and times are bound.
+        let mut q = Sql::new(&sql);
+        for (id, at) in chunk {
+            q = q.bind(*id).bind(Ts(*at));
+        }
+        for r in q.fetch_all(tx).await? {
+            marked.insert(r.col(0)?, (r.col(1)?, r.col(2)?));
+        }
     }
     Ok(rows
         .into_iter()

@@ -63,10 +63,7 @@ impl<T> Value for T where
 
 /// A column index every kind of row takes (a position or a name).
 pub trait Column: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + DirectIndex {}
-impl<I> Column for I where
-    I: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + DirectIndex
-{
-}
+impl<I> Column for I where I: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + DirectIndex {}
 
 /// A row of either database, for the functions that turn a row into a struct in one
 /// place (inside [`on!`] a row has its database's own type).

@@ -126,9 +126,8 @@ fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> sqlx::Result<Vec<Statement>>
     let mut list = Vec::new();
     let mut rest = sql.as_bytes();
     while !rest.iter().all(u8::is_ascii_whitespace) {
-        let len = c_int::try_from(rest.len()).map_err(|_| {
-            database_error(ffi::SQLITE_TOOBIG, "statement too long".into())
-        })?;
+        let len = c_int::try_from(rest.len())
+            .map_err(|_| database_error(ffi::SQLITE_TOOBIG, "statement too long".into()))?;
         let mut raw: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
         let mut tail: *const c_char = std::ptr::null();
         // SAFETY: `db` is locked for us; `rest` is valid for `len` bytes (not
@@ -206,19 +205,21 @@ impl Statement {
         out: &mut Output,
     ) -> sqlx::Result<()> {
         let stmt = self.raw.as_ptr();
-        let result = self.bind(db, values).and_then(|()| loop {
-            // SAFETY: a prepared statement of the locked connection, its values bound.
-            match unsafe { ffi::sqlite3_step(stmt) } {
-                ffi::SQLITE_ROW => out.rows.push(self.row()),
-                ffi::SQLITE_DONE => {
-                    if !self.read_only {
-                        // SAFETY: the connection is locked for us.
-                        let changed = unsafe { ffi::sqlite3_changes(db.as_ptr()) };
-                        out.changed += u64::try_from(changed).unwrap_or(0);
+        let result = self.bind(db, values).and_then(|()| {
+            loop {
+                // SAFETY: a prepared statement of the locked connection, its values bound.
+                match unsafe { ffi::sqlite3_step(stmt) } {
+                    ffi::SQLITE_ROW => out.rows.push(self.row()),
+                    ffi::SQLITE_DONE => {
+                        if !self.read_only {
+                            // SAFETY: the connection is locked for us.
+                            let changed = unsafe { ffi::sqlite3_changes(db.as_ptr()) };
+                            out.changed += u64::try_from(changed).unwrap_or(0);
+                        }
+                        break Ok(());
                     }
-                    break Ok(());
+                    rc => break Err(error_of(db, rc)),
                 }
-                rc => break Err(error_of(db, rc)),
             }
         });
         // SAFETY: as above; after these the statement holds no pointer into `values`.
@@ -283,7 +284,9 @@ impl Statement {
                     }
                     ffi::SQLITE_BLOB => {
                         let blob = ffi::sqlite3_column_blob(stmt, i);
-                        DirectValue::Blob(bytes_of(blob.cast(), ffi::sqlite3_column_bytes(stmt, i)).to_vec())
+                        DirectValue::Blob(
+                            bytes_of(blob.cast(), ffi::sqlite3_column_bytes(stmt, i)).to_vec(),
+                        )
                     }
                     _ => DirectValue::Null,
                 }

@@ -6,8 +6,8 @@
 //! acknowledgement, the partner's notice) took eight queries, now three. PostgreSQL writes
 //! them one by one, as does SQLite a raw mail written in pieces ([`super::blob`]).
 
-use chrono::{DateTime, Utc};
 use super::{Result, Sql, StoreRow, Ts, Tx, blob, dialect};
+use chrono::{DateTime, Utc};
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -231,12 +231,9 @@ async fn insert(
         let row = q.fetch_one(tx).await?;
         return Ok((row.col(0)?, row.col(1)?));
     }
-    let row = bind_message!(
-        Sql::new(concat!(insert_message_sql!(), " RETURNING id")),
-        m
-    )
-    .fetch_one(tx)
-    .await?;
+    let row = bind_message!(Sql::new(concat!(insert_message_sql!(), " RETURNING id")), m)
+        .fetch_one(tx)
+        .await?;
     let id: i64 = row.col(0)?;
     blob::insert_raw(tx, id, m.raw).await?;
     let outbox = match queue {

@@ -19,8 +19,8 @@ mod blob;
 mod confirmations;
 pub mod copy;
 mod db;
-mod direct;
 pub mod dialect;
+mod direct;
 mod duplicates;
 pub mod health;
 pub mod history;
@@ -34,9 +34,9 @@ pub mod partners;
 pub mod person;
 mod quarantine;
 mod receipt;
-mod sql;
 pub mod register;
 pub mod retention;
+mod sql;
 mod time;
 mod unfiled;
 
@@ -47,8 +47,6 @@ pub use db::{
     Backend, Column, DatabaseUrl, Kind, Pool, StoreRow, Tx, Value, pg_options, redact_url,
 };
 pub use direct::{DirectError, DirectRow, DirectValue};
-pub use sql::{Arg, Bind, Null, Sql};
-pub use sql::Row as SqlRow;
 pub use duplicates::{Duplicate, MatchedBy, Seen, record_duplicate, seen};
 pub use messages::{
     NewMessage, insert_message, queue_notice, queue_outgoing, queue_outgoing_to_all,
@@ -62,6 +60,8 @@ pub use quarantine::{
     reference as quarantine_reference, resolve_quarantine,
 };
 pub use receipt::add_message_note;
+pub use sql::Row as SqlRow;
+pub use sql::{Arg, Bind, Null, Sql};
 pub use time::{TimeText, Ts, parse_ts, ts};
 pub use unfiled::UnfiledMail;
 

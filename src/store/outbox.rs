@@ -13,7 +13,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    OutboxItem, Result, Store, Ts, dialect, on, outbox_item_columns, outbox_item_from_row,
+    OutboxItem, Result, Sql, Store, StoreRow, Ts, dialect, on, outbox_item_columns,
+    outbox_item_from_row,
 };
 
 /// A claim older than this is taken to be abandoned (its run is gone without a restart)
@@ -33,39 +34,42 @@ impl Store {
         let folded = self.folded_not_synced();
         let mut tx = self.synchronous_pool().begin_plain().await?;
         let tx_kind = tx.kind();
-        let items = on!(tx, |c| {
-            // A claim says its instance is alive (with the claims, in one commit): another
-            // instance takes these rows only once that has lapsed ([`super::lease`]).
-            sqlx::query(
-                "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
-                 VALUES ($1, $2, $3, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET renewed_at = excluded.renewed_at,
-                     expires_at = excluded.expires_at
-                 WHERE leases.holder = excluded.holder AND leases.expires_at < excluded.expires_at",
-            )
-            .bind(format!("{}{}", super::lease::INSTANCE, self.instance()))
+        // A claim says its instance is alive (with the claims, in one commit): another
+        // instance takes these rows only once that has lapsed ([`super::lease`]).
+        let holder = format!("{}{}", super::lease::INSTANCE, self.instance());
+        Sql::new(
+            "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
+             VALUES ($1, $2, $3, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET renewed_at = excluded.renewed_at,
+                 expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder AND leases.expires_at < excluded.expires_at",
+        )
+        .bind(&holder)
+        .bind(self.instance())
+        .bind(Ts(now))
+        .bind(Ts(now + super::lease::PRESENCE))
+        .execute(&mut tx)
+        .await?;
+        let ids = Sql::new(dialect::claim_due(tx_kind))
+            .bind(Ts(now))
+            .bind(Ts(now - CLAIM_LEASE))
+            .bind(limit)
             .bind(self.instance())
-            .bind(Ts(now))
-            .bind(Ts(now + super::lease::PRESENCE))
-            .execute(&mut *c)
-            .await?;
-            let ids: Vec<i64> = sqlx::query_scalar(dialect::claim_due(tx_kind))
-                .bind(Ts(now))
-                .bind(Ts(now - CLAIM_LEASE))
-                .bind(limit)
-                .bind(self.instance())
-                .bind(Ts(now - super::lease::PRESENCE))
-                .fetch_all(&mut *c)
-                .await?;
+            .bind(Ts(now - super::lease::PRESENCE))
+            .fetch_all(&mut tx)
+            .await?
+            .iter()
+            .map(|r| r.col::<i64>(0))
+            .collect::<sqlx::Result<Vec<i64>>>()?;
+        let mut items = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
             // The claimed rows in one statement and read back in one, in the order picked.
-            let list = id_list(3, ids.len());
-            let mut claim = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let claim_sql = format!(
                 "UPDATE outbox SET status = 'sending', claimed_at = $1, claimed_by = $2
-                 WHERE id IN ({list})"
-            )))
-            .bind(Ts(now))
-            .bind(self.instance());
-            let mut read = sqlx::query(sqlx::AssertSqlSafe(format!(
+                 WHERE id IN ({})",
+                id_list(3, ids.len())
+            );
+            let read_sql = format!(
                 concat!(
                     "SELECT ",
                     outbox_item_columns!(),
@@ -73,23 +77,21 @@ impl Store {
                      WHERE o.id IN ({})"
                 ),
                 id_list(1, ids.len())
-            )));
+            );
+            let mut claim = Sql::new(&claim_sql).bind(Ts(now)).bind(self.instance());
+            let mut read = Sql::new(&read_sql);
             for id in &ids {
                 claim = claim.bind(*id);
                 read = read.bind(*id);
             }
-            let mut items = Vec::with_capacity(ids.len());
-            if !ids.is_empty() {
-                claim.execute(&mut *c).await?;
-                let mut rows = std::collections::HashMap::with_capacity(ids.len());
-                for r in read.fetch_all(&mut *c).await? {
-                    let item = outbox_item_from_row(&r)?;
-                    rows.insert(item.id, item);
-                }
-                items.extend(ids.iter().filter_map(|id| rows.remove(id)));
+            claim.execute(&mut tx).await?;
+            let mut rows = std::collections::HashMap::with_capacity(ids.len());
+            for r in read.fetch_all(&mut tx).await? {
+                let item = outbox_item_from_row(&r)?;
+                rows.insert(item.id, item);
             }
-            items
-        });
+            items.extend(ids.iter().filter_map(|id| rows.remove(id)));
+        }
         tx.commit().await?;
         if !items.is_empty() {
             self.clear_folded(folded)?;

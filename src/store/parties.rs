@@ -2,8 +2,8 @@
 //! someone is one (the complainant when the case opens; whom the complainant's own mail or
 //! the firm's answer addresses), never because someone's mail was attached to the case.
 
-use chrono::{DateTime, Utc};
 use super::{Result, Sql, StoreRow, Ts, Tx};
+use chrono::{DateTime, Utc};
 
 /// Record `address` as a party to a case (once; the first reason stays).
 pub async fn add_party(

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Result, StoreRow, TimeText, Ts, Tx, on, parse_ts};
+use super::{Result, Sql, StoreRow, TimeText, Ts, Tx, parse_ts};
 
 macro_rules! row_columns {
     () => {
@@ -131,25 +131,24 @@ pub struct CaseRow {
 
 /// Load a case by id or reference.
 pub async fn load(tx: &mut Tx, key: CaseKey<'_>) -> Result<Option<CaseRow>> {
-    on!(tx, |c| {
-        let sql = match key {
-            CaseKey::Id(_) => concat!("SELECT ", row_columns!(), " FROM cases WHERE id = $1"),
-            CaseKey::Reference(_) => concat!(
-                "SELECT ",
-                row_columns!(),
-                " FROM cases WHERE reference = $1"
-            ),
-        };
-        let q = sqlx::query(sql);
-        let q = match key {
-            CaseKey::Id(id) => q.bind(id),
-            CaseKey::Reference(r) => q.bind(r.to_string()),
-        };
-        match q.fetch_optional(&mut *c).await? {
-            Some(r) => Ok(Some(case_row(&r)?)),
-            None => Ok(None),
-        }
-    })
+    let q = match key {
+        CaseKey::Id(id) => Sql::new(concat!(
+            "SELECT ",
+            row_columns!(),
+            " FROM cases WHERE id = $1"
+        ))
+        .bind(id),
+        CaseKey::Reference(r) => Sql::new(concat!(
+            "SELECT ",
+            row_columns!(),
+            " FROM cases WHERE reference = $1"
+        ))
+        .bind(r),
+    };
+    match q.fetch_optional(tx).await? {
+        Some(r) => Ok(Some(case_row(&r)?)),
+        None => Ok(None),
+    }
 }
 
 /// How many cases one [`load_many`] query reads.
@@ -166,17 +165,15 @@ pub async fn load_many(tx: &mut Tx, ids: &[i64]) -> Result<HashMap<i64, CaseRow>
             row_columns!(),
             placeholders.join(", ")
         );
-        on!(tx, |c| {
-            // Safe: the fixed column list and numbered placeholders; every id is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&mut *c).await? {
-                let row = case_row(&r)?;
-                cases.insert(row.id, row);
-            }
-        });
+        // The fixed column list and numbered placeholders; every id is bound.
+        let mut q = Sql::new(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(tx).await? {
+            let row = case_row(&r)?;
+            cases.insert(row.id, row);
+        }
     }
     Ok(cases)
 }
@@ -241,21 +238,19 @@ pub async fn update(tx: &mut Tx, id: i64, values: &[(Column, Option<String>)]) -
             _ => None,
         });
     }
-    on!(tx, |c| {
-        // Safe: the column names come from the closed set [`Column`], values are bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((column, v), time) in values.iter().zip(&times) {
-            q = if column.is_flag() {
-                q.bind(v.as_deref().map(|v| v == "yes"))
-            } else if column.is_time() {
-                q.bind(*time)
-            } else {
-                q.bind(v.clone())
-            };
-        }
-        q.bind(id).execute(&mut *c).await?;
-        Ok(())
-    })
+    // The column names come from the closed set [`Column`], values are bound.
+    let mut q = Sql::new(&sql);
+    for ((column, v), time) in values.iter().zip(&times) {
+        q = if column.is_flag() {
+            q.bind(v.as_deref().map(|v| v == "yes"))
+        } else if column.is_time() {
+            q.bind(*time)
+        } else {
+            q.bind(v.as_deref())
+        };
+    }
+    q.bind(id).execute(tx).await?;
+    Ok(())
 }
 
 /// What mail to a case's complainant needs.
@@ -271,25 +266,17 @@ pub struct Contact {
 /// The complainant's address and name, the subject, when the complaint came in and the
 /// case's language.
 pub async fn contact(tx: &mut Tx, id: i64) -> Result<Contact> {
-    let (address, name, subject, received_at, language): (
-        Option<String>,
-        Option<String>,
-        String,
-        Ts,
-        Option<String>,
-    ) = on!(tx, |c| {
-        sqlx::query_as(
+    let r = Sql::new(
         "SELECT complainant_address, complainant_name, subject, received_at, language FROM cases WHERE id = $1",
     )
     .bind(id)
-    .fetch_one(&mut *c)
-    .await?
-    });
+    .fetch_one(tx)
+    .await?;
     Ok(Contact {
-        address,
-        name,
-        subject,
-        received_at: received_at.0,
-        language,
+        address: r.col(0)?,
+        name: r.col(1)?,
+        subject: r.col(2)?,
+        received_at: r.col::<Ts>(3)?.0,
+        language: r.col(4)?,
     })
 }
