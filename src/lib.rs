@@ -55,8 +55,9 @@
 //!   without a case; the daemon's daily job.
 //! - [`store`]: the database (sqlx; SQLite by default, or PostgreSQL from the URL): one
 //!   file per concern (e.g. a case's parties, the mail that opened no case), each query
-//!   written once for both ([`store::Pool`], [`store::Tx`]; what differs in
-//!   [`store::dialect`]); the history chain and `audit verify` in [`store::history`];
+//!   written once for both ([`store::Pool`], [`store::Tx`], a transaction's statements as
+//!   [`store::Sql`], on SQLite run on the calling thread, `store/direct.rs`; what differs
+//!   in [`store::dialect`]); the history chain and `audit verify` in [`store::history`];
 //!   intake's batches made durable at once (`batches.rs`), the outgoing server's 250
 //!   journaled outside SQLite's write lock (`confirmations.rs`), a message with its raw
 //!   mail (in `message_raw`) and its outbox row written together (`messages.rs`), a large

@@ -140,6 +140,74 @@ async fn a_backlog_is_one_batch_and_a_mail_failing_in_it_goes_to_quarantine_alon
     assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 0);
 }
 
+/// A clock that counts how often it is read: intake reads it several times a mail, so the
+/// count says how far intake got.
+#[derive(Debug)]
+struct CountingClock {
+    inner: ManualClock,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.now()
+    }
+}
+
+/// On SQLite a mail's statements run on intake's own thread without waiting for anything
+/// (`store::direct`); a batch still lets the work joined beside it (the last batch's MOVE
+/// runs beside the next batch's take-in) and the other tasks run between two mails, or
+/// the MOVE would only start once the whole batch was taken in.
+#[tokio::test]
+async fn a_batch_lets_the_work_beside_it_run_between_two_mails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = config(dir);
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let clock = CountingClock {
+        inner: ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap()),
+        reads: Default::default(),
+    };
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let mut intake = Intake::new(&pipeline);
+    let n = 40;
+    for i in 0..n {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    // Beside the pass, in the same task: a future that is ready to go on at every poll and
+    // notes how far intake got (the clock's reads) each time the pass lets it run.
+    let done = std::cell::Cell::new(false);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let beside = std::future::poll_fn(|cx| {
+        seen.borrow_mut()
+            .push(clock.reads.load(std::sync::atomic::Ordering::SeqCst));
+        if done.get() {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    });
+    let pass = async {
+        let taken = intake.pass(&mut mailbox).await;
+        done.set(true);
+        taken
+    };
+    let (taken, ()) = tokio::join!(pass, beside);
+    assert_eq!(taken.unwrap(), 0, "taken in, in flight");
+    assert_eq!(store.list_cases().await.unwrap().len(), n);
+    // The most intake did without letting the other run: a mail's worth, not the batch's.
+    let seen = seen.into_inner();
+    let longest = seen.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let total = seen.last().unwrap() - seen.first().unwrap();
+    assert!(
+        longest * 10 < total,
+        "the longest run without a turn for the work beside: {longest} of {total} clock reads"
+    );
+}
+
 /// A mail's history entries are written when its savepoint is released, in one INSERT
 /// (`store::history`): should the database refuse them there, the mail is undone and goes
 /// to quarantine alone, as when any other statement of it fails; the batch goes on, and the

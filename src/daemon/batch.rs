@@ -289,6 +289,11 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
             duplicate,
             taken,
         });
+        // On SQLite a mail's statements run on this thread without waiting for anything
+        // (`store::direct`), so the batch would run to its end before the work joined
+        // beside it (the last batch's MOVE, [`Intake::pass`]) or another task (the
+        // sender) got a turn: let them run between two mails.
+        tokio::task::yield_now().await;
     }
     TakeIn {
         handled,

@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Pool, Result, Store, Ts, Tx, dialect, on};
+use super::{Pool, Result, Sql, Store, Ts, Tx, dialect};
 
 impl Store {
     /// A handle to the same database whose commits do not wait for the disk; for intake,
@@ -69,7 +69,7 @@ impl Store {
                 Tx::postgres(tx)
             }
         };
-        on!(tx, |c| sqlx::query(
+        Sql::new(
             "INSERT INTO intake_batches (mailbox, batches, mails, last_at) VALUES ($1, 1, $2, $3)
              ON CONFLICT (mailbox) DO UPDATE SET batches = intake_batches.batches + 1,
                  mails = intake_batches.mails + excluded.mails, last_at = excluded.last_at",
@@ -77,9 +77,8 @@ impl Store {
         .bind(mailbox)
         .bind(i64::try_from(mails).unwrap_or(i64::MAX))
         .bind(Ts(now))
-        .execute(&mut *c)
-        .await
-        .map(drop))?;
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -33,7 +33,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Pool, Result, Sql, Store, StoreError, StoreRow, Ts, Tx, on, parse_ts, ts};
+use super::{Pool, Result, Sql, Store, StoreError, StoreRow, Ts, Tx, parse_ts, ts};
 use chrono::{DateTime, Utc};
 
 /// The open journal of one database.
@@ -112,14 +112,11 @@ impl Store {
         let mut pg = pool.begin().await?;
         super::dialect::pg_asynchronous_commit(&mut pg).await?;
         let mut tx = Tx::postgres(pg);
-        on!(tx, |c| sqlx::query(
-            "UPDATE outbox SET confirmed_at = $1 WHERE id = $2 AND status = 'sending'"
-        )
-        .bind(Ts(at))
-        .bind(id)
-        .execute(&mut *c)
-        .await
-        .map(drop))?;
+        Sql::new("UPDATE outbox SET confirmed_at = $1 WHERE id = $2 AND status = 'sending'")
+            .bind(Ts(at))
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

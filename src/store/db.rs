@@ -1,6 +1,8 @@
 //! Which database: SQLite (the embedded default) or PostgreSQL, chosen from the URL when
-//! the store opens. [`Pool`] and [`Tx`] are one type over both, and [`on!`] runs the same
-//! query-building code on whichever it is, so each query is written once; the SQL that
+//! the store opens. [`Pool`] and [`Tx`] are one type over both, so each query is written
+//! once: in a transaction as a [`super::Sql`] statement (on SQLite run on the calling
+//! thread, [`super::direct`]), on the pool (reads, and what needs no transaction) through
+//! [`on!`], which runs the same sqlx query-building code on whichever it is. The SQL that
 //! must differ is in [`super::dialect`].
 
 use std::path::PathBuf;
@@ -19,8 +21,10 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool}
 use super::direct::{Direct, DirectIndex, FromDirect};
 use super::{Result, StoreError, dialect};
 
-/// `on!(db, |c| body)`: run `body` on the database behind `db` (a [`Pool`], or a [`Tx`]
-/// borrowed mutably), with `c` bound to its SQLite or PostgreSQL side: `&SqlitePool`/`&PgPool` for a pool,
+/// `on!(db, |c| body)`: run `body` on the database behind `db` (a [`Pool`]; a [`Tx`]
+/// borrowed mutably only where sqlx itself is needed, e.g. a copy between databases: a
+/// transaction's statements are [`super::Sql`]), with `c` bound to its SQLite or
+/// PostgreSQL side: `&SqlitePool`/`&PgPool` for a pool,
 /// `&mut SqliteConnection`/`&mut PgConnection` for a transaction (write `&mut *c`). The
 /// body is compiled once per database, so it may only use what both have in common: the
 /// portable SQL of CONTRIBUTING, and values of [`Ts`](super::Ts), `bool`, `i64`, text and

@@ -99,22 +99,20 @@ pub async fn record_duplicate(
     seen: &Seen,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
-             ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
-        )
-        .bind(source_key)
-        .bind(identity)
-        .bind(seen.message_row)
-        .bind(seen.quarantine_row)
-        .bind(seen.matched_by.as_str())
-        .bind(Ts(now))
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    Sql::new(
+        "INSERT INTO duplicates (source_key, identity, message_row, quarantine_row, matched_by, first_seen_at, last_seen_at, times)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+         ON CONFLICT (source_key) DO UPDATE SET last_seen_at = excluded.last_seen_at, times = duplicates.times + 1",
+    )
+    .bind(source_key)
+    .bind(identity)
+    .bind(seen.message_row)
+    .bind(seen.quarantine_row)
+    .bind(seen.matched_by.as_str())
+    .bind(Ts(now))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -164,14 +162,11 @@ impl Store {
             }
             let mut tx = self.begin().await?;
             for (id, raw) in &rows {
-                on!(tx, |c| sqlx::query(
-                    "UPDATE messages SET identity = $1 WHERE id = $2"
-                )
-                .bind(identity(raw))
-                .bind(id)
-                .execute(&mut *c)
-                .await?
-                .rows_affected());
+                Sql::new("UPDATE messages SET identity = $1 WHERE id = $2")
+                    .bind(identity(raw))
+                    .bind(*id)
+                    .execute(&mut tx)
+                    .await?;
                 filled += 1;
             }
             tx.commit().await?;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Result, Store, StoreRow, Ts, Tx, on};
+use super::{Result, Sql, Store, StoreRow, Ts, Tx, on};
 use crate::health::ChannelState;
 
 fn state_from_row(r: &impl StoreRow) -> Result<ChannelState> {
@@ -29,20 +29,18 @@ macro_rules! columns {
 
 /// The stored state of one channel (the default, healthy and unknown, when never written).
 pub async fn channel_state(tx: &mut Tx, channel: &str) -> Result<ChannelState> {
-    on!(tx, |c| {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM channel_health WHERE channel = $1"
-        ))
-        .bind(channel)
-        .fetch_optional(&mut *c)
-        .await?;
-        match row {
-            Some(r) => state_from_row(&r),
-            None => Ok(ChannelState::default()),
-        }
-    })
+    let row = Sql::new(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM channel_health WHERE channel = $1"
+    ))
+    .bind(channel)
+    .fetch_optional(tx)
+    .await?;
+    match row {
+        Some(r) => state_from_row(&r),
+        None => Ok(ChannelState::default()),
+    }
 }
 
 /// Write one channel's state.
@@ -52,27 +50,25 @@ pub async fn set_channel_state(
     s: &ChannelState,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO channel_health (channel, last_success_at, failing_since, last_failure_at, last_error, alerted_at, backlog, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (channel) DO UPDATE SET last_success_at = excluded.last_success_at,
-               failing_since = excluded.failing_since, last_failure_at = excluded.last_failure_at,
-               last_error = excluded.last_error, alerted_at = excluded.alerted_at,
-               backlog = excluded.backlog, updated_at = excluded.updated_at",
-        )
-        .bind(channel)
-        .bind(s.last_success_at.map(Ts))
-        .bind(s.failing_since.map(Ts))
-        .bind(s.last_failure_at.map(Ts))
-        .bind(s.last_error.as_deref())
-        .bind(s.alerted_at.map(Ts))
-        .bind(s.backlog)
-        .bind(Ts(now))
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    Sql::new(
+        "INSERT INTO channel_health (channel, last_success_at, failing_since, last_failure_at, last_error, alerted_at, backlog, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (channel) DO UPDATE SET last_success_at = excluded.last_success_at,
+           failing_since = excluded.failing_since, last_failure_at = excluded.last_failure_at,
+           last_error = excluded.last_error, alerted_at = excluded.alerted_at,
+           backlog = excluded.backlog, updated_at = excluded.updated_at",
+    )
+    .bind(channel)
+    .bind(s.last_success_at.map(Ts))
+    .bind(s.failing_since.map(Ts))
+    .bind(s.last_failure_at.map(Ts))
+    .bind(s.last_error.as_deref())
+    .bind(s.alerted_at.map(Ts))
+    .bind(s.backlog)
+    .bind(Ts(now))
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {

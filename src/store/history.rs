@@ -340,59 +340,55 @@ pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<i64> {
 /// id); run once at open, in id order, before anything is appended.
 pub async fn seal_legacy(pool: &Pool) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let sealed = on!(tx, |c| {
-        let through: i64 =
-            match sqlx::query_scalar("SELECT legacy_through FROM history_legacy WHERE id = 1")
-                .fetch_optional(&mut *c)
-                .await?
-            {
-                Some(t) => t,
-                None => return Ok(0),
-            };
-        if through == 0 {
-            return Ok(0);
+    let through: i64 = match Sql::new("SELECT legacy_through FROM history_legacy WHERE id = 1")
+        .fetch_optional(&mut tx)
+        .await?
+    {
+        Some(r) => r.col(0)?,
+        None => return Ok(0),
+    };
+    if through == 0 {
+        return Ok(0);
+    }
+    let rows = Sql::new(
+        "SELECT id, case_id, at, event, detail, actor, changes, reason, hash FROM case_events
+         WHERE id <= $1 ORDER BY id",
+    )
+    .bind(through)
+    .fetch_all(&mut tx)
+    .await?;
+    let mut prev = GENESIS.to_string();
+    let mut sealed = 0;
+    for r in &rows {
+        let id: i64 = r.col(0)?;
+        if let Some(h) = r.col::<Option<String>>(8)? {
+            prev = h;
+            continue;
         }
-        let rows = sqlx::query(
-            "SELECT id, case_id, at, event, detail, actor, changes, reason, hash FROM case_events
-             WHERE id <= $1 ORDER BY id",
+        let case_id: i64 = r.col(1)?;
+        let at = r.col::<TimeText>(2)?.0;
+        let event: String = r.col(3)?;
+        let detail: String = r.col(4)?;
+        let actor: String = r.col(5)?;
+        let changes: String = r.col(6)?;
+        let reason: Option<String> = r.col(7)?;
+        let content = content_hash(&detail, &changes, reason.as_deref());
+        let hash = entry_hash(id, case_id, &at, &actor, &event, &content, &prev);
+        Sql::new(
+            "UPDATE case_events SET content_hash = $1, prev_hash = $2, hash = $3 WHERE id = $4",
         )
-        .bind(through)
-        .fetch_all(&mut *c)
+        .bind(&content)
+        .bind(&prev)
+        .bind(&hash)
+        .bind(id)
+        .execute(&mut tx)
         .await?;
-        let mut prev = GENESIS.to_string();
-        let mut sealed = 0;
-        for r in &rows {
-            let id: i64 = r.try_get(0)?;
-            if let Some(h) = r.try_get::<Option<String>, _>(8)? {
-                prev = h;
-                continue;
-            }
-            let case_id: i64 = r.try_get(1)?;
-            let at = r.try_get::<TimeText, _>(2)?.0;
-            let event: String = r.try_get(3)?;
-            let detail: String = r.try_get(4)?;
-            let actor: String = r.try_get(5)?;
-            let changes: String = r.try_get(6)?;
-            let reason: Option<String> = r.try_get(7)?;
-            let content = content_hash(&detail, &changes, reason.as_deref());
-            let hash = entry_hash(id, case_id, &at, &actor, &event, &content, &prev);
-            sqlx::query(
-                "UPDATE case_events SET content_hash = $1, prev_hash = $2, hash = $3 WHERE id = $4",
-            )
-            .bind(&content)
-            .bind(&prev)
-            .bind(&hash)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-            prev = hash;
-            sealed += 1;
-        }
-        sqlx::query("UPDATE history_legacy SET legacy_through = 0 WHERE id = 1")
-            .execute(&mut *c)
-            .await?;
-        sealed
-    });
+        prev = hash;
+        sealed += 1;
+    }
+    Sql::new("UPDATE history_legacy SET legacy_through = 0 WHERE id = 1")
+        .execute(&mut tx)
+        .await?;
     tx.commit().await?;
     Ok(sealed)
 }
@@ -401,14 +397,13 @@ pub async fn seal_legacy(pool: &Pool) -> Result<u64> {
 /// unwritten entries are written first, so the case's among them are emptied too.
 pub async fn purge_content(tx: &mut Tx, case_id: i64) -> Result<u64> {
     write(tx).await?;
-    Ok(on!(tx, |c| sqlx::query(
+    Ok(Sql::new(
         "UPDATE case_events SET detail = '', changes = '[]', reason = NULL, content_purged = TRUE
          WHERE case_id = $1 AND NOT content_purged",
     )
     .bind(case_id)
-    .execute(&mut *c)
-    .await?
-    .rows_affected()))
+    .execute(tx)
+    .await?)
 }
 
 /// A case's entries, oldest first.

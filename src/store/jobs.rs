@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Pool, Result, Ts, on};
+use super::{Pool, Result, Sql, Ts, on};
 
 /// When the job is next due (`None`: never run, so due now).
 pub async fn due_at(pool: &Pool, name: &str) -> Result<Option<DateTime<Utc>>> {
@@ -28,22 +28,19 @@ pub async fn set_done(
     result: &str,
 ) -> Result<()> {
     let mut tx = pool.begin_plain().await?;
-    let result = on!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO jobs (name, due_at, last_run_at, last_result) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, last_run_at = excluded.last_run_at,
-                                              last_result = excluded.last_result",
-        )
-        .bind(name)
-        .bind(Ts(next))
-        .bind(Ts(ran_at))
-        .bind(result)
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    });
+    Sql::new(
+        "INSERT INTO jobs (name, due_at, last_run_at, last_result) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at, last_run_at = excluded.last_run_at,
+                                          last_result = excluded.last_result",
+    )
+    .bind(name)
+    .bind(Ts(next))
+    .bind(Ts(ran_at))
+    .bind(result)
+    .execute(&mut tx)
+    .await?;
     tx.commit().await?;
-    result
+    Ok(())
 }
 
 /// Claim the job's run due at `now`: its due time moves to `hold_until` (a run that dies
@@ -56,19 +53,16 @@ pub async fn claim(
     hold_until: DateTime<Utc>,
 ) -> Result<bool> {
     let mut tx = pool.begin_plain().await?;
-    let result = on!(tx, |c| {
-        let done = sqlx::query(
-            "INSERT INTO jobs (name, due_at) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at
-             WHERE jobs.due_at <= $3",
-        )
-        .bind(name)
-        .bind(Ts(hold_until))
-        .bind(Ts(now))
-        .execute(&mut *c)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    });
+    let claimed = Sql::new(
+        "INSERT INTO jobs (name, due_at) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at
+         WHERE jobs.due_at <= $3",
+    )
+    .bind(name)
+    .bind(Ts(hold_until))
+    .bind(Ts(now))
+    .execute(&mut tx)
+    .await?;
     tx.commit().await?;
-    result
+    Ok(claimed == 1)
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::clock::Clock as _;
 
-use super::{Result, Store, StoreRow, Ts, on};
+use super::{Result, Sql, Store, StoreRow, Ts, on};
 
 /// The prefix of the lease that says an instance is alive.
 pub const INSTANCE: &str = "instance:";
@@ -59,44 +59,38 @@ impl Store {
     ) -> Result<bool> {
         let holder = self.instance();
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            let done = sqlx::query(
-                "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
-                 VALUES ($1, $2, $3, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET
-                     acquired_at = CASE WHEN leases.holder = excluded.holder
-                                        THEN leases.acquired_at ELSE excluded.acquired_at END,
-                     holder = excluded.holder,
-                     renewed_at = excluded.renewed_at,
-                     expires_at = excluded.expires_at
-                 WHERE leases.holder = excluded.holder OR leases.expires_at <= $3",
-            )
-            .bind(name)
-            .bind(holder)
-            .bind(Ts(now))
-            .bind(Ts(until))
-            .execute(&mut *c)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        });
+        let taken = Sql::new(
+            "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at)
+             VALUES ($1, $2, $3, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET
+                 acquired_at = CASE WHEN leases.holder = excluded.holder
+                                    THEN leases.acquired_at ELSE excluded.acquired_at END,
+                 holder = excluded.holder,
+                 renewed_at = excluded.renewed_at,
+                 expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(Ts(now))
+        .bind(Ts(until))
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
-        result
+        Ok(taken == 1)
     }
 
     /// Give the lease `name` up, if this instance holds it (a clean shutdown: another
     /// instance need not wait for it to expire).
     pub async fn lease_release(&self, name: &str) -> Result<()> {
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-                .bind(name)
-                .bind(self.instance())
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        });
+        Sql::new("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(self.instance())
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
-        result
+        Ok(())
     }
 
     /// Every lease, by name; expired ones too (`status` shows when).
@@ -125,15 +119,12 @@ impl Store {
     /// stays small. Returns how many.
     pub async fn leases_sweep(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            let done = sqlx::query("DELETE FROM leases WHERE expires_at < $1")
-                .bind(Ts(before))
-                .execute(&mut *c)
-                .await?;
-            Ok(done.rows_affected())
-        });
+        let swept = Sql::new("DELETE FROM leases WHERE expires_at < $1")
+            .bind(Ts(before))
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
-        result
+        Ok(swept)
     }
 }
 
@@ -161,15 +152,14 @@ mod tests {
             async move {
                 while !stop.load(Ordering::SeqCst) {
                     let mut tx = intake.begin().await.unwrap();
-                    on!(tx, |c| sqlx::query(
+                    Sql::new(
                         "INSERT INTO jobs (name, due_at) VALUES ('busy', $1)
-                         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at"
+                         ON CONFLICT (name) DO UPDATE SET due_at = excluded.due_at",
                     )
                     .bind(Ts(now))
-                    .execute(&mut *c)
+                    .execute(&mut tx)
                     .await
-                    .map(drop)
-                    .unwrap());
+                    .unwrap();
                     // The lock is held a while, as by a mail's transaction.
                     tokio::time::sleep(Duration::from_millis(3)).await;
                     tx.commit().await.unwrap();

@@ -475,20 +475,19 @@ pub async fn known(tx: &mut Tx, lookups: &Lookups) -> Result<Known> {
     let mut infos: HashMap<i64, CaseInfo> = HashMap::new();
     for id in &lookups.message_ids {
         // `sent`: klachtpost itself sent it (everything it sends goes through the outbox).
-        let row: Option<(i64, String, bool)> = on!(tx, |c| {
-            sqlx::query_as(
-                "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
-                 FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?
-        });
-        if let Some((case_id, kind, sent)) = row {
-            if kind == "acknowledgement" {
+        let row = Sql::new(
+            "SELECT m.case_id, m.kind, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)
+             FROM messages m WHERE m.message_id = $1 AND m.case_id IS NOT NULL ORDER BY m.id LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(tx)
+        .await?;
+        if let Some(row) = row {
+            let case_id: i64 = row.col(0)?;
+            if row.col::<String>(1)? == "acknowledgement" {
                 known.acknowledgements.insert(id.clone());
             }
-            if sent {
+            if row.col::<bool>(2)? {
                 known.ours.insert(id.clone());
             }
             let info = case_info(tx, case_id, &mut infos).await?;
@@ -496,13 +495,7 @@ pub async fn known(tx: &mut Tx, lookups: &Lookups) -> Result<Known> {
         }
     }
     for reference in &lookups.references {
-        let row: Option<(i64,)> = on!(tx, |c| sqlx::query_as(
-            "SELECT id FROM cases WHERE reference = $1"
-        )
-        .bind(reference)
-        .fetch_optional(&mut *c)
-        .await?);
-        if let Some((case_id,)) = row {
+        if let Some(case_id) = case_id_by_reference(tx, reference).await? {
             let info = case_info(tx, case_id, &mut infos).await?;
             known.by_reference.insert(reference.clone(), info);
         }
@@ -518,16 +511,14 @@ async fn case_info(
     if let Some(info) = cache.get(&case_id) {
         return Ok(info.clone());
     }
-    let (reference, complainant, status): (String, Option<String>, String) =
-        on!(tx, |c| sqlx::query_as(
-            "SELECT reference, complainant_address, status FROM cases WHERE id = $1"
-        )
+    let row = Sql::new("SELECT reference, complainant_address, status FROM cases WHERE id = $1")
         .bind(case_id)
-        .fetch_one(&mut *c)
-        .await?);
+        .fetch_one(tx)
+        .await?;
+    let status: String = row.col(2)?;
     let info = CaseInfo {
-        reference,
-        complainant,
+        reference: row.col(0)?,
+        complainant: row.col(1)?,
         parties: parties::of_case(tx, case_id).await?,
         closed: status == "closed" || status == "not_a_complaint",
     };
@@ -715,19 +706,17 @@ pub async fn insert_attachment(
     content_type: &str,
     size: usize,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(message_id)
-        .bind(filename)
-        .bind(content_type)
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(&[][..] as &[u8])
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    Sql::new(
+        "INSERT INTO attachments (message_id, filename, content_type, size, data) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(message_id)
+    .bind(filename)
+    .bind(content_type)
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(&[][..] as &[u8])
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Hand out the next sequence number of a year, atomically.
@@ -807,13 +796,11 @@ pub async fn case_id_by_reference(tx: &mut Tx, reference: &str) -> Result<Option
 }
 
 pub async fn case_partner_email(tx: &mut Tx, reference: &str) -> Result<Option<String>> {
-    on!(tx, |c| {
-        let row = sqlx::query("SELECT partner_email FROM cases WHERE reference = $1")
-            .bind(reference)
-            .fetch_optional(&mut *c)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    })
+    let row = Sql::new("SELECT partner_email FROM cases WHERE reference = $1")
+        .bind(reference)
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.map(|r| r.col(0)).transpose()?)
 }
 
 /// Mark an outbox row sent, in the caller's transaction; returns its case and purpose so
@@ -823,17 +810,15 @@ pub async fn outbox_mark_sent(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(Option<i64>, String)> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
-             WHERE id = $2 RETURNING case_id, purpose",
-        )
-        .bind(Ts(now))
-        .bind(id)
-        .fetch_one(&mut *c)
-        .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    })
+    let row = Sql::new(
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL, claimed_at = NULL
+         WHERE id = $2 RETURNING case_id, purpose",
+    )
+    .bind(Ts(now))
+    .bind(id)
+    .fetch_one(tx)
+    .await?;
+    Ok((row.col(0)?, row.col(1)?))
 }
 
 /// Give up on an outbox row: it stays in the table as failed. Returns its case and
@@ -843,17 +828,15 @@ pub async fn outbox_mark_failed(
     id: i64,
     error: &str,
 ) -> Result<(Option<i64>, String)> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
-             WHERE id = $2 RETURNING case_id, purpose",
-        )
-        .bind(error)
-        .bind(id)
-        .fetch_one(&mut *c)
-        .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    })
+    let row = Sql::new(
+        "UPDATE outbox SET status = 'failed', claimed_at = NULL, attempts = attempts + 1, last_error = $1
+         WHERE id = $2 RETURNING case_id, purpose",
+    )
+    .bind(error)
+    .bind(id)
+    .fetch_one(tx)
+    .await?;
+    Ok((row.col(0)?, row.col(1)?))
 }
 
 /// Make the database file (and its folder) owner-only before SQLite creates it: the

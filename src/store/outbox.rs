@@ -13,7 +13,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    OutboxItem, Result, Sql, Store, StoreRow, Ts, dialect, on, outbox_item_columns,
+    OutboxItem, Result, Sql, Store, StoreRow, Ts, dialect, outbox_item_columns,
     outbox_item_from_row,
 };
 
@@ -105,44 +105,38 @@ impl Store {
     /// stay theirs.
     pub async fn release_claims(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            let done = sqlx::query(concat!(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
-                                   claimed_by = NULL
-                 WHERE status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
-                dialect::claim_holder_gone!("$1", "$3", "$4"),
-                ")"
-            ))
-            .bind(Ts(now))
-            .bind(Ts(now - CLAIM_LEASE))
-            .bind(self.instance())
-            .bind(Ts(now - super::lease::PRESENCE))
-            .execute(&mut *c)
-            .await?;
-            Ok(done.rows_affected())
-        });
+        let released = Sql::new(concat!(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
+                               claimed_by = NULL
+             WHERE status = 'sending' AND confirmed_at IS NULL AND (claimed_at <= $2 OR ",
+            dialect::claim_holder_gone!("$1", "$3", "$4"),
+            ")"
+        ))
+        .bind(Ts(now))
+        .bind(Ts(now - CLAIM_LEASE))
+        .bind(self.instance())
+        .bind(Ts(now - super::lease::PRESENCE))
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
-        result
+        Ok(released)
     }
 
     /// This instance's own claims go back to the queue, due now (the transport is down:
     /// the rest of a drain waits for it like everything else). Returns how many.
     pub async fn release_own_claims(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            let done = sqlx::query(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
-                                   claimed_by = NULL
-                 WHERE status = 'sending' AND claimed_by = $2 AND confirmed_at IS NULL",
-            )
-            .bind(Ts(now))
-            .bind(self.instance())
-            .execute(&mut *c)
-            .await?;
-            Ok(done.rows_affected())
-        });
+        let released = Sql::new(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, claimed_at = NULL,
+                               claimed_by = NULL
+             WHERE status = 'sending' AND claimed_by = $2 AND confirmed_at IS NULL",
+        )
+        .bind(Ts(now))
+        .bind(self.instance())
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
-        result
+        Ok(released)
     }
 
     /// Wake-ups when any instance queues outgoing mail: on PostgreSQL a listener on the

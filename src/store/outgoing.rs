@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use std::collections::HashMap;
 
-use super::{Result, Store, Ts, Tx, on};
+use super::{Result, Sql, Store, StoreRow, Ts, Tx, on};
 use crate::compose::Lang;
 
 impl Store {
@@ -106,20 +106,18 @@ impl Store {
 /// The recipients of the message we sent with this Message-ID, if it is ours, in the
 /// caller's transaction.
 pub async fn sent_recipients(tx: &mut Tx, message_id: &str) -> Result<Vec<String>> {
-    on!(tx, |c| {
-        let rows = sqlx::query(
-            "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
-             WHERE m.message_id = $1 AND m.direction = 'outbound'",
-        )
-        .bind(message_id)
-        .fetch_all(&mut *c)
-        .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>(0).ok())
-            .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
-            .collect())
-    })
+    let rows = Sql::new(
+        "SELECT o.recipients FROM outbox o JOIN messages m ON m.id = o.message_id
+         WHERE m.message_id = $1 AND m.direction = 'outbound'",
+    )
+    .bind(message_id)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.col::<String>(0).ok())
+        .flat_map(|r| r.lines().map(str::to_ascii_lowercase).collect::<Vec<_>>())
+        .collect())
 }
 
 /// Record a hard bounce of `address`, in the caller's transaction.
@@ -129,15 +127,13 @@ pub async fn record_bounce(
     at: DateTime<Utc>,
     source: &str,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query("INSERT INTO bounces (address, at, source) VALUES ($1, $2, $3)")
-            .bind(address.to_ascii_lowercase())
-            .bind(Ts(at))
-            .bind(source)
-            .execute(&mut *c)
-            .await?;
-        Ok(())
-    })
+    Sql::new("INSERT INTO bounces (address, at, source) VALUES ($1, $2, $3)")
+        .bind(address.to_ascii_lowercase())
+        .bind(Ts(at))
+        .bind(source)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Hold a row back: never sent, kept with the reason. Returns its case and purpose, for
@@ -148,21 +144,16 @@ pub async fn outbox_mark_held(
     now: DateTime<Utc>,
     why: &str,
 ) -> Result<(Option<i64>, String)> {
-    on!(tx, |c| {
-        sqlx::query(
-            "UPDATE outbox SET status = 'held', last_error = $1, next_attempt_at = $2 WHERE id = $3",
-        )
-        .bind(why)
-        .bind(Ts(now))
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
-        let row = sqlx::query("SELECT case_id, purpose FROM outbox WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *c)
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    })
+    let row = Sql::new(
+        "UPDATE outbox SET status = 'held', last_error = $1, next_attempt_at = $2 WHERE id = $3
+         RETURNING case_id, purpose",
+    )
+    .bind(why)
+    .bind(Ts(now))
+    .bind(id)
+    .fetch_one(tx)
+    .await?;
+    Ok((row.col(0)?, row.col(1)?))
 }
 
 /// How many addresses one [`Store::recipient_records`] query asks about.

@@ -17,19 +17,17 @@ pub async fn claim(
     case_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    on!(tx, |c| {
-        let done = sqlx::query(
-            "INSERT INTO partner_notices (key, kind, case_id, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(kind)
-        .bind(case_id)
-        .bind(Ts(now))
-        .execute(&mut *c)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    })
+    let claimed = Sql::new(
+        "INSERT INTO partner_notices (key, kind, case_id, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(kind)
+    .bind(case_id)
+    .bind(Ts(now))
+    .execute(tx)
+    .await?;
+    Ok(claimed == 1)
 }
 
 /// Whether a key was claimed.
@@ -90,42 +88,39 @@ pub struct Answered {
 /// is a mail klachtpost sent to a partner or staff member: a partner mail, or an internal
 /// notice on a case (triage, send failures, staff confirmations).
 pub async fn answered(tx: &mut Tx, ids: &[String]) -> Result<Option<Answered>> {
-    on!(tx, |c| {
-        for id in ids {
-            if let Some(r) =
-                sqlx::query("SELECT purpose, cases FROM partner_mail WHERE message_id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await?
-            {
-                return Ok(Some(Answered {
-                    message_id: id.clone(),
-                    purpose: r.try_get(0)?,
-                    cases: r
-                        .try_get::<String, _>(1)?
-                        .lines()
-                        .filter(|l| !l.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                }));
-            }
-            if let Some(r) = sqlx::query(
-                "SELECT c.reference FROM messages m JOIN cases c ON c.id = m.case_id
-                 WHERE m.message_id = $1 AND m.direction = 'outbound' AND m.kind = 'notice' LIMIT 1",
-            )
+    for id in ids {
+        if let Some(r) = Sql::new("SELECT purpose, cases FROM partner_mail WHERE message_id = $1")
             .bind(id)
-            .fetch_optional(&mut *c)
+            .fetch_optional(tx)
             .await?
-            {
-                return Ok(Some(Answered {
-                    message_id: id.clone(),
-                    purpose: "notice".into(),
-                    cases: vec![r.try_get(0)?],
-                }));
-            }
+        {
+            return Ok(Some(Answered {
+                message_id: id.clone(),
+                purpose: r.col(0)?,
+                cases: r
+                    .col::<String>(1)?
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            }));
         }
-        Ok(None)
-    })
+        if let Some(r) = Sql::new(
+            "SELECT c.reference FROM messages m JOIN cases c ON c.id = m.case_id
+             WHERE m.message_id = $1 AND m.direction = 'outbound' AND m.kind = 'notice' LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        {
+            return Ok(Some(Answered {
+                message_id: id.clone(),
+                purpose: "notice".into(),
+                cases: vec![r.col(0)?],
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Open cases per partner address and the partner of the newest case (for assignment),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Result, Store, StoreRow, TimeText, Ts, Tx, on, queue_outgoing_to_all};
+use super::{Result, Sql, Store, StoreRow, TimeText, Ts, Tx, on, queue_outgoing_to_all};
 
 /// The reference partners see: `Q-0007`.
 pub fn reference(id: i64) -> String {
@@ -40,23 +40,21 @@ pub struct NewQuarantine<'a> {
 
 /// Insert a quarantine row in the caller's transaction; returns its id.
 pub async fn insert_quarantine(tx: &mut Tx, q: &NewQuarantine<'_>) -> Result<i64> {
-    on!(tx, |c| {
-        let row = sqlx::query(
-            "INSERT INTO quarantine (source_key, message_id, identity, received_at, quarantined_at, reason, size, raw, status, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'quarantined', 0) RETURNING id",
-        )
-        .bind(q.source_key)
-        .bind(q.message_id)
-        .bind(q.identity)
-        .bind(Ts(q.received_at))
-        .bind(Ts(q.now))
-        .bind(q.reason)
-        .bind(q.size as i64)
-        .bind(q.raw)
-        .fetch_one(&mut *c)
-        .await?;
-        Ok(row.try_get(0)?)
-    })
+    let row = Sql::new(
+        "INSERT INTO quarantine (source_key, message_id, identity, received_at, quarantined_at, reason, size, raw, status, attempts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'quarantined', 0) RETURNING id",
+    )
+    .bind(q.source_key)
+    .bind(q.message_id)
+    .bind(q.identity)
+    .bind(Ts(q.received_at))
+    .bind(Ts(q.now))
+    .bind(q.reason)
+    .bind(q.size as i64)
+    .bind(q.raw)
+    .fetch_one(tx)
+    .await?;
+    Ok(row.col(0)?)
 }
 
 /// Store an internal notice to several people (the partners) and queue it, in the
@@ -81,14 +79,12 @@ pub async fn queue_quarantine_notice(
         now,
     )
     .await?;
-    on!(tx, |c| {
-        sqlx::query("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
-            .bind(row)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        Ok(row)
-    })
+    Sql::new("UPDATE quarantine SET notice_row = $1 WHERE id = $2")
+        .bind(row)
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(row)
 }
 
 /// Mark an item resolved in the caller's transaction: `taken_in` (it became
@@ -100,19 +96,17 @@ pub async fn resolve_quarantine(
     message_row: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "UPDATE quarantine SET status = $1, message_row = $2, resolved_at = $3, attempts = attempts + 1, last_attempt_at = $3
-             WHERE id = $4",
-        )
-        .bind(status)
-        .bind(message_row)
-        .bind(Ts(now))
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    Sql::new(
+        "UPDATE quarantine SET status = $1, message_row = $2, resolved_at = $3, attempts = attempts + 1, last_attempt_at = $3
+         WHERE id = $4",
+    )
+    .bind(status)
+    .bind(message_row)
+    .bind(Ts(now))
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -170,19 +164,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.pool().begin_plain().await?;
-        let result = on!(tx, |c| {
-            sqlx::query(
-                "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
-            )
-            .bind(Ts(now))
-            .bind(reason)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
-        });
+        Sql::new(
+            "UPDATE quarantine SET attempts = attempts + 1, last_attempt_at = $1, reason = $2 WHERE id = $3",
+        )
+        .bind(Ts(now))
+        .bind(reason)
+        .bind(id)
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
-        result
+        Ok(())
     }
 
     /// Resolve an item outside intake's transaction (a retry that found a duplicate).

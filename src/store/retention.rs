@@ -5,50 +5,42 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Pool, Result, TimeText, Ts, Tx, on};
+use super::{Pool, Result, Sql, TimeText, Ts, Tx, on};
 
 /// Delete a case's messages (raw and text), their attachments and outbox rows.
 /// Returns (messages, attachments, outbox rows).
 pub async fn delete_case_mail(tx: &mut Tx, case_id: i64) -> Result<(u64, u64, u64)> {
-    let (attachments, outbox) = on!(tx, |c| {
-        let attachments = sqlx::query(
-            "DELETE FROM attachments WHERE message_id IN (SELECT id FROM messages WHERE case_id = $1)",
-        )
-        .bind(case_id)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        // The raw mails (explicitly, not only by the foreign key's ON DELETE CASCADE,
-        // which a connection without foreign keys would skip).
-        sqlx::query(
-            "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE case_id = $1)",
-        )
-        .bind(case_id)
-        .execute(&mut *c)
-        .await?;
-        let outbox = sqlx::query(
-            "DELETE FROM outbox WHERE case_id = $1 OR message_id IN (SELECT id FROM messages WHERE case_id = $1)",
-        )
-        .bind(case_id)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        (attachments, outbox)
-    });
+    let attachments = Sql::new(
+        "DELETE FROM attachments WHERE message_id IN (SELECT id FROM messages WHERE case_id = $1)",
+    )
+    .bind(case_id)
+    .execute(tx)
+    .await?;
+    // The raw mails (explicitly, not only by the foreign key's ON DELETE CASCADE, which a
+    // connection without foreign keys would skip).
+    Sql::new(
+        "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE case_id = $1)",
+    )
+    .bind(case_id)
+    .execute(tx)
+    .await?;
+    let outbox = Sql::new(
+        "DELETE FROM outbox WHERE case_id = $1 OR message_id IN (SELECT id FROM messages WHERE case_id = $1)",
+    )
+    .bind(case_id)
+    .execute(tx)
+    .await?;
     unlink_messages(tx, "SELECT id FROM messages WHERE case_id = $1", case_id).await?;
-    on!(tx, |c| {
-        // Parties are addresses (personal) and point at the case's messages.
-        sqlx::query("DELETE FROM case_parties WHERE case_id = $1")
-            .bind(case_id)
-            .execute(&mut *c)
-            .await?;
-        let messages = sqlx::query("DELETE FROM messages WHERE case_id = $1")
-            .bind(case_id)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-        Ok((messages, attachments, outbox))
-    })
+    // Parties are addresses (personal) and point at the case's messages.
+    Sql::new("DELETE FROM case_parties WHERE case_id = $1")
+        .bind(case_id)
+        .execute(tx)
+        .await?;
+    let messages = Sql::new("DELETE FROM messages WHERE case_id = $1")
+        .bind(case_id)
+        .execute(tx)
+        .await?;
+    Ok((messages, attachments, outbox))
 }
 
 /// What points at messages about to be deleted (`select` gives their ids from `$1`): a
@@ -56,27 +48,14 @@ pub async fn delete_case_mail(tx: &mut Tx, case_id: i64) -> Result<(u64, u64, u6
 /// mail go with it.
 /// `select` is always one of this module's literals, never input.
 async fn unlink_messages(tx: &mut Tx, select: &'static str, arg: i64) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE quarantine SET message_row = NULL WHERE message_row IN ({select})"
-        )))
-        .bind(arg)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE quarantine SET notice_row = NULL WHERE notice_row IN ({select})"
-        )))
-        .bind(arg)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM duplicates WHERE message_row IN ({select})"
-        )))
-        .bind(arg)
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    })
+    for sql in [
+        format!("UPDATE quarantine SET message_row = NULL WHERE message_row IN ({select})"),
+        format!("UPDATE quarantine SET notice_row = NULL WHERE notice_row IN ({select})"),
+        format!("DELETE FROM duplicates WHERE message_row IN ({select})"),
+    ] {
+        Sql::new(&sql).bind(arg).execute(tx).await?;
+    }
+    Ok(())
 }
 
 /// A case whose retention has run out.
@@ -189,21 +168,19 @@ pub async fn quarantine_due(pool: &Pool, cutoff: DateTime<Utc>) -> Result<Vec<Qu
 /// reason, size, status) without its bytes, Message-ID, mailbox position or identity
 /// (an empty identity marks it purged), and its duplicate sightings go.
 pub async fn purge_quarantine(tx: &mut Tx, id: i64) -> Result<()> {
-    on!(tx, |c| {
-        sqlx::query(
-            "UPDATE quarantine SET raw = $2, message_id = NULL, source_key = NULL, identity = ''
-             WHERE id = $1",
-        )
+    Sql::new(
+        "UPDATE quarantine SET raw = $2, message_id = NULL, source_key = NULL, identity = ''
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&[] as &[u8])
+    .execute(tx)
+    .await?;
+    Sql::new("DELETE FROM duplicates WHERE quarantine_row = $1")
         .bind(id)
-        .bind(&[] as &[u8])
-        .execute(&mut *c)
+        .execute(tx)
         .await?;
-        sqlx::query("DELETE FROM duplicates WHERE quarantine_row = $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        Ok(())
-    })
+    Ok(())
 }
 
 /// The outbox ids of a message (file outbox names).
@@ -227,27 +204,15 @@ pub async fn delete_message(tx: &mut Tx, id: i64) -> Result<()> {
         id,
     )
     .await?;
-    on!(tx, |c| {
-        sqlx::query("DELETE FROM attachments WHERE message_id = $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        sqlx::query(
-            "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE id = $1 AND case_id IS NULL)",
-        )
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query("DELETE FROM outbox WHERE message_id = $1")
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        sqlx::query("DELETE FROM messages WHERE id = $1 AND case_id IS NULL")
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
-        Ok(())
-    })
+    for sql in [
+        "DELETE FROM attachments WHERE message_id = $1",
+        "DELETE FROM message_raw WHERE message_id IN (SELECT id FROM messages WHERE id = $1 AND case_id IS NULL)",
+        "DELETE FROM outbox WHERE message_id = $1",
+        "DELETE FROM messages WHERE id = $1 AND case_id IS NULL",
+    ] {
+        Sql::new(sql).bind(id).execute(tx).await?;
+    }
+    Ok(())
 }
 
 /// Give the freed pages back to the file system: an incremental vacuum where the file is
