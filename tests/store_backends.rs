@@ -280,8 +280,8 @@ async fn statements_in_a_transaction(db: Db) {
     }
 
     let mut tx = store.begin().await.unwrap();
-    if store::dialect::statement_lists(tx.kind()) {
-        // A list of statements: each runs in order, `$n` the n-th value in each.
+    if tx.kind() == store::Kind::Sqlite {
+        // A list of statements (SQLite): each runs in order, `$n` the n-th value in each.
         let rows = Sql::new(
             "INSERT INTO case_sequences (year, last) VALUES ($2, $1);
              INSERT INTO case_sequences (year, last) VALUES ($3, $1) RETURNING year, last",

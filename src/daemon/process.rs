@@ -19,9 +19,10 @@ pub fn init_tracing(default: &str) {
 /// Keep every thread of the process, and every thread it starts later, on the CPU this
 /// one runs on (`[run] cpus = "one"`, the default).
 ///
-/// Each mail passes between threads dozens of times: the runtime's workers, and the
+/// Each mail passed between threads dozens of times: the runtime's workers, and the
 /// database's connection threads (sqlx runs each SQLite statement on the connection's own
-/// thread). Spread over CPUs, every pass wakes another CPU (in a virtual machine, an
+/// thread; since `store::direct` only a pool's queries and a transaction's begin and
+/// commit still do). Spread over CPUs, every pass wakes another CPU (in a virtual machine, an
 /// interrupt to a halted virtual CPU); on one CPU it is a context switch. Measured with
 /// `scripts/bench-backlog` on a 2-CPU VM: 2,000 mails in 22.2 s spread, 9.4 s on one CPU,
 /// with a fifth of the system time. The work itself is small, so one CPU is enough; a
@@ -29,8 +30,8 @@ pub fn init_tracing(default: &str) {
 ///
 /// The threads also run as batch work (`SCHED_BATCH`): a thread woken by another does not
 /// take the CPU from it at once, so the connection thread sends all the results of a query
-/// (a list of statements gives one each) before the runtime's thread takes them, instead of
-/// a pair of context switches per result. 3,000 mails (`scripts/bench-cpu`): context
+/// before the runtime's thread takes them, instead of a pair of context switches per
+/// result. 3,000 mails (`scripts/bench-cpu`): context
 /// switches 130,000 → 70,000, CPU −11 %. Nothing waits longer for it: an idle process's
 /// thread still runs at once when woken.
 #[cfg(target_os = "linux")]

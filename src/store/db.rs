@@ -293,7 +293,8 @@ impl Tx {
     /// ([`Tx::rollback_to`]), and the piece's failure is its own, as when a statement of it
     /// failed.
     pub async fn release(&mut self) -> sqlx::Result<()> {
-        super::history::write_then(self, Some("RELEASE SAVEPOINT piece")).await?;
+        super::history::write(self).await?;
+        self.run("RELEASE SAVEPOINT piece").await?;
         self.history.unmark();
         Ok(())
     }

@@ -105,15 +105,6 @@ pub fn claim_due(kind: Kind) -> &'static str {
     }
 }
 
-/// Whether statements that belong together go to the database as one list of statements,
-/// one query (`$n` names the n-th bound value in each statement of it): on SQLite, where
-/// sqlx hands every query to the connection's own thread and back, a pair of context
-/// switches that was a third of a backlog's CPU time (issue 8). PostgreSQL's protocol
-/// takes one statement with parameters at a time.
-pub fn statement_lists(kind: Kind) -> bool {
-    kind == Kind::Sqlite
-}
-
 /// Whether a raw mail of `len` bytes is written into its row in pieces
 /// ([`super::blob::insert_raw`], SQLite's incremental blob I/O) instead of bound: on SQLite
 /// from [`super::STREAM_RAW_BYTES`] on; never on PostgreSQL, which binds the bytes.

@@ -138,12 +138,13 @@ async fn head(tx: &mut Tx) -> Result<(i64, String)> {
 /// The history as one transaction sees it: the chain's head as the transaction left it,
 /// and the entries it appended that are not written yet.
 ///
-/// sqlx runs each SQLite statement on the connection's own thread, so every statement is a
-/// hand-off between threads (on one CPU, a context switch there and back): an entry
-/// written by an INSERT of its own cost a complaint four hand-offs at intake and two more
-/// when its mail was sent. So [`append`] only computes the entry (its id and hashes follow
-/// from the head) and keeps it here, and [`write`] writes what is kept in multi-row
-/// INSERTs ([`ROWS_PER_INSERT`] entries each: a complaint's in one). The transaction ([`Tx`]) calls [`write`] wherever the entries must be in the
+/// An entry written by an INSERT of its own cost a complaint four statements at intake and
+/// two more when its mail was sent (each, through sqlx, a hand-off to SQLite's connection
+/// thread and back, before a transaction's statements ran on the calling thread,
+/// [`super::direct`]). So [`append`] only computes the entry (its id and hashes follow from
+/// the head) and keeps it here, and [`write`] writes what is kept in multi-row INSERTs
+/// ([`ROWS_PER_INSERT`] entries each: a complaint's in one). The transaction ([`Tx`])
+/// calls [`write`] wherever the entries must be in the
 /// table: in [`Tx::commit`] and [`Tx::release`] (the write is part of both, so nothing is
 /// committed or kept without its entries) and in [`Tx::savepoint`] (so what
 /// is unwritten at a rollback to the savepoint is the piece's own, and is dropped with it,
@@ -204,10 +205,10 @@ const COLUMNS: usize = 11;
 
 /// Entries per INSERT, at most. Few, because SQLite's cost of a statement's parameters
 /// grows with their square: each `$n` is looked up by name among the statement's
-/// parameters, when it is prepared and again (by sqlx) for every value bound. A fold's 200
-/// entries as one INSERT of 2,200 parameters cost more CPU than the 199 hand-offs it
-/// saved; as INSERTs of 16 (176 parameters) they cost 13 hand-offs and little besides.
-/// Every size up to this is kept prepared on the connection: 16 statements, no more.
+/// parameters when it is prepared (and, through sqlx, again for every value bound). A
+/// fold's 200 entries as one INSERT of 2,200 parameters cost more CPU than the 199
+/// statements it saved; as INSERTs of 16 (176 parameters) they cost 13 statements and
+/// little besides. A transaction keeps each size it used prepared: 16 statements, no more.
 const ROWS_PER_INSERT: usize = 16;
 
 /// `INSERT INTO case_events … VALUES (…), (…)` for `rows` entries.
@@ -235,50 +236,21 @@ fn insert_sql(rows: usize) -> String {
 /// chain with a gap or a fork is never committed. (Called by [`Tx`]; on an error the
 /// caller rolls back, to the savepoint or the whole transaction.)
 pub(super) async fn write(tx: &mut Tx) -> sqlx::Result<()> {
-    write_then(tx, None).await
-}
-
-/// [`write`], then `then` (a statement without parameters: the savepoint's release), in the
-/// same list of statements as the last INSERT where the database takes one
-/// ([`super::dialect::statement_lists`]); it runs only when the entries were written.
-pub(super) async fn write_then(tx: &mut Tx, then: Option<&'static str>) -> sqlx::Result<()> {
     if tx.history.unwritten.is_empty() {
-        return match then {
-            Some(sql) => tx.run(sql).await,
-            None => Ok(()),
-        };
+        return Ok(());
     }
     let entries = std::mem::take(&mut tx.history.unwritten);
-    let together = then.filter(|_| super::dialect::statement_lists(tx.kind()));
-    let mut written = write_rows(tx, &entries, together).await;
-    if written.is_ok()
-        && together.is_none()
-        && let Some(sql) = then
-    {
-        written = tx.run(sql).await;
-    }
+    let written = write_rows(tx, &entries).await;
     if written.is_err() {
         tx.history.unwritten = entries;
     }
     written
 }
 
-async fn write_rows(
-    tx: &mut Tx,
-    entries: &[Unwritten],
-    then: Option<&'static str>,
-) -> sqlx::Result<()> {
-    let chunks = entries.chunks(ROWS_PER_INSERT).count();
-    for (i, chunk) in entries.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut sql = insert_sql(chunk.len());
-        if i + 1 == chunks
-            && let Some(then) = then
-        {
-            sql.push_str(";\n");
-            sql.push_str(then);
-        }
-        // The SQL is the fixed column list and numbered placeholders (and a fixed
-        // statement after them); every value is bound.
+async fn write_rows(tx: &mut Tx, entries: &[Unwritten]) -> sqlx::Result<()> {
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        // The SQL is the fixed column list and numbered placeholders; every value is bound.
+        let sql = insert_sql(chunk.len());
         let mut q = Sql::new(&sql);
         for e in chunk {
             q = q

@@ -1,12 +1,7 @@
 //! Storing a message (`messages` and its raw bytes in `message_raw`) and queueing what
 //! klachtpost sends (`outbox`), in the caller's transaction.
-//!
-//! On SQLite a message's rows are written by one list of statements
-//! ([`dialect::statement_lists`]): a complaint's three messages (the complaint, its
-//! acknowledgement, the partner's notice) took eight queries, now three. PostgreSQL writes
-//! them one by one, as does SQLite a raw mail written in pieces ([`super::blob`]).
 
-use super::{Result, Sql, StoreRow, Ts, Tx, blob, dialect};
+use super::{Result, Sql, StoreRow, Ts, Tx, blob};
 use chrono::{DateTime, Utc};
 
 /// A message to store.
@@ -41,51 +36,6 @@ struct Queue<'a> {
     /// flood rules count).
     auto_submitted: Option<String>,
     now: DateTime<Utc>,
-}
-
-/// The INSERT of a message, `$1`–`$16` bound by [`bind_message!`] (a macro, so the SQL
-/// stays `&'static str` in the statement lists below).
-macro_rules! insert_message_sql {
-    () => {
-        "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
-                               date_header, received_at, text, decision_reason, flags, size, created_at, identity)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    };
-}
-
-/// The outbox INSERT's columns; its values are `$1`–`$7` alone ([`enqueue`]) or `$18`–`$24`
-/// after a message (SQLite's statement list in [`insert`]).
-macro_rules! insert_outbox_sql {
-    ($message:literal, $case:literal, $purpose:literal, $from:literal, $to:literal, $now:literal, $auto:literal) => {
-        concat!(
-            "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at, auto_submitted)
-             VALUES (", $message, ", ", $case, ", ", $purpose, ", ", $from, ", ", $to, ", 'queued', 0, ",
-            $now, ", ", $now, ", ", $auto, ")"
-        )
-    };
-}
-
-/// Bind a [`NewMessage`] as `$1`–`$16` of [`insert_message_sql!`].
-macro_rules! bind_message {
-    ($query:expr, $m:expr) => {
-        $query
-            .bind($m.case_id)
-            .bind($m.direction)
-            .bind($m.kind)
-            .bind($m.source_key)
-            .bind($m.message_id)
-            .bind($m.from_name)
-            .bind($m.from_address.map(str::to_ascii_lowercase))
-            .bind($m.subject)
-            .bind($m.date_header.map(Ts))
-            .bind(Ts($m.received_at))
-            .bind($m.text)
-            .bind($m.decision_reason)
-            .bind($m.flags.join("\n"))
-            .bind($m.raw.len() as i64)
-            .bind(Ts($m.created_at))
-            .bind($m.identity)
-    };
 }
 
 /// Insert a message and its raw bytes (`message_raw`, migration 0012), in the caller's
@@ -184,56 +134,35 @@ pub async fn queue_notice(
 }
 
 /// Write a message, its raw bytes and, given `queue`, its outbox row. Returns the message
-/// row and the outbox row. As one list of statements where the database takes one (and the
-/// raw mail is not written in pieces): after each INSERT `last_insert_rowid()` is the
-/// message's id (`message_raw`'s key is the message id, so its row id is too).
+/// row and the outbox row.
 async fn insert(
     tx: &mut Tx,
     m: &NewMessage<'_>,
     queue: Option<&Queue<'_>>,
 ) -> Result<(i64, Option<i64>)> {
-    if dialect::statement_lists(tx.kind()) && !dialect::streams_raw(tx.kind(), m.raw.len()) {
-        let q = match queue {
-            None => bind_message!(
-                Sql::new(concat!(
-                    insert_message_sql!(),
-                    ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17)
-                     RETURNING message_id, NULL"
-                )),
-                m
-            )
-            .bind(m.raw),
-            Some(o) => bind_message!(
-                Sql::new(concat!(
-                    insert_message_sql!(),
-                    ";\nINSERT INTO message_raw (message_id, raw) VALUES (last_insert_rowid(), $17);\n",
-                    insert_outbox_sql!(
-                        "last_insert_rowid()",
-                        "$18",
-                        "$19",
-                        "$20",
-                        "$21",
-                        "$22",
-                        "$23"
-                    ),
-                    " RETURNING message_id, id"
-                )),
-                m
-            )
-            .bind(m.raw)
-            .bind(o.case_id)
-            .bind(o.purpose)
-            .bind(o.envelope_from)
-            .bind(&o.recipients)
-            .bind(Ts(o.now))
-            .bind(o.auto_submitted.as_deref()),
-        };
-        let row = q.fetch_one(tx).await?;
-        return Ok((row.col(0)?, row.col(1)?));
-    }
-    let row = bind_message!(Sql::new(concat!(insert_message_sql!(), " RETURNING id")), m)
-        .fetch_one(tx)
-        .await?;
+    let row = Sql::new(
+        "INSERT INTO messages (case_id, direction, kind, source_key, message_id, from_name, from_address, subject,
+                               date_header, received_at, text, decision_reason, flags, size, created_at, identity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(m.case_id)
+    .bind(m.direction)
+    .bind(m.kind)
+    .bind(m.source_key)
+    .bind(m.message_id)
+    .bind(m.from_name)
+    .bind(m.from_address.map(str::to_ascii_lowercase))
+    .bind(m.subject)
+    .bind(m.date_header.map(Ts))
+    .bind(Ts(m.received_at))
+    .bind(m.text)
+    .bind(m.decision_reason)
+    .bind(m.flags.join("\n"))
+    .bind(m.raw.len() as i64)
+    .bind(Ts(m.created_at))
+    .bind(m.identity)
+    .fetch_one(tx)
+    .await?;
     let id: i64 = row.col(0)?;
     blob::insert_raw(tx, id, m.raw).await?;
     let outbox = match queue {
@@ -245,10 +174,10 @@ async fn insert(
 
 /// Queue a stored message (its `messages` row) for delivery.
 async fn enqueue(tx: &mut Tx, message_row: i64, o: &Queue<'_>) -> Result<i64> {
-    let row = Sql::new(concat!(
-        insert_outbox_sql!("$1", "$2", "$3", "$4", "$5", "$6", "$7"),
-        " RETURNING id"
-    ))
+    let row = Sql::new(
+        "INSERT INTO outbox (message_id, case_id, purpose, envelope_from, recipients, status, attempts, next_attempt_at, created_at, auto_submitted)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $7) RETURNING id",
+    )
     .bind(message_row)
     .bind(o.case_id)
     .bind(o.purpose)
