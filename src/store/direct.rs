@@ -41,8 +41,8 @@ pub(super) struct Direct {
 
 // SAFETY: the connection is locked for this `Direct` alone (sqlx's thread waits for the
 // lock), and `db` and the statements are used only through `&mut Direct`, so by one thread
-// at a time; SQLite allows a connection to move between threads (it is opened without
-// SQLITE_OPEN_NOMUTEX's single-thread mode, and sqlx itself moves it to its thread).
+// at a time: what SQLite's multi-thread mode, in which sqlx opens its connections
+// (SQLITE_OPEN_NOMUTEX), allows from any thread.
 unsafe impl Send for Direct {}
 
 impl std::fmt::Debug for Direct {

@@ -147,7 +147,7 @@ impl<'a> Sql<'a> {
         }
     }
 
-    /// Run it; its first row, if any.
+    /// Run it; its first row, if any (on SQLite every row is read: ask for one).
     pub async fn fetch_optional(self, tx: &mut Tx) -> sqlx::Result<Option<Row>> {
         match tx.direct().await? {
             Some(direct) => Ok(direct
