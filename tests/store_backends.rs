@@ -226,27 +226,21 @@ async fn statements_in_a_transaction(db: Db) {
         assert_eq!(changed, 1);
     }
     // Through sqlx, in the same transaction: it sees the rows above, and they see it.
+    macro_rules! through_sqlx {
+        ($c:expr) => {{
+            sqlx::query("INSERT INTO case_sequences (year, last) VALUES (3004, 4)")
+                .execute(&mut *$c)
+                .await
+                .unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM case_sequences WHERE year >= 3001")
+                .fetch_one(&mut *$c)
+                .await
+                .unwrap()
+        }};
+    }
     let sqlx_count: i64 = match tx.backend() {
-        store::Backend::Sqlite(c) => {
-            sqlx::query("INSERT INTO case_sequences (year, last) VALUES (3004, 4)")
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            sqlx::query_scalar("SELECT COUNT(*) FROM case_sequences WHERE year >= 3001")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap()
-        }
-        store::Backend::Postgres(c) => {
-            sqlx::query("INSERT INTO case_sequences (year, last) VALUES (3004, 4)")
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            sqlx::query_scalar("SELECT COUNT(*) FROM case_sequences WHERE year >= 3001")
-                .fetch_one(&mut *c)
-                .await
-                .unwrap()
-        }
+        store::Backend::Sqlite(c) => through_sqlx!(c),
+        store::Backend::Postgres(c) => through_sqlx!(c),
     };
     assert_eq!(sqlx_count, 4);
     assert_eq!(test_years(&mut tx).await, 4);

@@ -26,7 +26,7 @@ use libsqlite3_sys as ffi;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::sqlite::LockedSqliteHandle;
 
-use super::sql::Arg;
+use super::value::Arg;
 use super::{Ts, parse_ts, ts};
 
 /// The connection of a transaction, taken from sqlx's thread, with the statements run on

@@ -39,6 +39,7 @@ pub mod retention;
 mod sql;
 mod time;
 mod unfiled;
+mod value;
 
 pub use blob::STREAM_RAW_BYTES;
 pub use confirmations::{Confirmations, outbox_confirm_sent};
@@ -61,9 +62,10 @@ pub use quarantine::{
 };
 pub use receipt::add_message_note;
 pub use sql::Row as SqlRow;
-pub use sql::{Arg, Bind, Null, Sql};
+pub use sql::Sql;
 pub use time::{TimeText, Ts, parse_ts, ts};
 pub use unfiled::UnfiledMail;
+pub use value::{Arg, Bind, Null};
 
 /// A database error, with the action that failed.
 #[derive(Debug, thiserror::Error)]
