@@ -565,15 +565,52 @@ pub(super) async fn open_sqlite(
     if !read_only && !in_memory {
         super::private_file(options.get_filename())?;
     }
-    let pool = SqlitePoolOptions::new()
-        // An in-memory database lives in one connection.
-        .max_connections(if in_memory || read_only { 1 } else { 4 })
-        .connect_with(options.clone())
-        .await
-        .map_err(open_error(url))?;
+    let pool = retry_busy(|| {
+        SqlitePoolOptions::new()
+            // An in-memory database lives in one connection.
+            .max_connections(if in_memory || read_only { 1 } else { 4 })
+            .connect_with(options.clone())
+    })
+    .await
+    .map_err(open_error(url))?;
     let gate = WriteGate::default();
     let reopen = (!read_only && !in_memory).then(|| Reopen::Sqlite(options, gate.clone()));
     Ok((Pool::Sqlite(pool, gate), reopen))
+}
+
+/// Run `attempt` again while SQLite answers "database is locked" (or "table is locked"),
+/// for as long as a writer waits its turn ([`BUSY_TIMEOUT`]), pausing 10 ms, then twice as
+/// long each time (at most 0.5 s). SQLite answers so at once, without waiting its busy
+/// timeout, where waiting could deadlock: processes that open a new file together each set
+/// it up (journal mode, auto-vacuum) as they connect, and one of them can be told so (seen
+/// once in CI, among eight `klachtpost` processes started at once on a new register).
+async fn retry_busy<T, F, Fut>(mut attempt: F) -> sqlx::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match attempt().await {
+            Err(e) if is_busy(&e) && started.elapsed() + pause < BUSY_TIMEOUT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// SQLite's "database is locked" (BUSY, 5) or "table is locked" (LOCKED, 6), extended codes
+/// included.
+fn is_busy(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 /// The PostgreSQL connection settings: the URL (and libpq's `PG…` environment, which
@@ -636,6 +673,37 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("other-secret"),
             "{shown}"
         );
+    }
+
+    #[tokio::test]
+    async fn opening_is_tried_again_while_the_database_is_locked_and_only_then() {
+        use super::super::direct::database_error;
+        let attempts = std::cell::Cell::new(0);
+        let opened = retry_busy(|| {
+            attempts.set(attempts.get() + 1);
+            let n = attempts.get();
+            async move {
+                match n {
+                    1 => Err(database_error(5, "database is locked".into())),
+                    // An extended code: SQLITE_BUSY_RECOVERY.
+                    2 => Err(database_error(261, "database is locked".into())),
+                    _ => Ok("open"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(opened.unwrap(), "open");
+        assert_eq!(attempts.get(), 3);
+
+        // Anything else is the answer at once.
+        attempts.set(0);
+        let refused: sqlx::Result<()> = retry_busy(|| {
+            attempts.set(attempts.get() + 1);
+            async { Err(database_error(14, "unable to open database file".into())) }
+        })
+        .await;
+        assert!(refused.is_err());
+        assert_eq!(attempts.get(), 1);
     }
 
     #[test]

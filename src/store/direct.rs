@@ -527,7 +527,8 @@ impl DatabaseError for DirectError {
     }
 }
 
-fn database_error(code: c_int, message: String) -> sqlx::Error {
+/// A statement's error, as sqlx reports SQLite's.
+pub(super) fn database_error(code: c_int, message: String) -> sqlx::Error {
     sqlx::Error::Database(Box::new(DirectError { code, message }))
 }
 
