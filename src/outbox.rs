@@ -186,7 +186,8 @@ async fn send_claimed(
     let mut sent_in_batch: std::collections::HashMap<String, i64> =
         std::collections::HashMap::new();
     {
-        for item in due {
+        let mut due = due.into_iter().peekable();
+        while let Some(item) = due.next() {
             if let Some(hold) = hold_reason(config, &item, &records, &sent_in_batch) {
                 held(store, clock, config, &item, &hold).await?;
                 report.held += 1;
@@ -198,8 +199,24 @@ async fn send_claimed(
                 item.case_reference.as_deref().unwrap_or("nocase"),
                 item.id
             );
+            // The mail after this one, unless it is to be held: its commands can go out
+            // behind this message (SMTP PIPELINING).
+            let next = due
+                .peek()
+                .filter(|n| hold_reason(config, n, &records, &sent_in_batch).is_none())
+                .map(|n| crate::send::Next {
+                    from: &n.envelope_from,
+                    recipients: &n.recipients,
+                    raw: &n.raw,
+                });
             match sender
-                .send(&item.envelope_from, &item.recipients, &item.raw, &stem)
+                .send_before(
+                    &item.envelope_from,
+                    &item.recipients,
+                    &item.raw,
+                    &stem,
+                    next,
+                )
                 .await
             {
                 Ok(()) => {

@@ -26,7 +26,9 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::extension::{
+    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+};
 use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSendmailTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
@@ -202,21 +204,29 @@ impl Sender {
         raw: &[u8],
         file_stem: &str,
     ) -> Result<(), SendError> {
-        let envelope = || -> Result<Envelope, SendError> {
-            let from = from.parse().map_err(|e| {
-                SendError::Permanent(redact(&format!("invalid sender address: {e}")))
-            })?;
-            let to = recipients
-                .iter()
-                .map(|r| r.parse())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    SendError::Permanent(redact(&format!("invalid recipient address: {e}")))
-                })?;
-            Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(redact(&e.to_string())))
-        };
+        self.send_before(from, recipients, raw, file_stem, None)
+            .await
+    }
+
+    /// [`Sender::send`], saying which mail is sent right after it: over SMTP with
+    /// PIPELINING its MAIL FROM, RCPT TO and DATA go out behind this message's end (RFC
+    /// 2920), one round trip a message instead of two. The next call must send `next`
+    /// (another mail ends the session first; nothing is lost, the session is new).
+    pub async fn send_before(
+        &self,
+        from: &str,
+        recipients: &[String],
+        raw: &[u8],
+        file_stem: &str,
+        next: Option<Next<'_>>,
+    ) -> Result<(), SendError> {
+        let envelope = || envelope(from, recipients);
         match &self.kind {
-            Kind::Smtp(s) => s.send(&envelope()?, raw).await,
+            Kind::Smtp(s) => {
+                let next = next.and_then(|n| Some((envelope_of(&n).ok()?, n.raw)));
+                s.send(&envelope()?, raw, next.as_ref().map(|(e, r)| (e, *r)))
+                    .await
+            }
             Kind::Sendmail(t) => {
                 let env = envelope()?;
                 t.send_raw(&env, raw)
@@ -231,6 +241,30 @@ impl Sender {
             }
         }
     }
+}
+
+/// The mail a [`Sender::send_before`] call says comes next.
+#[derive(Debug, Clone, Copy)]
+pub struct Next<'a> {
+    pub from: &'a str,
+    pub recipients: &'a [String],
+    pub raw: &'a [u8],
+}
+
+fn envelope_of(next: &Next<'_>) -> Result<Envelope, SendError> {
+    envelope(next.from, next.recipients)
+}
+
+fn envelope(from: &str, recipients: &[String]) -> Result<Envelope, SendError> {
+    let from = from
+        .parse()
+        .map_err(|e| SendError::Permanent(redact(&format!("invalid sender address: {e}"))))?;
+    let to = recipients
+        .iter()
+        .map(|r| r.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SendError::Permanent(redact(&format!("invalid recipient address: {e}"))))?;
+    Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(redact(&e.to_string())))
 }
 
 /// SMTP, driven command by command (pipelined where offered) so a failure of the session
@@ -249,6 +283,10 @@ struct Session {
     conn: AsyncSmtpConnection,
     /// The server offers PIPELINING (RFC 2920).
     pipelining: bool,
+    /// The next mail's MAIL FROM, RCPT TO and DATA, written behind the last message's end,
+    /// their replies not read yet ([`Sender::send_before`]). The server takes what follows
+    /// them as the message: the session can only be dropped unless that mail comes next.
+    ahead: Option<String>,
 }
 
 /// How far a mail transaction got, for how [`SmtpSender::send`] ends a session it failed in.
@@ -269,7 +307,7 @@ enum Stage {
 impl Session {
     /// End a session a transaction failed in: QUIT, or drop it while the server is in DATA.
     async fn end(mut self, stage: Stage) {
-        if stage != Stage::InData {
+        if stage != Stage::InData && self.ahead.is_none() {
             self.conn.abort().await;
         }
     }
@@ -403,7 +441,11 @@ impl SmtpSender {
             Err(e) if e.is_transient() || e.is_permanent() => false,
             Err(e) => return Err(outage("cannot greet", e)),
         };
-        Ok(Session { conn, pipelining })
+        Ok(Session {
+            conn,
+            pipelining,
+            ahead: None,
+        })
     }
 
     /// Log in with an OAuth2 access token (SASL XOAUTH2; lettre has no OAUTHBEARER). A
@@ -456,18 +498,24 @@ impl SmtpSender {
         Ok(session)
     }
 
-    async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        next: Option<(&Envelope, &[u8])>,
+    ) -> Result<(), SendError> {
         let mut open = self.open.lock().await;
         if let Some((mut session, since)) = open.take() {
             if since.elapsed() <= SESSION_IDLE {
                 let mut stage = Stage::Before;
-                match Self::transaction(&mut session, envelope, raw, &mut stage).await {
+                match Self::transaction(&mut session, envelope, raw, next, &mut stage).await {
                     Ok(()) => {
                         *open = Some((session, std::time::Instant::now()));
                         return Ok(());
                     }
                     // The server ended the session it kept open (a limit per session, an
-                    // idle timeout) before taking this mail: a new session, as below.
+                    // idle timeout) before taking this mail, or the session was written
+                    // ahead for another mail: a new session, as below.
                     Err(_) if stage == Stage::Before => session.end(stage).await,
                     Err(e) => {
                         session.end(stage).await;
@@ -475,12 +523,12 @@ impl SmtpSender {
                     }
                 }
             } else {
-                let _ = session.conn.quit().await;
+                session.end(Stage::Before).await;
             }
         }
         let mut session = self.session().await?;
         let mut stage = Stage::Before;
-        let result = Self::transaction(&mut session, envelope, raw, &mut stage).await;
+        let result = Self::transaction(&mut session, envelope, raw, next, &mut stage).await;
         if result.is_ok() {
             *open = Some((session, std::time::Instant::now()));
         } else {
@@ -491,50 +539,51 @@ impl SmtpSender {
 
     /// End the session kept open for the next message.
     async fn close(&self) {
-        if let Some((mut session, _)) = self.open.lock().await.take() {
-            let _ = session.conn.quit().await;
+        if let Some((session, _)) = self.open.lock().await.take() {
+            session.end(Stage::Before).await;
         }
     }
 
     /// One mail transaction, pipelined if the server offers it. `stage` says how far it got.
+    /// With `next`, that mail's MAIL FROM, RCPT TO and DATA are written behind the message
+    /// ([`Session::ahead`]).
     async fn transaction(
         session: &mut Session,
         envelope: &Envelope,
         raw: &[u8],
+        next: Option<(&Envelope, &[u8])>,
         stage: &mut Stage,
     ) -> Result<(), SendError> {
+        let info = session.conn.server_info();
+        let Group { mail, rcpts } = Self::group(info, envelope, raw)?;
+        let ahead = next
+            .filter(|_| session.pipelining)
+            .and_then(|(envelope, raw)| Self::group(info, envelope, raw).ok())
+            .map(|g| g.to_string());
+        // This mail's commands went out behind the last message, or none did: the server
+        // waits for another mail's message, and this session cannot send this one.
+        let written = match session.ahead.take() {
+            None => false,
+            Some(text)
+                if text
+                    == (Group {
+                        mail: mail.clone(),
+                        rcpts: rcpts.clone(),
+                    })
+                    .to_string() =>
+            {
+                true
+            }
+            Some(text) => {
+                session.ahead = Some(text);
+                return Err(SendError::Outage(
+                    "the session was written ahead for another mail".into(),
+                ));
+            }
+        };
         let conn = &mut session.conn;
-        let info = conn.server_info();
-        let mut options = Vec::new();
-        let non_ascii = envelope
-            .from()
-            .into_iter()
-            .chain(envelope.to())
-            .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-        if non_ascii {
-            if !info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(SendError::Permanent(
-                    "the address is not ASCII and the server has no SMTPUTF8".into(),
-                ));
-            }
-            options.push(MailParameter::SmtpUtfEight);
-        }
-        if !raw.is_ascii() {
-            if !info.supports_feature(Extension::EightBitMime) {
-                return Err(SendError::Permanent(
-                    "the message is 8-bit and the server has no 8BITMIME".into(),
-                ));
-            }
-            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
-        let mail = Mail::new(envelope.from().cloned(), options);
-        let rcpts: Vec<Rcpt> = envelope
-            .to()
-            .iter()
-            .map(|to| Rcpt::new(to.clone(), vec![]))
-            .collect();
         let data = if session.pipelining {
-            Self::pipelined(conn, Group { mail, rcpts }, stage).await?
+            Self::pipelined(conn, Group { mail, rcpts }, written, stage).await?
         } else {
             // Our own sender refused for good is a problem of the configuration, for every
             // mail alike: an outage.
@@ -560,7 +609,10 @@ impl SmtpSender {
                 data.code()
             )));
         }
-        let sent = send_data(conn, raw).await;
+        let (sent, appended) = send_data(conn, raw, ahead.as_deref()).await;
+        if appended {
+            session.ahead = ahead;
+        }
         // A reply to the end of the message, positive or not, ends DATA.
         if sent.as_ref().err().is_none_or(is_reply) {
             *stage = Stage::Started;
@@ -569,12 +621,48 @@ impl SmtpSender {
         Ok(())
     }
 
+    /// The MAIL FROM (with SMTPUTF8 and 8BITMIME as the mail needs them) and RCPT TOs of
+    /// a mail; refused when the server cannot take it.
+    fn group(info: &ServerInfo, envelope: &Envelope, raw: &[u8]) -> Result<Group, SendError> {
+        let mut options = Vec::new();
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(SendError::Permanent(
+                    "the address is not ASCII and the server has no SMTPUTF8".into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(SendError::Permanent(
+                    "the message is 8-bit and the server has no 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        Ok(Group {
+            mail: Mail::new(envelope.from().cloned(), options),
+            rcpts: envelope
+                .to()
+                .iter()
+                .map(|to| Rcpt::new(to.clone(), vec![]))
+                .collect(),
+        })
+    }
+
     /// MAIL FROM, the RCPT TOs and DATA in one write (RFC 2920), then their replies in
     /// order. Each is judged as in the dialogue step by step and the first refusal decides
     /// (a refused recipient, not the DATA refused after it). Returns the reply to DATA.
     async fn pipelined(
         conn: &mut AsyncSmtpConnection,
         group: Group,
+        written: bool,
         stage: &mut Stage,
     ) -> Result<Response, SendError> {
         // A negative reply is remembered (unless an earlier one was) and the next one is
@@ -591,7 +679,13 @@ impl SmtpSender {
         }
         let recipients = group.rcpts.len();
         let mut failure = None;
-        match conn.command(group).await {
+        let first = if written {
+            // Written behind the last message ([`Session::ahead`]): only the replies.
+            conn.read_response().await
+        } else {
+            conn.command(group).await
+        };
+        match first {
             // Our own sender refused for good: an outage, as step by step.
             Err(e) => note(&mut failure, "MAIL FROM", e, SendError::Outage)?,
             Ok(_) => *stage = Stage::Started,
@@ -651,13 +745,26 @@ fn offers_pipelining(ehlo: &Response) -> bool {
 /// CPU): the sender's most frequent system call on a backlog. lettre's `command` writes
 /// any text and reads the reply, so a message that is text goes through it; anything else
 /// (not UTF-8) through `message`, as before.
+/// Write the message and its end mark, and `ahead` (the next mail's commands) behind them
+/// in the same write when the message is text; read the reply to the message. Returns
+/// whether `ahead` was written.
 async fn send_data(
     conn: &mut AsyncSmtpConnection,
     raw: &[u8],
-) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+    ahead: Option<&str>,
+) -> (
+    Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+    bool,
+) {
     match std::str::from_utf8(raw) {
-        Ok(text) => conn.command(DataBlock(dot_stuffed(text))).await,
-        Err(_) => conn.message(raw).await,
+        Ok(text) => {
+            let mut block = dot_stuffed(text);
+            if let Some(ahead) = ahead {
+                block.push_str(ahead);
+            }
+            (conn.command(DataBlock(block)).await, ahead.is_some())
+        }
+        Err(_) => (conn.message(raw).await, false),
     }
 }
 

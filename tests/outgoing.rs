@@ -17,7 +17,7 @@ use klachtpost::config::Config;
 use klachtpost::intake::Pipeline;
 use klachtpost::outbox::{self, Drained};
 use klachtpost::partners::scheduler;
-use klachtpost::send::Sender;
+use klachtpost::send::{Next, Sender};
 use support::{Dovecot, DovecotOptions, Postfix, SmtpSink, TestConfig};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -870,7 +870,9 @@ fn outcome(result: &Result<(), klachtpost::send::SendError>) -> &'static str {
 }
 
 /// smtp-sink offers PIPELINING unless told not to (`-p`): mail goes out alike both ways, one
-/// session after another message, with every recipient and the dot-stuffed body intact.
+/// session after another message, with every recipient and the dot-stuffed body intact;
+/// pipelined, each next mail's commands go out behind the message before
+/// (`Sender::send_before`).
 #[tokio::test]
 async fn mail_goes_out_alike_with_and_without_pipelining() {
     for faults in [&[][..], &["-p"][..]] {
@@ -882,9 +884,15 @@ async fn mail_goes_out_alike_with_and_without_pipelining() {
             "marieke@client.example".to_string(),
             "anna@firma.nl".to_string(),
         ];
+        let raws: Vec<Vec<u8>> = (0..3).map(plain).collect();
         for n in 0..3 {
+            let next = raws.get(n + 1).map(|raw| Next {
+                from: "klachten@firma.nl",
+                recipients: &both[..1 + (n + 1) % 2],
+                raw,
+            });
             let result = sender
-                .send("klachten@firma.nl", &both[..1 + n % 2], &plain(n), "t")
+                .send_before("klachten@firma.nl", &both[..1 + n % 2], &raws[n], "t", next)
                 .await;
             assert_eq!(outcome(&result), "sent", "{faults:?}: {result:?}");
         }
@@ -902,6 +910,78 @@ async fn mail_goes_out_alike_with_and_without_pipelining() {
             assert_eq!(m.rcpt_to, both[..1 + n % 2], "{faults:?}");
         }
     }
+}
+
+/// Pipelined, the next mail's MAIL FROM, RCPT TO and DATA go out behind the message before
+/// it (RFC 2920 allows commands after the end of data; Postfix, which drops a client that
+/// sends ahead where it may not, takes them). A refusal among them is that mail's, judged as
+/// ever; a session written ahead for another envelope than the next mail's is dropped (the
+/// server waits for a message: no QUIT), and the mail goes out in a new session (one with
+/// the same envelope takes the commands written ahead). Each accepted mail arrives once.
+#[tokio::test]
+async fn mail_written_ahead_is_taken_refused_or_dropped_and_arrives_once() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let marieke = dovecot.add_user("marieke");
+    let postfix = Postfix::start_with(&dovecot, &refusing_postfix(true));
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &plain_smtp(postfix.smtp_port), None);
+    let sender = Sender::from_config(&config).unwrap();
+    let ok = ["marieke@client.example".to_string()];
+    let nobody = ["nobody@client.example".to_string()];
+    let raws: Vec<Vec<u8>> = (0..7).map(plain).collect();
+    // Mail 6 has another sender: its MAIL FROM differs from mail 5's.
+    let from = |n: usize| {
+        if n == 6 {
+            "klachtpost@firma.nl"
+        } else {
+            "klachten@firma.nl"
+        }
+    };
+    // (mail, its recipients, the mail said to come next, the outcome): mail 3's recipient
+    // is refused; after mail 4 the next is said to be 5, but 6 comes (then 5).
+    type Step<'a> = (usize, &'a [String], Option<(usize, &'a [String])>, &'a str);
+    let steps: [Step; 6] = [
+        (1, &ok, Some((2, &ok)), "sent"),
+        (2, &ok, Some((3, &nobody)), "sent"),
+        (3, &nobody, Some((4, &ok)), "recipient refused"),
+        (4, &ok, Some((5, &ok)), "sent"),
+        (6, &ok, None, "sent"),
+        (5, &ok, None, "sent"),
+    ];
+    for (n, to, next, expected) in steps {
+        let next = next.map(|(m, to)| Next {
+            from: from(m),
+            recipients: to,
+            raw: &raws[m],
+        });
+        let result = sender.send_before(from(n), to, &raws[n], "t", next).await;
+        assert_eq!(outcome(&result), expected, "mail {n}: {result:?}");
+    }
+    sender.close_idle().await;
+    postfix.wait_for_log("status=sent", 5, WAIT).await;
+    let log = postfix.log();
+    assert!(!log.contains("improper command pipelining"), "{log}");
+    // The session written ahead for mail 5 was dropped when mail 6 came instead.
+    assert!(log.contains("lost connection after DATA"), "{log}");
+    let inbox = dovecot.as_user(&marieke);
+    inbox.wait_for_count("INBOX", 5, WAIT).await;
+    let mut subjects: Vec<String> = inbox
+        .fetch_all("INBOX")
+        .await
+        .iter()
+        .map(|m| klachtpost::parse::parse(m).subject)
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Bericht 1",
+            "Bericht 2",
+            "Bericht 4",
+            "Bericht 5",
+            "Bericht 6"
+        ]
+    );
 }
 
 /// Postfix settings that refuse mail at each step, by sender or recipient address. With
