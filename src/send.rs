@@ -555,7 +555,7 @@ impl SmtpSender {
         stage: &mut Stage,
     ) -> Result<(), SendError> {
         let info = session.conn.server_info();
-        let Group { mail, rcpts } = Self::group(info, envelope, raw)?;
+        let group = Self::group(info, envelope, raw)?;
         let ahead = next
             .filter(|_| session.pipelining)
             .and_then(|(envelope, raw)| Self::group(info, envelope, raw).ok())
@@ -564,16 +564,7 @@ impl SmtpSender {
         // waits for another mail's message, and this session cannot send this one.
         let written = match session.ahead.take() {
             None => false,
-            Some(text)
-                if text
-                    == (Group {
-                        mail: mail.clone(),
-                        rcpts: rcpts.clone(),
-                    })
-                    .to_string() =>
-            {
-                true
-            }
+            Some(text) if text == group.to_string() => true,
             Some(text) => {
                 session.ahead = Some(text);
                 return Err(SendError::Outage(
@@ -583,8 +574,9 @@ impl SmtpSender {
         };
         let conn = &mut session.conn;
         let data = if session.pipelining {
-            Self::pipelined(conn, Group { mail, rcpts }, written, stage).await?
+            Self::pipelined(conn, group, written, stage).await?
         } else {
+            let Group { mail, rcpts } = group;
             // Our own sender refused for good is a problem of the configuration, for every
             // mail alike: an outage.
             conn.command(mail)
