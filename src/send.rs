@@ -220,22 +220,25 @@ impl Sender {
         file_stem: &str,
         next: Option<Next<'_>>,
     ) -> Result<(), SendError> {
-        let envelope = || envelope(from, recipients);
         match &self.kind {
             Kind::Smtp(s) => {
-                let next = next.and_then(|n| Some((envelope_of(&n).ok()?, n.raw)));
-                s.send(&envelope()?, raw, next.as_ref().map(|(e, r)| (e, *r)))
-                    .await
+                let next = next.and_then(|n| Some((envelope(n.from, n.recipients).ok()?, n.raw)));
+                s.send(
+                    &envelope(from, recipients)?,
+                    raw,
+                    next.as_ref().map(|(e, r)| (e, *r)),
+                )
+                .await
             }
             Kind::Sendmail(t) => {
-                let env = envelope()?;
+                let env = envelope(from, recipients)?;
                 t.send_raw(&env, raw)
                     .await
                     .map(|_| ())
                     .map_err(|e| SendError::Transient(redact(&e.to_string())))
             }
             Kind::File(dir) => {
-                envelope()?;
+                envelope(from, recipients)?;
                 write_file(dir, file_stem, raw)
                     .map_err(|e| SendError::Transient(redact(&e.to_string())))
             }
@@ -249,10 +252,6 @@ pub struct Next<'a> {
     pub from: &'a str,
     pub recipients: &'a [String],
     pub raw: &'a [u8],
-}
-
-fn envelope_of(next: &Next<'_>) -> Result<Envelope, SendError> {
-    envelope(next.from, next.recipients)
 }
 
 fn envelope(from: &str, recipients: &[String]) -> Result<Envelope, SendError> {

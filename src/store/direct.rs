@@ -83,11 +83,13 @@ impl Direct {
     /// returns and how many rows it changed.
     pub(super) fn run(&mut self, sql: &str, values: &[Arg<'_>]) -> sqlx::Result<Output> {
         let db = self.db;
-        if !self.statements.contains_key(sql) {
-            let list = prepare(db, sql)?;
-            self.statements.insert(sql.into(), list);
-        }
-        let list = &self.statements[sql];
+        let list = match self.statements.get(sql) {
+            Some(list) => list,
+            None => self
+                .statements
+                .entry(sql.into())
+                .or_insert(prepare(db, sql)?),
+        };
         let mut out = Output::default();
         for statement in list {
             statement.run(db, values, &mut out)?;
