@@ -110,10 +110,7 @@ fn after_delimiter(raw: &[u8], pos: usize, boundary: &[u8]) -> Option<usize> {
     let mut delimiter = Vec::with_capacity(boundary.len() + 2);
     delimiter.extend_from_slice(b"--");
     delimiter.extend_from_slice(boundary);
-    let rest = raw.get(pos..)?;
-    let at = rest
-        .windows(delimiter.len())
-        .position(|w| w == delimiter.as_slice())?;
+    let at = memchr::memmem::find(raw.get(pos..)?, &delimiter)?;
     Some(pos + at + delimiter.len())
 }
 
@@ -216,38 +213,68 @@ fn binary(content_type: Option<&str>) -> bool {
 /// A base64 body from `pos` up to `--boundary`, read as mail-parser's MIME base64 decoder
 /// reads it: where the delimiter's dashes start and how many bytes it decodes to. `None`
 /// where mail-parser would find a problem (a character outside base64, no boundary).
+///
+/// The body is most of a large mail (27 MB for a 20 MB attachment): it is read [`BLOCK`]
+/// bytes at a time, a block of only base64 letters and line ends counted at once (a loop
+/// the compiler makes wide); a block with anything else in it (padding, the delimiter, a
+/// stray byte) is read byte by byte.
 fn base64_body(raw: &[u8], pos: usize, boundary: &[u8]) -> Option<(usize, usize)> {
-    let (mut size, mut count) = (0usize, 0u8);
-    let mut last = b'\n';
-    for (i, &c) in raw.iter().enumerate().skip(pos) {
-        match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {
-                count = (count + 1) & 3;
-                if count == 0 {
-                    size += 3;
-                }
+    // Base64 letters since the last padding: every four decode to three bytes.
+    let (mut letters, mut size) = (0usize, 0usize);
+    let mut i = pos;
+    while i < raw.len() {
+        if let Some(block) = raw.get(i..i + BLOCK) {
+            let (plain, count) = letters_in(block);
+            if plain {
+                letters += count;
+                i += BLOCK;
+                continue;
             }
-            b'=' => {
-                size += match count {
-                    1 | 2 => 1,
-                    3 => 2,
-                    _ => 0,
-                };
-                count = 0;
-            }
-            b'\n' | b' ' | b'\t' | b'\r' => {}
-            b'-' if last == b'-' => {
-                return raw
-                    .get(i + 1..)?
-                    .starts_with(boundary)
-                    .then_some((i - 1, size));
-            }
-            b'-' => {}
-            _ => return None,
         }
-        last = c;
+        let end = (i + BLOCK).min(raw.len());
+        for (at, &c) in raw.iter().enumerate().take(end).skip(i) {
+            match c {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => letters += 1,
+                b'=' => {
+                    size += 3 * (letters / 4)
+                        + match letters % 4 {
+                            1 | 2 => 1,
+                            3 => 2,
+                            _ => 0,
+                        };
+                    letters = 0;
+                }
+                b'\n' | b' ' | b'\t' | b'\r' => {}
+                b'-' if at > pos && raw[at - 1] == b'-' => {
+                    return raw
+                        .get(at + 1..)?
+                        .starts_with(boundary)
+                        .then_some((at - 1, size + 3 * (letters / 4)));
+                }
+                b'-' => {}
+                _ => return None,
+            }
+        }
+        i = end;
     }
     None
+}
+
+/// How many bytes [`base64_body`] reads at once (under 256: [`letters_in`] counts in bytes).
+const BLOCK: usize = 64;
+
+/// Whether `block` holds only base64 letters and line ends (spaces, tabs), and how many
+/// letters.
+fn letters_in(block: &[u8]) -> (bool, usize) {
+    // Counted in bytes (a block is under 256), so the loop runs over 16 or 32 bytes at once.
+    let (mut letters, mut plain) = (0u8, 0u8);
+    for &c in block {
+        let letter = c.is_ascii_alphanumeric() | (c == b'+') | (c == b'/');
+        let space = (c == b'\n') | (c == b'\r') | (c == b' ') | (c == b'\t');
+        letters += u8::from(letter);
+        plain += u8::from(letter | space);
+    }
+    (usize::from(plain) == block.len(), usize::from(letters))
 }
 
 #[cfg(test)]
@@ -294,6 +321,76 @@ mod tests {
             None,
             "another boundary"
         );
+    }
+
+    /// The byte-by-byte reading [`base64_body`] had before it read blocks: what it must
+    /// still answer, whatever falls where in a block.
+    fn base64_body_byte_by_byte(raw: &[u8], pos: usize, boundary: &[u8]) -> Option<(usize, usize)> {
+        let (mut size, mut count) = (0usize, 0u8);
+        let mut last = b'\n';
+        for (i, &c) in raw.iter().enumerate().skip(pos) {
+            match c {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {
+                    count = (count + 1) & 3;
+                    if count == 0 {
+                        size += 3;
+                    }
+                }
+                b'=' => {
+                    size += match count {
+                        1 | 2 => 1,
+                        3 => 2,
+                        _ => 0,
+                    };
+                    count = 0;
+                }
+                b'\n' | b' ' | b'\t' | b'\r' => {}
+                b'-' if last == b'-' => {
+                    return raw
+                        .get(i + 1..)?
+                        .starts_with(boundary)
+                        .then_some((i - 1, size));
+                }
+                b'-' => {}
+                _ => return None,
+            }
+            last = c;
+        }
+        None
+    }
+
+    #[test]
+    fn a_base64_body_read_in_blocks_reads_as_byte_by_byte() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let body = b64(&data);
+        // Something odd put at every offset around the first blocks' edges.
+        let odd: [&[u8]; 8] = [b"=", b"==", b"-", b"--", b"--b", b"--c", b"*", b"\t \r\n"];
+        let mut cases = 0;
+        for len in [0, 1, 3, 63, 64, 65, 127, 128, 129, 200, 400, 2000] {
+            for at in [0, 1, 62, 63, 64, 65, 127, 128, len / 2, len] {
+                for thing in odd {
+                    let at = at.min(len);
+                    let mut raw = b"lead".to_vec();
+                    raw.extend_from_slice(&body.as_bytes()[..at]);
+                    raw.extend_from_slice(thing);
+                    raw.extend_from_slice(&body.as_bytes()[at..len]);
+                    raw.extend_from_slice(b"\r\n--b--\r\n");
+                    for pos in [4, 5] {
+                        assert_eq!(
+                            base64_body(&raw, pos, b"b"),
+                            base64_body_byte_by_byte(&raw, pos, b"b"),
+                            "len {len}, {thing:?} at {at}, from {pos}"
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 12 * 10 * 8);
+        // A whole body of blocks, padding at its end.
+        let raw = format!("{}\r\n--b--\r\n", b64(&data[..1999]));
+        let (_, size) = base64_body(raw.as_bytes(), 0, b"b").unwrap();
+        assert_eq!(size, 1999);
     }
 
     #[test]
