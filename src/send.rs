@@ -769,24 +769,22 @@ impl std::fmt::Display for DataBlock {
 }
 
 /// `text` as SMTP's DATA carries it (RFC 5321 4.5.2, as lettre's codec does it): a `.` that
-/// begins a line is doubled, and `CRLF . CRLF` ends it.
+/// begins a line is doubled, and `CRLF . CRLF` ends it. A line begins at the start and after
+/// CR LF only (lettre's codec: not after a bare LF or CR). The lines are found with memmem,
+/// not character by character: every message a backlog sends passes here.
 fn dot_stuffed(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 64 + 5);
-    let mut line_start = true;
-    let mut after_cr = false;
-    for c in text.chars() {
-        out.push(c);
-        if c == '.' && line_start && !after_cr {
-            out.push('.');
-        }
-        // lettre's codec: a line starts after CR LF; a CR followed by anything else is in
-        // the middle of a line.
-        (line_start, after_cr) = match (c, after_cr) {
-            ('\r', _) => (false, true),
-            ('\n', true) => (true, false),
-            _ => (false, false),
-        };
+    if text.starts_with('.') {
+        out.push('.');
     }
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
+        // `at + 3` is past the ASCII dot: a character boundary.
+        out.push_str(&text[from..at + 3]);
+        out.push('.');
+        from = at + 3;
+    }
+    out.push_str(&text[from..]);
     out.push_str("\r\n.\r\n");
     out
 }
@@ -931,6 +929,13 @@ mod tests {
         // Only CR LF starts a line (lettre's codec): not a bare LF, nor CR then a dot.
         assert_eq!(dot_stuffed("a\n.b\r.c"), "a\n.b\r.c\r\n.\r\n");
         assert_eq!(dot_stuffed("é\r\n.ü"), "é\r\n..ü\r\n.\r\n");
+        // Lines one after another, and a CR before the CR LF.
+        assert_eq!(
+            dot_stuffed("\r\n.\r\n.\r\r\n.x"),
+            "\r\n..\r\n..\r\r\n..x\r\n.\r\n"
+        );
+        assert_eq!(dot_stuffed("."), "..\r\n.\r\n");
+        assert_eq!(dot_stuffed(""), "\r\n.\r\n");
     }
 
     #[test]
