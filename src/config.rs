@@ -239,7 +239,9 @@ pub enum Cpus {
     /// hand each mail to one another dozens of times; on one CPU a hand-off is a context
     /// switch, across CPUs a wake-up of another (in a VM, often halted) CPU, which costs
     /// several times more; as batch work (`SCHED_BATCH`), so a thread woken by another
-    /// does not take the CPU from it mid-turn (`crate::daemon::keep_to_one_cpu`).
+    /// does not take the CPU from it mid-turn (`crate::daemon::keep_to_one_cpu`). One
+    /// thread runs on any CPU all the same: SQLite's checkpoints (`store/checkpoint.rs`),
+    /// which hand nothing to the others.
     #[default]
     One,
     /// Wherever the operating system puts them (the default on PostgreSQL).

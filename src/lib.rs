@@ -61,7 +61,9 @@
 //!   intake's batches made durable at once (`batches.rs`), the outgoing server's 250
 //!   journaled outside SQLite's write lock (`confirmations.rs`), a message with its raw
 //!   mail (in `message_raw`) and its outbox row written together (`messages.rs`), a large
-//!   raw mail written into its SQLite row in pieces (`blob.rs`).
+//!   raw mail written into its SQLite row in pieces (`blob.rs`), SQLite's log copied
+//!   into the file by a thread of its own, not by the commit that fills it
+//!   (`checkpoint.rs`).
 //! - [`calendar`] and [`deadlines`]: working days, Dutch holidays, the complaint clock.
 //! - [`oauth2`]: OAuth2 sign-in for both edges (Microsoft 365, Gmail): the `[oauth2]`
 //!   config, the token client with its cache, the flows (app-only client credentials,

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
+use super::checkpoint::Checkpointer;
 use super::direct::{Direct, DirectIndex, FromDirect};
 use super::{Result, StoreError, dialect};
 
@@ -484,7 +485,7 @@ pub(super) fn sqlite_exists(url: &DatabaseUrl) -> Result<bool> {
 /// How a store's database was opened, to open [`Reopen::deferred`] connections to it.
 #[derive(Debug, Clone)]
 pub(super) enum Reopen {
-    Sqlite(SqliteConnectOptions, WriteGate),
+    Sqlite(SqliteConnectOptions, WriteGate, Option<Arc<Checkpointer>>),
     Postgres(PgConnectOptions),
 }
 
@@ -492,7 +493,7 @@ impl Reopen {
     /// The SQLite file (the confirmation journal lies beside it).
     pub(super) fn sqlite_file(&self) -> Option<&std::path::Path> {
         match self {
-            Reopen::Sqlite(o, _) => Some(o.get_filename()),
+            Reopen::Sqlite(o, ..) => Some(o.get_filename()),
             Reopen::Postgres(_) => None,
         }
     }
@@ -511,9 +512,8 @@ impl Reopen {
     /// the mail's savepoint is released.
     pub(super) fn deferred(&self) -> Pool {
         match self {
-            Reopen::Sqlite(o, gate) => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(2)
+            Reopen::Sqlite(o, gate, checkpointer) => Pool::Sqlite(
+                watched(SqlitePoolOptions::new().max_connections(2), checkpointer)
                     .connect_lazy_with(
                         o.clone()
                             .synchronous(SqliteSynchronous::Normal)
@@ -558,24 +558,62 @@ pub(super) async fn open_sqlite(
             // SQLite's 1,000: a complaint's commit writes ~50 pages, so a backlog
             // checkpointed every 20 mails, copying (and syncing) the same hot index pages
             // again each time (6 % of a backlog's time, issue 8). The log is reused from
-            // its start after each checkpoint, and cut back to 32 MiB when larger.
+            // its start after each checkpoint, and cut back to 32 MiB when larger. The
+            // checkpoint thread (`checkpoint.rs`) takes this over on read-write pools, at
+            // the same size; this stays for a connection without it.
             .pragma("wal_autocheckpoint", "8000")
             .pragma("journal_size_limit", "33554432")
     };
     if !read_only && !in_memory {
         super::private_file(options.get_filename())?;
     }
+    let checkpointer = if read_only || in_memory {
+        None
+    } else {
+        match Checkpointer::start(options.get_filename()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // SQLite's automatic checkpoint stays (`wal_autocheckpoint`): only slower.
+                tracing::warn!(event = "store.checkpointer_failed", error = %e, "cannot start the checkpoint thread; commits checkpoint the log themselves");
+                None
+            }
+        }
+    };
     let pool = retry_busy(|| {
-        SqlitePoolOptions::new()
-            // An in-memory database lives in one connection.
-            .max_connections(if in_memory || read_only { 1 } else { 4 })
-            .connect_with(options.clone())
+        // An in-memory database lives in one connection.
+        let size = if in_memory || read_only { 1 } else { 4 };
+        watched(
+            SqlitePoolOptions::new().max_connections(size),
+            &checkpointer,
+        )
+        .connect_with(options.clone())
     })
     .await
     .map_err(open_error(url))?;
     let gate = WriteGate::default();
-    let reopen = (!read_only && !in_memory).then(|| Reopen::Sqlite(options, gate.clone()));
+    let reopen =
+        (!read_only && !in_memory).then(|| Reopen::Sqlite(options, gate.clone(), checkpointer));
     Ok((Pool::Sqlite(pool, gate), reopen))
+}
+
+/// `options` whose connections' commits ask `checkpointer` for checkpoints, when there is
+/// one ([`Checkpointer::watch`]).
+fn watched(
+    options: SqlitePoolOptions,
+    checkpointer: &Option<Arc<Checkpointer>>,
+) -> SqlitePoolOptions {
+    let Some(checkpointer) = checkpointer.clone() else {
+        return options;
+    };
+    options.after_connect(move |conn, _| {
+        let checkpointer = checkpointer.clone();
+        Box::pin(async move {
+            let mut handle = conn.lock_handle().await?;
+            // SAFETY: the handle is locked for us: no other thread uses the connection.
+            unsafe { checkpointer.watch(handle.as_raw_handle().as_ptr()) };
+            Ok(())
+        })
+    })
 }
 
 /// Run `attempt` again while SQLite answers "database is locked" (or "table is locked"),

@@ -16,6 +16,7 @@ use crate::classify::{CaseInfo, Known, Lookups};
 
 mod batches;
 mod blob;
+mod checkpoint;
 mod confirmations;
 pub mod copy;
 mod db;
