@@ -73,7 +73,7 @@ impl Checkpointer {
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
-                .name("klachtpost-checkpoint".into())
+                .name("kp-checkpoint".into())
                 .spawn(move || run(connection, &shared))?
         };
         let mut registry = registry().lock().unwrap_or_else(|e| e.into_inner());
