@@ -984,6 +984,54 @@ async fn mail_written_ahead_is_taken_refused_or_dropped_and_arrives_once() {
     );
 }
 
+/// The server goes away while a session is written ahead: Postfix waits a second for the
+/// message after its 354 (`smtpd_timeout = 1s`), then answers 421 and hangs up, while
+/// klachtpost kept the session for the mail it announced (idle up to 5 s). That mail is
+/// not taken (the 421 is read as the answer to it: transient, sent again later, never
+/// counted as sent) and the next try opens a new session; each mail arrives once.
+#[tokio::test]
+async fn a_session_written_ahead_that_the_server_ends_sends_nothing_twice() {
+    let dovecot = Dovecot::start_with(DovecotOptions::for_postfix());
+    let marieke = dovecot.add_user("marieke");
+    let postfix = Postfix::start_with(&dovecot, "smtpd_timeout = 1s");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), &plain_smtp(postfix.smtp_port), None);
+    let sender = Sender::from_config(&config).unwrap();
+    let ok = ["marieke@client.example".to_string()];
+    let raws: Vec<Vec<u8>> = (0..3).map(plain).collect();
+    let next = Next {
+        from: "klachten@firma.nl",
+        recipients: &ok,
+        raw: &raws[2],
+    };
+    let first = sender
+        .send_before("klachten@firma.nl", &ok, &raws[1], "t", Some(next))
+        .await;
+    assert_eq!(outcome(&first), "sent", "{first:?}");
+    postfix.wait_for_log("timeout after DATA", 1, WAIT).await;
+    let second = sender
+        .send_before("klachten@firma.nl", &ok, &raws[2], "t", None)
+        .await;
+    assert_eq!(outcome(&second), "transient", "{second:?}");
+    let again = sender
+        .send_before("klachten@firma.nl", &ok, &raws[2], "t", None)
+        .await;
+    assert_eq!(outcome(&again), "sent", "{again:?}");
+    sender.close_idle().await;
+    let inbox = dovecot.as_user(&marieke);
+    inbox.wait_for_count("INBOX", 2, WAIT).await;
+    // Nothing more comes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut subjects: Vec<String> = inbox
+        .fetch_all("INBOX")
+        .await
+        .iter()
+        .map(|m| klachtpost::parse::parse(m).subject)
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects, ["Bericht 1", "Bericht 2"]);
+}
+
 /// Postfix settings that refuse mail at each step, by sender or recipient address. With
 /// `smtpd_forbid_unauth_pipelining` Postfix refuses (554 "SMTP protocol synchronization")
 /// a client that sends ahead where RFC 2920 forbids it, e.g. the message before the 354.
