@@ -30,8 +30,12 @@ use libsqlite3_sys as ffi;
 /// From this many pages in the log (32 MiB), a checkpoint is asked for: what SQLite's
 /// automatic checkpoint did at `wal_autocheckpoint = 8000` before (see [`super::db`]).
 pub const CHECKPOINT_PAGES: c_int = 8000;
-/// From this many pages in the log (128 MiB), the commit checkpoints itself.
-pub const INLINE_PAGES: c_int = 4 * CHECKPOINT_PAGES;
+/// From this many pages in the log (64 MiB), the commit checkpoints itself. Also with the
+/// thread keeping up: the log starts again from its beginning only when a write
+/// transaction begins with every page of it copied, and intake's next batch usually
+/// begins while the thread still copies; the commit's own checkpoint then copies the few
+/// pages left, and the next batch starts the log again.
+pub const INLINE_PAGES: c_int = 2 * CHECKPOINT_PAGES;
 
 /// What a commit hook and the checkpoint thread share.
 #[derive(Default)]
