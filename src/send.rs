@@ -604,6 +604,21 @@ impl SmtpSender {
         if appended {
             session.ahead = ahead;
         }
+        // A session written ahead waited for this mail; a server that ended it meanwhile
+        // (its timeout: 421, RFC 5321 §3.8) took nothing of it. As for a kept session the
+        // server ended, a new session sends the mail at once ([`SmtpSender::send`]).
+        if written
+            && sent
+                .as_ref()
+                .err()
+                .and_then(|e| e.status())
+                .is_some_and(|code| u16::from(code) == 421)
+        {
+            *stage = Stage::Before;
+            return Err(SendError::Outage(
+                "the server ended the session written ahead for this mail".into(),
+            ));
+        }
         // A reply to the end of the message, positive or not, ends DATA.
         if sent.as_ref().err().is_none_or(is_reply) {
             *stage = Stage::Started;
