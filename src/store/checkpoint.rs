@@ -23,7 +23,6 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
-use std::thread::JoinHandle;
 
 use libsqlite3_sys as ffi;
 
@@ -52,12 +51,12 @@ struct State {
     runs: u64,
 }
 
-/// The checkpoint thread of one SQLite file; stopped when dropped (the pools that
-/// [`watch`] through it hold it).
+/// The checkpoint thread of one SQLite file; told to stop when dropped (the pools that
+/// [`watch`] through it hold it). It is not waited for: a checkpoint under way ends first
+/// (SQLite's checkpoints survive being cut off, too).
 pub struct Checkpointer {
     id: usize,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// The commit hooks find their checkpointer by number: a hook outlives nothing it points
@@ -74,20 +73,17 @@ impl Checkpointer {
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared::default());
-        let thread = {
+        {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("kp-checkpoint".into())
-                .spawn(move || run(connection, &shared))?
-        };
-        let mut registry = registry().lock().unwrap_or_else(|e| e.into_inner());
-        registry.retain(|_, w| w.strong_count() > 0);
-        registry.insert(id, Arc::downgrade(&shared));
-        Ok(Arc::new(Checkpointer {
-            id,
-            shared,
-            thread: Some(thread),
-        }))
+                .spawn(move || run(connection, &shared))?;
+        }
+        registry()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::downgrade(&shared));
+        Ok(Arc::new(Checkpointer { id, shared }))
     }
 
     /// Set `db`'s commit hook: past [`CHECKPOINT_PAGES`] it asks this thread for a
@@ -117,13 +113,14 @@ impl std::fmt::Debug for Checkpointer {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
+        // From now on the commits checkpoint themselves.
+        if let Ok(mut registry) = registry().lock() {
+            registry.remove(&self.id);
+        }
         if let Ok(mut state) = self.shared.state.lock() {
             state.stop = true;
         }
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -181,7 +178,14 @@ fn run(connection: Connection, shared: &Shared) {
         if let Ok(mut state) = shared.state.lock() {
             state.runs += 1;
         }
-        if rc == ffi::SQLITE_OK {
+        if rc == ffi::SQLITE_BUSY {
+            // Another checkpoint of the file is under way (a commit's own, past
+            // INLINE_PAGES, or another process's): it copies the log.
+            tracing::debug!(
+                event = "store.checkpoint_busy",
+                "another checkpoint is copying the log"
+            );
+        } else if rc == ffi::SQLITE_OK {
             tracing::debug!(
                 event = "store.checkpoint",
                 log,
@@ -190,8 +194,8 @@ fn run(connection: Connection, shared: &Shared) {
                 "log copied into the database"
             );
         } else {
-            // Busy (another process's checkpoint) or the disk: the next commit past the
-            // limit asks again; past INLINE_PAGES the commits do it themselves.
+            // The disk, most likely: the next commit past the limit asks again; past
+            // INLINE_PAGES the commits do it themselves.
             tracing::warn!(
                 event = "store.checkpoint_failed",
                 code = rc,
