@@ -5,8 +5,8 @@
 //! into the database file and syncs it, so the log can start again from its beginning.
 //! SQLite's own automatic checkpoint runs inside the commit that takes the log past its
 //! limit, so that commit waits for tens of megabytes to be read, written and synced: on a
-//! backlog, an intake batch waited ~110 ms each time (after each mail with a 20 MB
-//! attachment, every other one), 7 % of the 10,000-mail backlog's time (issue 8).
+//! backlog, an intake batch waited ~110 ms each time (after every other mail with a 20 MB
+//! attachment), and checkpoints were 7 % of the 10,000-mail backlog's CPU (issue 8).
 //!
 //! Here each read-write connection's commit hook ([`watch`], SQLite's `wal_hook`, which
 //! replaces the automatic checkpoint) only asks for a checkpoint once the log holds
@@ -14,9 +14,10 @@
 //! copies what no reader still needs, never waiting for a writer nor holding one up) while
 //! the writer goes on. The thread runs on any CPU, also with `[run] cpus = "one"`: it hands
 //! nothing to the other threads, and its copying and syncing is disk work that the mail
-//! server's CPU has room for. Should the log still grow to [`INLINE_PAGES`] (the thread
-//! gone, or not keeping up), the commit checkpoints itself, as SQLite would: the log stays
-//! bounded whatever happens to the thread.
+//! server's CPU has room for. Once the thread is gone (its handle dropped) the commits
+//! checkpoint themselves from [`CHECKPOINT_PAGES`], as SQLite would; past [`INLINE_PAGES`]
+//! they do also with it (so that the log starts again, see there): the log stays bounded
+//! whatever happens to the thread.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_char, c_int, c_void};
