@@ -20,7 +20,7 @@
 //! whatever happens to the thread.
 
 use std::collections::HashMap;
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
@@ -48,7 +48,8 @@ struct Shared {
 struct State {
     due: bool,
     stop: bool,
-    /// Checkpoints run (for tests).
+    /// Checkpoints run (read by the tests only).
+    #[cfg(test)]
     runs: u64,
 }
 
@@ -176,6 +177,7 @@ fn run(connection: Connection, shared: &Shared) {
         }
         let begun = std::time::Instant::now();
         let (rc, log, copied) = connection.checkpoint();
+        #[cfg(test)]
         if let Ok(mut state) = shared.state.lock() {
             state.runs += 1;
         }
@@ -254,20 +256,26 @@ impl Connection {
         Ok(connection)
     }
 
-    /// A passive checkpoint: (result code, pages in the log, pages copied).
-    fn checkpoint(&self) -> (c_int, c_int, c_int) {
-        // A connection finds the log when it reads: one that never read (or last read
-        // before the file was put in WAL mode) would checkpoint nothing.
-        // SAFETY: as below; a statement without a callback.
-        let rc = unsafe {
+    /// Run `sql`, its rows (if any) unread: SQLite's result code.
+    fn exec(&self, sql: &CStr) -> c_int {
+        // SAFETY: an open connection used by this thread only; NUL-terminated SQL; no
+        // callback.
+        unsafe {
             ffi::sqlite3_exec(
                 self.0,
-                c"PRAGMA schema_version".as_ptr(),
+                sql.as_ptr(),
                 None,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
             )
-        };
+        }
+    }
+
+    /// A passive checkpoint: (result code, pages in the log, pages copied).
+    fn checkpoint(&self) -> (c_int, c_int, c_int) {
+        // A connection finds the log when it reads: one that never read (or last read
+        // before the file was put in WAL mode) would checkpoint nothing.
+        let rc = self.exec(c"PRAGMA schema_version");
         if rc != ffi::SQLITE_OK {
             return (rc, 0, 0);
         }
@@ -312,17 +320,7 @@ mod tests {
 
     fn exec(c: &Connection, sql: &str) {
         let sql = CString::new(sql).unwrap();
-        // SAFETY: an open connection of this test; NUL-terminated SQL; no callback.
-        let rc = unsafe {
-            ffi::sqlite3_exec(
-                c.0,
-                sql.as_ptr(),
-                None,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, ffi::SQLITE_OK, "{sql:?}");
+        assert_eq!(c.exec(&sql), ffi::SQLITE_OK, "{sql:?}");
     }
 
     /// Commit a megabyte (256 pages) `n` times.
