@@ -542,10 +542,11 @@ async fn klachtpost_run_keeps_its_threads_on_one_cpu_on_sqlite_unless_told_other
             assert!(cpus.iter().all(|c| c == first), "{cpus:?}");
             assert_eq!(daemon.count("event=\"run.one_cpu\""), 1, "{}", daemon.log());
             // As batch work (SCHED_BATCH), every thread, those started later too.
+            // Read a moment later: a thread may have started meanwhile (the runtime's
+            // blocking pool), never one less.
             let policies = threads_policies(daemon.pid());
-            assert_eq!(
-                policies.len(),
-                cpus.len() + checkpoint.len(),
+            assert!(
+                policies.len() >= cpus.len() + checkpoint.len(),
                 "{policies:?}"
             );
             assert!(policies.iter().all(|p| *p == 3), "{policies:?}");
