@@ -71,7 +71,8 @@
 //! - [`config`]: the TOML config, strict and explained. [`clock`]: injected time.
 //!   [`tls`]: the rustls client settings (public roots plus an optional `ca_file`) that
 //!   IMAP and the OAuth2 token client share.
-//! - [`partners`]: the partners' side: assignment rules, the new-complaint notice,
+//! - [`partners`]: the partners' side: assignment rules, the new-complaint notice (an
+//!   intake transaction's new cases told in one mail per partner, just before it commits),
 //!   reminders and escalation, the acknowledgement watchdog, the digest, commands by reply.
 //! - [`cli`]: the command line; [`demo`]: the self-contained demonstration.
 

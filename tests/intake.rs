@@ -316,10 +316,13 @@ async fn complaints_with_auto_reply_words_are_cases_and_machine_mail_is_listed_u
     let drained = outbox::drain_once(&store, &sender, &clock, &config)
         .await
         .unwrap();
-    // Every complaint is acknowledged, and its partner told (the new-complaint notice).
+    // Every complaint is acknowledged, and its partner told: on SQLite the batch's new
+    // cases in one mail per partner, on PostgreSQL (a transaction per mail) one each.
+    let together = support::TestDatabase::for_dir(dir).backend() == support::Backend::Sqlite;
+    let notices = if together { 2 } else { names.len() };
     assert_eq!(
         drained.sent,
-        2 * names.len(),
+        names.len() + notices,
         "every complaint is acknowledged"
     );
     let acknowledged: Vec<String> = std::fs::read_dir(dir.join("outbox"))

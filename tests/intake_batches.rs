@@ -633,3 +633,166 @@ async fn a_batch_in_flight_that_is_dropped_is_fetched_again_as_duplicates_and_mo
         .unwrap();
     assert_eq!(duplicates, 30, "the dropped batch, seen again");
 }
+
+/// The partners' notices of a pass (`new_complaint`, `new_complaints`): purpose, recipient,
+/// subject, text and Message-ID, in the order queued.
+async fn partner_notices(dir: &Path) -> Vec<(String, String, String, String, String)> {
+    let db = &support::TestDatabase::for_dir(dir).connect().await;
+    sqlx::query_as(
+        "SELECT o.purpose, o.recipients, m.subject, m.text, m.message_id
+         FROM outbox o JOIN messages m ON m.id = o.message_id
+         WHERE o.purpose IN ('new_complaint', 'new_complaints') ORDER BY o.id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+/// A batch's new cases are told to their partners together: one mail per partner listing
+/// its cases, not one mail per case (a backlog of 10,000 complaints told each partner
+/// 5,000 times). A partner acts on one of them by its reference; a new case alone gets the
+/// usual notice. On PostgreSQL each mail is a transaction of its own, and so each case
+/// told alone.
+#[tokio::test]
+async fn a_batchs_new_cases_are_told_to_each_partner_in_one_mail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = TestConfig::new(dir)
+        .firm(support::FIRM_TWO_PARTNERS)
+        .templates(&["acknowledgement"])
+        .build();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let together = support::TestDatabase::for_dir(dir).backend() == support::Backend::Sqlite;
+
+    for i in 0..5 {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 5);
+    let cases = store.list_cases().await.unwrap();
+    let of = |partner: &str| -> Vec<String> {
+        cases
+            .iter()
+            .filter(|c| c.partner_email == partner)
+            .map(|c| c.reference.clone())
+            .collect()
+    };
+    let (anna, bob) = (of("anna@firma.nl"), of("bob@firma.nl"));
+    assert_eq!((anna.len(), bob.len()), (3, 2), "{anna:?} {bob:?}");
+    let notices = partner_notices(dir).await;
+    if together {
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        for (partner, own, other) in [
+            ("anna@firma.nl", &anna, &bob),
+            ("bob@firma.nl", &bob, &anna),
+        ] {
+            let (purpose, _, subject, text, _) = notices.iter().find(|n| n.1 == partner).unwrap();
+            assert_eq!(purpose, "new_complaints");
+            assert_eq!(subject, &format!("{} nieuwe klachten voor u", own.len()));
+            for r in own.iter() {
+                assert!(text.contains(&format!("{r}: Klacht ")), "{r} in {text}");
+            }
+            for r in other.iter() {
+                assert!(!text.contains(r.as_str()), "{r} not in {text}");
+            }
+            assert!(text.contains("zet het zaaknummer vooraan"), "{text}");
+        }
+    } else {
+        assert_eq!(notices.len(), 5, "{notices:?}");
+        assert!(
+            notices.iter().all(|n| n.0 == "new_complaint"),
+            "{notices:?}"
+        );
+    }
+    for c in &cases {
+        let detail = store.case(&c.reference).await.unwrap().unwrap();
+        let told = detail
+            .events
+            .iter()
+            .filter(|e| e.event == "partners.new_complaint")
+            .count();
+        assert_eq!(told, 1, "{}", c.reference);
+    }
+
+    // Anna closes one of hers by naming it; the others stay open.
+    let anna_notice = notices.iter().find(|n| n.1 == "anna@firma.nl").unwrap();
+    let reply = format!(
+        "From: Anna Partner <anna@firma.nl>\r\nTo: klachten@firma.nl\r\nSubject: Re: {}\r\nMessage-ID: <reply-1@firma.nl>\r\nIn-Reply-To: <{}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n#sluiten {} tevreden\r\n",
+        anna_notice.2, anna_notice.4, anna[1]
+    );
+    pipeline
+        .take_in(Some("reply-1"), reply.as_bytes(), clock.now())
+        .await
+        .unwrap();
+    for r in &anna {
+        let status = store.case(r).await.unwrap().unwrap().case.status;
+        assert_eq!(status == "closed", *r == anna[1], "{r}: {status}");
+    }
+
+    // One new case alone: the usual notice, with its reference in the subject.
+    deliver(dir, "05.mail", &complaint(5), 10);
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 1);
+    let last = partner_notices(dir).await.pop().unwrap();
+    assert_eq!(last.0, "new_complaint");
+    assert!(last.2.ends_with("Nieuwe klacht: Klacht 5"), "{}", last.2);
+}
+
+/// A mail to a partner that cannot be made (here a firm's `new_complaints` template that
+/// fails past two cases, which `check-config`'s sample of two does not show) undoes no
+/// case: that partner's cases are told one by one with the usual notice, and the other
+/// partner's mail goes as it is.
+#[tokio::test]
+async fn a_partners_mail_that_cannot_be_made_tells_the_cases_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("new_complaints.nl.txt"),
+        "Subject: {{ count }} nieuwe klachten\n\n{% for c in cases %}{{ c.reference }}\n{% endfor %}{% if count > 2 %}{{ no_such_value }}{% endif %}\n",
+    )
+    .unwrap();
+    let config = TestConfig::new(dir)
+        .firm(support::FIRM_TWO_PARTNERS)
+        .section(
+            "templates",
+            &format!("dir = \"{}\"\nlanguage = \"nl\"", templates.display()),
+        )
+        .build();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
+    let store = support::open_store(&config).await;
+    let intake_store = store.deferred();
+    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
+    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let together = support::TestDatabase::for_dir(dir).backend() == support::Backend::Sqlite;
+
+    for i in 0..5 {
+        deliver(dir, &format!("{i:02}.mail"), &complaint(i), 1000 - i as u64);
+    }
+    assert_eq!(intake_pass(&mut mailbox, &pipeline).await.unwrap(), 5);
+    assert_eq!(store.list_cases().await.unwrap().len(), 5, "no case undone");
+    let notices: Vec<(String, String)> = partner_notices(dir)
+        .await
+        .into_iter()
+        .map(|n| (n.0, n.1))
+        .collect();
+    let anna: Vec<&str> = notices
+        .iter()
+        .filter(|n| n.1 == "anna@firma.nl")
+        .map(|n| n.0.as_str())
+        .collect();
+    let bob: Vec<&str> = notices
+        .iter()
+        .filter(|n| n.1 == "bob@firma.nl")
+        .map(|n| n.0.as_str())
+        .collect();
+    assert_eq!(anna, ["new_complaint"; 3], "{notices:?}");
+    if together {
+        assert_eq!(bob, ["new_complaints"], "{notices:?}");
+    } else {
+        assert_eq!(bob, ["new_complaint"; 2], "{notices:?}");
+    }
+}

@@ -38,11 +38,11 @@ struct Imap<'a> {
     folder: &'a str,
 }
 
-/// The partners' "new complaint" notice (issue 11), sent for every case opened.
+/// The partners' "new complaint" notice (issue 11), sent for every case opened (for
+/// several that came in together, one: "N nieuwe klachten voor u").
 fn is_new_complaint_notice(m: &Received) -> bool {
-    klachtpost::parse::parse(&m.data)
-        .subject
-        .contains("Nieuwe klacht")
+    let subject = klachtpost::parse::parse(&m.data).subject;
+    subject.contains("Nieuwe klacht") || subject.contains("nieuwe klachten")
 }
 
 fn config(dir: &Path, imap: &Imap<'_>, smtp_port: u16) -> Config {

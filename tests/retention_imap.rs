@@ -73,8 +73,11 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     .unwrap();
     assert_eq!(imap.count("Processed").await, 2);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    // Each case: the acknowledgement and the partner's new-complaint notice.
-    while imap.count("Sent").await < 4 {
+    // Each case's acknowledgement, and the partner's new-complaint notice: on SQLite one
+    // for both (they came in together, as one batch), kept as mail without a case.
+    let together = support::TestDatabase::for_dir(tmp.path()).backend() == support::Backend::Sqlite;
+    let notices: u32 = if together { 1 } else { 2 };
+    while imap.count("Sent").await < 2 + notices {
         assert!(std::time::Instant::now() < deadline, "no sent copies");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -118,10 +121,12 @@ async fn a_purged_case_leaves_the_imap_processed_folder_and_a_held_one_stays() {
     assert_eq!(left.len(), 1);
     assert!(String::from_utf8_lossy(&left[0]).contains("keep-1@client.example"));
     // The purged case's mail (acknowledgement and partner notice) left the sent folder;
-    // the held case's stays.
+    // the held case's stays: its acknowledgement, and on PostgreSQL its own notice. On
+    // SQLite the notice of both is mail without a case, past `keep_unattached` by now: it
+    // went too.
     assert_eq!(report.sent_copies, 2, "{report:?}");
     let sent = imap.fetch_all("Sent").await;
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), if together { 1 } else { 2 });
     assert!(
         sent.iter()
             .any(|m| String::from_utf8_lossy(m).contains("henk@client.example"))

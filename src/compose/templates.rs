@@ -141,6 +141,7 @@ pub const KINDS: &[MailKind] = &[
             "acknowledged"
         ]
     ),
+    html_mail!("new_complaints", ["partner", "count", "cases"]),
     html_mail!("reminders", ["partner", "day", "reminders", "escalations"]),
     html_mail!(
         "ack_warning",
@@ -754,6 +755,37 @@ fn partners_sample(kind: &str, var: &str, en: bool) -> Option<serde_json::Value>
             "assignment rule 2 matched; Bob Jansen (rule 1) is named in the complaint and is not assigned it"
         ),
         ("new_complaint", "acknowledged") => json!(true),
+        ("new_complaints", "count") => json!(2),
+        // Each case as `new_complaint` has it, the excerpt on one line.
+        ("new_complaints", "cases") => {
+            let case = |reference: &str, complainant: &str, acknowledged: bool| {
+                let mut c = serde_json::Map::new();
+                for var in self::kind("new_complaint")
+                    .map(|k| k.vars)
+                    .unwrap_or_default()
+                {
+                    if *var == "partner" {
+                        continue;
+                    }
+                    let v = partners_sample("new_complaint", var, en)
+                        .unwrap_or_else(|| json!(pick("Factuur klopt niet", "Invoice is wrong")));
+                    c.insert(var.to_string(), v);
+                }
+                c.insert("reference".into(), json!(reference));
+                c.insert("complainant".into(), json!(complainant));
+                c.insert("acknowledged".into(), json!(acknowledged));
+                let excerpt = c["excerpt"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace("\n\n", " ");
+                c.insert("excerpt".into(), json!(excerpt));
+                serde_json::Value::Object(c)
+            };
+            json!([
+                case("KL-2026-0042", "Jan de Vries <jan@example.nl>", true),
+                case("KL-2026-0043", "", false),
+            ])
+        }
         ("ack_warning", "phone") => json!("020-1234567"),
         ("ack_warning", "cause") => json!("send_failed"),
         ("ack_warning", "error") => {

@@ -234,6 +234,8 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
     let mut failure = None;
     let whole_batch = dialect::intake_batch_is_one_transaction(pipeline.store.kind());
     let mut tx: Option<Tx> = None;
+    // The batch's new cases, their partners told together before the batch commits.
+    let mut untold = Vec::new();
     for mut f in fetched {
         // The raw bytes are dropped as soon as the mail is handled: a batch holds each
         // mail once, and only until it is stored.
@@ -270,9 +272,16 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
             }
         };
         drop(raw);
-        if !whole_batch && let Some(done) = tx.take() {
+        let mut outcome = outcome;
+        untold.extend(outcome.outcome.as_mut().and_then(|o| o.notice.take()));
+        if !whole_batch && let Some(mut done) = tx.take() {
             // This mail's own transaction (PostgreSQL); not stored if it fails.
-            if let Err(e) = pipeline.commit(done).await {
+            let told = pipeline.tell_partners(&mut done, std::mem::take(&mut untold));
+            let committed = match told.await {
+                Ok(()) => pipeline.commit(done).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = committed {
                 failure = Some(e.context(format!("cannot commit {}", f.source_key)));
                 break;
             }
@@ -294,6 +303,16 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
         // beside it (the last batch's MOVE, [`Intake::pass`]) or another task (the
         // sender) got a turn: let them run between two mails.
         tokio::task::yield_now().await;
+    }
+    if let Some(open) = tx.as_mut()
+        && let Err(e) = pipeline.tell_partners(open, untold).await
+    {
+        // The store cannot be written: the batch is not committed without its notices (it
+        // is rolled back, and all of it stays in the mailbox for the next pass).
+        tx = None;
+        handled.clear();
+        pipeline.new_batch();
+        failure = Some(e.context("cannot tell the partners of the batch's new cases"));
     }
     TakeIn {
         handled,

@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::deadlines;
 use crate::parse::{self, ParsedMail};
 use crate::partners::assign;
+use crate::partners::scheduler::NewCaseNotice;
 use crate::store::{self, NewCase, NewMessage, Seen, Store};
 use identity::Identity;
 
@@ -82,6 +83,9 @@ pub struct Outcome {
     pub opened: bool,
     pub ack_queued: bool,
     pub message_row: Option<i64>,
+    /// The new case's partner, to be told before the transaction commits
+    /// ([`Pipeline::tell_partners`]: a batch's new cases together).
+    pub notice: Option<NewCaseNotice>,
 }
 
 /// What the log says of a mail taken in, kept until its transaction is committed (a
@@ -150,6 +154,84 @@ impl<'a> Pipeline<'a> {
         })
     }
 
+    /// Tell the responsible partners of new cases, in the transaction that opened them,
+    /// just before it commits: a batch's new cases together, one mail per partner
+    /// ([`crate::partners::scheduler::tell_new_cases`]). A mail that cannot be made (a
+    /// firm's template failing on a value) does not undo the cases: that partner's cases
+    /// are told one by one, and a case whose notice still fails says so in its history and
+    /// the log (its partner sees it in the reminders and the digest). An error only when
+    /// the store cannot be written.
+    pub async fn tell_partners(&self, tx: &mut store::Tx, cases: Vec<NewCaseNotice>) -> Result<()> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let tell = async |tx: &mut store::Tx, cases: &[NewCaseNotice]| -> Result<()> {
+            tx.savepoint().await?;
+            let told = crate::partners::scheduler::tell_new_cases(
+                tx,
+                self.config,
+                &self.templates,
+                cases,
+                now,
+            )
+            .await;
+            match told {
+                Ok(()) => Ok(tx.release().await?),
+                Err(e) => {
+                    tx.rollback_to().await?;
+                    Err(e)
+                }
+            }
+        };
+        for group in crate::partners::scheduler::by_partner(cases) {
+            let Err(e) = tell(tx, &group).await else {
+                continue;
+            };
+            if quarantine::store_unavailable(&e) || group.len() == 1 {
+                self.not_told(tx, &group, e).await?;
+                continue;
+            }
+            for case in group.chunks(1) {
+                if let Err(e) = tell(tx, case).await {
+                    self.not_told(tx, case, e).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A case whose partner could not be told: in its history and the log; an error when
+    /// the store cannot be written.
+    async fn not_told(
+        &self,
+        tx: &mut store::Tx,
+        cases: &[NewCaseNotice],
+        error: anyhow::Error,
+    ) -> Result<()> {
+        if quarantine::store_unavailable(&error) {
+            return Err(error);
+        }
+        let now = self.clock.now();
+        for c in cases {
+            tracing::warn!(
+                event = "partners.notice_failed",
+                case = c.reference.as_str(),
+                error = %format!("{error:#}"),
+                "the responsible partner could not be told of the new case; the reminders and the digest list it"
+            );
+            case::log(
+                tx,
+                c.case_id,
+                "partners.new_complaint_failed",
+                &format!("the responsible partner could not be told: {error:#}"),
+                Actor::system(now),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The partners' open cases: counted, or as counted for this batch plus its new cases.
     async fn partner_load(&self, tx: &mut store::Tx) -> Result<assign::Load> {
         if let Some(load) = self.load.lock().unwrap_or_else(|e| e.into_inner()).clone() {
@@ -209,8 +291,10 @@ impl<'a> Pipeline<'a> {
         retry_of: Option<i64>,
     ) -> Result<Outcome> {
         let mut tx = self.store.begin().await?;
-        let outcome = self
+        let mut outcome = self
             .take_in_on(&mut tx, source_key, raw, received_at, retry_of)
+            .await?;
+        self.tell_partners(&mut tx, outcome.notice.take().into_iter().collect())
             .await?;
         self.commit(tx).await?;
         if let Some(taken) = outcome.taken_in() {
@@ -255,6 +339,7 @@ impl<'a> Pipeline<'a> {
                 opened: false,
                 ack_queued: false,
                 message_row: None,
+                notice: None,
             });
         }
         let max = self.config.intake.max_message_bytes;
@@ -369,6 +454,7 @@ impl<'a> Pipeline<'a> {
             opened: false,
             ack_queued: false,
             message_row: None,
+            notice: None,
         };
 
         let case_id = if let (Some(partner), true) = (&partner, decision.kind.opens_case()) {
@@ -555,8 +641,7 @@ impl<'a> Pipeline<'a> {
             .await?;
             outcome.ack_queued = true;
         }
-        if let (Some((id, reference, d, _)), Some(partner), Some(choice)) =
-            (&case_id, &partner, &choice)
+        if let (Some((id, reference, d, _)), Some(_), Some(choice)) = (&case_id, &partner, &choice)
         {
             let complainant = decision.complainant.as_ref();
             let name = complainant
@@ -568,30 +653,21 @@ impl<'a> Pipeline<'a> {
                 (None, Some(a)) => a.to_string(),
                 (None, None) => String::new(),
             };
-            let excerpt = crate::partners::mail::excerpt(complaint_text);
-            crate::partners::scheduler::queue_new_complaint(
-                tx,
-                config,
-                *id,
-                &self.templates,
-                partner,
-                &crate::partners::mail::NewComplaint {
-                    reference,
-                    partner_name: &partner.name,
-                    complainant: &who,
-                    channel: decision.channel.as_str(),
-                    subject,
-                    received: decision.received_at,
-                    acknowledge_by: d.acknowledge,
-                    respond_by: d.response,
-                    resolve_by: d.resolution,
-                    excerpt: &excerpt,
-                    assigned: &choice.reason,
-                    acknowledged: outcome.ack_queued,
-                },
-                now,
-            )
-            .await?;
+            outcome.notice = Some(NewCaseNotice {
+                case_id: *id,
+                partner: choice.partner,
+                reference: reference.clone(),
+                complainant: who,
+                channel: decision.channel.as_str(),
+                subject: subject.to_string(),
+                received: decision.received_at,
+                acknowledge_by: d.acknowledge,
+                respond_by: d.response,
+                resolve_by: d.resolution,
+                excerpt: crate::partners::mail::excerpt(complaint_text),
+                assigned: choice.reason.clone(),
+                acknowledged: outcome.ack_queued,
+            });
         }
         if let (Some((id, reference, d, _)), true, Some(partner)) =
             (&case_id, unanswerable, partner.as_ref())

@@ -389,7 +389,7 @@ impl Pipeline<'_> {
 
 /// Whether an intake error says the database cannot be written at all right now (busy
 /// beyond its timeout, locked, out of space, I/O), as opposed to a problem with the mail.
-fn store_unavailable(error: &anyhow::Error) -> bool {
+pub(crate) fn store_unavailable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         let sql = cause
             .downcast_ref::<StoreError>()

@@ -3,7 +3,7 @@
 //! [`super::digest`]).
 //!
 //! Each is a plain struct whose values go into its template (`config/templates/`:
-//! `new_complaint`, `reminders`, `ack_warning`, `command_reply`, `digest`;
+//! `new_complaint`, `new_complaints`, `reminders`, `ack_warning`, `command_reply`, `digest`;
 //! [`crate::compose::templates`]) in the language of the firm's internal mail. Every mail
 //! carries `Auto-Submitted: auto-generated` (RFC 3834 §5) so auto-responders stay quiet,
 //! and the case reference in the subject and in `X-Klachtpost-Case` when it is about one
@@ -30,13 +30,18 @@ pub const EXCERPT_CHARS: usize = 600;
 
 /// The first part of a complaint's text, cut at a word.
 pub fn excerpt(text: &str) -> String {
+    excerpt_of(text, EXCERPT_CHARS)
+}
+
+/// The first `chars` characters of `text`, cut at a word.
+fn excerpt_of(text: &str, chars: usize) -> String {
     let text = text.trim();
-    if text.chars().count() <= EXCERPT_CHARS {
+    if text.chars().count() <= chars {
         return text.to_string();
     }
-    let cut: String = text.chars().take(EXCERPT_CHARS).collect();
+    let cut: String = text.chars().take(chars).collect();
     let cut = match cut.rfind(char::is_whitespace) {
-        Some(i) if i > EXCERPT_CHARS / 2 => cut[..i].to_string(),
+        Some(i) if i > chars / 2 => cut[..i].to_string(),
         _ => cut,
     };
     format!("{} …", cut.trim_end())
@@ -103,21 +108,58 @@ impl NewComplaint<'_> {
         style.render(
             "new_complaint",
             context! {
-                reference => one_line(self.reference),
                 partner => one_line(self.partner_name),
-                complainant => one_line(self.complainant),
-                channel => self.channel,
-                subject => one_line(self.subject),
-                received => style.datetime(self.received),
-                acknowledge_by => style.datetime(self.acknowledge_by),
-                respond_by => style.datetime(self.respond_by),
-                resolve_by => style.datetime(self.resolve_by),
-                excerpt => self.excerpt,
-                // `assigned_because` is the history's English line, kept for the firms'
-                // templates that use it; `assigned` lets a template word it in its language.
-                assigned_because => self.assigned.why(),
-                assigned => self.assigned,
-                acknowledged => self.acknowledged,
+                ..self.values(style, self.excerpt.to_string())
+            },
+        )
+    }
+
+    /// The case's values, as `new_complaint` has them and each of `new_complaints`' cases.
+    fn values(&self, style: &Style<'_>, excerpt: String) -> Value {
+        context! {
+            reference => one_line(self.reference),
+            complainant => one_line(self.complainant),
+            channel => self.channel,
+            subject => one_line(self.subject),
+            received => style.datetime(self.received),
+            acknowledge_by => style.datetime(self.acknowledge_by),
+            respond_by => style.datetime(self.respond_by),
+            resolve_by => style.datetime(self.resolve_by),
+            excerpt,
+            // `assigned_because` is the history's English line, kept for the firms'
+            // templates that use it; `assigned` lets a template word it in its language.
+            assigned_because => self.assigned.why(),
+            assigned => self.assigned,
+            acknowledged => self.acknowledged,
+        }
+    }
+}
+
+/// How many characters of each complaint `new_complaints` shows, on one line.
+pub const SHORT_EXCERPT_CHARS: usize = 200;
+
+/// "These new complaints are yours": the new cases one batch of intake gave one partner,
+/// in one mail (a backlog of 10,000 complaints told a partner 5,000 times, issue 8). One
+/// new case is told by [`NewComplaint`] alone.
+#[derive(Debug, Clone)]
+pub struct NewComplaints<'a> {
+    pub partner_name: &'a str,
+    pub cases: &'a [NewComplaint<'a>],
+}
+
+impl NewComplaints<'_> {
+    pub fn render(&self, style: &Style<'_>) -> Result<Rendered, ComposeError> {
+        let cases: Vec<Value> = self
+            .cases
+            .iter()
+            .map(|c| c.values(style, one_line(&excerpt_of(c.excerpt, SHORT_EXCERPT_CHARS))))
+            .collect();
+        style.render(
+            "new_complaints",
+            context! {
+                partner => one_line(self.partner_name),
+                count => cases.len(),
+                cases,
             },
         )
     }

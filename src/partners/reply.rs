@@ -209,6 +209,7 @@ pub async fn handle(
         opened: false,
         ack_queued: false,
         message_row: Some(message_row),
+        notice: None,
     }))
 }
 

@@ -678,6 +678,161 @@ pub async fn queue_new_complaint(
     Ok(())
 }
 
+/// A new case whose responsible partner is to be told, kept from the mail that opened it
+/// until its intake transaction is about to commit ([`tell_new_cases`]).
+#[derive(Debug, Clone)]
+pub struct NewCaseNotice {
+    pub case_id: i64,
+    /// Index into the firm's partners.
+    pub partner: usize,
+    pub reference: String,
+    /// Name and address as known; empty when nothing is known.
+    pub complainant: String,
+    pub channel: &'static str,
+    pub subject: String,
+    pub received: DateTime<Utc>,
+    pub acknowledge_by: DateTime<Utc>,
+    pub respond_by: DateTime<Utc>,
+    pub resolve_by: DateTime<Utc>,
+    pub excerpt: String,
+    pub assigned: super::assign::Reason,
+    /// Whether the acknowledgement was queued (else the partner must acknowledge).
+    pub acknowledged: bool,
+}
+
+impl NewCaseNotice {
+    fn notice<'a>(&'a self, partner_name: &'a str) -> mail::NewComplaint<'a> {
+        mail::NewComplaint {
+            reference: &self.reference,
+            partner_name,
+            complainant: &self.complainant,
+            channel: self.channel,
+            subject: &self.subject,
+            received: self.received,
+            acknowledge_by: self.acknowledge_by,
+            respond_by: self.respond_by,
+            resolve_by: self.resolve_by,
+            excerpt: &self.excerpt,
+            assigned: &self.assigned,
+            acknowledged: self.acknowledged,
+        }
+    }
+}
+
+/// New cases grouped by their responsible partner, in the order the partners first come;
+/// each group's cases in the order they came in.
+pub fn by_partner(cases: Vec<NewCaseNotice>) -> Vec<Vec<NewCaseNotice>> {
+    let mut groups: Vec<Vec<NewCaseNotice>> = Vec::new();
+    for c in cases {
+        match groups.iter_mut().find(|g| g[0].partner == c.partner) {
+            Some(group) => group.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    groups
+}
+
+/// Tell a partner of new cases that are theirs (one intake transaction's, [`by_partner`]):
+/// the `new_complaint` notice for one, one `new_complaints` mail listing several. Each
+/// case's history says its partner was told.
+pub async fn tell_new_cases(
+    tx: &mut crate::store::Tx,
+    config: &Config,
+    templates: &TemplateSet,
+    cases: &[NewCaseNotice],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(first) = cases.first() else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        cases.iter().all(|c| c.partner == first.partner),
+        "new cases of several partners in one notice"
+    );
+    let partner = config
+        .firm
+        .partners
+        .get(first.partner)
+        .ok_or_else(|| anyhow::anyhow!("no partner {} in the configuration", first.partner))?;
+    match cases {
+        [one] => {
+            let notice = one.notice(&partner.name);
+            queue_new_complaint(tx, config, one.case_id, templates, partner, &notice, now).await
+        }
+        several => queue_new_complaints(tx, config, templates, partner, several, now).await,
+    }
+}
+
+/// The `new_complaints` mail: several new cases for one partner in one mail.
+async fn queue_new_complaints(
+    tx: &mut crate::store::Tx,
+    config: &Config,
+    templates: &TemplateSet,
+    partner: &crate::config::Partner,
+    cases: &[NewCaseNotice],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let notices: Vec<mail::NewComplaint<'_>> =
+        cases.iter().map(|c| c.notice(&partner.name)).collect();
+    let rendered = mail::NewComplaints {
+        partner_name: &partner.name,
+        cases: &notices,
+    }
+    .render(&Style::new(config, templates))?;
+    let out = mail::build(
+        &Envelope {
+            firm_name: &config.firm.name,
+            firm_domain: config.firm.domain(),
+            from: &config.outgoing.from,
+            to: &partner.email,
+        },
+        &rendered,
+        "new_complaints",
+        None,
+        None,
+        now,
+    )?;
+    // About several cases: on none of them (as a reminder to several), each case's history
+    // says it was told.
+    store::queue_outgoing(
+        tx,
+        None,
+        "new_complaints",
+        Some("klachtpost"),
+        &config.outgoing.from,
+        &partner.email,
+        &out,
+        "the responsible partner is told of new complaints",
+        now,
+    )
+    .await?;
+    let references: Vec<String> = cases.iter().map(|c| c.reference.clone()).collect();
+    sp::record_mail(
+        tx,
+        &out.message_id,
+        "new_complaints",
+        &references,
+        &partner.email,
+        now,
+    )
+    .await?;
+    let detail = format!(
+        "the responsible partner is told of the new complaint, in one mail with {} others that came in with it",
+        cases.len() - 1
+    );
+    for c in cases {
+        case::log(
+            tx,
+            c.case_id,
+            "partners.new_complaint",
+            &detail,
+            Actor::system(now),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The next moment something may become due (a send time, a digest, an acknowledgement
 /// margin), after `now`.
 pub async fn next_wake(
