@@ -657,15 +657,16 @@ async fn partner_notices(dir: &Path) -> Vec<(String, String, String, String, Str
 async fn a_batchs_new_cases_are_told_to_each_partner_in_one_mail() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = TestConfig::new(dir)
-        .firm(support::FIRM_TWO_PARTNERS)
-        .templates(&["acknowledgement"])
-        .build();
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = support::open_store(&config).await;
-    let intake_store = store.deferred();
-    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
-    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let setup = Intaking::new(
+        TestConfig::new(dir)
+            .firm(support::FIRM_TWO_PARTNERS)
+            .templates(&["acknowledgement"])
+            .build(),
+    )
+    .await;
+    let (config, store, clock) = (&setup.config, &setup.store, &setup.clock);
+    let pipeline = setup.pipeline();
+    let mut mailbox = Mailbox::open(config).await.unwrap();
     let together = support::TestDatabase::for_dir(dir).backend() == support::Backend::Sqlite;
 
     for i in 0..5 {
@@ -755,18 +756,19 @@ async fn a_partners_mail_that_cannot_be_made_tells_the_cases_one_by_one() {
         "Subject: {{ count }} nieuwe klachten\n\n{% for c in cases %}{{ c.reference }}\n{% endfor %}{% if count > 2 %}{{ no_such_value }}{% endif %}\n",
     )
     .unwrap();
-    let config = TestConfig::new(dir)
-        .firm(support::FIRM_TWO_PARTNERS)
-        .section(
-            "templates",
-            &format!("dir = \"{}\"\nlanguage = \"nl\"", templates.display()),
-        )
-        .build();
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 19, 9, 20, 0).unwrap());
-    let store = support::open_store(&config).await;
-    let intake_store = store.deferred();
-    let pipeline = Pipeline::new(&config, &intake_store, &clock).unwrap();
-    let mut mailbox = Mailbox::open(&config).await.unwrap();
+    let setup = Intaking::new(
+        TestConfig::new(dir)
+            .firm(support::FIRM_TWO_PARTNERS)
+            .section(
+                "templates",
+                &format!("dir = \"{}\"\nlanguage = \"nl\"", templates.display()),
+            )
+            .build(),
+    )
+    .await;
+    let store = &setup.store;
+    let pipeline = setup.pipeline();
+    let mut mailbox = Mailbox::open(&setup.config).await.unwrap();
     let together = support::TestDatabase::for_dir(dir).backend() == support::Backend::Sqlite;
 
     for i in 0..5 {

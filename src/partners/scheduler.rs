@@ -633,37 +633,15 @@ pub async fn queue_new_complaint(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let rendered = n.render(&Style::new(config, templates))?;
-    let out = mail::build(
-        &Envelope {
-            firm_name: &config.firm.name,
-            firm_domain: config.firm.domain(),
-            from: &config.outgoing.from,
-            to: &partner.email,
-        },
+    queue_partner_mail(
+        tx,
+        config,
+        partner,
         &rendered,
         "new_complaint",
-        Some(n.reference),
-        None,
-        now,
-    )?;
-    store::queue_outgoing(
-        tx,
         Some(case_id),
-        "new_complaint",
-        Some("klachtpost"),
-        &config.outgoing.from,
-        &partner.email,
-        &out,
-        "the responsible partner is told of a new complaint",
-        now,
-    )
-    .await?;
-    sp::record_mail(
-        tx,
-        &out.message_id,
-        "new_complaint",
         &[n.reference.to_string()],
-        &partner.email,
+        "the responsible partner is told of a new complaint",
         now,
     )
     .await?;
@@ -675,6 +653,53 @@ pub async fn queue_new_complaint(
         Actor::system(now),
     )
     .await?;
+    Ok(())
+}
+
+/// A mail to a partner about `references` (on the case `case_id` when it is about one),
+/// queued and recorded for the partner's replies.
+#[allow(clippy::too_many_arguments)]
+async fn queue_partner_mail(
+    tx: &mut crate::store::Tx,
+    config: &Config,
+    partner: &crate::config::Partner,
+    rendered: &Rendered,
+    kind: &str,
+    case_id: Option<i64>,
+    references: &[String],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let single = match references {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let out = mail::build(
+        &Envelope {
+            firm_name: &config.firm.name,
+            firm_domain: config.firm.domain(),
+            from: &config.outgoing.from,
+            to: &partner.email,
+        },
+        rendered,
+        kind,
+        single,
+        None,
+        now,
+    )?;
+    store::queue_outgoing(
+        tx,
+        case_id,
+        kind,
+        Some("klachtpost"),
+        &config.outgoing.from,
+        &partner.email,
+        &out,
+        reason,
+        now,
+    )
+    .await?;
+    sp::record_mail(tx, &out.message_id, kind, references, &partner.email, now).await?;
     Ok(())
 }
 
@@ -779,40 +804,18 @@ async fn queue_new_complaints(
         cases: &notices,
     }
     .render(&Style::new(config, templates))?;
-    let out = mail::build(
-        &Envelope {
-            firm_name: &config.firm.name,
-            firm_domain: config.firm.domain(),
-            from: &config.outgoing.from,
-            to: &partner.email,
-        },
+    // About several cases: on none of them (as a reminder to several), each case's history
+    // says it was told.
+    let references: Vec<String> = cases.iter().map(|c| c.reference.clone()).collect();
+    queue_partner_mail(
+        tx,
+        config,
+        partner,
         &rendered,
         "new_complaints",
         None,
-        None,
-        now,
-    )?;
-    // About several cases: on none of them (as a reminder to several), each case's history
-    // says it was told.
-    store::queue_outgoing(
-        tx,
-        None,
-        "new_complaints",
-        Some("klachtpost"),
-        &config.outgoing.from,
-        &partner.email,
-        &out,
-        "the responsible partner is told of new complaints",
-        now,
-    )
-    .await?;
-    let references: Vec<String> = cases.iter().map(|c| c.reference.clone()).collect();
-    sp::record_mail(
-        tx,
-        &out.message_id,
-        "new_complaints",
         &references,
-        &partner.email,
+        "the responsible partner is told of new complaints",
         now,
     )
     .await?;
