@@ -591,14 +591,9 @@ pub fn forwarded_failure(mail: &ParsedMail) -> bool {
         return false;
     }
     let stripped = reference::strip_prefixes(&mail.subject).to_lowercase();
-    let head: String = mail
-        .text
-        .chars()
-        .take(8000)
-        .collect::<String>()
-        .to_lowercase();
+    let head = first_chars(&mail.text, 8000);
     FAILURE_SUBJECT_STRONG.iter().any(|p| stripped.contains(p))
-        && (failure_body(&head) || has_smtp_failure_code(&head))
+        && (failure_body(head) || has_smtp_failure_code(head))
 }
 
 /// Whether the From (address or display name) or Sender is a mail system.
@@ -695,13 +690,8 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
     {
         return ev(false, "the subject suggests a delivery failure");
     }
-    let head: String = mail
-        .text
-        .chars()
-        .take(6000)
-        .collect::<String>()
-        .to_lowercase();
-    if failure_body(&head) || has_smtp_failure_code(&head) {
+    let head = first_chars(&mail.text, 6000);
+    if failure_body(head) || has_smtp_failure_code(head) {
         return ev(false, "the text reports a delivery failure");
     }
     // The report parts of a bounce that are not the body.
@@ -718,7 +708,19 @@ fn failure_evidence(mail: &ParsedMail) -> Option<Evidence> {
 
 /// The phrase lists as automatons: a text is read once for all of a list's phrases (one
 /// `contains` per phrase read a complaint's first 6,000 characters 50 times).
-static FAILURE_BODY_SET: LazyLock<AhoCorasick> = LazyLock::new(|| phrase_set(FAILURE_BODY));
+///
+/// [`FAILURE_BODY`] is looked for in the text as it is, in any case: ASCII letters by the
+/// automaton, the few others by listing their upper-case forms too ([`case_variants`]).
+/// Every complaint is read by it, and a lower-cased copy of its first 6,000 characters
+/// made for it cost ~2 % of intake's time (issue 8).
+static FAILURE_BODY_SET: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    let phrases: Vec<String> = FAILURE_BODY.iter().flat_map(|p| case_variants(p)).collect();
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(&phrases)
+        .expect("a fixed list of short phrases always fits an automaton")
+});
 static FAILURE_MACHINE_TEXT_SET: LazyLock<AhoCorasick> =
     LazyLock::new(|| phrase_set(FAILURE_MACHINE_TEXT));
 
@@ -726,9 +728,39 @@ fn phrase_set(phrases: &[&str]) -> AhoCorasick {
     AhoCorasick::new(phrases).expect("a fixed list of short phrases always fits an automaton")
 }
 
-/// The wording of a delivery failure ([`FAILURE_BODY`]) in a lowercased text.
+/// The wording of a delivery failure ([`FAILURE_BODY`]) in a text, in any case.
 fn failure_body(text: &str) -> bool {
     FAILURE_BODY_SET.is_match(text)
+}
+
+/// A lower-case phrase with each of its non-ASCII letters in lower and in upper case, every
+/// combination ("être" and "Être"); ASCII letters are left to the automaton.
+fn case_variants(phrase: &str) -> Vec<String> {
+    let mut variants = vec![String::new()];
+    for c in phrase.chars() {
+        let mut forms = vec![c.to_string()];
+        if !c.is_ascii() {
+            forms.push(c.to_uppercase().collect());
+            forms.dedup();
+        }
+        variants = variants
+            .iter()
+            .flat_map(|v| forms.iter().map(move |f| format!("{v}{f}")))
+            .collect();
+    }
+    variants
+}
+
+/// The first `n` characters of `text`, without a copy.
+fn first_chars(text: &str, n: usize) -> &str {
+    // No more bytes than characters wanted: all of it (the usual case, no walk).
+    if text.len() <= n {
+        return text;
+    }
+    match text.char_indices().nth(n) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// An SMTP reply code with an enhanced status (RFC 3463), e.g. "550 5.1.1" or "#5.1.1".
@@ -866,6 +898,34 @@ mod tests {
             }
             assert!(!set.is_match("ik ben niet tevreden over de gang van zaken"));
         }
+    }
+
+    #[test]
+    fn the_delivery_failure_wording_is_found_in_any_case_without_a_lowercased_copy() {
+        for p in FAILURE_BODY {
+            for text in [p.to_string(), p.to_uppercase(), capitalized(p)] {
+                assert!(
+                    failure_body(&format!("Dear Sir, {text} and so on")),
+                    "{text}"
+                );
+            }
+        }
+        assert!(failure_body("Le message N'A PAS PU ÊTRE REMIS"));
+        assert!(failure_body("Le message n'a pas pu Être remis"));
+        assert!(
+            !failure_body("Le message N'A PAS PU ETRE REMIS"),
+            "ê is not e"
+        );
+        assert_eq!(first_chars("één twee", 3), "één");
+        assert_eq!(first_chars("één", 5), "één");
+        assert_eq!(first_chars("abc", 2), "ab");
+    }
+
+    fn capitalized(p: &str) -> String {
+        let mut c = p.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect())
+            .unwrap_or_default()
     }
     use crate::parse::parse;
 

@@ -133,26 +133,28 @@ static FUNCTION_WORDS: LazyLock<Words> = LazyLock::new(|| {
     words
 });
 
+/// How many characters of a complaint's unquoted text are read.
+const BODY_CHARS: usize = 4000;
+
 /// The language of a complaint, by the heuristic in the module docs.
 pub fn detect(subject: &str, text: &str) -> Lang {
-    let body: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('>'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let body = match body.char_indices().nth(4000) {
-        Some((end, _)) => &body[..end],
-        None => &body,
-    };
+    let (en, nl) = function_words(subject, text);
+    if en >= 3 && en >= 2 * nl {
+        Lang::En
+    } else {
+        Lang::Nl
+    }
+}
+
+/// How many English and Dutch function words the subject and the text's first unquoted
+/// characters hold.
+fn function_words(subject: &str, text: &str) -> (usize, usize) {
     let (mut en, mut nl) = (0usize, 0usize);
     let mut lower = String::new();
-    for word in subject
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .chain(body.split(|c: char| !c.is_alphanumeric() && c != '\''))
-    {
+    let mut count = |word: &str| {
         // Lowercasing never shortens a word in characters: a longer one is no function word.
-        if word.is_empty() || word.chars().nth(LONGEST).is_some() {
-            continue;
+        if word.len() > LONGEST && word.chars().nth(LONGEST).is_some() {
+            return;
         }
         lower.clear();
         if word.is_ascii() {
@@ -163,17 +165,66 @@ pub fn detect(subject: &str, text: &str) -> Lang {
         }
         // "we" is both; counted for neither.
         if lower == "we" {
-            continue;
+            return;
         }
         if let Some(&(english, dutch)) = FUNCTION_WORDS.get(lower.as_str()) {
             en += usize::from(english);
             nl += usize::from(dutch);
         }
+    };
+    for_each_word(subject, &mut count);
+    // The first BODY_CHARS characters of the unquoted lines as if joined by line breaks,
+    // read where they are: no copy of the text (a 5 KB complaint was copied twice, issue 8).
+    let mut left = BODY_CHARS;
+    let unquoted = text.lines().filter(|l| !l.trim_start().starts_with('>'));
+    for (i, line) in unquoted.enumerate() {
+        if i > 0 {
+            // The line break before it.
+            let Some(after) = left.checked_sub(1) else {
+                break;
+            };
+            left = after;
+        }
+        match line.char_indices().nth(left) {
+            Some((end, _)) => {
+                for_each_word(&line[..end], &mut count);
+                break;
+            }
+            None => {
+                for_each_word(line, &mut count);
+                left -= line.chars().count();
+            }
+        }
     }
-    if en >= 3 && en >= 2 * nl {
-        Lang::En
-    } else {
-        Lang::Nl
+    (en, nl)
+}
+
+/// Each word of `s`: a run of letters, digits and apostrophes, read byte by byte where it
+/// is ASCII.
+fn for_each_word(s: &str, mut f: impl FnMut(&str)) {
+    let bytes = s.as_bytes();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let (in_word, len) = match bytes[i] {
+            b if b.is_ascii() => (b.is_ascii_alphanumeric() || b == b'\'', 1),
+            _ => {
+                let c = s[i..].chars().next().unwrap_or(' ');
+                (c.is_alphanumeric(), c.len_utf8())
+            }
+        };
+        match (in_word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(from)) => {
+                f(&s[from..i]);
+                start = None;
+            }
+            _ => {}
+        }
+        i += len;
+    }
+    if let Some(from) = start {
+        f(&s[from..]);
     }
 }
 
@@ -237,6 +288,75 @@ mod tests {
             ),
             Lang::Nl
         );
+    }
+
+    /// The heuristic as it was first written (a joined copy of the unquoted lines, cut at
+    /// 4,000 characters, split on every character that is no letter, digit or apostrophe).
+    fn function_words_by_copy(subject: &str, text: &str) -> (usize, usize) {
+        let body: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('>'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let body = match body.char_indices().nth(BODY_CHARS) {
+            Some((end, _)) => &body[..end],
+            None => &body,
+        };
+        let (mut en, mut nl) = (0, 0);
+        for word in subject
+            .split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .chain(body.split(|c: char| !c.is_alphanumeric() && c != '\''))
+        {
+            let lower = word.to_lowercase();
+            if word.is_empty() || lower == "we" {
+                continue;
+            }
+            en += usize::from(ENGLISH.contains(&lower.as_str()));
+            nl += usize::from(DUTCH.contains(&lower.as_str()));
+        }
+        (en, nl)
+    }
+
+    #[test]
+    fn reading_in_place_counts_as_the_joined_copy_did() {
+        let english = "the and you to of it with this that for";
+        let dutch = "de het een van voor met dit dat niet";
+        // English words placed just before, at and after the 4,000th character, with quoted
+        // lines, line breaks of both kinds and non-ASCII text around them.
+        let mut cases = vec![];
+        for pad in [3990usize, 3995, 3998, 3999, 4000, 4001, 4005] {
+            for sep in ["\n", "\r\n"] {
+                let filler = "é".repeat(pad);
+                cases.push(format!("{filler}{sep}{english}{sep}{english}"));
+                cases.push(format!(
+                    "{dutch}{sep}> {english}{sep}{filler}{sep}{english}"
+                ));
+                cases.push(format!(
+                    "x{sep}{}{sep}{english} {english}",
+                    "a ".repeat(pad / 2)
+                ));
+            }
+        }
+        cases.push(format!("{english}\n{dutch}\n{dutch}"));
+        // Many short lines: each line break counts as a character.
+        for lines in [395usize, 398, 399, 400, 401] {
+            for sep in ["\n", "\r\n"] {
+                let filler = format!("{}{sep}", "é".repeat(9)).repeat(lines);
+                cases.push(format!("{filler}{english} {english}{sep}{english}"));
+                cases.push(format!("{filler}> {dutch}{sep}{english}{sep}{english}"));
+            }
+        }
+        cases.push("ΣΟΦΟΣ THE AND YOU İİ WERE don't it's".to_string());
+        for text in &cases {
+            for subject in ["", "Complaint about the invoice", "Klacht over de factuur"] {
+                assert_eq!(
+                    function_words(subject, text),
+                    function_words_by_copy(subject, text),
+                    "{subject:?} {:?}",
+                    &text[..text.len().min(60)]
+                );
+            }
+        }
     }
 
     #[test]

@@ -288,8 +288,10 @@ fn contains_words(hay: &str, needle: &str) -> bool {
         return false;
     }
     let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    // One searcher for every look (a name of one letter is found all over a complaint).
+    let finder = memchr::memmem::Finder::new(needle);
     let mut start = 0;
-    while let Some(pos) = hay[start..].find(needle) {
+    while let Some(pos) = finder.find(&hay.as_bytes()[start..]) {
         let at = start + pos;
         let end = at + needle.len();
         if boundary(hay[..at].chars().next_back()) && boundary(hay[end..].chars().next()) {
@@ -303,15 +305,28 @@ fn contains_words(hay: &str, needle: &str) -> bool {
 /// The complaint as [`named_in`] searches it: subject, text, complainant, lower-cased, with
 /// runs of white space as one space. Made once per complaint, not once per partner.
 fn searchable(c: &Complaint<'_>) -> String {
-    let hay = format!(
-        "{}\n{}\n{}\n{}",
+    let parts = [
         c.subject,
         c.text,
         c.complainant_name.unwrap_or_default(),
-        c.complainant_address.unwrap_or_default()
-    )
-    .to_lowercase();
-    hay.split_whitespace().collect::<Vec<_>>().join(" ")
+        c.complainant_address.unwrap_or_default(),
+    ];
+    // Word by word into one string (no lower-cased copy, no list of words): a word keeps
+    // its context for lower-casing (a Greek final sigma), and white space never joins two.
+    let mut hay = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for word in parts.iter().flat_map(|p| p.split_whitespace()) {
+        if !hay.is_empty() {
+            hay.push(' ');
+        }
+        if word.is_ascii() {
+            let from = hay.len();
+            hay.push_str(word);
+            hay[from..].make_ascii_lowercase();
+        } else {
+            hay.push_str(&word.to_lowercase());
+        }
+    }
+    hay
 }
 
 /// Whether the complaint (`hay`, [`searchable`]) names this partner (full name or
@@ -401,6 +416,38 @@ pub fn choose(rules: &Rules, partners: &[Partner], c: &Complaint<'_>, load: &Loa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_searchable_text_is_the_lower_cased_words_joined_by_one_space() {
+        let c = Complaint {
+            complainant_address: Some("Jan@Client.Example"),
+            complainant_name: Some("ΣΟΦΟΣ  de\tVries"),
+            subject: "  Klacht\r\nover ",
+            text: "ÉÉN   TWEE\n\ndrie ΟΔΟΣ. Anna\u{a0}de Boer",
+            staff: None,
+        };
+        let whole = format!(
+            "{}\n{}\n{}\n{}",
+            c.subject,
+            c.text,
+            c.complainant_name.unwrap(),
+            c.complainant_address.unwrap()
+        )
+        .to_lowercase();
+        let expected = whole.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(searchable(&c), expected);
+        assert!(
+            searchable(&c).contains("οδος. anna de boer"),
+            "{}",
+            searchable(&c)
+        );
+        assert!(contains_words(&searchable(&c), "anna de boer"));
+        assert!(!contains_words("annabel de boer", "anna de boer"));
+        assert!(
+            contains_words("xab ab ab", "ab ab"),
+            "an overlapping later match counts"
+        );
+    }
 
     fn partners() -> Vec<Partner> {
         vec![
