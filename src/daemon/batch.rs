@@ -250,7 +250,7 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
                 }
             },
         };
-        let outcome = match pipeline
+        let mut outcome = match pipeline
             .handle_in(
                 open,
                 &f.source_key,
@@ -272,7 +272,6 @@ async fn take_in(pipeline: &Pipeline<'_>, fetched: Vec<Fetched>) -> TakeIn {
             }
         };
         drop(raw);
-        let mut outcome = outcome;
         untold.extend(outcome.outcome.as_mut().and_then(|o| o.notice.take()));
         if !whole_batch && let Some(mut done) = tx.take() {
             // This mail's own transaction (PostgreSQL); not stored if it fails.

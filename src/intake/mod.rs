@@ -176,13 +176,15 @@ impl<'a> Pipeline<'a> {
                 now,
             )
             .await;
-            match told {
-                Ok(()) => Ok(tx.release().await?),
-                Err(e) => {
-                    tx.rollback_to().await?;
-                    Err(e)
-                }
+            // As a mail's savepoint (`handle_in`): a release that fails is undone too.
+            let kept = match told {
+                Ok(()) => tx.release().await.map_err(Into::into),
+                Err(e) => Err(e),
+            };
+            if kept.is_err() {
+                tx.rollback_to().await?;
             }
+            kept
         };
         for group in crate::partners::scheduler::by_partner(cases) {
             let Err(e) = tell(tx, &group).await else {
